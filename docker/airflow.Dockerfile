@@ -1,0 +1,9 @@
+# Airflow 3.3 with planmon and its locked dependencies (uv.lock), for docker-compose.yml.
+FROM apache/airflow:3.3.2-python3.11
+COPY --chown=airflow:root pyproject.toml uv.lock README.md /opt/planmon/
+COPY --chown=airflow:root plugins /opt/planmon/plugins
+RUN pip install --no-cache-dir "uv==0.13.9" \
+ && cd /opt/planmon \
+ && uv export --frozen --no-dev --no-emit-project --no-hashes -o /tmp/requirements.txt \
+ && pip install --no-cache-dir -r /tmp/requirements.txt \
+ && pip install --no-cache-dir --no-deps -e /opt/planmon

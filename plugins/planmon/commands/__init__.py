@@ -1,0 +1,1 @@
+"""Command groups of the ``planmon`` CLI, one module each (see ``planmon.cli``)."""

@@ -1,0 +1,136 @@
+"""planmon's settings: one typed, validated model read from ``PLANMON_*`` environment variables.
+
+Settings are read when a task or command starts (:func:`load_settings`), never at import, so a DAG
+file parses even when a setting is wrong, and the error shows up in the task log saying how to fix it.
+Secrets never live here: only Airflow connection ids, whose credentials Airflow keeps.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from planmon.errors import ConfigError
+
+ENV_PREFIX = "PLANMON_"
+
+
+class Settings(BaseModel):
+    """Every tunable of planmon, with its default. Field ``x`` is read from ``PLANMON_X``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Paths and the repository (planmon's own store)
+    home: Path = Field(Path(".planmon"), description="where planmon keeps its embedded files")
+    repository_url: str | None = Field(
+        None, description="SQLAlchemy URL of the repository; default: SQLite file in PLANMON_HOME"
+    )
+    repository_conn_id: str | None = Field(
+        None, description="Airflow connection id of the repository (instead of PLANMON_REPOSITORY_URL)"
+    )
+
+    # Collection
+    collect_schedule: str = Field("*/15 * * * *", description="cron of planmon_collect's data intervals")
+    collect_row_limit: int = Field(5000, ge=1, le=1_000_000, description="top N statements by CPU per run")
+    collect_deadline_seconds: int = Field(300, ge=10, le=3600, description="per-target collection deadline")
+    statement_timeout_ms: int = Field(30_000, ge=100, description="timeout of every collector statement")
+    plans_per_query_per_hour: int = Field(4, ge=0, le=60, description="plan-capture budget per query")
+    targets_pool: str = Field("planmon_targets", description="Airflow pool collection tasks run in")
+    targets_pool_slots: int = Field(8, ge=1, le=1024, description="size of that pool")
+
+    # Plan parsing limits
+    max_plan_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest plan document accepted")
+    max_plan_depth: int = Field(1000, ge=16, description="deepest plan tree accepted")
+
+    # Detection
+    baseline_days: int = Field(7, ge=1, le=90, description="baseline window before the analysed window")
+    min_executions: int = Field(20, ge=1, description="executions needed on each side of a comparison")
+    regression_ratio: float = Field(1.5, gt=1.0, description="current/baseline mean that counts as worse")
+    p_value_max: float = Field(0.01, gt=0.0, lt=1.0, description="significance of Welch's test")
+    impact_floor_cpu_seconds_per_hour: float = Field(
+        10.0, ge=0.0, description="extra CPU seconds per hour below which nothing is reported"
+    )
+    resolve_after_intervals: int = Field(
+        4, ge=1, description="intervals back at baseline before a regression auto-resolves"
+    )
+
+    # Alerting and housekeeping
+    alert_cooldown_minutes: int = Field(240, ge=0, description="minimum gap between repeats of one alert")
+    retention_days: int = Field(30, ge=1, le=3650, description="age after which collected data is purged")
+    base_url: str | None = Field(None, description="Airflow base URL used in links inside alerts")
+
+    @field_validator("collect_schedule")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str) -> str:
+        if len(value.split()) != 5:
+            raise ValueError("a cron expression has five fields, e.g. '*/15 * * * *'")
+        return value
+
+    @model_validator(mode="after")
+    def _one_repository_source(self) -> Settings:
+        if self.repository_url and self.repository_conn_id:
+            raise ValueError("set PLANMON_REPOSITORY_URL or PLANMON_REPOSITORY_CONN_ID, not both")
+        return self
+
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+
+def env_name(field_name: str) -> str:
+    return ENV_PREFIX + field_name.upper()
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate settings from ``PLANMON_*`` variables; unknown ones are an error.
+
+    Raises :class:`ConfigError` listing every bad variable with what it expects.
+    """
+    environ = os.environ if environ is None else environ
+    known = {env_name(name): name for name in Settings.model_fields}
+    values: dict[str, Any] = {}
+    unknown: list[str] = []
+    for key, raw in environ.items():
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
+            continue
+        if key not in known:
+            unknown.append(key)
+            continue
+        values[known[key]] = raw if raw != "" else None
+    if unknown:
+        raise ConfigError(
+            f"unknown setting(s) {', '.join(sorted(unknown))}",
+            hint="check the spelling; `planmon config show` lists every setting",
+        )
+    try:
+        return Settings(**{k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), hint="`planmon config show --help` lists every setting") from exc
+
+
+# PLANMON_* variables that configure tests and tools rather than planmon itself.
+_NOT_SETTINGS = frozenset({"PLANMON_CORPUS", "PLANMON_TEST_MSSQL_URL", "PLANMON_PG_BINDIR"})
+
+
+def _describe(exc: ValidationError) -> str:
+    problems = []
+    for error in exc.errors():
+        location = error.get("loc") or ()
+        name = env_name(str(location[0])) if location else "settings"
+        given = error.get("input")
+        given_text = f" (got {given!r})" if isinstance(given, str | int | float) else ""
+        problems.append(f"{name}: {error['msg']}{given_text}")
+    return "invalid settings: " + "; ".join(problems)
+
+
+def describe_settings() -> list[tuple[str, str, str]]:
+    """(variable, default, description) for every setting, for ``--help`` and docs."""
+    rows = []
+    for name, info in Settings.model_fields.items():
+        default = info.get_default(call_default_factory=True)
+        rows.append((env_name(name), "" if default is None else str(default), info.description or ""))
+    return rows

@@ -1,0 +1,34 @@
+"""Literal stripping for predicates and statement text.
+
+Bind values and constants in plan text make one plan look like thousands (a lesson from other
+collectors' issue trackers), and they may carry personal data. Every predicate stored in the plan
+model goes through :func:`strip_literals`; statement text shown to people goes through it too.
+"""
+
+from __future__ import annotations
+
+import re
+
+# Order matters: quoted strings first (they may contain digits), then typed/hex/numeric constants.
+_LITERAL = re.compile(
+    r"""
+    (?P<string>N?'(?:[^']|'')*')                      # 'text', N'text' with '' escapes
+  | (?P<dollar>\$(?P<tag>[A-Za-z_]*)\$.*?\$(?P=tag)\$)  # PostgreSQL $$text$$ / $tag$text$tag$
+  | (?P<hex>\b0x[0-9A-Fa-f]+\b)                       # 0x1F binary constants
+  | (?P<number>(?<![\w@$\]#.])[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?(?![\w]))
+    """,
+    re.VERBOSE | re.DOTALL,
+)
+_CAST_TAIL = re.compile(r"\?::[A-Za-z_][\w ]*(?:\[\])?")  # '5'::integer -> ?
+_SPACES = re.compile(r"\s+")
+
+
+def strip_literals(text: str) -> str:
+    """Replace string, numeric and binary literals by ``?`` and fold white space.
+
+    Identifiers that contain digits (``t1``, ``[Col2]``, ``@p1``, ``$1``) are kept: only free-standing
+    constants are replaced.
+    """
+    replaced = _LITERAL.sub("?", text)
+    replaced = _CAST_TAIL.sub("?", replaced)
+    return _SPACES.sub(" ", replaced).strip()

@@ -1,0 +1,149 @@
+"""Test harness: Airflow configured before any Airflow import, throwaway database servers, markers.
+
+- Airflow reads its configuration at first import, so the environment is set here, at conftest import,
+  before any test module can import Airflow: an absolute AIRFLOW_HOME in a temp dir, examples off, a
+  throwaway SQLite metadata DB (created once per session by the ``airflow_db`` fixture).
+- ``postgres`` and ``mariadb`` fixtures start servers from the installed binaries (tests/harness).
+- Under ``CI`` a test marked ``postgres`` or ``mysql`` that skips is turned into a failure: in CI
+  those integration tests must run. ``mssql`` tests run only with PLANMON_TEST_MSSQL_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="planmon-airflow-home-"))
+
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        # dag.test() syncs the configured bundles to the DB: the project's dags/ and the test-only DAGs.
+        "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": json.dumps(
+            [
+                {
+                    "name": "dags-folder",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {},
+                },
+                {
+                    "name": "planmon-test-dags",
+                    "classpath": "airflow.dag_processing.bundles.local.LocalDagBundle",
+                    "kwargs": {"path": str(PROJECT_ROOT / "tests" / "dags" / "minimal")},
+                },
+            ]
+        ),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+        "AIRFLOW__API_AUTH__JWT_SECRET": "planmon-tests-only-" + "x" * 64,
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "PLANMON_HOME": str(_AIRFLOW_HOME / "planmon"),
+    }
+)
+
+from tests.harness.servers import (  # noqa: E402  (the environment above must come first)
+    MariaDBServer,
+    PostgresServer,
+    ServerUnavailable,
+    mariadb_server,
+    postgres_server,
+)
+
+IN_CI = bool(os.environ.get("CI"))
+MSSQL_URL_VARIABLE = "PLANMON_TEST_MSSQL_URL"
+
+
+def _unavailable(what: str, reason: str) -> None:
+    message = f"{what} is unavailable: {reason}"
+    if IN_CI:
+        pytest.fail(f"{message} (CI is set: integration tests must run, not skip)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A throwaway PostgreSQL (pg_stat_statements preloaded, compute_query_id on) for the session."""
+    try:
+        context = postgres_server()
+        server = context.__enter__()
+    except ServerUnavailable as exc:
+        _unavailable("PostgreSQL", str(exc))
+        raise  # unreachable: _unavailable always skips or fails
+    try:
+        yield server
+    finally:
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """A throwaway MariaDB (performance_schema and statement digest consumers on) for the session."""
+    try:
+        context = mariadb_server()
+        server = context.__enter__()
+    except ServerUnavailable as exc:
+        _unavailable("MariaDB", str(exc))
+        raise
+    try:
+        yield server
+    finally:
+        context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def mssql_url() -> str:
+    url = os.environ.get(MSSQL_URL_VARIABLE)
+    if not url:
+        pytest.skip(
+            f"{MSSQL_URL_VARIABLE} is not set: no SQL Server to test against (see docker-compose.yml)"
+        )
+    return url
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Iterator[None]:
+    """Create Airflow's metadata DB (SQLite in the temp AIRFLOW_HOME) once per session."""
+    from airflow.utils import db
+
+    db.resetdb()
+    yield
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Give every test that uses a server fixture its marker, so `-m` selection always matches."""
+    fixture_markers = {
+        "postgres": "postgres",
+        "mariadb": "mysql",
+        "mssql_url": "mssql",
+        "airflow_db": "airflow",
+    }
+    for item in items:
+        for fixture_name, marker in fixture_markers.items():
+            if fixture_name in getattr(item, "fixturenames", ()) and item.get_closest_marker(marker) is None:
+                item.add_marker(marker)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    """Under CI, a skipped PostgreSQL or MariaDB test is a failure (they must run there)."""
+    outcome = yield
+    report = outcome.get_result()
+    if not (IN_CI and report.skipped):
+        return
+    if item.get_closest_marker("postgres") or item.get_closest_marker("mysql"):
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, but PostgreSQL/MariaDB tests must run there: {report.longrepr}"
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

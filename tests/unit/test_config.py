@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import pytest
+
+from planmon.config import describe_settings, load_settings
+from planmon.errors import ConfigError
+
+
+def test_defaults_apply_when_nothing_is_set() -> None:
+    settings = load_settings({})
+    assert settings.baseline_days == 7
+    assert settings.collect_row_limit == 5000
+    assert settings.retention_days == 30
+    assert settings.repository_url is None
+
+
+def test_values_are_read_and_typed_from_planmon_variables() -> None:
+    settings = load_settings({"PLANMON_BASELINE_DAYS": "14", "PLANMON_REGRESSION_RATIO": "2.5", "OTHER": "x"})
+    assert settings.baseline_days == 14
+    assert settings.regression_ratio == 2.5
+
+
+def test_every_bad_value_is_named_with_what_it_expects() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({"PLANMON_BASELINE_DAYS": "0", "PLANMON_COLLECT_SCHEDULE": "every hour"})
+    message = str(caught.value)
+    assert "PLANMON_BASELINE_DAYS" in message and "greater than or equal to 1" in message
+    assert "PLANMON_COLLECT_SCHEDULE" in message and "five fields" in message
+
+
+def test_unknown_variable_is_refused_with_a_hint() -> None:
+    with pytest.raises(ConfigError, match=r"PLANMON_BASELIN_DAYS.*planmon config show"):
+        load_settings({"PLANMON_BASELIN_DAYS": "3"})
+
+
+def test_repository_url_and_conn_id_are_exclusive() -> None:
+    with pytest.raises(ConfigError, match="not both"):
+        load_settings({"PLANMON_REPOSITORY_URL": "sqlite://", "PLANMON_REPOSITORY_CONN_ID": "repo"})
+
+
+def test_test_variables_are_not_settings() -> None:
+    assert load_settings({"PLANMON_CORPUS": "/x", "PLANMON_TEST_MSSQL_URL": "mssql://h/db"}).baseline_days == 7
+
+
+def test_every_setting_is_described() -> None:
+    rows = describe_settings()
+    assert {name for name, _, _ in rows} >= {"PLANMON_HOME", "PLANMON_BASELINE_DAYS"}
+    assert all(description for _, _, description in rows)
