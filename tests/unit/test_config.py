@@ -39,7 +39,9 @@ def test_repository_url_and_conn_id_are_exclusive() -> None:
 
 
 def test_test_variables_are_not_settings() -> None:
-    assert load_settings({"PLANMON_CORPUS": "/x", "PLANMON_TEST_MSSQL_URL": "mssql://h/db"}).baseline_days == 7
+    assert (
+        load_settings({"PLANMON_CORPUS": "/x", "PLANMON_TEST_MSSQL_URL": "mssql://h/db"}).baseline_days == 7
+    )
 
 
 def test_every_setting_is_described() -> None:
