@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from airflow.sdk import dag, task
+
 from planmon.airflow.defaults import PLANMON_TAG, default_args
 
 
