@@ -18,6 +18,8 @@ from planmon.errors import PlanmonError
 # Command groups in the order ``planmon --help`` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "planmon.commands.config",
+    "planmon.commands.init",
+    "planmon.commands.targets",
 )
 
 EXIT_OK = 0

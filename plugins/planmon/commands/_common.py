@@ -1,0 +1,34 @@
+"""Helpers shared by command modules: opening the repository, printing tables and JSON."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from planmon.config import load_settings
+from planmon.store import Repository
+
+
+def open_repository(*, require_schema: bool = True) -> Repository:
+    """The repository named by the settings; by default refuses one whose schema is not current."""
+    repository = Repository.from_settings(load_settings())
+    if require_schema:
+        try:
+            repository.require_schema()
+        except BaseException:
+            repository.close()
+            raise
+    return repository
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=False, default=str))
+
+
+def print_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    """A plain aligned table (no colours: output is read by people and by grep)."""
+    cells = [[str(h) for h in headers], *[["" if v is None else str(v) for v in row] for row in rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        print("  ".join(value.ljust(width) for value, width in zip(row, widths, strict=True)).rstrip())

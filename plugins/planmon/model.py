@@ -1,0 +1,119 @@
+"""Frozen records shared by every layer: targets and what is collected from them.
+
+They carry no behaviour beyond validation of their own fields; the store reads and writes them,
+engines produce them, analysis consumes them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from planmon.errors import ConfigError
+
+EngineName = Literal["sqlserver", "postgres", "mysql"]
+ENGINE_NAMES: tuple[EngineName, ...] = ("sqlserver", "postgres", "mysql")
+RemediationMode = Literal["off", "propose", "approve", "auto"]
+REMEDIATION_MODES: tuple[RemediationMode, ...] = ("off", "propose", "approve", "auto")
+
+_TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSpec:
+    """What a DBA registers: a monitored database reached through an Airflow connection id."""
+
+    name: str
+    engine: str
+    conn_id: str
+    environment: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    databases: tuple[str, ...] = ()
+    enabled: bool = True
+    remediation_mode: str = "propose"
+    remediation_conn_id: str | None = None
+
+    def validate(self) -> TargetSpec:
+        """Return self, or raise ConfigError naming the bad field and what it accepts."""
+        if not _TARGET_NAME.match(self.name):
+            raise ConfigError(
+                f"target name {self.name!r} is not valid",
+                hint="use 1-128 letters, digits, '_', '-' or '.', starting with a letter or digit",
+            )
+        if self.engine not in ENGINE_NAMES:
+            raise ConfigError(
+                f"unknown engine {self.engine!r} for target {self.name!r}",
+                hint=f"use one of: {', '.join(ENGINE_NAMES)}",
+            )
+        if not self.conn_id.strip():
+            raise ConfigError(f"target {self.name!r} needs an Airflow connection id (--conn-id)")
+        if self.remediation_mode not in REMEDIATION_MODES:
+            raise ConfigError(
+                f"unknown remediation mode {self.remediation_mode!r} for target {self.name!r}",
+                hint=f"use one of: {', '.join(REMEDIATION_MODES)}",
+            )
+        return self
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """A registered target as stored (``id`` is the repository's)."""
+
+    id: int
+    name: str
+    engine: EngineName
+    conn_id: str
+    environment: str | None
+    tags: dict[str, str]
+    databases: tuple[str, ...]
+    enabled: bool
+    remediation_mode: RemediationMode
+    remediation_conn_id: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "engine": self.engine,
+            "conn_id": self.conn_id,
+            "environment": self.environment,
+            "tags": dict(self.tags),
+            "databases": list(self.databases),
+            "enabled": self.enabled,
+            "remediation_mode": self.remediation_mode,
+            "remediation_conn_id": self.remediation_conn_id,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class QueryRecord:
+    """A query as an engine identifies it, with its text (literals already obfuscated)."""
+
+    query_key: str
+    database_name: str = ""
+    query_hash: str | None = None
+    query_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRecord:
+    """A plan of a query; ``body`` is the raw plan document (the store compresses it)."""
+
+    plan_key: str
+    query_key: str
+    database_name: str = ""
+    shape_hash: str | None = None
+    engine_plan_hash: str | None = None
+    body_format: str | None = None
+    body: bytes | None = None
+    summary: dict[str, Any] = field(default_factory=dict)
+    is_forced: bool = False
+    forcing_type: str | None = None
+    force_failure_count: int | None = None
+    last_force_failure_reason: str | None = None

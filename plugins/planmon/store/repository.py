@@ -1,0 +1,614 @@
+"""The typed read/write API over planmon's repository; no other layer writes SQL against it.
+
+Every write is an idempotent upsert on a natural key inside one transaction per call, so a retried
+task leaves the same rows, and a failure leaves nothing half-written. ``audit_log`` is append-only:
+this module has no path that updates or deletes it.
+"""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+
+from planmon.config import Settings
+from planmon.errors import ConfigError, PlanmonError, scrub_secrets
+from planmon.model import PlanRecord, QueryRecord, Target, TargetSpec
+from planmon.store import migrate
+from planmon.store.connection import create_repository_engine, describe_url, repository_url
+from planmon.store.schema import (
+    DEFAULT_SETTINGS,
+    alert,
+    audit_log,
+    collection_run,
+    metadata,
+    plan,
+    probe_result,
+    query,
+    regression,
+    remediation,
+    runtime_stats,
+    setting,
+    target,
+)
+from planmon.store.upsert import Merge, upsert
+
+log = logging.getLogger(__name__)
+
+PURGE_BATCH_ROWS = 5000  # rows deleted per statement: keeps locks and transaction logs short
+RUNTIME_STATS_KEY = ("plan_id", "interval_start", "execution_type")
+RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns if c.name != "id")
+
+
+class RepositoryError(PlanmonError):
+    """The repository could not be reached or written; the message hides credentials."""
+
+
+class RepositoryConflict(RepositoryError):
+    """A write broke a constraint (duplicate natural key, missing parent row); nothing was written."""
+
+
+def utcnow() -> datetime:
+    """Now in UTC without tzinfo, the repository's timestamp convention."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def as_utc_naive(moment: datetime) -> datetime:
+    """A timestamp in the repository's convention (UTC, no tzinfo); naive input is taken as UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
+
+
+class Repository:
+    """planmon's store. Create with :meth:`from_settings` (or an engine in tests); close when done."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Repository:
+        return cls(create_repository_engine(repository_url(settings)))
+
+    @property
+    def location(self) -> str:
+        return describe_url(self.engine.url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Repository:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def init_schema(self) -> str | None:
+        """Create or upgrade the schema to the newest revision; return the revision it is at."""
+        with self._errors("migrating the schema"):
+            revision = migrate.upgrade(self.engine)
+            self._seed_settings()
+        return revision
+
+    def schema_revision(self) -> str | None:
+        with self._errors("reading the schema revision"):
+            return migrate.current_revision(self.engine)
+
+    def require_schema(self) -> None:
+        """Raise ConfigError unless the schema is at the revision this planmon expects."""
+        current, head = self.schema_revision(), migrate.head_revision()
+        if current != head:
+            raise ConfigError(
+                f"the repository at {self.location} is at schema revision {current or 'none'}, "
+                f"this planmon needs {head}",
+                hint="run `planmon init` to create or upgrade it",
+            )
+
+    def _seed_settings(self) -> None:
+        rows = [{"key": k, "value": v, "updated_at": utcnow()} for k, v in DEFAULT_SETTINGS.items()]
+        with self.engine.begin() as connection:
+            upsert(
+                connection, setting, rows, key=["key"], merge={"value": Merge.KEEP, "updated_at": Merge.KEEP}
+            )
+
+    # -- targets ----------------------------------------------------------------------------------
+
+    def add_target(self, spec: TargetSpec) -> Target:
+        spec.validate()
+        now = utcnow()
+        values = {
+            "name": spec.name,
+            "engine": spec.engine,
+            "conn_id": spec.conn_id,
+            "environment": spec.environment,
+            "tags": dict(spec.tags),
+            "databases": list(spec.databases),
+            "enabled": spec.enabled,
+            "remediation_mode": spec.remediation_mode,
+            "remediation_conn_id": spec.remediation_conn_id,
+            "created_at": now,
+            "updated_at": now,
+        }
+        try:
+            with self._errors(f"adding target {spec.name!r}"), self.engine.begin() as connection:
+                connection.execute(insert(target).values(**values))
+                self._audit(
+                    connection,
+                    actor="planmon",
+                    action="target.add",
+                    target_id=None,
+                    subject=f"target:{spec.name}",
+                    details={"engine": spec.engine},
+                )
+        except RepositoryConflict as exc:
+            raise ConfigError(
+                f"a target named {spec.name!r} already exists",
+                hint="choose another name, or `planmon targets remove` the old one first",
+            ) from exc
+        return self.get_target(spec.name)
+
+    def get_target(self, name: str) -> Target:
+        with self._errors(f"reading target {name!r}"), self.engine.connect() as connection:
+            row = connection.execute(select(target).where(target.c.name == name)).first()
+        if row is None:
+            raise ConfigError(
+                f"no target named {name!r}", hint="`planmon targets list` shows the registered ones"
+            )
+        return _target_from_row(row)
+
+    def list_targets(self, *, enabled_only: bool = False) -> list[Target]:
+        statement = select(target).order_by(target.c.name)
+        if enabled_only:
+            statement = statement.where(target.c.enabled.is_(True))
+        with self._errors("listing targets"), self.engine.connect() as connection:
+            return [_target_from_row(row) for row in connection.execute(statement)]
+
+    def set_target_enabled(self, name: str, enabled: bool, *, actor: str = "planmon") -> Target:
+        existing = self.get_target(name)
+        with self._errors(f"updating target {name!r}"), self.engine.begin() as connection:
+            connection.execute(
+                update(target).where(target.c.id == existing.id).values(enabled=enabled, updated_at=utcnow())
+            )
+            action = "target.enable" if enabled else "target.disable"
+            self._audit(
+                connection,
+                actor=actor,
+                action=action,
+                target_id=existing.id,
+                subject=f"target:{name}",
+                details={},
+            )
+        return self.get_target(name)
+
+    def remove_target(self, name: str, *, actor: str = "planmon") -> None:
+        """Remove a target and everything collected from it; the audit log keeps the record."""
+        existing = self.get_target(name)
+        owned_regressions = select(regression.c.id).where(regression.c.target_id == existing.id)
+        owned_results = select(probe_result.c.id).where(probe_result.c.target_id == existing.id)
+        with self._errors(f"removing target {name!r}"), self.engine.begin() as connection:
+            connection.execute(
+                delete(alert).where(
+                    or_(
+                        alert.c.regression_id.in_(owned_regressions),
+                        alert.c.probe_result_id.in_(owned_results),
+                    )
+                )
+            )
+            # children before parents: no ON DELETE actions (see store/schema.py)
+            for table in (remediation, regression, runtime_stats, plan, query, collection_run, probe_result):
+                connection.execute(delete(table).where(table.c.target_id == existing.id))
+            connection.execute(delete(target).where(target.c.id == existing.id))
+            self._audit(
+                connection,
+                actor=actor,
+                action="target.remove",
+                target_id=existing.id,
+                subject=f"target:{name}",
+                details={},
+            )
+
+    # -- collected data ---------------------------------------------------------------------------
+
+    def upsert_queries(self, target_id: int, queries: Sequence[QueryRecord]) -> dict[tuple[str, str], int]:
+        """Store queries (idempotent); return their ids by (database_name, query_key)."""
+        now = utcnow()
+        rows = [
+            {
+                "target_id": target_id,
+                "database_name": q.database_name,
+                "query_key": q.query_key,
+                "query_hash": q.query_hash,
+                "query_text": q.query_text,
+                "first_seen": now,
+                "last_seen": now,
+            }
+            for q in _unique(queries, lambda q: (q.database_name, q.query_key))
+        ]
+        merge = {"first_seen": Merge.LEAST, "last_seen": Merge.GREATEST, "query_text": Merge.KEEP}
+        with self._errors("storing queries"), self.engine.begin() as connection:
+            upsert(connection, query, rows, key=["target_id", "database_name", "query_key"], merge=merge)
+            return self._query_ids(connection, target_id)
+
+    def _query_ids(self, connection: Connection, target_id: int) -> dict[tuple[str, str], int]:
+        result = connection.execute(
+            select(query.c.database_name, query.c.query_key, query.c.id).where(query.c.target_id == target_id)
+        )
+        return {(r.database_name, r.query_key): r.id for r in result}
+
+    def upsert_plans(self, target_id: int, plans: Sequence[PlanRecord]) -> dict[str, int]:
+        """Store plans once per (target, plan_key), bodies compressed; return ids by plan_key.
+
+        The queries they belong to must be stored first (:meth:`upsert_queries`).
+        """
+        now = utcnow()
+        with self._errors("storing plans"), self.engine.begin() as connection:
+            query_ids = self._query_ids(connection, target_id)
+            rows = []
+            for record in _unique(plans, lambda p: p.plan_key):
+                query_id = query_ids.get((record.database_name, record.query_key))
+                if query_id is None:
+                    raise PlanmonError(
+                        f"plan {record.plan_key!r} belongs to query {record.query_key!r}, "
+                        "which is not stored",
+                        hint="store queries before their plans (Repository.upsert_queries)",
+                    )
+                rows.append(_plan_row(target_id, query_id, record, now))
+            merge = {
+                "body": Merge.KEEP,
+                "body_format": Merge.KEEP,
+                "first_seen": Merge.LEAST,
+                "last_seen": Merge.GREATEST,
+            }
+            upsert(connection, plan, rows, key=["target_id", "plan_key"], merge=merge)
+            result = connection.execute(
+                select(plan.c.plan_key, plan.c.id).where(plan.c.target_id == target_id)
+            )
+            return {r.plan_key: r.id for r in result}
+
+    def plan_body(self, plan_id: int) -> bytes | None:
+        """The stored plan document, decompressed (None when only the summary was kept)."""
+        with self._errors(f"reading plan {plan_id}"), self.engine.connect() as connection:
+            body = connection.execute(select(plan.c.body).where(plan.c.id == plan_id)).scalar_one_or_none()
+        return zlib.decompress(body) if body else None
+
+    def plans(self, plan_ids: Iterable[int]) -> pd.DataFrame:
+        """Plans by id (without bodies): key, shape hash, engine hash, summary, forcing state."""
+        columns = [c for c in plan.columns if c.name != "body"]
+        with self._errors("reading plans"), self.engine.connect() as connection:
+            rows = connection.execute(select(*columns).where(plan.c.id.in_(list(plan_ids)))).all()
+        return pd.DataFrame(rows, columns=[c.name for c in columns])
+
+    def upsert_runtime_stats(self, rows: Sequence[Mapping[str, Any]]) -> int:
+        """Store runtime stats rows (columns of ``runtime_stats``) keyed on plan, interval, execution type."""
+        prepared = _runtime_stats_rows(rows)
+        with self._errors("storing runtime stats"), self.engine.begin() as connection:
+            return upsert(connection, runtime_stats, prepared, key=RUNTIME_STATS_KEY)
+
+    def runtime_stats(
+        self, start: datetime, end: datetime, *, target_ids: Sequence[int] | None = None
+    ) -> pd.DataFrame:
+        """Runtime stats of intervals starting in [start, end), one row per plan/interval/execution type."""
+        conditions = [
+            runtime_stats.c.interval_start >= as_utc_naive(start),
+            runtime_stats.c.interval_start < as_utc_naive(end),
+        ]
+        if target_ids is not None:
+            conditions.append(runtime_stats.c.target_id.in_(list(target_ids)))
+        statement = select(runtime_stats).where(and_(*conditions)).order_by(runtime_stats.c.id)
+        with self._errors("reading runtime stats"), self.engine.connect() as connection:
+            frame = pd.read_sql(statement, connection)
+        return frame
+
+    def record_collection_run(
+        self,
+        target_id: int,
+        interval_start: datetime,
+        interval_end: datetime,
+        *,
+        status: str,
+        aspects: Mapping[str, Any],
+        rows_collected: int = 0,
+        plans_captured: int = 0,
+        duration_ms: float | None = None,
+        error: str | None = None,
+        started_at: datetime | None = None,
+    ) -> None:
+        """Record (or re-record, on retry) one target's collection of one interval."""
+        row = {
+            "target_id": target_id,
+            "interval_start": as_utc_naive(interval_start),
+            "interval_end": as_utc_naive(interval_end),
+            "status": status,
+            "aspects": dict(aspects),
+            "rows_collected": rows_collected,
+            "plans_captured": plans_captured,
+            "duration_ms": duration_ms,
+            "error": scrub_secrets(error) if error else None,
+            "started_at": started_at or utcnow(),
+            "finished_at": utcnow(),
+        }
+        with self._errors("recording a collection run"), self.engine.begin() as connection:
+            upsert(connection, collection_run, [row], key=["target_id", "interval_start", "interval_end"])
+
+    def collection_runs(self, *, target_id: int | None = None, limit: int = 100) -> pd.DataFrame:
+        statement = select(collection_run).order_by(collection_run.c.interval_start.desc()).limit(limit)
+        if target_id is not None:
+            statement = statement.where(collection_run.c.target_id == target_id)
+        with self._errors("reading collection runs"), self.engine.connect() as connection:
+            return pd.read_sql(statement, connection)
+
+    def open_regressions(self, *, target_id: int | None = None) -> pd.DataFrame:
+        statement = select(regression).where(regression.c.status == "open").order_by(regression.c.id)
+        if target_id is not None:
+            statement = statement.where(regression.c.target_id == target_id)
+        with self._errors("reading open regressions"), self.engine.connect() as connection:
+            return pd.read_sql(statement, connection)
+
+    # -- audit, settings, retention ---------------------------------------------------------------
+
+    def audit(
+        self,
+        actor: str,
+        action: str,
+        *,
+        target_id: int | None = None,
+        subject: str | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Append to the audit log (there is no way to change or delete an entry)."""
+        with self._errors("writing the audit log"), self.engine.begin() as connection:
+            self._audit(
+                connection,
+                actor=actor,
+                action=action,
+                target_id=target_id,
+                subject=subject,
+                details=details or {},
+            )
+
+    @staticmethod
+    def _audit(
+        connection: Connection,
+        *,
+        actor: str,
+        action: str,
+        target_id: int | None,
+        subject: str | None,
+        details: Mapping[str, Any],
+    ) -> None:
+        connection.execute(
+            insert(audit_log).values(
+                at=utcnow(),
+                actor=actor,
+                action=action,
+                target_id=target_id,
+                subject=subject,
+                details=dict(details),
+            )
+        )
+
+    def audit_entries(self, *, limit: int = 100) -> pd.DataFrame:
+        statement = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
+        with self._errors("reading the audit log"), self.engine.connect() as connection:
+            return pd.read_sql(statement, connection)
+
+    def get_setting(self, key: str) -> str | None:
+        with self._errors(f"reading setting {key!r}"), self.engine.connect() as connection:
+            value = connection.execute(
+                select(setting.c.value).where(setting.c.key == key)
+            ).scalar_one_or_none()
+        return value if value is not None else DEFAULT_SETTINGS.get(key)
+
+    def set_setting(self, key: str, value: str, *, actor: str = "planmon") -> None:
+        row = {"key": key, "value": value, "updated_at": utcnow()}
+        with self._errors(f"writing setting {key!r}"), self.engine.begin() as connection:
+            upsert(connection, setting, [row], key=["key"])
+            self._audit(
+                connection,
+                actor=actor,
+                action="setting.set",
+                target_id=None,
+                subject=f"setting:{key}",
+                details={"value": value},
+            )
+
+    def retention_days(self) -> int:
+        raw = self.get_setting("retention_days") or DEFAULT_SETTINGS["retention_days"]
+        try:
+            days = int(raw)
+        except ValueError as exc:
+            raise ConfigError(f"setting retention_days is {raw!r}, not a whole number of days") from exc
+        if days < 1:
+            raise ConfigError(f"setting retention_days is {days}; it must be at least 1")
+        return days
+
+    def purge(self, *, now: datetime | None = None, batch_rows: int = PURGE_BATCH_ROWS) -> dict[str, int]:
+        """Delete data older than ``retention_days`` in bounded batches; return rows deleted per table.
+
+        Never deletes open regressions, pending remediations or the audit log, nor a row that a
+        kept row still references.
+        """
+        cutoff = as_utc_naive(now or utcnow()) - timedelta(days=self.retention_days())
+        pending = ("proposed", "approved", "applied")
+        # Children first; a row still referenced by a row that stays is kept (no ON DELETE actions).
+        plans = [
+            (runtime_stats, runtime_stats.c.interval_start < cutoff),
+            (collection_run, collection_run.c.interval_start < cutoff),
+            (alert, and_(alert.c.created_at < cutoff, alert.c.status != "pending")),
+            (
+                probe_result,
+                and_(
+                    probe_result.c.run_at < cutoff,
+                    ~exists().where(alert.c.probe_result_id == probe_result.c.id),
+                ),
+            ),
+            (remediation, and_(remediation.c.updated_at < cutoff, remediation.c.state.not_in(pending))),
+            (
+                regression,
+                and_(
+                    regression.c.status != "open",
+                    regression.c.last_detected < cutoff,
+                    ~exists().where(remediation.c.regression_id == regression.c.id),
+                    ~exists().where(alert.c.regression_id == regression.c.id),
+                ),
+            ),
+        ]
+        deleted: dict[str, int] = {}
+        for table, condition in plans:
+            deleted[table.name] = self._delete_in_batches(table, condition, batch_rows)
+        log.info("purged data older than %s: %s", cutoff.isoformat(), deleted)
+        return deleted
+
+    def _delete_in_batches(self, table: Any, condition: Any, batch_rows: int) -> int:
+        total = 0
+        while True:
+            with self._errors(f"purging {table.name}"), self.engine.begin() as connection:
+                ids = (
+                    connection.execute(select(table.c.id).where(condition).limit(batch_rows)).scalars().all()
+                )
+                if ids:
+                    connection.execute(delete(table).where(table.c.id.in_(ids)))
+            total += len(ids)
+            if len(ids) < batch_rows:
+                return total
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (for `planmon init` and tests)."""
+        with self._errors("counting rows"), self.engine.connect() as connection:
+            return {
+                name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
+                for name, table in sorted(metadata.tables.items())
+            }
+
+    # -- errors -----------------------------------------------------------------------------------
+
+    def _errors(self, doing: str) -> _RepositoryErrors:
+        return _RepositoryErrors(self.location, doing)
+
+
+class _RepositoryErrors:
+    """Turn driver errors into RepositoryError naming the repository (password hidden) and a hint."""
+
+    def __init__(self, location: str, doing: str) -> None:
+        self.location = location
+        self.doing = doing
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, _tb: object) -> None:
+        if exc is None or isinstance(exc, PlanmonError):
+            return
+        if isinstance(exc, IntegrityError):
+            raise RepositoryConflict(
+                f"the repository at {self.location} refused a write while {self.doing}: "
+                f"{scrub_secrets(str(exc.orig) if exc.orig else str(exc)).strip().splitlines()[0]}",
+                hint="the batch was rolled back; the rows reference something missing or repeat a key",
+            ) from exc
+        if isinstance(exc, OperationalError):
+            raise RepositoryError(
+                f"the repository at {self.location} failed while {self.doing}: "
+                f"{scrub_secrets(str(exc.orig) if exc.orig else str(exc)).strip()}",
+                hint="check that it is reachable and PLANMON_REPOSITORY_URL / _CONN_ID are right; "
+                "run `planmon init` if the schema is missing",
+            ) from exc
+        if isinstance(exc, SQLAlchemyError):
+            raise RepositoryError(
+                f"the repository at {self.location} refused a statement while {self.doing}: "
+                f"{scrub_secrets(str(exc)).splitlines()[0]}",
+                hint="run `planmon init` to bring the schema up to date",
+            ) from exc
+
+
+def _unique(items: Iterable[Any], key: Any) -> list[Any]:
+    """Last occurrence wins; one statement must not touch the same key twice."""
+    return list({key(item): item for item in items}.values())
+
+
+def _plan_row(target_id: int, query_id: int, record: PlanRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "target_id": target_id,
+        "query_id": query_id,
+        "plan_key": record.plan_key,
+        "shape_hash": record.shape_hash,
+        "engine_plan_hash": record.engine_plan_hash,
+        "body_format": record.body_format,
+        "body": zlib.compress(record.body, 6) if record.body else None,
+        "summary": dict(record.summary),
+        "is_forced": record.is_forced,
+        "forcing_type": record.forcing_type,
+        "force_failure_count": record.force_failure_count,
+        "last_force_failure_reason": record.last_force_failure_reason,
+        "first_seen": now,
+        "last_seen": now,
+    }
+
+
+_RUNTIME_STATS_REQUIRED = frozenset(
+    {"target_id", "plan_id", "query_id", "interval_start", "interval_end", "executions", "source"}
+)
+_RUNTIME_STATS_ALLOWED = frozenset(RUNTIME_STATS_COLUMNS)
+
+
+def _runtime_stats_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Complete and check rows before anything is written: every column present, times in UTC.
+
+    A row that already has every column, naive (UTC) times and no missing defaults is used as is.
+    """
+    prepared: list[Mapping[str, Any]] = []
+    checked_keys: frozenset[str] | None = None
+    for row in rows:
+        keys = frozenset(row)
+        if keys != checked_keys:  # batches are homogeneous: check each distinct column set once
+            _check_runtime_stats_columns(keys)
+            checked_keys = keys
+        if (
+            len(keys) == len(RUNTIME_STATS_COLUMNS)
+            and row["interval_start"].tzinfo is None
+            and row["interval_end"].tzinfo is None
+            and row["execution_type"] is not None
+            and row["errors"] is not None
+        ):
+            prepared.append(row)
+            continue
+        full = dict.fromkeys(RUNTIME_STATS_COLUMNS)
+        full.update(row)
+        full["interval_start"] = as_utc_naive(row["interval_start"])
+        full["interval_end"] = as_utc_naive(row["interval_end"])
+        full["execution_type"] = full["execution_type"] or 0
+        full["errors"] = full["errors"] or 0
+        prepared.append(full)
+    return prepared
+
+
+def _check_runtime_stats_columns(keys: frozenset[str]) -> None:
+    missing = _RUNTIME_STATS_REQUIRED - keys
+    if missing:
+        raise PlanmonError(f"runtime stats row lacks {', '.join(sorted(missing))}")
+    unknown = keys - _RUNTIME_STATS_ALLOWED
+    if unknown:
+        raise PlanmonError(f"runtime stats row has unknown columns {', '.join(sorted(unknown))}")
+
+
+def _target_from_row(row: Row[Any]) -> Target:
+    return Target(
+        id=row.id,
+        name=row.name,
+        engine=row.engine,
+        conn_id=row.conn_id,
+        environment=row.environment,
+        tags=dict(row.tags or {}),
+        databases=tuple(row.databases or ()),
+        enabled=bool(row.enabled),
+        remediation_mode=row.remediation_mode,
+        remediation_conn_id=row.remediation_conn_id,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,281 @@
+"""The repository's tables (SQLAlchemy Core), the single source of truth for its shape.
+
+Alembic migrations in ``store/migrations`` create exactly this; ``tests/unit/store/test_migrations.py``
+checks that the migrated schema and this metadata never drift apart.
+
+Conventions:
+- every table has a surrogate ``id`` and a natural key (a unique constraint) that upserts target;
+- timestamps are UTC, stored without time zone (SQLite and SQL Server have no portable tz type);
+- times measured on monitored servers are microseconds (Query Store's unit), memory is KB;
+- credentials never appear here: a target names an Airflow connection id;
+- foreign keys have no ON DELETE actions: SQL Server refuses cascades that reach a table along more
+  than one path, so the repository deletes children explicitly, in dependency order.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    text,
+)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+# Id columns: BIGINT everywhere, but SQLite only auto-increments an INTEGER PRIMARY KEY.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+NAME = 128  # object names: targets, probes, connection ids
+KEY = 200  # engine identities as text (query_id, queryid, DIGEST, plan hashes)
+
+target = Table(
+    "target",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(NAME), nullable=False),
+    Column("engine", String(16), nullable=False),
+    Column("conn_id", String(NAME), nullable=False),
+    Column("environment", String(64), nullable=True),
+    Column("tags", JSON, nullable=False, default=dict),
+    Column("databases", JSON, nullable=False, default=list),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("remediation_mode", String(16), nullable=False, default="propose"),
+    Column("remediation_conn_id", String(NAME), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("name"),
+)
+
+query = Table(
+    "query",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("database_name", String(NAME), nullable=False, default=""),
+    Column("query_key", String(KEY), nullable=False),  # engine identity: query_id / queryid / DIGEST
+    Column("query_hash", String(KEY), nullable=True),  # SQL Server query_hash, for grouping
+    Column("query_text", Text, nullable=True),  # literals obfuscated before storing
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    UniqueConstraint("target_id", "database_name", "query_key"),
+)
+
+plan = Table(
+    "plan",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("query_id", Id, ForeignKey("query.id"), nullable=False),
+    Column("plan_key", String(KEY), nullable=False),  # engine plan identity (plan_id, shape hash, ...)
+    Column("shape_hash", String(64), nullable=True),
+    Column("engine_plan_hash", String(KEY), nullable=True),
+    Column("body_format", String(16), nullable=True),  # showplan_xml / pg_json / mysql_json
+    Column("body", LargeBinary, nullable=True),  # zlib-compressed plan document, stored once
+    Column("summary", JSON, nullable=False, default=dict),  # parsed summary: cost, dop, findings ids
+    Column("is_forced", Boolean, nullable=False, default=False),
+    Column("forcing_type", String(16), nullable=True),  # NONE / MANUAL / AUTO
+    Column("force_failure_count", Integer, nullable=True),
+    Column("last_force_failure_reason", String(64), nullable=True),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    UniqueConstraint("target_id", "plan_key"),
+    Index(None, "query_id"),
+)
+
+runtime_stats = Table(
+    "runtime_stats",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("plan_id", Id, ForeignKey("plan.id"), nullable=False),
+    Column("query_id", Id, ForeignKey("query.id"), nullable=False),
+    Column("interval_start", DateTime, nullable=False),
+    Column("interval_end", DateTime, nullable=False),
+    # 0 regular, 3 aborted, 4 exception (Query Store); other engines: 0
+    Column("execution_type", Integer, nullable=False, default=0),
+    Column("executions", BigInteger, nullable=False),
+    Column("errors", BigInteger, nullable=False, default=0),
+    Column("cpu_us_mean", Float, nullable=True),
+    Column("cpu_us_stdev", Float, nullable=True),
+    Column("cpu_us_min", Float, nullable=True),
+    Column("cpu_us_max", Float, nullable=True),
+    Column("duration_us_mean", Float, nullable=True),
+    Column("duration_us_stdev", Float, nullable=True),
+    Column("duration_us_min", Float, nullable=True),
+    Column("duration_us_max", Float, nullable=True),
+    Column("logical_reads_mean", Float, nullable=True),  # pages (SQL Server) / shared blocks (PostgreSQL)
+    Column("logical_reads_stdev", Float, nullable=True),
+    Column("physical_reads_mean", Float, nullable=True),
+    Column("rows_mean", Float, nullable=True),  # rows returned
+    Column("rows_examined_mean", Float, nullable=True),  # MySQL rows examined
+    Column("memory_kb_mean", Float, nullable=True),
+    Column(
+        "source", String(32), nullable=False
+    ),  # query_store / dm_exec_query_stats / pg_stat_statements / ...
+    UniqueConstraint("plan_id", "interval_start", "execution_type"),
+    Index(None, "target_id", "interval_start"),
+    Index(None, "query_id", "interval_start"),
+)
+
+collection_run = Table(
+    "collection_run",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("interval_start", DateTime, nullable=False),
+    Column("interval_end", DateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # ok / partial / failed / not_backfillable
+    Column("aspects", JSON, nullable=False, default=dict),  # aspect -> {status, hint, rows}
+    Column("rows_collected", BigInteger, nullable=False, default=0),
+    Column("plans_captured", Integer, nullable=False, default=0),
+    Column("duration_ms", Float, nullable=True),
+    Column("error", Text, nullable=True),  # scrubbed of secrets
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime, nullable=True),
+    UniqueConstraint("target_id", "interval_start", "interval_end"),
+)
+
+probe = Table(
+    "probe",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("name", String(NAME), nullable=False),
+    Column("definition", JSON, nullable=False),  # the validated YAML definition
+    Column("source_file", String(512), nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("name"),
+)
+
+probe_result = Table(
+    "probe_result",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("probe_id", Id, ForeignKey("probe.id"), nullable=False),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("run_at", DateTime, nullable=False),  # the run's logical time: the natural key
+    Column("value", Float, nullable=True),
+    Column("status", String(16), nullable=False),  # ok / warning / critical / error / timeout / refused
+    Column("duration_ms", Float, nullable=True),
+    Column("error", Text, nullable=True),
+    Column("plan_shape_hash", String(64), nullable=True),
+    UniqueConstraint("probe_id", "target_id", "run_at"),
+    Index(None, "run_at"),
+)
+
+regression = Table(
+    "regression",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("query_id", Id, ForeignKey("query.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("status", String(16), nullable=False),  # open / resolved
+    # The open regression of a (target, query, kind) has open_key = 'open'; closed ones hold their
+    # own id, so the unique constraint below allows exactly one open regression per triple on every
+    # backend (a portable stand-in for a partial unique index).
+    Column("open_key", String(32), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("metric", String(32), nullable=False),
+    Column("baseline_plan_id", Id, ForeignKey("plan.id"), nullable=True),
+    Column("current_plan_id", Id, ForeignKey("plan.id"), nullable=True),
+    Column("baseline_mean", Float, nullable=True),
+    Column("current_mean", Float, nullable=True),
+    Column("ratio", Float, nullable=True),
+    Column("impact", Float, nullable=True),  # extra CPU (or duration) seconds per hour
+    Column("p_value", Float, nullable=True),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("diff", JSON, nullable=True),
+    Column("first_detected", DateTime, nullable=False),
+    Column("last_detected", DateTime, nullable=False),
+    Column("resolved_at", DateTime, nullable=True),
+    UniqueConstraint("target_id", "query_id", "kind", "open_key"),
+    Index(None, "status", "severity"),
+)
+
+alert = Table(
+    "alert",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("dedup_key", String(KEY), nullable=False),  # e.g. regression:<id>:<severity>
+    Column("regression_id", Id, ForeignKey("regression.id"), nullable=True),
+    Column("probe_result_id", Id, ForeignKey("probe_result.id"), nullable=True),
+    Column("channel", String(64), nullable=False),
+    Column("status", String(16), nullable=False),  # pending / sent / failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("payload", JSON, nullable=False, default=dict),
+    Column("created_at", DateTime, nullable=False),
+    Column("sent_at", DateTime, nullable=True),
+    UniqueConstraint("dedup_key", "channel"),
+)
+
+remediation = Table(
+    "remediation",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("regression_id", Id, ForeignKey("regression.id"), nullable=False),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column(
+        "state", String(24), nullable=False
+    ),  # proposed/refused/approved/rejected/applied/kept/rolled_back/failed
+    Column("sql_text", Text, nullable=False),
+    Column("rollback_sql", Text, nullable=True),
+    Column("expected_effect", Text, nullable=True),
+    Column("evidence", JSON, nullable=False, default=dict),
+    Column("approved_by", String(NAME), nullable=True),
+    Column("approved_at", DateTime, nullable=True),
+    Column("applied_at", DateTime, nullable=True),
+    Column("outcome", String(24), nullable=True),  # kept / rolled_back
+    Column("outcome_reason", Text, nullable=True),
+    Column("dag_run_id", String(250), nullable=True),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    Index(None, "target_id", "created_at"),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(NAME), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("target_id", Id, nullable=True),  # no FK: the log outlives what it describes
+    Column("subject", String(KEY), nullable=True),  # e.g. "remediation:12"
+    Column("details", JSON, nullable=False, default=dict),
+    Index(None, "at"),
+)
+
+setting = Table(
+    "setting",
+    metadata,
+    Column("key", String(NAME), primary_key=True),
+    Column("value", String(1024), nullable=False),
+    Column("updated_at", DateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+)
+
+# Settings kept in the repository (runtime-adjustable), with their defaults.
+DEFAULT_SETTINGS = {"retention_days": "30"}
