@@ -94,7 +94,7 @@ def bench_sqlite(count: int, workdir: Path) -> dict[str, float]:
     baseline.close()
     raw_rows = full_rows(make_rows(count, base_plans, base_target, base_query))
     placeholders = ", ".join("?" for _ in RUNTIME_STATS_COLUMNS)
-    insert = f"INSERT INTO runtime_stats ({', '.join(RUNTIME_STATS_COLUMNS)}) VALUES ({placeholders})"  # noqa: S608
+    insert = f"INSERT INTO runtime_stats ({', '.join(RUNTIME_STATS_COLUMNS)}) VALUES ({placeholders})"
 
     def raw_load() -> None:
         # The same connection settings planmon's repository uses (WAL, foreign keys enforced), so
@@ -123,8 +123,13 @@ def bench_postgres(count: int) -> dict[str, float]:
                 connection.execute(f"CREATE DATABASE {name}")
 
         def url(database: str) -> URL:
-            return URL.create("postgresql+psycopg", username=server.user, host=server.host, port=server.port,
-                              database=database)
+            return URL.create(
+                "postgresql+psycopg",
+                username=server.user,
+                host=server.host,
+                port=server.port,
+                database=database,
+            )
 
         repository, plan_ids, target_id, query_id = seeded_repository(url("planmon_bench"))
         rows = make_rows(count, plan_ids, target_id, query_id)
@@ -165,7 +170,9 @@ def report(backend: str, baseline_name: str, count: int, seconds: dict[str, floa
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=200_000)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
