@@ -8,6 +8,10 @@ ever see ``str`` and never trust an encoding declaration.
 from __future__ import annotations
 
 import codecs
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 from planmon.errors import PlanParseError
 
@@ -38,15 +42,22 @@ def decode_plan_bytes(
         return data.lstrip("\ufeff")
     if len(data) > max_bytes:
         raise _too_large(len(data), max_bytes, source)
+    encoding, bom_length = sniff_encoding(data)
+    return _decode(data[bom_length:], encoding, source)
+
+
+def sniff_encoding(data: bytes) -> tuple[str, int]:
+    """(encoding, length of its byte order mark) of plan bytes: the BOM wins; without one, UTF-16 is
+    recognised by its NUL bytes and anything else is taken as UTF-8."""
     for bom, encoding in _BOMS:
         if data.startswith(bom):
-            return _decode(data[len(bom) :], encoding, source)
+            return encoding, len(bom)
     head = data[:200]
-    if head[1::2].count(0) > len(head[1::2]) // 2 and len(head) >= 4:
-        return _decode(data, "utf-16-le", source)
-    if head[0::2].count(0) > len(head[0::2]) // 2 and len(head) >= 4:
-        return _decode(data, "utf-16-be", source)
-    return _decode(data, "utf-8", source)
+    if len(head) >= 4 and head[1::2].count(0) > len(head[1::2]) // 2:
+        return "utf-16-le", 0
+    if len(head) >= 4 and head[0::2].count(0) > len(head[0::2]) // 2:
+        return "utf-16-be", 0
+    return "utf-8", 0
 
 
 def _decode(data: bytes, encoding: str, source: str | None) -> str:
@@ -67,3 +78,59 @@ def _too_large(size: int, max_bytes: int, source: str | None) -> PlanParseError:
         source=source,
         hint="raise PLANMON_MAX_PLAN_BYTES if this plan is genuine",
     )
+
+
+@contextmanager
+def structure_errors(*, source: str | None, hint: str, max_depth: int) -> Iterator[None]:
+    """Turn what malformed plan structures raise while a parser walks them into PlanParseError.
+
+    JSON plans are untrusted: a wrong type where an object was expected surfaces as KeyError,
+    TypeError, ValueError or AttributeError, and hostile nesting as RecursionError. Callers only
+    ever see PlanParseError, with the parser's hint.
+    """
+    try:
+        yield
+    except RecursionError as exc:
+        raise PlanParseError(
+            "the plan is nested too deeply to read",
+            source=source,
+            hint=f"plans deeper than {max_depth} operators are refused",
+        ) from exc
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise PlanParseError(
+            f"unexpected plan structure ({type(exc).__name__}: {exc})", source=source, hint=hint
+        ) from exc
+
+
+def json_values(
+    text: str,
+    *,
+    source: str | None,
+    hint: str,
+    decoder: json.JSONDecoder | None = None,
+    original_line: Callable[[int], int] | None = None,
+) -> list[Any]:
+    """Every JSON value in ``text`` (tools print one document per statement, back to back).
+
+    ``original_line`` maps a line of ``text`` to the line of the input it came from, when a frame
+    (psql borders, pgAdmin quotes) was removed first, so errors point into the file as given.
+    """
+    decoder = decoder or json.JSONDecoder()
+    values: list[Any] = []
+    position = 0
+    while True:
+        while position < len(text) and text[position].isspace():
+            position += 1
+        if position >= len(text):
+            return values
+        try:
+            value, position = decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            line = original_line(exc.lineno) if original_line else exc.lineno
+            raise PlanParseError(
+                f"the JSON plan is malformed or truncated ({exc.msg})",
+                source=source,
+                position=f"line {line}, column {exc.colno}",
+                hint=hint,
+            ) from exc
+        values.append(value)

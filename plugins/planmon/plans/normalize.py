@@ -19,8 +19,15 @@ _LITERAL = re.compile(
     """,
     re.VERBOSE | re.DOTALL,
 )
-_CAST_TAIL = re.compile(r"\?::[A-Za-z_][\w ]*(?:\[\])?")  # '5'::integer -> ?
-_SPACES = re.compile(r"\s+")
+# '5'::integer, '2020-01-01'::timestamp without time zone, 'x'::character varying(?)[] -> ?
+_CAST_TAIL = re.compile(
+    r"""\?::(?:"[^"]+"|[A-Za-z_][\w.]*)
+        (?:\s+(?:varying|precision|with(?:out)?\s+time\s+zone))?
+        (?:\([?\d\s,]*\))?
+        (?:\[\])*""",
+    re.VERBOSE,
+)
+_MAY_HOLD_LITERAL = re.compile(r"[0-9'$]")  # every literal form above contains one of these
 
 
 def strip_literals(text: str) -> str:
@@ -29,6 +36,8 @@ def strip_literals(text: str) -> str:
     Identifiers that contain digits (``t1``, ``[Col2]``, ``@p1``, ``$1``) are kept: only free-standing
     constants are replaced.
     """
-    replaced = _LITERAL.sub("?", text)
-    replaced = _CAST_TAIL.sub("?", replaced)
-    return _SPACES.sub(" ", replaced).strip()
+    if _MAY_HOLD_LITERAL.search(text):  # most predicates name only columns: skip the costly scan
+        text = _LITERAL.sub("?", text)
+    if "?::" in text:
+        text = _CAST_TAIL.sub("?", text)
+    return " ".join(text.split())
