@@ -51,7 +51,8 @@ os.environ.update(
     }
 )
 
-from tests.harness.servers import (  # noqa: E402  (the environment above must come first)
+from tests.harness.corpus import MISSING, corpus_path  # noqa: E402  (the environment above comes first)
+from tests.harness.servers import (  # noqa: E402
     MariaDBServer,
     PostgresServer,
     ServerUnavailable,
@@ -98,6 +99,22 @@ def mariadb() -> Iterator[MariaDBServer]:
         yield server
     finally:
         context.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="session")
+def corpus_dir() -> Path:
+    """The shared plan corpus (see tests/harness/corpus.py); a failure under CI when missing."""
+    path = corpus_path()
+    if path is None:
+        if IN_CI:
+            pytest.fail(MISSING, pytrace=False)
+        pytest.skip(MISSING)
+    return path
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return PROJECT_ROOT / "tests" / "fixtures" / "plans"
 
 
 @pytest.fixture(scope="session")

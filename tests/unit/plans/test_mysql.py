@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,11 +15,9 @@ from planmon.errors import PlanParseError
 from planmon.plans import mysql
 from planmon.plans.model import Plan, PlanNode, PlanStatement
 from planmon.plans.rules import mysql as mysql_rules
+from tests.harness.corpus import corpus_files
 
-_CORPUS = Path(
-    os.environ.get("PLANMON_CORPUS") or Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
-)
-CORPUS_FILES = sorted(path.name for path in (_CORPUS / "mysql").glob("*.json"))
+CORPUS_FILES = corpus_files("mysql", (".json",))
 FIXTURE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "plans" / "mysql"
 GOLDEN_CASES = sorted(path.name for path in FIXTURE_DIR.glob("*.json") if ".expected." not in path.name)
 

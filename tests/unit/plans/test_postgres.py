@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +15,9 @@ from planmon.errors import PlanParseError
 from planmon.plans import postgres
 from planmon.plans.model import Plan, PlanNode, PlanStatement
 from planmon.plans.rules import postgres as postgres_rules
+from tests.harness.corpus import corpus_files
 
-_CORPUS = Path(
-    os.environ.get("PLANMON_CORPUS") or Path(__file__).resolve().parents[3].parent / "shared" / "corpus"
-)
-CORPUS_FILES = sorted(
-    path.name for path in (_CORPUS / "postgres").glob("*") if path.is_file() and path.name != "SOURCES.md"
-)
+CORPUS_FILES = corpus_files("postgres", (".json", ".txt"))
 FIXTURE_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "plans" / "postgres"
 GOLDEN_CASES = sorted(
     path.name

@@ -19,6 +19,7 @@ from planmon.plans import showplan
 from planmon.plans.hygiene import decode_plan_bytes
 from planmon.plans.model import Plan, PlanNode, PlanStatement
 from planmon.plans.rules import sqlserver as sqlserver_rules
+from tests.harness.corpus import corpus_files
 
 _HERE = Path(__file__).resolve()
 _FIXTURES = _HERE.parents[2] / "fixtures" / "plans" / "sqlserver"
@@ -26,23 +27,8 @@ _NS = 'xmlns="http://schemas.microsoft.com/sqlserver/2004/07/showplan"'
 _RELOP = re.compile(r"<(?:\w+:)?RelOp[\s>]")
 
 
-def _corpus_sqlserver() -> Path | None:
-    """Same lookup as the ``corpus_dir`` fixture, needed at collection time to parametrize by file."""
-    configured = os.environ.get("PLANMON_CORPUS")
-    root = Path(configured) if configured else _HERE.parents[3].parent / "shared" / "corpus"
-    folder = root / "sqlserver"
-    return folder if folder.is_dir() else None
-
-
 def _corpus_files() -> list[str]:
-    folder = _corpus_sqlserver()
-    if folder is None:
-        return []
-    return sorted(
-        str(path.relative_to(folder))
-        for path in folder.rglob("*")
-        if path.suffix in (".sqlplan", ".xml") and "schema" not in path.relative_to(folder).parts
-    )
+    return corpus_files("sqlserver", (".sqlplan", ".xml"), exclude_parts=("schema",))
 
 
 def _golden_cases() -> list[str]:
