@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "planmon.commands.config",
     "planmon.commands.init",
     "planmon.commands.targets",
+    "planmon.commands.collect",
     "planmon.commands.plan",
 )
 

@@ -39,6 +39,7 @@ class Settings(BaseModel):
     collect_deadline_seconds: int = Field(300, ge=10, le=3600, description="per-target collection deadline")
     statement_timeout_ms: int = Field(30_000, ge=100, description="timeout of every collector statement")
     plans_per_query_per_hour: int = Field(4, ge=0, le=60, description="plan-capture budget per query")
+    plans_per_run: int = Field(200, ge=0, le=10_000, description="most plans captured per target per run")
     targets_pool: str = Field("planmon_targets", description="Airflow pool collection tasks run in")
     targets_pool_slots: int = Field(8, ge=1, le=1024, description="size of that pool")
 

@@ -6,6 +6,7 @@ backends and its metadata DB. Errors name the id and how to define it, never a c
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from planmon.errors import ConfigError
@@ -27,6 +28,38 @@ def get_connection(conn_id: str) -> Any:
                 f"AIRFLOW_CONN_{conn_id.upper()}"
             ),
         ) from exc
+
+
+def connection_factory(engine: str, conn_id: str) -> Callable[[str | None], Any]:
+    """A function that opens a DB-API connection to the target through its Airflow hook.
+
+    The argument names a database to connect to instead of the connection's own (None: its own).
+    MySQL connections use mysql-connector-python (no build headers needed) unless the connection's
+    extra names another client.
+    """
+
+    def connect(database: str | None) -> Any:
+        if engine == "postgres":
+            from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+            return PostgresHook(postgres_conn_id=conn_id, database=database).get_conn()
+        if engine == "mysql":
+            from airflow.providers.mysql.hooks.mysql import MySqlHook
+
+            hook = MySqlHook(mysql_conn_id=conn_id, schema=database)
+            connection = hook.get_connection(conn_id)
+            if "client" not in (connection.extra_dejson or {}):
+                connection.extra = '{"client": "mysql-connector-python"}'
+                hook.connection = connection
+            return hook.get_conn()
+        if engine == "sqlserver":
+            from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
+
+            return MsSqlHook(mssql_conn_id=conn_id, schema=database).get_conn()
+        raise ConfigError(f"no Airflow hook for engine {engine!r}")
+
+    get_connection(conn_id)  # fail early, with the hint, when the id does not resolve
+    return connect
 
 
 def connection_exists(conn_id: str) -> bool:

@@ -7,9 +7,11 @@ this module has no path that updates or deletes it.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -28,8 +30,11 @@ from planmon.store.schema import (
     alert,
     audit_log,
     collection_run,
+    counter_snapshot,
+    index_snapshot,
     metadata,
     plan,
+    plan_capture,
     probe_result,
     query,
     regression,
@@ -53,6 +58,64 @@ class RepositoryError(PlanmonError):
 
 class RepositoryConflict(RepositoryError):
     """A write broke a constraint (duplicate natural key, missing parent row); nothing was written."""
+
+
+@dataclass(frozen=True, slots=True)
+class CounterReading:
+    """The last reading of one statement's cumulative counters (the next delta starts here)."""
+
+    database_name: str
+    query_key: str
+    taken_at: datetime
+    executions: float
+    errors: float | None = None
+    cpu_us_total: float | None = None
+    duration_us_total: float | None = None
+    duration_us_sum_squares: float | None = None
+    logical_reads_total: float | None = None
+    physical_reads_total: float | None = None
+    rows_total: float | None = None
+    rows_examined_total: float | None = None
+    counters_reset_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlanCaptureState:
+    """Plan-capture bookkeeping of one statement: budget window, last capture, failures."""
+
+    database_name: str
+    query_key: str
+    window_start: datetime | None = None
+    captures_in_window: int = 0
+    last_captured_at: datetime | None = None
+    last_plan_key: str | None = None
+    mean_us_at_capture: float | None = None
+    failures: int = 0
+    last_error: str | None = None
+    retry_after: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionWrite:
+    """Everything one target's collection of one interval stores, written in one transaction.
+
+    ``runtime_stats`` rows carry ``plan_key``, ``database_name`` and ``query_key`` instead of ids.
+    """
+
+    target_id: int
+    interval_start: datetime
+    interval_end: datetime
+    status: str
+    aspects: Mapping[str, Any] = field(default_factory=dict)
+    queries: Sequence[QueryRecord] = ()
+    plans: Sequence[PlanRecord] = ()
+    runtime_stats: Sequence[Mapping[str, Any]] = ()
+    counter_readings: Sequence[CounterReading] = ()
+    readings_complete: bool = True
+    plan_captures: Sequence[PlanCaptureState] = ()
+    index_definitions: Sequence[Any] = ()  # planmon.engines.base.IndexDefinition
+    duration_ms: float | None = None
+    error: str | None = None
 
 
 def utcnow() -> datetime:
@@ -218,6 +281,12 @@ class Repository:
 
     def upsert_queries(self, target_id: int, queries: Sequence[QueryRecord]) -> dict[tuple[str, str], int]:
         """Store queries (idempotent); return their ids by (database_name, query_key)."""
+        with self._errors("storing queries"), self.engine.begin() as connection:
+            return self._upsert_queries(connection, target_id, queries)
+
+    def _upsert_queries(
+        self, connection: Connection, target_id: int, queries: Sequence[QueryRecord]
+    ) -> dict[tuple[str, str], int]:
         now = utcnow()
         rows = [
             {
@@ -232,9 +301,8 @@ class Repository:
             for q in _unique(queries, lambda q: (q.database_name, q.query_key))
         ]
         merge = {"first_seen": Merge.LEAST, "last_seen": Merge.GREATEST, "query_text": Merge.KEEP}
-        with self._errors("storing queries"), self.engine.begin() as connection:
-            upsert(connection, query, rows, key=["target_id", "database_name", "query_key"], merge=merge)
-            return self._query_ids(connection, target_id)
+        upsert(connection, query, rows, key=["target_id", "database_name", "query_key"], merge=merge)
+        return self._query_ids(connection, target_id)
 
     def _query_ids(self, connection: Connection, target_id: int) -> dict[tuple[str, str], int]:
         result = connection.execute(
@@ -247,30 +315,36 @@ class Repository:
 
         The queries they belong to must be stored first (:meth:`upsert_queries`).
         """
-        now = utcnow()
         with self._errors("storing plans"), self.engine.begin() as connection:
-            query_ids = self._query_ids(connection, target_id)
-            rows = []
-            for record in _unique(plans, lambda p: p.plan_key):
-                query_id = query_ids.get((record.database_name, record.query_key))
-                if query_id is None:
-                    raise PlanmonError(
-                        f"plan {record.plan_key!r} belongs to query {record.query_key!r}, "
-                        "which is not stored",
-                        hint="store queries before their plans (Repository.upsert_queries)",
-                    )
-                rows.append(_plan_row(target_id, query_id, record, now))
-            merge = {
-                "body": Merge.KEEP,
-                "body_format": Merge.KEEP,
-                "first_seen": Merge.LEAST,
-                "last_seen": Merge.GREATEST,
-            }
-            upsert(connection, plan, rows, key=["target_id", "plan_key"], merge=merge)
-            result = connection.execute(
-                select(plan.c.plan_key, plan.c.id).where(plan.c.target_id == target_id)
-            )
-            return {r.plan_key: r.id for r in result}
+            return self._upsert_plans(connection, target_id, plans)
+
+    def _upsert_plans(
+        self, connection: Connection, target_id: int, plans: Sequence[PlanRecord]
+    ) -> dict[str, int]:
+        now = utcnow()
+        query_ids = self._query_ids(connection, target_id)
+        rows = []
+        for record in _unique(plans, lambda p: p.plan_key):
+            query_id = query_ids.get((record.database_name, record.query_key))
+            if query_id is None:
+                raise PlanmonError(
+                    f"plan {record.plan_key!r} belongs to query {record.query_key!r}, which is not stored",
+                    hint="store queries before their plans (Repository.upsert_queries)",
+                )
+            rows.append(_plan_row(target_id, query_id, record, now))
+        merge = {
+            "body": Merge.KEEP,
+            "body_format": Merge.KEEP,
+            "first_seen": Merge.LEAST,
+            "last_seen": Merge.GREATEST,
+        }
+        upsert(connection, plan, rows, key=["target_id", "plan_key"], merge=merge)
+        return self._plan_ids(connection, target_id)
+
+    @staticmethod
+    def _plan_ids(connection: Connection, target_id: int) -> dict[str, int]:
+        result = connection.execute(select(plan.c.plan_key, plan.c.id).where(plan.c.target_id == target_id))
+        return {r.plan_key: r.id for r in result}
 
     def plan_body(self, plan_id: int) -> bytes | None:
         """The stored plan document, decompressed (None when only the summary was kept)."""
@@ -350,6 +424,115 @@ class Repository:
             statement = statement.where(regression.c.target_id == target_id)
         with self._errors("reading open regressions"), self.engine.connect() as connection:
             return pd.read_sql(statement, connection)
+
+    # -- collection bookkeeping ------------------------------------------------------------------
+
+    def counter_readings(self, target_id: int) -> tuple[dict[tuple[str, str], CounterReading], bool]:
+        """The last cumulative-counter readings of a target, and whether that reading was complete."""
+        with self._errors("reading counter snapshots"), self.engine.connect() as connection:
+            rows = connection.execute(
+                select(counter_snapshot).where(counter_snapshot.c.target_id == target_id)
+            )
+            readings = {
+                (r.database_name, r.query_key): CounterReading(
+                    **{name: getattr(r, name) for name in CounterReading.__dataclass_fields__}
+                )
+                for r in rows
+            }
+            complete = connection.execute(
+                select(target.c.counters_complete).where(target.c.id == target_id)
+            ).scalar_one_or_none()
+        return readings, bool(complete)
+
+    def plan_captures(self, target_id: int) -> dict[tuple[str, str], PlanCaptureState]:
+        with self._errors("reading plan-capture state"), self.engine.connect() as connection:
+            rows = connection.execute(select(plan_capture).where(plan_capture.c.target_id == target_id))
+            return {
+                (r.database_name, r.query_key): PlanCaptureState(
+                    **{name: getattr(r, name) for name in PlanCaptureState.__dataclass_fields__}
+                )
+                for r in rows
+            }
+
+    def last_collected_until(self, target_id: int) -> datetime | None:
+        """End of the newest interval collected from the target without failing."""
+        with self._errors("reading collection runs"), self.engine.connect() as connection:
+            return connection.execute(
+                select(func.max(collection_run.c.interval_end)).where(
+                    collection_run.c.target_id == target_id, collection_run.c.status != "failed"
+                )
+            ).scalar_one_or_none()
+
+    def record_collection(self, write: CollectionWrite) -> None:
+        """Store one target's collection of one interval in a single transaction (all or nothing)."""
+        with self._errors("storing a collection"), self.engine.begin() as connection:
+            self._record_collection(connection, write)
+
+    def _record_collection(self, connection: Connection, write: CollectionWrite) -> None:
+        now = utcnow()
+        target_id = write.target_id
+        query_ids = self._upsert_queries(connection, target_id, write.queries) if write.queries else {}
+        plan_ids = self._upsert_plans(connection, target_id, write.plans) if write.plans else {}
+        missing = {
+            (row["plan_key"], row["database_name"], row["query_key"])
+            for row in write.runtime_stats
+            if row["plan_key"] not in plan_ids
+        }
+        if missing:  # statistics of a statement whose plan is not captured (yet): keep them under it
+            plan_ids = self._ensure_plans(connection, target_id, missing, now)
+        if write.runtime_stats:
+            query_ids = query_ids or self._query_ids(connection, target_id)
+            rows = [_stats_with_ids(target_id, row, plan_ids, query_ids) for row in write.runtime_stats]
+            upsert(connection, runtime_stats, _runtime_stats_rows(rows), key=RUNTIME_STATS_KEY)
+        self._record_counters(connection, write, now)
+        if write.plan_captures:
+            rows = [{"target_id": target_id, **asdict(state)} for state in write.plan_captures]
+            upsert(connection, plan_capture, rows, key=["target_id", "database_name", "query_key"])
+        if write.index_definitions:
+            upsert(
+                connection,
+                index_snapshot,
+                [_index_row(target_id, definition, now) for definition in write.index_definitions],
+                key=["target_id", "database_name", "table_name", "index_name", "definition_hash"],
+                merge={"first_seen": Merge.LEAST, "last_seen": Merge.GREATEST},
+            )
+        upsert(
+            connection,
+            collection_run,
+            [_collection_run_row(write, now)],
+            key=["target_id", "interval_start", "interval_end"],
+        )
+
+    def _ensure_plans(
+        self, connection: Connection, target_id: int, missing: set[tuple[str, str, str]], now: datetime
+    ) -> dict[str, int]:
+        query_ids = self._query_ids(connection, target_id)
+        rows = [
+            _plan_row(target_id, query_ids[(database_name, query_key)], PlanRecord(plan_key, query_key), now)
+            for plan_key, database_name, query_key in sorted(missing)
+        ]
+        keep = {name: Merge.KEEP for name in rows[0] if name not in ("target_id", "plan_key")}
+        upsert(connection, plan, rows, key=["target_id", "plan_key"], merge=keep)
+        return self._plan_ids(connection, target_id)
+
+    @staticmethod
+    def _record_counters(connection: Connection, write: CollectionWrite, now: datetime) -> None:
+        if not write.counter_readings:
+            return
+        rows = [{"target_id": write.target_id, **asdict(reading)} for reading in write.counter_readings]
+        upsert(connection, counter_snapshot, rows, key=["target_id", "database_name", "query_key"])
+        connection.execute(
+            update(target)
+            .where(target.c.id == write.target_id)
+            .values(counters_read_at=now, counters_complete=write.readings_complete)
+        )
+
+    def index_snapshots(self, target_id: int) -> pd.DataFrame:
+        statement = select(index_snapshot).where(index_snapshot.c.target_id == target_id)
+        with self._errors("reading index snapshots"), self.engine.connect() as connection:
+            return pd.read_sql(
+                statement.order_by(index_snapshot.c.table_name, index_snapshot.c.index_name), connection
+            )
 
     # -- audit, settings, retention ---------------------------------------------------------------
 
@@ -595,6 +778,50 @@ def _check_runtime_stats_columns(keys: frozenset[str]) -> None:
     unknown = keys - _RUNTIME_STATS_ALLOWED
     if unknown:
         raise PlanmonError(f"runtime stats row has unknown columns {', '.join(sorted(unknown))}")
+
+
+def _stats_with_ids(
+    target_id: int,
+    row: Mapping[str, Any],
+    plan_ids: Mapping[str, int],
+    query_ids: Mapping[tuple[str, str], int],
+) -> dict[str, Any]:
+    values = {k: v for k, v in row.items() if k not in ("plan_key", "database_name", "query_key")}
+    values["target_id"] = target_id
+    values["plan_id"] = plan_ids[row["plan_key"]]
+    values["query_id"] = query_ids[(row["database_name"], row["query_key"])]
+    return values
+
+
+def _index_row(target_id: int, definition: Any, now: datetime) -> dict[str, Any]:
+    return {
+        "target_id": target_id,
+        "database_name": definition.database_name,
+        "table_name": definition.table,
+        "index_name": definition.index_name,
+        "definition": definition.definition,
+        "definition_hash": hashlib.sha256(definition.definition.encode()).hexdigest(),
+        "is_unique": definition.is_unique,
+        "is_primary": definition.is_primary,
+        "first_seen": now,
+        "last_seen": now,
+    }
+
+
+def _collection_run_row(write: CollectionWrite, now: datetime) -> dict[str, Any]:
+    return {
+        "target_id": write.target_id,
+        "interval_start": as_utc_naive(write.interval_start),
+        "interval_end": as_utc_naive(write.interval_end),
+        "status": write.status,
+        "aspects": dict(write.aspects),
+        "rows_collected": len(write.runtime_stats),
+        "plans_captured": sum(1 for p in write.plans if p.body is not None),
+        "duration_ms": write.duration_ms,
+        "error": scrub_secrets(write.error) if write.error else None,
+        "started_at": now,
+        "finished_at": now,
+    }
 
 
 def _target_from_row(row: Row[Any]) -> Target:

@@ -62,6 +62,10 @@ target = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("remediation_mode", String(16), nullable=False, default="propose"),
     Column("remediation_conn_id", String(NAME), nullable=True),
+    # When cumulative counters were last read, and whether that reading was complete (under the row
+    # limit): a statement missing from a complete reading did not exist then, so it counts from zero.
+    Column("counters_read_at", DateTime, nullable=True),
+    Column("counters_complete", Boolean, nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     UniqueConstraint("name"),
@@ -267,6 +271,68 @@ audit_log = Table(
     Column("subject", String(KEY), nullable=True),  # e.g. "remediation:12"
     Column("details", JSON, nullable=False, default=dict),
     Index(None, "at"),
+)
+
+counter_snapshot = Table(
+    "counter_snapshot",
+    metadata,
+    # The last reading of an engine's cumulative counters per statement (pg_stat_statements,
+    # performance_schema digests, sys.dm_exec_query_stats): the next collection's delta starts here.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("database_name", String(NAME), nullable=False),
+    Column("query_key", String(KEY), nullable=False),
+    Column("taken_at", DateTime, nullable=False),
+    Column("executions", Float, nullable=False),
+    Column("errors", Float, nullable=True),
+    Column("cpu_us_total", Float, nullable=True),
+    Column("duration_us_total", Float, nullable=True),
+    Column("duration_us_sum_squares", Float, nullable=True),
+    Column("logical_reads_total", Float, nullable=True),
+    Column("physical_reads_total", Float, nullable=True),
+    Column("rows_total", Float, nullable=True),
+    Column("rows_examined_total", Float, nullable=True),
+    Column("counters_reset_at", DateTime, nullable=True),
+    UniqueConstraint("target_id", "database_name", "query_key"),
+)
+
+plan_capture = Table(
+    "plan_capture",
+    metadata,
+    # Plan-capture bookkeeping per statement: the hourly budget, the cost at the last capture (a
+    # marked shift re-captures at once) and failures (backed off, never retried every cycle).
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("database_name", String(NAME), nullable=False),
+    Column("query_key", String(KEY), nullable=False),
+    Column("window_start", DateTime, nullable=True),  # start of the current budget hour
+    Column("captures_in_window", Integer, nullable=False, default=0),
+    Column("last_captured_at", DateTime, nullable=True),
+    Column("last_plan_key", String(KEY), nullable=True),
+    Column("mean_us_at_capture", Float, nullable=True),
+    Column("failures", Integer, nullable=False, default=0),
+    Column("last_error", Text, nullable=True),
+    Column("retry_after", DateTime, nullable=True),
+    UniqueConstraint("target_id", "database_name", "query_key"),
+)
+
+index_snapshot = Table(
+    "index_snapshot",
+    metadata,
+    # Index definitions of the tables captured plans touch, kept with first/last seen so a dropped
+    # index can be recreated from the definition it had in the baseline.
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("database_name", String(NAME), nullable=False),
+    Column("table_name", String(KEY), nullable=False),
+    Column("index_name", String(KEY), nullable=False),
+    Column("definition", Text, nullable=False),
+    Column("definition_hash", String(64), nullable=False),
+    Column("is_unique", Boolean, nullable=False, default=False),
+    Column("is_primary", Boolean, nullable=False, default=False),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    UniqueConstraint("target_id", "database_name", "table_name", "index_name", "definition_hash"),
 )
 
 setting = Table(

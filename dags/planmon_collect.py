@@ -1,0 +1,56 @@
+"""planmon_collect: every data interval, collect runtime statistics and new plans from each enabled
+target (one mapped task per target in the ``planmon_targets`` pool) and announce the asset the
+analysis DAG runs on. Wiring only: the work lives in ``planmon.airflow.collect_tasks``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+
+from planmon.airflow.defaults import PLANMON_TAG, default_args
+
+RUNTIME_STATS = Asset("planmon_runtime_stats", uri="planmon://runtime_stats")
+# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
+SCHEDULE = os.environ.get("PLANMON_COLLECT_SCHEDULE", "*/15 * * * *")
+POOL = os.environ.get("PLANMON_TARGETS_POOL", "planmon_targets")
+
+
+@dag(
+    dag_id="planmon_collect",
+    schedule=CronDataIntervalTimetable(SCHEDULE, timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=[PLANMON_TAG],
+    default_args=default_args(execution_timeout=timedelta(minutes=10)),
+    doc_md=__doc__,
+)
+def planmon_collect() -> None:
+    @task
+    def list_targets() -> list[str]:
+        from planmon.airflow.collect_tasks import enabled_target_names
+
+        return enabled_target_names()
+
+    @task(pool=POOL, map_index_template="{{ task.op_kwargs['target_name'] }}")
+    def collect(
+        target_name: str, data_interval_start: Any = None, data_interval_end: Any = None
+    ) -> dict[str, Any]:
+        from planmon.airflow.collect_tasks import collect_one
+
+        return collect_one(target_name, data_interval_start, data_interval_end)
+
+    @task(trigger_rule="all_done", outlets=[RUNTIME_STATS])
+    def summarize(summaries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        from planmon.airflow.collect_tasks import summarize as summarize_run
+
+        return summarize_run(summaries)
+
+    summarize(collect.expand(target_name=list_targets()))
+
+
+planmon_collect()

@@ -1,0 +1,84 @@
+"""Task callables of ``planmon_collect``: list targets, collect one, summarise. Settings are read
+and validated when a task starts, never when the DAG file is parsed."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from planmon.airflow.connections import connection_factory
+from planmon.collect import CollectionSummary, collect_target
+from planmon.config import load_settings
+from planmon.errors import EngineError
+from planmon.store import Repository
+
+log = logging.getLogger(__name__)
+
+METRIC_PREFIX = "planmon.collect"
+
+
+def enabled_target_names() -> list[str]:
+    """Names of the enabled targets: one mapped collection task each."""
+    settings = load_settings()
+    with Repository.from_settings(settings) as repository:
+        repository.require_schema()
+        names = [target.name for target in repository.list_targets(enabled_only=True)]
+    log.info("collecting %d enabled target(s)", len(names))
+    return names
+
+
+def collect_one(target_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """Collect one target for the run's data interval; the summary (no secrets, no plans) goes to XCom.
+
+    A target that cannot be reached fails this task (after its status is stored), so Airflow shows
+    it and retries it; the other targets' tasks are independent.
+    """
+    settings = load_settings()
+    with Repository.from_settings(settings) as repository:
+        target = repository.get_target(target_name)
+        connect = connection_factory(target.engine, target.conn_id)
+        try:
+            summary = collect_target(repository, target, start, end, settings=settings, connect=connect)
+        except EngineError:
+            emit_metrics_failed(target_name)
+            raise
+    emit_metrics(summary)
+    return summary.as_dict()
+
+
+def summarize(summaries: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """Counts over the targets that finished; the asset tells the analysis DAG new stats exist."""
+    finished = [s for s in summaries or [] if s]
+    by_status: dict[str, int] = {}
+    for summary in finished:
+        by_status[summary["status"]] = by_status.get(summary["status"], 0) + 1
+    totals = {
+        "targets": len(finished),
+        "by_status": by_status,
+        "rows": sum(s["rows"] for s in finished),
+        "plans_captured": sum(s["plans_captured"] for s in finished),
+    }
+    log.info("collection run: %s", totals)
+    return totals
+
+
+def emit_metrics(summary: CollectionSummary) -> None:
+    """Per-target duration, rows, plans and aspect errors through Airflow's metrics (StatsD/OTel)."""
+    from airflow.sdk.observability.stats import Stats
+
+    tags = {"target": summary.target, "status": summary.status}
+    Stats.timing(f"{METRIC_PREFIX}.duration", summary.duration_ms, tags=tags)
+    Stats.gauge(f"{METRIC_PREFIX}.rows", summary.rows, tags=tags)
+    Stats.gauge(f"{METRIC_PREFIX}.plans_captured", summary.plans_captured, tags=tags)
+    for aspect, status in summary.aspects.items():
+        if status["status"] not in ("ok", "unavailable"):
+            Stats.incr(
+                f"{METRIC_PREFIX}.aspect_errors", tags={**tags, "aspect": aspect, "state": status["status"]}
+            )
+
+
+def emit_metrics_failed(target_name: str) -> None:
+    from airflow.sdk.observability.stats import Stats
+
+    Stats.incr(f"{METRIC_PREFIX}.target_failures", tags={"target": target_name})

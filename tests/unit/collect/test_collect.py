@@ -1,0 +1,327 @@
+"""The collector on a fake engine: deltas, plan budget and back-off, backfill, atomic writes, failures."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.engine import URL
+
+from planmon import collect
+from planmon.config import load_settings
+from planmon.engines.base import (
+    OK,
+    Aspect,
+    AspectState,
+    AspectStatus,
+    Capabilities,
+    CapturedPlan,
+    IndexDefinition,
+    PlanCaptureFailure,
+    StatementStats,
+)
+from planmon.errors import EngineError, EngineErrorReason
+from planmon.model import Target, TargetSpec
+from planmon.store import Repository
+from planmon.store.connection import create_repository_engine
+from planmon.store.schema import collection_run, index_snapshot, plan, runtime_stats
+
+T0 = datetime(2026, 11, 20, 12, 0)
+STEP = timedelta(minutes=15)
+PG_PLAN = b'[{"Plan": {"Node Type": "Index Scan", "Relation Name": "orders", "Schema": "public", "Index Name": "orders_pkey", "Total Cost": 8.3, "Plan Rows": 1}}]'  # noqa: E501
+PG_PLAN_SEQ = PG_PLAN.replace(b'"Index Scan"', b'"Seq Scan"').replace(b', "Index Name": "orders_pkey"', b"")
+
+
+@dataclass
+class FakeEngine:
+    """Scripted server: cumulative counters per statement, plans per statement, failures on demand."""
+
+    counters: dict[str, dict[str, float]] = field(default_factory=dict)
+    plan_bodies: dict[str, bytes] = field(default_factory=dict)
+    unexplainable: set[str] = field(default_factory=set)
+    down: bool = False
+    backfillable: bool = False
+    plan_requests: list[list[str]] = field(default_factory=list)
+    sent: int = 0
+
+
+class FakeAdapter:
+    engine = "postgres"
+    server: FakeEngine
+
+    def __init__(self, connect: Any, *, target_name: str, databases: Sequence[str], settings: Any) -> None:
+        self.server = connect(None)
+
+    def close(self) -> None:
+        pass
+
+    def capabilities(self) -> Capabilities:
+        self.server.sent += 1
+        if self.server.down:
+            raise EngineError(
+                "connection refused, password=hunter2secret", reason=EngineErrorReason.UNREACHABLE
+            )
+        aspects = {a: OK for a in (Aspect.RUNTIME_STATS, Aspect.PLANS, Aspect.OBJECT_DEFINITIONS)}
+        aspects[Aspect.FORCING_STATE] = AspectStatus(
+            AspectState.UNAVAILABLE, hint="no plan forcing in PostgreSQL"
+        )
+        return Capabilities(server_version="15", aspects=aspects, backfillable=self.server.backfillable)
+
+    def runtime_stats(self, start: datetime, end: datetime) -> list[StatementStats]:
+        self.server.sent += 1
+        return [
+            StatementStats(
+                query_key=key,
+                database_name="shop",
+                executions=c["calls"],
+                duration_us_total=c["time"],
+                duration_us_sum_squares=c.get("squares"),
+                query_text=f"SELECT ? FROM {key}",
+                cumulative=True,
+            )
+            for key, c in self.server.counters.items()
+        ]
+
+    def plans(
+        self, statements: Sequence[StatementStats]
+    ) -> tuple[list[CapturedPlan], list[PlanCaptureFailure]]:
+        self.server.sent += 1
+        self.server.plan_requests.append(sorted(s.query_key for s in statements))
+        plans, failures = [], []
+        for s in statements:
+            if s.query_key in self.server.unexplainable:
+                failures.append(PlanCaptureFailure(s.query_key, s.database_name, "syntax error at $1"))
+            else:
+                body = self.server.plan_bodies.get(s.query_key, PG_PLAN)
+                plans.append(
+                    CapturedPlan(s.query_key, s.database_name, body, "pg_json", objects=("public.orders",))
+                )
+        return plans, failures
+
+    def index_definitions(self, database_name: str, tables: Sequence[str]) -> list[IndexDefinition]:
+        self.server.sent += 1
+        return [
+            IndexDefinition(
+                database_name, "public.orders", "orders_pkey", "CREATE UNIQUE INDEX ...", True, True
+            )
+        ]
+
+    def statements_sent(self) -> int:
+        return self.server.sent
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Iterator[Repository]:
+    repo = Repository(create_repository_engine(URL.create("sqlite", database=str(tmp_path / "p.db"))))
+    repo.init_schema()
+    yield repo
+    repo.close()
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
+    monkeypatch.setattr(collect, "get_engine", lambda name: FakeAdapter)
+    return FakeEngine()
+
+
+def target(repository: Repository) -> Target:
+    return repository.add_target(TargetSpec(name="shop-db", engine="postgres", conn_id="shop"))
+
+
+def run(
+    repository: Repository, server: FakeEngine, tgt: Target, step: int, **settings: str
+) -> collect.CollectionSummary:
+    start = T0 + step * STEP
+    env = {f"PLANMON_{k.upper()}": v for k, v in settings.items()}
+    return collect.collect_target(
+        repository,
+        tgt,
+        start,
+        start + STEP,
+        settings=load_settings(env),
+        connect=lambda db: server,
+        now=start + STEP + timedelta(seconds=30),
+    )
+
+
+def stats(repository: Repository) -> list[Any]:
+    with repository.engine.connect() as connection:
+        return connection.execute(select(runtime_stats).order_by(runtime_stats.c.interval_start)).all()
+
+
+def test_first_reading_is_a_baseline_and_later_readings_are_deltas(
+    repository: Repository, server: FakeEngine
+) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 100, "time": 100_000, "squares": 100 * 1000.0**2}}
+    assert run(repository, server, tgt, 0).rows == 0  # baseline
+    server.counters["q1"] = {"calls": 130, "time": 100_000 + 30 * 2000, "squares": 100 * 1e6 + 30 * 4e6}
+    summary = run(repository, server, tgt, 1)
+    assert summary.status == "ok" and summary.rows == 1
+    row = stats(repository)[0]
+    assert row.executions == 30 and row.duration_us_mean == pytest.approx(2000)
+    assert row.duration_us_stdev == pytest.approx(0, abs=1e-6)
+    assert row.interval_start == T0 + STEP and row.interval_end == T0 + 2 * STEP
+
+
+def test_new_statement_after_a_complete_reading_counts_from_zero(
+    repository: Repository, server: FakeEngine
+) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q2"] = {"calls": 7, "time": 700}
+    run(repository, server, tgt, 1)
+    assert [(r.executions) for r in stats(repository)] == [7]
+
+
+def test_counters_that_went_down_count_since_the_reset(repository: Repository, server: FakeEngine) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 500, "time": 50_000}}
+    run(repository, server, tgt, 0)
+    server.counters = {"q1": {"calls": 12, "time": 1200}}
+    run(repository, server, tgt, 1)
+    assert stats(repository)[0].executions == 12
+
+
+def test_recollecting_the_same_window_changes_nothing(repository: Repository, server: FakeEngine) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters = {"q1": {"calls": 20, "time": 3000}}
+    run(repository, server, tgt, 1)
+    first = [tuple(r) for r in stats(repository)]
+    run(repository, server, tgt, 1)  # a retry of the same interval: counters unchanged since
+    assert [tuple(r)[:4] for r in stats(repository)] == [r[:4] for r in first]
+    with repository.engine.connect() as connection:
+        assert len(connection.execute(select(collection_run)).all()) == 2
+
+
+def test_plans_are_captured_within_the_hourly_budget(repository: Repository, server: FakeEngine) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    for step in range(1, 9):  # two hours of 15-minute runs, steady cost
+        server.counters["q1"] = {"calls": 10 + step * 10, "time": 1000 + step * 1000}
+        run(repository, server, tgt, step, plans_per_query_per_hour="2")
+    assert len(server.plan_requests) == 4  # 2 per hour over 2 hours
+
+
+def test_a_cost_shift_recaptures_at_once(repository: Repository, server: FakeEngine) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q1"] = {"calls": 20, "time": 2000}
+    run(repository, server, tgt, 1, plans_per_query_per_hour="1")
+    server.counters["q1"] = {"calls": 30, "time": 3000}
+    run(repository, server, tgt, 2, plans_per_query_per_hour="1")  # budget spent, cost steady
+    server.plan_bodies["q1"] = PG_PLAN_SEQ
+    server.counters["q1"] = {"calls": 40, "time": 3000 + 10 * 500}  # 5x slower per execution
+    run(repository, server, tgt, 3, plans_per_query_per_hour="1")
+    assert len(server.plan_requests) == 2
+    with repository.engine.connect() as connection:
+        shapes = connection.execute(select(plan.c.plan_key, plan.c.shape_hash)).all()
+    assert len({s.shape_hash for s in shapes}) == 2
+    latest = stats(repository)[-1]
+    with repository.engine.connect() as connection:
+        key = connection.execute(select(plan.c.plan_key).where(plan.c.id == latest.plan_id)).scalar_one()
+    assert key.endswith(dict(shapes)[key]) and dict(shapes)[key] is not None  # stats follow the new plan
+
+
+def test_unexplainable_statements_back_off(repository: Repository, server: FakeEngine) -> None:
+    tgt = target(repository)
+    server.counters = {"bad": {"calls": 10, "time": 1000}}
+    server.unexplainable = {"bad"}
+    run(repository, server, tgt, 0)
+    attempted_at = []
+    for step in range(1, 10):  # runs every 15 minutes; retries wait 15, 30, then 60 minutes
+        server.counters["bad"] = {"calls": 10 + 10 * step, "time": 1000 + 1000 * step}
+        before = len(server.plan_requests)
+        run(repository, server, tgt, step)
+        if len(server.plan_requests) > before:
+            attempted_at.append(step)
+    assert attempted_at == [1, 2, 4, 8]
+    captures = repository.plan_captures(tgt.id)[("shop", "bad")]
+    assert captures.failures == 4 and "syntax error" in (captures.last_error or "")
+
+
+def test_index_definitions_of_planned_tables_are_snapshotted(
+    repository: Repository, server: FakeEngine
+) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q1"] = {"calls": 20, "time": 2000}
+    run(repository, server, tgt, 1)
+    with repository.engine.connect() as connection:
+        rows = connection.execute(select(index_snapshot.c.table_name, index_snapshot.c.index_name)).all()
+    assert rows == [("public.orders", "orders_pkey")]
+
+
+def test_past_interval_of_a_cumulative_engine_is_not_backfillable(
+    repository: Repository, server: FakeEngine
+) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    start = T0
+    summary = collect.collect_target(
+        repository,
+        tgt,
+        start,
+        start + STEP,
+        settings=load_settings({}),
+        connect=lambda db: server,
+        now=start + timedelta(days=3),
+    )
+    assert summary.status == "not_backfillable"
+    assert "not backfillable" in (summary.aspects["runtime_stats"]["hint"] or "")
+    assert stats(repository) == [] and repository.counter_readings(tgt.id)[0] == {}
+
+
+def test_unreachable_target_is_recorded_and_raised_without_secrets(
+    repository: Repository, server: FakeEngine
+) -> None:
+    tgt = target(repository)
+    server.down = True
+    with pytest.raises(EngineError, match="connection refused"):
+        run(repository, server, tgt, 0)
+    runs = repository.collection_runs(target_id=tgt.id)
+    assert list(runs["status"]) == ["failed"]
+    assert "hunter2secret" not in runs["error"][0]
+
+
+def test_a_failed_write_leaves_nothing_behind(
+    repository: Repository, server: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q1"] = {"calls": 20, "time": 2000}
+    original = repository._record_counters
+
+    def explode(*args: Any) -> None:
+        original(*args)
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(repository, "_record_counters", explode)
+    with pytest.raises(RuntimeError):
+        run(repository, server, tgt, 1)
+    monkeypatch.undo()
+    assert stats(repository) == []
+    assert repository.counter_readings(tgt.id)[0][("shop", "q1")].executions == 10
+    assert list(repository.collection_runs(target_id=tgt.id)["status"]) == ["ok"]
+
+
+def test_summary_is_small_and_serialisable(repository: Repository, server: FakeEngine) -> None:
+    import json
+
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    summary = run(repository, server, tgt, 0).as_dict()
+    assert json.loads(json.dumps(summary))["aspects"]["forcing_state"]["status"] == "unavailable"
+    assert summary["statements_sent"] >= 2
