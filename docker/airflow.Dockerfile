@@ -2,6 +2,7 @@
 FROM apache/airflow:3.3.2-python3.11
 COPY --chown=airflow:root pyproject.toml uv.lock README.md /opt/planmon/
 COPY --chown=airflow:root plugins /opt/planmon/plugins
+COPY --chown=airflow:root include /opt/planmon/include
 RUN pip install --no-cache-dir "uv==0.13.9" \
  && cd /opt/planmon \
  && uv export --frozen --no-dev --no-emit-project --no-hashes -o /tmp/requirements.txt \

@@ -9,7 +9,8 @@ writes the same rows again (ADR 0001, ADR 0002).
 Approximations, documented because a DBA will ask:
 - Engines with cumulative counters only (PostgreSQL, MySQL/MariaDB, SQL Server without Query Store)
   are read "now"; the difference to the previous reading is attributed to the run's interval. Such
-  an interval cannot be collected later: a backfilled interval records ``not_backfillable``.
+  an interval cannot be collected later: an interval that ended more than two intervals (at least
+  30 minutes) ago records ``not_backfillable``.
 - A statement that appears between two readings counts from zero when the previous reading was
   complete (under the row limit); otherwise its first reading only sets its baseline.
 - Counters that went down (reset, eviction) count from zero since the reset.
@@ -197,10 +198,17 @@ def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> Colle
     )
 
 
+CURRENT_GRACE = timedelta(minutes=30)
+
+
 def _is_current(run: _Run) -> bool:
-    """True when the window ends near now: cumulative counters can only describe the present."""
+    """True when the window ends near now: cumulative counters can only describe the present.
+
+    "Near" allows a run that waited in the queue (or a manual run, whose interval ends at the last
+    schedule boundary): two intervals or 30 minutes, whichever is longer.
+    """
     interval = run.end - run.start
-    return run.end >= run.now - max(interval, timedelta(minutes=5))
+    return run.end >= run.now - max(2 * interval, CURRENT_GRACE)
 
 
 # -- cumulative counters -> interval deltas ---------------------------------------------------------

@@ -1,0 +1,658 @@
+"""MySQL 8 / MariaDB 10.6+ adapter: performance_schema digests, EXPLAIN FORMAT=JSON, information_schema.
+
+Runtime statistics are the cumulative counters of ``events_statements_summary_by_digest`` (one row per
+schema and digest); the collector turns two readings into a delta, so ``backfillable`` is False. Plans
+are ``EXPLAIN FORMAT=JSON`` of a sample text of the digest (MySQL 8: ``QUERY_SAMPLE_TEXT``; MariaDB: the
+latest ``SQL_TEXT`` in ``events_statements_history_long``); ``ANALYZE`` is never run (it executes).
+
+Leaving planmon's own statements out of the statistics. performance_schema drops comments from
+``DIGEST_TEXT``, so the ``/* planmon */`` marker cannot be seen there. Three rules, each exact:
+
+1. Every planmon query (``include/sql/mysql/*.sql``) starts ``/* planmon */ SELECT planmon.``: the
+   alias is an identifier, so it survives digesting, and the statistics query drops digest texts that
+   start with ``SELECT `planmon` .``. This works across sessions, for earlier runs' statements, and
+   without any history consumer (tests/unit/engines/test_mysql_sql.py enforces the prefix).
+2. ``EXPLAIN`` statements are dropped: they are planmon's plan captures, and an EXPLAIN has no plan
+   of its own to watch.
+3. What planmon's sessions send that is not a query (the driver's and planmon's ``SET`` statements) is
+   found by digest: right after a session is set up, the digests of this connection's statements are
+   read from ``events_statements_history`` (its own THREAD_ID) and dropped from the result. Their texts
+   are fixed, so their digests are the same in every run and on every planmon connection.
+
+SQL lives in ``include/sql/mysql``; values are bound. Two exceptions, both in this module: the session
+``SET`` statements (the read-only guard refuses SET by design) and ``EXPLAIN FORMAT=JSON <sample>``,
+where the recorded sample text is what is explained; it is checked first (one statement, of a kind
+EXPLAIN accepts, no executable comments) because the driver allows several statements per call.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import mysql.connector
+import sqlglot
+from sqlglot import TokenType, exp
+from sqlglot.errors import SqlglotError
+
+from planmon.config import Settings
+from planmon.engines.base import (
+    OK,
+    Aspect,
+    AspectState,
+    AspectStatus,
+    Capabilities,
+    CapturedPlan,
+    ConnectionFactory,
+    IndexDefinition,
+    PlanCaptureFailure,
+    StatementStats,
+)
+from planmon.errors import EngineError, EngineErrorReason, PlanParseError
+from planmon.model import EngineName
+from planmon.plans.normalize import strip_literals
+from planmon.plans.parse import parse_plan
+from planmon.sql import MARKER, load_sql
+
+log = logging.getLogger(__name__)
+
+ENGINE = "mysql"
+PICOSECONDS_PER_MICROSECOND = 1_000_000
+OWN_QUERY_DIGEST_PREFIX = "SELECT `planmon` ."  # how every planmon query's DIGEST_TEXT starts
+
+_DRIVER_ERRORS = (mysql.connector.Error, OSError)
+_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 2055})
+_AUTHENTICATION = frozenset({1045, 1251, 1698, 2059, 2061})
+_PERMISSION_DENIED = frozenset({1044, 1142, 1143, 1227, 1370})
+_TIMEOUT = frozenset({3024, 1969})  # MySQL max_execution_time, MariaDB max_statement_time
+_CONNECTION_LEVEL = (
+    EngineErrorReason.UNREACHABLE,
+    EngineErrorReason.AUTHENTICATION,
+    EngineErrorReason.TIMEOUT,
+)
+_HINTS = {
+    EngineErrorReason.UNREACHABLE: "check the host and port of the target's Airflow connection, "
+    "that the server runs and that the Airflow worker may reach it",
+    EngineErrorReason.AUTHENTICATION: "check the user and password of the target's Airflow connection",
+    EngineErrorReason.PERMISSION_DENIED: "GRANT SELECT ON performance_schema.* and PROCESS to planmon's user",
+    EngineErrorReason.TIMEOUT: "the statement ran longer than PLANMON_STATEMENT_TIMEOUT_MS",
+}
+
+_SET_READ_ONLY = f"{MARKER} SET SESSION TRANSACTION READ ONLY"
+_SET_TIMEOUT_MYSQL = f"{MARKER} SET SESSION max_execution_time = %(milliseconds)s"  # SELECT only
+_SET_TIMEOUT_MARIADB = f"{MARKER} SET SESSION max_statement_time = %(seconds)s"
+_EXPLAIN = f"{MARKER} EXPLAIN FORMAT=JSON "
+
+# ``:name`` placeholders (what sqlglot reads in the files) become the driver's ``%(name)s``;
+# quoted strings and identifiers are matched first so that nothing inside them is touched.
+_PLACEHOLDER = re.compile(r"'(?:[^'\\]|\\.|'')*'|`[^`]*`|(?<![\w:]):([A-Za-z_]\w*)")
+_EXPLAINABLE = frozenset({"SELECT", "WITH", "INSERT", "REPLACE", "UPDATE", "DELETE", "TABLE", "VALUES", "("})
+_EXECUTABLE_COMMENT = re.compile(r"/\*M?!")
+
+HINT_PERFORMANCE_SCHEMA_OFF = "performance_schema is OFF: set performance_schema=ON in my.cnf and restart"
+HINT_DIGEST_CONSUMER = (
+    "enable the statements_digest consumer: UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' "
+    "WHERE NAME IN ('global_instrumentation', 'statements_digest'), and "
+    "performance-schema-consumer-statements-digest=ON in my.cnf to keep it after a restart"
+)
+HINT_HISTORY_LONG_CONSUMER = (
+    "MariaDB keeps no sample text per digest: enable the events_statements_history_long consumer "
+    "(UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME = "
+    "'events_statements_history_long', and performance-schema-consumer-events-statements-history-long=ON "
+    "in my.cnf)"
+)
+HINT_GRANT = "GRANT SELECT ON performance_schema.* TO planmon's user"
+HINT_DIGEST_TABLE_FULL = (
+    "the digest table is full and new statements are not tracked: raise performance_schema_digests_size "
+    "(restart needed) or TRUNCATE performance_schema.events_statements_summary_by_digest"
+)
+
+
+def pyformat(sql: str) -> str:
+    """``:name`` placeholders of a planmon SQL file as mysql-connector's ``%(name)s``."""
+    return _PLACEHOLDER.sub(lambda m: f"%({m.group(1)})s" if m.group(1) else m.group(0), sql)
+
+
+def error_reason(errno: int | None) -> EngineErrorReason:
+    """The EngineError reason of a MySQL/MariaDB error number (client errors 2xxx included)."""
+    for errnos, reason in (
+        (_UNREACHABLE, EngineErrorReason.UNREACHABLE),
+        (_AUTHENTICATION, EngineErrorReason.AUTHENTICATION),
+        (_PERMISSION_DENIED, EngineErrorReason.PERMISSION_DENIED),
+        (_TIMEOUT, EngineErrorReason.TIMEOUT),
+    ):
+        if errno in errnos:
+            return reason
+    return EngineErrorReason.QUERY_FAILED
+
+
+def unexplainable_reason(sql_text: str) -> str | None:
+    """Why a recorded statement text must not be put behind EXPLAIN, or None when it may.
+
+    The driver runs several statements sent in one call, so the text must be exactly one statement,
+    of a kind EXPLAIN accepts, without executable comments (``/*! ... */`` is code to the server).
+    """
+    if _EXECUTABLE_COMMENT.search(sql_text):
+        return "the sample text holds an executable comment (/*! */), which planmon does not EXPLAIN"
+    try:
+        tokens = sqlglot.tokenize(sql_text, read="mysql")
+    except SqlglotError:
+        return "the sample text cannot be read (truncated by performance_schema_max_sql_text_length?)"
+    if not tokens:
+        return "the sample text is empty"
+    if any(token.token_type is TokenType.SEMICOLON for token in tokens[:-1]):
+        return "the sample text holds more than one statement"
+    if tokens[0].text.upper() not in _EXPLAINABLE:
+        return (
+            f"a {tokens[0].text.upper()} statement has no plan (EXPLAIN takes SELECT, INSERT, UPDATE, DELETE)"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What the adapter needs to know about the server before choosing its queries."""
+
+    version: str
+    is_mariadb: bool
+    performance_schema: bool
+    digests_size: int
+    has_cpu_time: bool  # SUM_CPU_TIME in the digest table (MySQL 8.0.28+)
+    has_sample_text: bool  # QUERY_SAMPLE_TEXT in the digest table (MySQL 8.0.3+)
+
+    @property
+    def flavor(self) -> str:
+        return "mariadb" if self.is_mariadb else "mysql"
+
+
+class Adapter:
+    """Reads one MySQL 8 / MariaDB 10.6+ target through connections opened lazily by ``connect``."""
+
+    engine: EngineName = "mysql"
+
+    def __init__(
+        self,
+        connect: ConnectionFactory,
+        *,
+        target_name: str,
+        databases: Sequence[str] = (),
+        settings: Settings,
+    ) -> None:
+        self._connect = connect
+        self._target_name = target_name
+        self._databases = tuple(databases)
+        self._settings = settings
+        self._connections: dict[str | None, Any] = {}
+        self._unusable_databases: dict[str, EngineError] = {}
+        self._server: ServerInfo | None = None
+        self._own_digests: set[str] = set()
+        self._sent = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close every connection this adapter opened."""
+        connections, self._connections = self._connections, {}
+        for connection in connections.values():
+            _close_quietly(connection)
+
+    def statements_sent(self) -> int:
+        return self._sent
+
+    # -- capabilities ---------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """Probe performance_schema, its consumers, permissions, EXPLAIN and information_schema once."""
+        server = self._server_info()
+        details: dict[str, Any] = {
+            "flavor": server.flavor,
+            "version": server.version,
+            "performance_schema": server.performance_schema,
+            "performance_schema_digests_size": server.digests_size,
+            "cpu_time": server.has_cpu_time,
+        }
+        consumers, runtime = self._consumers(server)
+        if runtime.state is AspectState.OK:
+            runtime = self._digest_table_status(server, details)
+        aspects = {
+            Aspect.RUNTIME_STATS: runtime,
+            Aspect.QUERY_TEXT: runtime,
+            Aspect.PLANS: self._plans_status(server, consumers, runtime),
+            Aspect.FORCING_STATE: AspectStatus(
+                AspectState.UNAVAILABLE, hint="MySQL and MariaDB cannot force a plan; planmon only watches"
+            ),
+            Aspect.OBJECT_DEFINITIONS: self._object_definitions_status(),
+        }
+        log.info(
+            "target %s: %s %s, %s",
+            self._target_name,
+            server.flavor,
+            server.version,
+            ", ".join(f"{aspect.value}={status.state.value}" for aspect, status in aspects.items()),
+        )
+        return Capabilities(
+            server_version=server.version, aspects=aspects, backfillable=False, details=details
+        )
+
+    def _consumers(self, server: ServerInfo) -> tuple[dict[str, bool], AspectStatus]:
+        if not server.performance_schema:
+            return {}, AspectStatus(AspectState.UNAVAILABLE, hint=HINT_PERFORMANCE_SCHEMA_OFF)
+        rows, status = self._probe("consumers")
+        consumers = {_text(row["name"]): _text(row["enabled"]).upper() == "YES" for row in rows}
+        if status.state is AspectState.OK and not (
+            consumers.get("global_instrumentation") and consumers.get("statements_digest")
+        ):
+            status = AspectStatus(AspectState.UNAVAILABLE, hint=HINT_DIGEST_CONSUMER)
+        return consumers, status
+
+    def _digest_table_status(self, server: ServerInfo, details: dict[str, Any]) -> AspectStatus:
+        """Is the digest table readable, and is it full (then new statements go untracked)?"""
+        rows, status = self._probe("digest_table_status")
+        if status.state is not AspectState.OK or not rows:
+            return status
+        digest_rows = int(rows[0]["digest_rows"])
+        lost = rows[0]["digest_lost"]
+        details["digest_table_rows"] = digest_rows
+        details["performance_schema_digest_lost"] = None if lost is None else int(lost)
+        full = server.digests_size > 0 and digest_rows >= server.digests_size
+        details["digest_table_full"] = full
+        if full or (lost is not None and int(lost) > 0):
+            details["warning"] = HINT_DIGEST_TABLE_FULL
+            log.warning(
+                "target %s: digest table holds %d of %d digests, %s lost",
+                self._target_name,
+                digest_rows,
+                server.digests_size,
+                lost,
+            )
+        return status
+
+    def _plans_status(
+        self, server: ServerInfo, consumers: Mapping[str, bool], runtime: AspectStatus
+    ) -> AspectStatus:
+        if runtime.state is not AspectState.OK:  # digests and sample texts come from performance_schema
+            return runtime
+        probe = load_sql(ENGINE, "explain_probe").removeprefix(MARKER).strip()
+        try:
+            self._explain(probe, None)
+        except EngineError as exc:
+            self._raise_if_connection(exc)
+            return _status_of(exc)
+        if not server.has_sample_text and not consumers.get("events_statements_history_long"):
+            return AspectStatus(AspectState.UNAVAILABLE, hint=HINT_HISTORY_LONG_CONSUMER)
+        return OK
+
+    def _object_definitions_status(self) -> AspectStatus:
+        database = self._databases[0] if self._databases else "information_schema"
+        _, status = self._probe("index_columns", {"database": database, "tables": "[]"})
+        return status
+
+    def _probe(
+        self, name: str, params: Mapping[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], AspectStatus]:
+        """Run a capability probe; a refusal or failure becomes the aspect's status, not an exception."""
+        try:
+            return self._query(name, params), OK
+        except EngineError as exc:
+            self._raise_if_connection(exc)
+            return [], _status_of(exc)
+
+    # -- runtime statistics ---------------------------------------------------------------------
+
+    def runtime_stats(self, start: datetime, end: datetime) -> list[StatementStats]:
+        """Cumulative digest counters as of now (the window is the collector's business), top N by time."""
+        server = self._server_info()
+        limit = self._settings.collect_row_limit
+        rows = self._query(
+            "digest_stats_cpu" if server.has_cpu_time else "digest_stats",
+            {"databases": json.dumps(list(self._databases)), "row_limit": limit + len(self._own_digests)},
+        )
+        stats = [_statement_stats(row) for row in rows if _text(row["digest"]) not in self._own_digests][
+            :limit
+        ]
+        log.info(
+            "target %s: %d digests read (cumulative, window %s..%s), %d own statement digests left out",
+            self._target_name,
+            len(stats),
+            start.isoformat(),
+            end.isoformat(),
+            len(self._own_digests),
+        )
+        return stats
+
+    # -- plans ----------------------------------------------------------------------------------
+
+    def plans(
+        self, statements: Sequence[StatementStats]
+    ) -> tuple[list[CapturedPlan], list[PlanCaptureFailure]]:
+        """EXPLAIN FORMAT=JSON of each statement's sample text, in its schema (samples: one query)."""
+        if not statements:
+            return [], []
+        samples = self._samples(sorted({statement.query_key for statement in statements}))
+        captured: list[CapturedPlan] = []
+        failed: list[PlanCaptureFailure] = []
+        for statement in statements:
+            sample = samples.get((statement.query_key, statement.database_name)) or samples.get(
+                (statement.query_key, None)
+            )
+            outcome = self._capture(statement, sample)
+            if isinstance(outcome, CapturedPlan):
+                captured.append(outcome)
+            else:
+                failed.append(outcome)
+        log.info(
+            "target %s: %d plans captured, %d could not be", self._target_name, len(captured), len(failed)
+        )
+        return captured, failed
+
+    def _samples(self, digests: list[str]) -> dict[tuple[str, str | None], str]:
+        """Sample texts by (digest, schema), plus (digest, None) for any schema."""
+        server = self._server_info()
+        name = "digest_samples" if server.has_sample_text else "history_samples"
+        rows = self._query(name, {"digests": json.dumps(digests)})
+        samples: dict[tuple[str, str | None], str] = {}
+        for row in rows:
+            text = _text(row["sql_text"])
+            digest = _text(row["digest"])
+            samples[(digest, _text(row["schema_name"]))] = text
+            samples.setdefault((digest, None), text)
+        return samples
+
+    def _capture(self, statement: StatementStats, sample: str | None) -> CapturedPlan | PlanCaptureFailure:
+        key, database = statement.query_key, statement.database_name
+        if sample is None:
+            return PlanCaptureFailure(key, database, "no sample text of this digest is kept any more")
+        refused = unexplainable_reason(sample)
+        if refused is not None:
+            return PlanCaptureFailure(key, database, refused)
+        try:
+            body = self._explain(sample, database or None)
+        except EngineError as exc:
+            self._raise_if_connection(exc)
+            return PlanCaptureFailure(key, database, exc.message)
+        return CapturedPlan(
+            query_key=key,
+            database_name=database,
+            body=body,
+            body_format="mysql_json",
+            plan_key=None,
+            objects=plan_objects(body, sample, database),
+        )
+
+    def _explain(self, sql_text: str, database: str | None) -> bytes:
+        """The JSON plan of ``sql_text`` in ``database``; the text is explained, never executed."""
+        rows = self._run(self._connection(database), _EXPLAIN + sql_text, None, "EXPLAIN")
+        if not rows:
+            raise EngineError("EXPLAIN returned no plan", reason=EngineErrorReason.QUERY_FAILED)
+        document = next(iter(rows[0].values()))
+        return _text(document).encode("utf-8")
+
+    # -- object definitions ---------------------------------------------------------------------
+
+    def index_definitions(self, database_name: str, tables: Iterable[str]) -> list[IndexDefinition]:
+        """CREATE INDEX / ADD PRIMARY KEY definitions of the indexes on ``tables`` of one schema."""
+        names = sorted({name for table in tables if (name := _table_in(database_name, table))})
+        if not names:
+            return []
+        rows = self._query("index_columns", {"database": database_name, "tables": json.dumps(names)})
+        definitions = build_index_definitions(database_name, rows)
+        log.info(
+            "target %s: %d index definitions on %d tables of %s",
+            self._target_name,
+            len(definitions),
+            len(names),
+            database_name,
+        )
+        return definitions
+
+    # -- connections and statements -------------------------------------------------------------
+
+    def _server_info(self) -> ServerInfo:
+        self._connection(None)  # the first connection reads the server information
+        assert self._server is not None
+        return self._server
+
+    def _connection(self, database: str | None) -> Any:
+        """The open connection to ``database`` (None: the default), opened and set up on first use."""
+        connection = self._connections.get(database)
+        if connection is not None:
+            return connection
+        if database is not None and database in self._unusable_databases:
+            raise self._unusable_databases[database]
+        try:
+            connection = self._connect(database)
+        except _DRIVER_ERRORS as exc:
+            error = self._engine_error(exc, f"connecting to {database or 'the server'}")
+            if database is not None and error.reason not in _CONNECTION_LEVEL:
+                self._unusable_databases[database] = error  # dropped schema, no access: ask once per run
+            raise error from exc
+        try:
+            self._prepare(connection, database)
+        except EngineError:
+            _close_quietly(connection)
+            raise
+        self._connections[database] = connection
+        return connection
+
+    def _prepare(self, connection: Any, database: str | None) -> None:
+        if self._server is None:
+            self._server = self._read_server_info(connection)
+        self._set_up_session(connection, self._server)
+        if database is None and self._server.performance_schema:
+            self._learn_own_digests(connection)
+
+    def _read_server_info(self, connection: Any) -> ServerInfo:
+        row = self._run(connection, load_sql(ENGINE, "server_info"), None, "reading the server version")[0]
+        version = _text(row["version"])
+        return ServerInfo(
+            version=version,
+            is_mariadb="mariadb" in f"{version} {_text(row['version_comment'])}".lower(),
+            performance_schema=bool(int(row["performance_schema"] or 0)),
+            digests_size=int(row["digests_size"] or 0),
+            has_cpu_time=bool(int(row["has_cpu_time"])),
+            has_sample_text=bool(int(row["has_sample_text"])),
+        )
+
+    def _set_up_session(self, connection: Any, server: ServerInfo) -> None:
+        """Statement timeout and read-only transactions for everything this session runs."""
+        timeout_ms = self._settings.statement_timeout_ms
+        if server.is_mariadb:
+            self._run(connection, _SET_TIMEOUT_MARIADB, {"seconds": timeout_ms / 1000}, "setting a timeout")
+        else:
+            self._run(connection, _SET_TIMEOUT_MYSQL, {"milliseconds": timeout_ms}, "setting a timeout")
+        self._run(connection, _SET_READ_ONLY, None, "making the session read-only")
+
+    def _learn_own_digests(self, connection: Any) -> None:
+        """Remember the digests this session's statements so far (driver and session SETs) carry."""
+        try:
+            rows = self._run(
+                connection, load_sql(ENGINE, "own_statement_digests"), None, "reading own digests"
+            )
+        except EngineError as exc:
+            self._raise_if_connection(exc)
+            log.info("target %s: own statement digests unknown (%s)", self._target_name, exc.message)
+            return
+        self._own_digests.update(_text(row["digest"]) for row in rows)
+
+    def _query(
+        self, name: str, params: Mapping[str, Any] | None = None, *, database: str | None = None
+    ) -> list[dict[str, Any]]:
+        sql = load_sql(ENGINE, name)
+        return self._run(self._connection(database), pyformat(sql) if params else sql, params, name)
+
+    def _run(
+        self, connection: Any, sql: str, params: Mapping[str, Any] | None, action: str
+    ) -> list[dict[str, Any]]:
+        """Execute one statement and fetch its rows as dicts; driver errors become EngineError."""
+        self._sent += 1
+        try:
+            cursor = connection.cursor()
+            try:
+                cursor.execute(sql, dict(params) if params else None)
+                if cursor.description is None:
+                    return []
+                columns = [column[0] for column in cursor.description]
+                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+            finally:
+                cursor.close()
+        except _DRIVER_ERRORS as exc:
+            raise self._engine_error(exc, action) from exc
+
+    def _engine_error(self, exc: BaseException, action: str) -> EngineError:
+        errno = getattr(exc, "errno", None)
+        reason = error_reason(errno if isinstance(errno, int) else None)
+        if reason is EngineErrorReason.QUERY_FAILED and isinstance(exc, OSError):
+            reason = EngineErrorReason.UNREACHABLE
+        return EngineError(
+            f"{action} failed: {exc}", reason=reason, target=self._target_name, hint=_HINTS.get(reason)
+        )
+
+    @staticmethod
+    def _raise_if_connection(exc: EngineError) -> None:
+        """Connection-level failures end the run; anything else is the aspect's or statement's problem."""
+        if exc.reason in (EngineErrorReason.UNREACHABLE, EngineErrorReason.AUTHENTICATION):
+            raise exc
+
+
+def _close_quietly(connection: Any) -> None:
+    """Close a connection; a failure to close is logged (the server drops it anyway)."""
+    try:
+        connection.close()
+    except _DRIVER_ERRORS as exc:
+        log.info("closing a connection failed: %s", exc)
+
+
+def _status_of(exc: EngineError) -> AspectStatus:
+    if exc.reason is EngineErrorReason.PERMISSION_DENIED:
+        return AspectStatus(AspectState.PERMISSION_DENIED, hint=HINT_GRANT, detail=exc.message)
+    return AspectStatus(AspectState.ERROR, hint=exc.hint, detail=exc.message)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    return "" if value is None else str(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def _microseconds(picoseconds: Any) -> float | None:
+    return None if picoseconds is None else float(picoseconds) / PICOSECONDS_PER_MICROSECOND
+
+
+def _statement_stats(row: Mapping[str, Any]) -> StatementStats:
+    """One digest row as cumulative counters (times in microseconds; rows = sent + affected)."""
+    digest_text = row["digest_text"]
+    return StatementStats(
+        query_key=_text(row["digest"]),
+        database_name=_text(row["schema_name"]),
+        executions=float(row["executions"]),
+        errors=float(row["errors"]),
+        cpu_us_total=_microseconds(row["cpu_time_sum"]),
+        duration_us_total=_microseconds(row["timer_wait_sum"]),
+        duration_us_min=_microseconds(row["timer_wait_min"]),
+        duration_us_max=_microseconds(row["timer_wait_max"]),
+        rows_examined_total=_number(row["rows_examined"]),
+        rows_total=float(row["rows_sent"] or 0) + float(row["rows_affected"] or 0),
+        query_text=None if digest_text is None else strip_literals(_text(digest_text)),
+        cumulative=True,
+        counters_reset_at=None,  # unknown: the collector treats a counter that went down as a reset
+    )
+
+
+def _table_in(database_name: str, table: str) -> str | None:
+    """The table name of ``schema.table`` (or a bare name) when it lives in ``database_name``."""
+    schema, _, name = table.rpartition(".")
+    if schema and schema.strip("`") != database_name:
+        return None
+    return name.strip("`") or None
+
+
+def plan_objects(body: bytes, sql_text: str, database_name: str) -> tuple[str, ...]:
+    """Qualified tables (``schema.table``) a captured plan touches.
+
+    MySQL plans name tables by their alias, so aliases are resolved through the statement text.
+    """
+    try:
+        plan = parse_plan(body, engine="mysql")
+    except PlanParseError as exc:
+        log.info("captured plan could not be parsed for its tables: %s", exc.message)
+        return ()
+    aliases = _table_aliases(sql_text, database_name)
+    tables: set[str] = set()
+    for statement in plan.statements:
+        for node in statement.nodes():
+            if node.object is not None:
+                table = node.object.table
+                tables.add(aliases.get(table, f"{database_name}.{table}" if database_name else table))
+    return tuple(sorted(tables))
+
+
+def _table_aliases(sql_text: str, database_name: str) -> dict[str, str]:
+    try:
+        tree = sqlglot.parse_one(sql_text, read="mysql")
+    except SqlglotError:
+        return {}
+    return {
+        table.alias_or_name: ".".join(part for part in (table.db or database_name, table.name) if part)
+        for table in tree.find_all(exp.Table)
+    }
+
+
+def _quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+def build_index_definitions(database_name: str, rows: Iterable[Mapping[str, Any]]) -> list[IndexDefinition]:
+    """Group information_schema.STATISTICS rows (ordered by table, index, key part) into definitions."""
+    grouped: dict[tuple[str, str], list[Mapping[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault((_text(row["table_name"]), _text(row["index_name"])), []).append(row)
+    definitions = []
+    for (table, index_name), parts in grouped.items():
+        if any(part["column_name"] is None for part in parts):  # functional key part (MySQL 8.0.13+)
+            log.info(
+                "index %s on %s.%s has an expression key part: left out", index_name, database_name, table
+            )
+            continue
+        definitions.append(_index_definition(database_name, table, index_name, parts))
+    return definitions
+
+
+def _index_definition(
+    database_name: str, table: str, index_name: str, parts: list[Mapping[str, Any]]
+) -> IndexDefinition:
+    columns = ", ".join(_key_part(part) for part in parts)
+    target = f"{_quote(database_name)}.{_quote(table)}"
+    unique = not int(parts[0]["non_unique"])
+    index_type = _text(parts[0]["index_type"]).upper()
+    if index_name == "PRIMARY":
+        definition = f"ALTER TABLE {target} ADD PRIMARY KEY ({columns})"
+    else:
+        kind = "UNIQUE " if unique else {"FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}.get(index_type, "")
+        using = " USING HASH" if index_type == "HASH" else ""
+        definition = f"CREATE {kind}INDEX {_quote(index_name)} ON {target} ({columns}){using}"
+    return IndexDefinition(
+        database_name=database_name,
+        table=f"{database_name}.{table}",
+        index_name=index_name,
+        definition=definition,
+        is_unique=unique,
+        is_primary=index_name == "PRIMARY",
+    )
+
+
+def _key_part(part: Mapping[str, Any]) -> str:
+    text = _quote(_text(part["column_name"]))
+    if part["sub_part"] is not None:
+        text += f"({int(part['sub_part'])})"
+    if _text(part["collation"]).upper() == "D":
+        text += " DESC"
+    return text

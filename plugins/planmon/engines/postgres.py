@@ -1,0 +1,793 @@
+"""PostgreSQL adapter: pg_stat_statements counters, EXPLAIN plans and pg_indexes definitions.
+
+Runtime statistics are pg_stat_statements' cumulative counters as of now (``cumulative=True``); the
+collector turns two readings into a delta and treats a counter that went down, or a newer
+``counters_reset_at``, as a reset. Plans are ``EXPLAIN (VERBOSE, FORMAT JSON)`` of the statement's
+normalised text in its own database, inside a read-only transaction that is always rolled back, never
+``ANALYZE``: statements with ``$n`` parameters get their generic plan (``GENERIC_PLAN`` on 16+,
+``PREPARE`` + ``plan_cache_mode = force_generic_plan`` + ``EXPLAIN EXECUTE`` on 13-15).
+
+Every statement planmon sends starts with the ``/* planmon */`` marker, so pg_stat_statements files
+them under that text and ``runtime_stats`` leaves them out. The queries live in
+``include/sql/postgres``; only the EXPLAIN wrappers and transaction control are built here (see
+:func:`explain_steps`). planmon never creates the extension nor changes server settings.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from planmon.config import Settings
+from planmon.engines.base import (
+    OK,
+    Aspect,
+    AspectState,
+    AspectStatus,
+    Capabilities,
+    CapturedPlan,
+    ConnectionFactory,
+    IndexDefinition,
+    PlanCaptureFailure,
+    StatementStats,
+)
+from planmon.errors import EngineError, EngineErrorReason, PlanParseError, scrub_secrets
+from planmon.model import EngineName
+from planmon.plans.normalize import strip_literals
+from planmon.plans.parse import parse_plan
+from planmon.sql import MARKER, load_sql
+
+log = logging.getLogger(__name__)
+
+MIN_VERSION_NUM = 130000  # total_exec_time and friends
+STATEMENTS_INFO_VERSION_NUM = 140000  # pg_stat_statements_info (extension 1.9)
+GENERIC_PLAN_VERSION_NUM = 160000  # EXPLAIN (GENERIC_PLAN)
+LOCK_TIMEOUT_CAP_MS = 1000  # planmon never queues longer than this behind another session's lock
+PREPARED_NAME = "planmon_stmt"
+
+# pg_stat_statements entries that are not worth tracking: transaction control and session commands
+# (PostgreSQL ARE syntax: \y is a word boundary). Leading comments are skipped.
+UTILITY_PATTERN = (
+    r"^\s*(/\*([^*]|\*+[^*/])*\*+/\s*|--[^\n]*\n\s*)*"
+    r"(begin|start\s+transaction|commit|end|rollback|abort|savepoint|release|prepare\s+transaction"
+    r"|set|reset|show|discard|deallocate|listen|unlisten|notify|checkpoint)\y"
+)
+MARKER_PATTERN = MARKER + "%"
+
+BEGIN = f"{MARKER} BEGIN READ ONLY"
+ROLLBACK = f"{MARKER} ROLLBACK"
+
+_LEADING_COMMENTS = re.compile(r"^\s*(?:(?:/\*(?:[^*]|\*+[^*/])*\*+/|--[^\n]*(?:\n|$))\s*)*")
+_EXPLAINABLE = re.compile(r"(?:select|with|values|table|insert|update|delete|merge)\b|\(", re.IGNORECASE)
+_PARAMETER = re.compile(r"(?<![\w$])\$(\d+)(?!\w)")
+_MORE_AFTER_SEMICOLON = re.compile(r";\s*\S")
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors
+
+
+_SQLSTATE_REASONS: dict[str, EngineErrorReason] = {
+    "57014": EngineErrorReason.TIMEOUT,  # query_canceled (statement_timeout)
+    "55P03": EngineErrorReason.TIMEOUT,  # lock_not_available (lock_timeout)
+    "42501": EngineErrorReason.PERMISSION_DENIED,
+    "28P01": EngineErrorReason.AUTHENTICATION,
+    "28000": EngineErrorReason.AUTHENTICATION,
+    "3D000": EngineErrorReason.AUTHENTICATION,  # the login names a database that does not exist
+}
+# Connection failures carry no SQLSTATE in libpq: recognise them by message.
+_MESSAGE_REASONS: tuple[tuple[re.Pattern[str], EngineErrorReason], ...] = (
+    (
+        re.compile(
+            r"password authentication failed|authentication failed|role \S+ does not exist"
+            r"|database \S+ does not exist|no pg_hba\.conf entry|password is required",
+            re.IGNORECASE,
+        ),
+        EngineErrorReason.AUTHENTICATION,
+    ),
+    (
+        re.compile(
+            r"connection refused|could not translate host name|name or service not known|timeout expired"
+            r"|no route to host|network is unreachable|could not connect|server closed the connection"
+            r"|connection timed out|connection is closed|consuming input failed",
+            re.IGNORECASE,
+        ),
+        EngineErrorReason.UNREACHABLE,
+    ),
+)
+_HINTS: dict[EngineErrorReason, str] = {
+    EngineErrorReason.UNREACHABLE: "check the Airflow connection's host and port and that the server runs",
+    EngineErrorReason.AUTHENTICATION: "check the login, password and database of the Airflow connection",
+    EngineErrorReason.TIMEOUT: "raise PLANMON_STATEMENT_TIMEOUT_MS or look for sessions holding locks",
+    EngineErrorReason.PERMISSION_DENIED: "GRANT pg_read_all_stats TO the monitoring role",
+}
+
+
+def error_reason(exc: BaseException) -> EngineErrorReason:
+    """How a psycopg error failed: by SQLSTATE when the server sent one, else by libpq's message."""
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate in _SQLSTATE_REASONS:
+        return _SQLSTATE_REASONS[sqlstate]
+    message = str(exc)
+    for pattern, reason in _MESSAGE_REASONS:
+        if pattern.search(message):
+            return reason
+    if sqlstate is None and isinstance(exc, psycopg.OperationalError):
+        return EngineErrorReason.UNREACHABLE  # a failure with no server answer is a connection problem
+    return EngineErrorReason.QUERY_FAILED
+
+
+def driver_message(exc: BaseException) -> str:
+    """The driver's message on one line, secrets scrubbed.
+
+    For server errors only the primary message: the full text adds a ``LINE 1: ...`` excerpt of the
+    statement, which belongs neither in logs nor in a remembered capture failure.
+    """
+    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
+    return scrub_secrets(" ".join(str(primary or exc).split()))
+
+
+def engine_error(exc: BaseException, *, target: str | None, action: str) -> EngineError:
+    """An :class:`EngineError` for a psycopg error that happened while doing ``action``."""
+    reason = error_reason(exc)
+    return EngineError(
+        f"{action} failed: {driver_message(exc)}", reason=reason, target=target, hint=_HINTS.get(reason)
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# EXPLAIN of captured statements
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainSteps:
+    """The statements that EXPLAIN one captured statement, sent inside BEGIN READ ONLY ... ROLLBACK.
+
+    ``prepare`` runs first when set; ``deallocate`` runs after the rollback (prepared statements are
+    not transactional) and only when ``prepare`` succeeded.
+    """
+
+    explain: str
+    prepare: tuple[str, ...] = ()
+    deallocate: str | None = None
+
+
+def parameter_count(text: str) -> int:
+    """The highest ``$n`` placeholder in a normalised statement (0: none)."""
+    return max((int(number) for number in _PARAMETER.findall(text)), default=0)
+
+
+def unexplainable_reason(text: str) -> str | None:
+    """Why ``text`` must not be handed to EXPLAIN (None: it may).
+
+    Only plannable statements are explained; pg_stat_statements stores one statement per entry, so a
+    semicolon followed by more text is refused rather than trusted.
+    """
+    comments = _LEADING_COMMENTS.match(text)
+    body = text[comments.end() :] if comments else text
+    if not _EXPLAINABLE.match(body):
+        keyword = body.split(None, 1)[0].upper() if body.strip() else "(empty)"
+        return f"{keyword} statements have no plan to explain"
+    if _MORE_AFTER_SEMICOLON.search(body):
+        return "the text holds more than one statement"
+    return None
+
+
+def explain_steps(text: str, server_version_num: int) -> ExplainSteps:
+    """How to get the plan of ``text`` on this server version, as statements to send.
+
+    The statement text is formatted into the EXPLAIN: it is the thing being explained, so it cannot be
+    a bound value. It is the text pg_stat_statements recorded for one statement (constants already
+    replaced by $n; never the literal-stripped text planmon stores), is refused by
+    :func:`unexplainable_reason` unless it is one plannable statement, and runs without ANALYZE in a
+    read-only transaction that is rolled back: nothing of it executes. Nothing is quoted into it.
+    """
+    parameters = parameter_count(text)
+    if parameters == 0:
+        return ExplainSteps(explain=f"{MARKER} EXPLAIN (VERBOSE, FORMAT JSON) {text}")
+    if server_version_num >= GENERIC_PLAN_VERSION_NUM:
+        return ExplainSteps(explain=f"{MARKER} EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) {text}")
+    nulls = ", ".join(["NULL"] * parameters)
+    return ExplainSteps(
+        prepare=(load_sql("postgres", "generic_plan_mode"), f"{MARKER} PREPARE {PREPARED_NAME} AS {text}"),
+        explain=f"{MARKER} EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {PREPARED_NAME}({nulls})",
+        deallocate=f"{MARKER} DEALLOCATE {PREPARED_NAME}",
+    )
+
+
+def plan_objects(body: bytes) -> tuple[str, ...]:
+    """``schema.table`` of every table the plan touches, in first-seen order."""
+    plan = parse_plan(body, engine="postgres")
+    seen: dict[str, None] = {}
+    for statement in plan.statements:
+        for node in statement.nodes():
+            if node.object is not None and node.object.table:
+                seen.setdefault(node.object.qualified_table, None)
+    return tuple(seen)
+
+
+def _plan_body(value: Any) -> bytes:
+    """EXPLAIN (FORMAT JSON) output as bytes; psycopg hands the json column over already decoded."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    return json.dumps(value).encode("utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Capabilities
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """One row of ``server_info.sql`` plus what ``statements_info.sql`` said, if it ran."""
+
+    row: Mapping[str, Any]
+    info: Mapping[str, Any] | None = None
+    info_error: BaseException | None = None
+
+    @property
+    def version_num(self) -> int:
+        return int(self.row["server_version_num"])
+
+    @property
+    def preloaded(self) -> bool:
+        """pg_stat_statements is in shared_preload_libraries (or its settings exist, when hidden)."""
+        if getattr(self.info_error, "sqlstate", None) == "55000":
+            return False
+        libraries = self.row["shared_preload_libraries"]
+        if libraries is None:
+            return self.row["pgss_max"] is not None
+        return "pg_stat_statements" in _library_names(libraries)
+
+    @property
+    def hint_plan_installed(self) -> bool:
+        loaded = " ".join(
+            str(self.row[k] or "") for k in ("shared_preload_libraries", "session_preload_libraries")
+        )
+        return bool(self.row["hint_plan_installed"]) or "pg_hint_plan" in _library_names(loaded)
+
+
+def _library_names(setting: str) -> set[str]:
+    return {
+        part.strip().strip('"').rsplit("/", 1)[-1] for part in re.split(r"[,\s]+", setting) if part.strip()
+    }
+
+
+def _version_tuple(version: str | None) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", version or ""))
+
+
+def _too_old(server: ServerInfo) -> AspectStatus | None:
+    if server.version_num >= MIN_VERSION_NUM:
+        return None
+    version = server.row["server_version"]
+    return AspectStatus(AspectState.UNAVAILABLE, f"PostgreSQL {version} is too old: planmon needs 13+")
+
+
+def _not_preloaded(server: ServerInfo) -> AspectStatus | None:
+    if server.preloaded:
+        return None
+    return AspectStatus(
+        AspectState.UNAVAILABLE, "pg_stat_statements is not in shared_preload_libraries: add it and restart"
+    )
+
+
+def _no_extension(server: ServerInfo) -> AspectStatus | None:
+    if server.row["pgss_version"] is not None:
+        return None
+    database = server.row["database_name"]
+    return AspectStatus(
+        AspectState.UNAVAILABLE, f"CREATE EXTENSION pg_stat_statements in database {database}"
+    )
+
+
+def _not_on_search_path(server: ServerInfo) -> AspectStatus | None:
+    if server.row["pgss_visible"]:
+        return None
+    schema, role = server.row["pgss_schema"], server.row["user_name"]
+    return AspectStatus(
+        AspectState.ERROR,
+        f"pg_stat_statements is installed in schema {schema}, which is not on the search_path of role "
+        f"{role}: ALTER ROLE {role} SET search_path to include it",
+    )
+
+
+def _not_tracking(server: ServerInfo) -> AspectStatus | None:
+    if (server.row["pgss_track"] or "").lower() != "none":
+        return None
+    return AspectStatus(
+        AspectState.UNAVAILABLE, "pg_stat_statements.track is none: set it to top or all and reload"
+    )
+
+
+def _info_failed(server: ServerInfo) -> AspectStatus | None:
+    if server.info_error is None:
+        return None
+    detail = driver_message(server.info_error)
+    return AspectStatus(AspectState.ERROR, "pg_stat_statements_info could not be read", detail)
+
+
+def _cannot_read_all(server: ServerInfo) -> AspectStatus | None:
+    if server.row["reads_all_stats"]:
+        return None
+    role = server.row["user_name"]
+    return AspectStatus(
+        AspectState.PERMISSION_DENIED,
+        f"GRANT pg_read_all_stats TO {role}: without it the statements of other roles show "
+        "<insufficient privilege>",
+    )
+
+
+# In the order a DBA has to fix them: the first one that applies is reported.
+_RUNTIME_STATS_CHECKS = (
+    _too_old,
+    _not_preloaded,
+    _no_extension,
+    _not_on_search_path,
+    _not_tracking,
+    _info_failed,
+    _cannot_read_all,
+)
+
+
+def runtime_stats_status(server: ServerInfo) -> AspectStatus:
+    """RUNTIME_STATS: OK, or the first problem a DBA has to fix, with the hint to fix it."""
+    for check in _RUNTIME_STATS_CHECKS:
+        status = check(server)
+        if status is not None:
+            return status
+    return OK
+
+
+def build_capabilities(server: ServerInfo) -> Capabilities:
+    """Capabilities from the probe results (no I/O: unit-testable)."""
+    runtime = runtime_stats_status(server)
+    plans = OK
+    if runtime.state is not AspectState.OK:
+        plans = AspectStatus(
+            runtime.state, f"plans need statement texts from pg_stat_statements: {runtime.hint}"
+        )
+    forcing_hint = "PostgreSQL has no plan forcing"
+    if server.hint_plan_installed:
+        forcing_hint += "; pg_hint_plan is installed: hints are the way to steer a plan"
+    aspects = {
+        Aspect.RUNTIME_STATS: runtime,
+        Aspect.QUERY_TEXT: runtime,  # the text comes from the same view, under the same permission
+        Aspect.PLANS: plans,
+        Aspect.FORCING_STATE: AspectStatus(AspectState.UNAVAILABLE, forcing_hint),
+        Aspect.OBJECT_DEFINITIONS: OK,
+    }
+    return Capabilities(
+        server_version=str(server.row["server_version"]),
+        aspects=aspects,
+        backfillable=False,
+        details=_details(server),
+    )
+
+
+def _details(server: ServerInfo) -> dict[str, Any]:
+    row = server.row
+    details: dict[str, Any] = {
+        "server_version_num": server.version_num,
+        "stats_database": row["database_name"],
+        "pg_stat_statements_version": row["pgss_version"],
+        "pg_stat_statements_max": int(row["pgss_max"]) if row["pgss_max"] else None,
+        "pg_stat_statements_track": row["pgss_track"],
+        "generic_plans": "explain_generic_plan"
+        if server.version_num >= GENERIC_PLAN_VERSION_NUM
+        else "prepare_force_generic_plan",
+    }
+    if server.info is not None:
+        details["pg_stat_statements_dealloc"] = int(server.info["dealloc"])
+        details["pg_stat_statements_reset"] = _utc(server.info["stats_reset"])
+    return details
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    """UTC without tzinfo, the unit of every timestamp planmon stores."""
+    if value is None or value.tzinfo is None:
+        return value
+    return value.astimezone(UTC).replace(tzinfo=None)
+
+
+def _number(value: float | Decimal | int | None) -> float | None:
+    return None if value is None else float(value)
+
+
+# ---------------------------------------------------------------------------------------------
+# The adapter
+
+
+class Adapter:
+    """Reads one PostgreSQL target through connections from ``connect`` (one per database, lazily)."""
+
+    engine: EngineName = "postgres"
+
+    def __init__(
+        self,
+        connect: ConnectionFactory,
+        *,
+        target_name: str,
+        databases: Sequence[str] = (),
+        settings: Settings,
+    ) -> None:
+        self._connect = connect
+        self.target_name = target_name
+        self.databases = tuple(databases)
+        self.settings = settings
+        self._connections: dict[str | None, psycopg.Connection[Any]] = {}
+        self._sent = 0
+        self._server: ServerInfo | None = None
+        self._capabilities: Capabilities | None = None
+        # (database, queryid) -> normalised text as pg_stat_statements has it, for EXPLAIN
+        self._texts: dict[tuple[str, str], str] = {}
+        self._deadline = time.monotonic() + settings.collect_deadline_seconds
+
+    # -- connections and statements ------------------------------------------------------------
+
+    def statements_sent(self) -> int:
+        return self._sent
+
+    def close(self) -> None:
+        """Close every connection this adapter opened."""
+        while self._connections:
+            _, connection = self._connections.popitem()
+            connection.close()
+
+    def _connection(self, database: str | None) -> psycopg.Connection[Any]:
+        if self._server is not None and database == self._server.row["database_name"]:
+            database = None  # the stats connection already reads that database
+        cached = self._connections.get(database)
+        if cached is not None:
+            return cached
+        where = f"database {database}" if database else "the default database"
+        try:
+            connection: psycopg.Connection[Any] = self._connect(database)
+            connection.autocommit = True
+        except psycopg.Error as exc:
+            raise engine_error(exc, target=self.target_name, action=f"connecting to {where}") from exc
+        timeout = self.settings.statement_timeout_ms
+        try:
+            self._query(
+                connection,
+                load_sql("postgres", "session_setup"),
+                {"statement_timeout": str(timeout), "lock_timeout": str(min(timeout, LOCK_TIMEOUT_CAP_MS))},
+                action=f"setting up the session on {where}",
+            )
+        except EngineError:
+            connection.close()
+            raise
+        self._connections[database] = connection
+        log.info(
+            "postgres target %s: connected to %s (read-only, timeout %d ms)", self.target_name, where, timeout
+        )
+        return connection
+
+    def _send(
+        self, connection: psycopg.Connection[Any], sql: str, params: Mapping[str, Any] | None = None
+    ) -> list[dict[str, Any]]:
+        """Send one statement (counted) and return its rows as dicts; psycopg errors propagate."""
+        self._sent += 1
+        with connection.cursor(row_factory=dict_row) as cursor:
+            cursor.execute(sql, params, prepare=False)  # no server-side prepared statements of our own
+            return cursor.fetchall() if cursor.description is not None else []
+
+    def _query(
+        self,
+        connection: psycopg.Connection[Any],
+        sql: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        action: str,
+    ) -> list[dict[str, Any]]:
+        """:meth:`_send`, with psycopg errors turned into :class:`EngineError`."""
+        try:
+            return self._send(connection, sql, params)
+        except psycopg.Error as exc:
+            raise engine_error(exc, target=self.target_name, action=action) from exc
+
+    # -- capabilities --------------------------------------------------------------------------
+
+    def capabilities(self) -> Capabilities:
+        """Probe the server once per adapter (version, pg_stat_statements, permissions)."""
+        if self._capabilities is None:
+            self._server = self._probe_server()
+            self._capabilities = build_capabilities(self._server)
+            log.info(
+                "postgres target %s: PostgreSQL %s, %s",
+                self.target_name,
+                self._capabilities.server_version,
+                ", ".join(
+                    f"{aspect}={status.state}" for aspect, status in self._capabilities.aspects.items()
+                ),
+            )
+        return self._capabilities
+
+    def _require(self, aspect: Aspect) -> None:
+        """Raise EngineError (with the capability's hint) unless ``aspect`` is available."""
+        status = self.capabilities().aspects[aspect]
+        if status.state is AspectState.OK:
+            return
+        reason = (
+            EngineErrorReason.PERMISSION_DENIED
+            if status.state is AspectState.PERMISSION_DENIED
+            else EngineErrorReason.FEATURE_UNAVAILABLE
+        )
+        raise EngineError(f"cannot read {aspect}", reason=reason, target=self.target_name, hint=status.hint)
+
+    def _probe_server(self) -> ServerInfo:
+        connection = self._connection(None)
+        (row,) = self._query(connection, load_sql("postgres", "server_info"), action="probing the server")
+        if not _has_statements_info(row):
+            return ServerInfo(row)
+        try:
+            (info,) = self._send(connection, load_sql("postgres", "statements_info"))
+        except psycopg.Error as exc:
+            if _connection_lost(connection):
+                raise engine_error(
+                    exc, target=self.target_name, action="reading pg_stat_statements_info"
+                ) from exc
+            return ServerInfo(row, info_error=exc)  # 55000: not preloaded; reported per aspect
+        return ServerInfo(row, info=info)
+
+    # -- runtime statistics --------------------------------------------------------------------
+
+    def runtime_stats(self, start: datetime, end: datetime) -> list[StatementStats]:
+        """pg_stat_statements counters as of now (cumulative: ``start``/``end`` cannot select a window).
+
+        Raises EngineError (FEATURE_UNAVAILABLE / PERMISSION_DENIED, with the capability's hint) rather
+        than returning a partial or empty list that would look like "nothing ran".
+        """
+        self._require(Aspect.RUNTIME_STATS)
+        began = time.monotonic()
+        connection = self._connection(None)
+        reset_at = self._stats_reset(connection)
+        rows = self._query(
+            connection,
+            load_sql("postgres", "runtime_stats"),
+            {
+                "marker_pattern": MARKER_PATTERN,
+                "utility_pattern": UTILITY_PATTERN,
+                "databases": list(self.databases),
+                "limit": self.settings.collect_row_limit,
+            },
+            action="reading pg_stat_statements",
+        )
+        stats = [self._statement_stats(row, reset_at) for row in rows]
+        log.info(
+            "postgres target %s: read %d statements from pg_stat_statements (limit %d) in %.2fs",
+            self.target_name,
+            len(stats),
+            self.settings.collect_row_limit,
+            time.monotonic() - began,
+        )
+        return stats
+
+    def _stats_reset(self, connection: psycopg.Connection[Any]) -> datetime | None:
+        if self._server is None or not _has_statements_info(self._server.row):
+            return None
+        rows = self._query(
+            connection, load_sql("postgres", "statements_info"), action="reading pg_stat_statements_info"
+        )
+        return _utc(rows[0]["stats_reset"]) if rows else None
+
+    def _statement_stats(self, row: Mapping[str, Any], reset_at: datetime | None) -> StatementStats:
+        text = str(row["query_text"])
+        self._texts[(row["database_name"], row["query_key"])] = text
+        ms_to_us = 1000.0
+        return StatementStats(
+            query_key=row["query_key"],
+            database_name=row["database_name"],
+            interval_end=_utc(row["read_at"]),  # when the counters were read
+            executions=float(row["calls"]),
+            duration_us_total=float(row["total_exec_ms"]) * ms_to_us,
+            duration_us_sum_squares=float(row["exec_ms_sum_squares"]) * ms_to_us * ms_to_us,
+            duration_us_min=float(row["min_exec_ms"]) * ms_to_us,
+            duration_us_max=float(row["max_exec_ms"]) * ms_to_us,
+            logical_reads_total=_number(row["shared_blks_accessed"]),
+            physical_reads_total=_number(row["shared_blks_read"]),
+            rows_total=_number(row["rows"]),
+            query_text=strip_literals(text),
+            cumulative=True,
+            counters_reset_at=reset_at,
+        )
+
+    # -- plans ---------------------------------------------------------------------------------
+
+    def plans(
+        self, statements: Sequence[StatementStats]
+    ) -> tuple[list[CapturedPlan], list[PlanCaptureFailure]]:
+        """EXPLAIN each statement in its own database; failures are returned, not raised.
+
+        Raises EngineError when PLANS is not available (the texts come from pg_stat_statements) and on
+        connection-level problems (server unreachable, connection lost).
+        Statements left when the per-run deadline passes are skipped (neither captured nor failed).
+        """
+        self._require(Aspect.PLANS)
+        server_version_num = self.capabilities().details["server_version_num"]
+        began, sent_before = time.monotonic(), self._sent
+        texts = self._statement_texts(statements)
+        captured: list[CapturedPlan] = []
+        failed: list[PlanCaptureFailure] = []
+        for database, group in _by_database(statements):
+            for outcome in self._capture_database(database, group, texts, server_version_num):
+                if isinstance(outcome, CapturedPlan):
+                    captured.append(outcome)
+                else:
+                    failed.append(outcome)
+        log.info(
+            "postgres target %s: %d plans captured, %d failed, %d skipped, %d statements sent in %.2fs",
+            self.target_name,
+            len(captured),
+            len(failed),
+            len(statements) - len(captured) - len(failed),
+            self._sent - sent_before,
+            time.monotonic() - began,
+        )
+        return captured, failed
+
+    def _statement_texts(self, statements: Sequence[StatementStats]) -> dict[tuple[str, str], str]:
+        """Explainable texts of ``statements``: read by runtime_stats, else fetched in one query."""
+        missing = {s.query_key for s in statements if (s.database_name, s.query_key) not in self._texts}
+        queryids = [int(key) for key in missing if re.fullmatch(r"-?\d+", key)]
+        if queryids:
+            rows = self._query(
+                self._connection(None),
+                load_sql("postgres", "statement_texts"),
+                {"queryids": queryids},
+                action="reading statement texts from pg_stat_statements",
+            )
+            for row in rows:
+                self._texts.setdefault((row["database_name"], row["query_key"]), str(row["query_text"]))
+        return self._texts
+
+    def _capture_database(
+        self,
+        database: str,
+        statements: list[StatementStats],
+        texts: Mapping[tuple[str, str], str],
+        server_version_num: int,
+    ) -> Iterator[CapturedPlan | PlanCaptureFailure]:
+        try:
+            connection = self._connection(database or None)
+        except EngineError as exc:
+            if exc.reason not in (EngineErrorReason.AUTHENTICATION, EngineErrorReason.PERMISSION_DENIED):
+                raise
+            log.warning(
+                "postgres target %s: no plans from database %s: %s", self.target_name, database, exc.message
+            )
+            for statement in statements:
+                yield PlanCaptureFailure(statement.query_key, database, exc.message)
+            return
+        for statement in statements:
+            if time.monotonic() > self._deadline:
+                log.warning(
+                    "postgres target %s: collection deadline passed, plan capture stopped", self.target_name
+                )
+                return
+            text = texts.get((database, statement.query_key))
+            yield self._capture(connection, statement, text, server_version_num)
+
+    def _capture(
+        self,
+        connection: psycopg.Connection[Any],
+        statement: StatementStats,
+        text: str | None,
+        server_version_num: int,
+    ) -> CapturedPlan | PlanCaptureFailure:
+        key, database = statement.query_key, statement.database_name
+        if text is None:
+            return PlanCaptureFailure(key, database, "the statement is no longer in pg_stat_statements")
+        refusal = unexplainable_reason(text)
+        if refusal is not None:
+            return PlanCaptureFailure(key, database, refusal)
+        try:
+            value = self._explain(connection, explain_steps(text, server_version_num))
+        except psycopg.Error as exc:
+            if _connection_lost(connection):
+                raise engine_error(
+                    exc, target=self.target_name, action=f"explaining in database {database}"
+                ) from exc
+            reason = f"{error_reason(exc).value}: {driver_message(exc)}"
+            log.info(
+                "postgres target %s: no plan for query %s in %s (%s)", self.target_name, key, database, reason
+            )
+            return PlanCaptureFailure(key, database, reason)
+        body = _plan_body(value)
+        return CapturedPlan(
+            query_key=key,
+            database_name=database,
+            body=body,
+            body_format="pg_json",
+            objects=self._objects(body, key),
+        )
+
+    def _explain(self, connection: psycopg.Connection[Any], steps: ExplainSteps) -> Any:
+        """Run ``steps`` in a read-only transaction that is always rolled back; the plan document."""
+        prepared = False
+        self._send(connection, BEGIN)
+        try:
+            for sql in steps.prepare:
+                self._send(connection, sql)
+            prepared = steps.deallocate is not None
+            rows = self._send(connection, steps.explain)
+        finally:
+            self._send(connection, ROLLBACK)
+            if prepared and steps.deallocate is not None:
+                self._send(connection, steps.deallocate)
+        return next(iter(rows[0].values()))
+
+    def _objects(self, body: bytes, key: str) -> tuple[str, ...]:
+        try:
+            return plan_objects(body)
+        except PlanParseError as exc:
+            log.warning(
+                "postgres target %s: plan of query %s not parsed: %s", self.target_name, key, exc.message
+            )
+            return ()
+
+    # -- object definitions --------------------------------------------------------------------
+
+    def index_definitions(self, database_name: str, tables: Iterable[str]) -> list[IndexDefinition]:
+        """The indexes of ``tables`` (``schema.table``; a bare name matches any schema), one query."""
+        wanted = sorted(set(tables))
+        if not wanted:
+            return []
+        schemas = [table.split(".", 1)[0] if "." in table else None for table in wanted]
+        names = [table.split(".", 1)[1] if "." in table else table for table in wanted]
+        rows = self._query(
+            self._connection(database_name or None),
+            load_sql("postgres", "index_definitions"),
+            {"schemas": schemas, "tables": names},
+            action=f"reading index definitions in database {database_name}",
+        )
+        log.info(
+            "postgres target %s: %d index definitions for %d tables in %s",
+            self.target_name,
+            len(rows),
+            len(wanted),
+            database_name,
+        )
+        return [
+            IndexDefinition(
+                database_name=database_name,
+                table=f"{row['schema_name']}.{row['table_name']}",
+                index_name=row["index_name"],
+                definition=row["definition"],
+                is_unique=bool(row["is_unique"]),
+                is_primary=bool(row["is_primary"]),
+            )
+            for row in rows
+        ]
+
+
+def _has_statements_info(row: Mapping[str, Any]) -> bool:
+    """pg_stat_statements_info exists: PostgreSQL 14+ and the extension at 1.9+, on the search_path."""
+    return (
+        int(row["server_version_num"]) >= STATEMENTS_INFO_VERSION_NUM
+        and _version_tuple(row["pgss_version"]) >= (1, 9)
+        and bool(row["pgss_visible"])
+    )
+
+
+def _connection_lost(connection: psycopg.Connection[Any]) -> bool:
+    return bool(connection.broken or connection.closed)
+
+
+def _by_database(statements: Sequence[StatementStats]) -> list[tuple[str, list[StatementStats]]]:
+    groups: dict[str, list[StatementStats]] = {}
+    for statement in statements:
+        groups.setdefault(statement.database_name, []).append(statement)
+    return list(groups.items())
