@@ -103,8 +103,12 @@ class _Run:
     end: datetime
     now: datetime
     settings: Settings
+    started: float = field(default_factory=time.monotonic)
     aspects: dict[str, AspectStatus] = field(default_factory=dict)
-    write: CollectionWrite | None = None
+
+    def past_deadline(self) -> bool:
+        """True once the per-run deadline has passed: stop optional work (plans), keep what was read."""
+        return time.monotonic() - self.started > self.settings.collect_deadline_seconds
 
 
 def collect_target(
@@ -171,7 +175,8 @@ def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> Colle
     if not capabilities.available(Aspect.RUNTIME_STATS):
         return replace(base, status="failed")
     statements = adapter.runtime_stats(run.start, run.end)
-    cumulative = any(s.cumulative for s in statements)
+    # rows say which kind they are; with no rows, an engine that cannot backfill reads counters
+    cumulative = any(s.cumulative for s in statements) if statements else not capabilities.backfillable
     if cumulative:
         interval_stats, readings, complete = _deltas(repository, run, statements)
     else:
@@ -180,7 +185,16 @@ def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> Colle
         AspectState.OK, detail=None if complete else f"row limit {run.settings.collect_row_limit} reached"
     )
     captures = repository.plan_captures(run.target.id)
-    captured, failures = _capture_plans(adapter, capabilities, run, interval_stats, captures)
+    if run.past_deadline():
+        run.aspects[Aspect.PLANS.value] = AspectStatus(
+            AspectState.OK,
+            detail=f"per-run deadline ({run.settings.collect_deadline_seconds}s) reached after statistics: "
+            "plans not captured this run",
+        )
+        captured: list[CapturedPlan] = []
+        failures: list[PlanCaptureFailure] = []
+    else:
+        captured, failures = _capture_plans(adapter, capabilities, run, interval_stats, captures)
     plans = [_plan_record(plan) for plan in captured]
     indexes = _index_definitions(adapter, capabilities, run, captured)
     return replace(
@@ -192,6 +206,7 @@ def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> Colle
         plans=plans,
         runtime_stats=_stats_rows(interval_stats, plans, captures, run),
         counter_readings=readings,
+        counters_read=cumulative,
         readings_complete=complete,
         plan_captures=_capture_states(run, captures, interval_stats, plans, failures),
         index_definitions=indexes,
@@ -225,8 +240,8 @@ def _deltas(
         key = (current.database_name, current.query_key)
         readings.append(_reading(run, current))
         before = previous.get(key)
-        if before is None and not (previous and previous_complete):
-            continue  # first sight of this statement (or of the target): its reading is the baseline
+        if before is None and not previous_complete:
+            continue  # first sight after an incomplete (or no) reading: this reading is the baseline
         delta = _delta(current, before)
         if delta is not None and delta.executions > 0:
             interval_stats.append(

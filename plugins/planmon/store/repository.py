@@ -111,6 +111,7 @@ class CollectionWrite:
     plans: Sequence[PlanRecord] = ()
     runtime_stats: Sequence[Mapping[str, Any]] = ()
     counter_readings: Sequence[CounterReading] = ()
+    counters_read: bool = False  # cumulative counters were read (even if none were returned)
     readings_complete: bool = True
     plan_captures: Sequence[PlanCaptureState] = ()
     index_definitions: Sequence[Any] = ()  # planmon.engines.base.IndexDefinition
@@ -428,7 +429,8 @@ class Repository:
     # -- collection bookkeeping ------------------------------------------------------------------
 
     def counter_readings(self, target_id: int) -> tuple[dict[tuple[str, str], CounterReading], bool]:
-        """The last cumulative-counter readings of a target, and whether that reading was complete."""
+        """The last cumulative-counter readings of a target, and whether that reading was complete
+        (False when there was none: then every statement's first reading is only its baseline)."""
         with self._errors("reading counter snapshots"), self.engine.connect() as connection:
             rows = connection.execute(
                 select(counter_snapshot).where(counter_snapshot.c.target_id == target_id)
@@ -517,7 +519,7 @@ class Repository:
 
     @staticmethod
     def _record_counters(connection: Connection, write: CollectionWrite, now: datetime) -> None:
-        if not write.counter_readings:
+        if not write.counters_read:
             return
         rows = [{"target_id": write.target_id, **asdict(reading)} for reading in write.counter_readings]
         upsert(connection, counter_snapshot, rows, key=["target_id", "database_name", "query_key"])

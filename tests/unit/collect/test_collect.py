@@ -325,3 +325,16 @@ def test_summary_is_small_and_serialisable(repository: Repository, server: FakeE
     summary = run(repository, server, tgt, 0).as_dict()
     assert json.loads(json.dumps(summary))["aspects"]["forcing_state"]["status"] == "unavailable"
     assert summary["statements_sent"] >= 2
+
+
+def test_past_the_deadline_statistics_are_kept_and_plans_skipped(
+    repository: Repository, server: FakeEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q1"] = {"calls": 20, "time": 2000}
+    monkeypatch.setattr(collect._Run, "past_deadline", lambda self: True)
+    summary = run(repository, server, tgt, 1)
+    assert summary.rows == 1 and server.plan_requests == []
+    assert "deadline" in summary.aspects["plans"]["detail"]
