@@ -1,0 +1,238 @@
+"""Detection on constructed data with known answers: each kind fires, and each trap does not."""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from planmon.analysis.detect import _plan_moments, _prepare, detect
+from planmon.config import load_settings
+
+WINDOW_START = datetime(2026, 11, 20, 12, 0)
+WINDOW_END = WINDOW_START + timedelta(hours=1)
+BASELINE_START = WINDOW_START - timedelta(days=7)
+SETTINGS = load_settings({})
+STEP = timedelta(minutes=15)
+
+
+def rows(
+    query: int,
+    plan: int,
+    start: datetime,
+    end: datetime,
+    *,
+    n: float,
+    cpu: float,
+    sd: float = 0.0,
+    execution_type: int = 0,
+    duration: float | None = None,
+    reads: float | None = None,
+    no_cpu: bool = False,
+    target: int = 1,
+) -> list[dict[str, Any]]:
+    out, t = [], start
+    while t < end:
+        out.append(
+            {
+                "target_id": target,
+                "query_id": query,
+                "plan_id": plan,
+                "interval_start": t,
+                "interval_end": t + STEP,
+                "execution_type": execution_type,
+                "executions": n,
+                "errors": 0,
+                "cpu_us_mean": None if no_cpu else cpu,
+                "cpu_us_stdev": None if no_cpu else sd,
+                "duration_us_mean": duration if duration is not None else cpu * 1.2,
+                "duration_us_stdev": sd,
+                "logical_reads_mean": reads,
+                "rows_examined_mean": None,
+            }
+        )
+        t += STEP
+    return out
+
+
+def baseline(query: int, plan: int, **kwargs: Any) -> list[dict[str, Any]]:
+    return rows(query, plan, WINDOW_START - timedelta(days=2), WINDOW_START, **kwargs)
+
+
+def current(query: int, plan: int, **kwargs: Any) -> list[dict[str, Any]]:
+    return rows(query, plan, WINDOW_START, WINDOW_END, **kwargs)
+
+
+def plans(*entries: tuple[int, int, str]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {
+                "target_id": 1,
+                "query_id": q,
+                "plan_id": p,
+                "shape_hash": s,
+                "is_forced": False,
+                "forcing_type": None,
+                "force_failure_count": None,
+            }
+            for q, p, s in entries
+        ]
+    )
+
+
+def run(data: list[dict[str, Any]], plan_frame: pd.DataFrame | None = None) -> pd.DataFrame:
+    return detect(
+        pd.DataFrame(data),
+        plan_frame if plan_frame is not None else plans(),
+        window_start=WINDOW_START,
+        window_end=WINDOW_END,
+        baseline_start=BASELINE_START,
+        settings=SETTINGS,
+    )
+
+
+def test_plan_change_is_detected_with_its_numbers() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=1_000) + current(7, 2, n=200, cpu=30_000, sd=2_000)
+    found = run(data, plans((7, 1, "aaa"), (7, 2, "bbb")))
+    assert list(found["kind"]) == ["plan_change"]
+    hit = found.iloc[0]
+    assert (hit.baseline_plan_id, hit.current_plan_id) == (1, 2)
+    assert hit.ratio == pytest.approx(3.0)
+    assert hit.impact == pytest.approx((30_000 - 10_000) * 800 / 1 / 1e6)  # 800 executions in the hour
+    assert hit.p_value < 1e-10 and hit.severity == "low"
+    assert hit.evidence["elevated_intervals"] == 4
+
+
+def test_same_shape_under_another_plan_id_is_same_plan() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=25_000, sd=500)
+    assert list(run(data, plans((7, 1, "aaa"), (7, 2, "aaa")))["kind"]) == ["same_plan"]
+
+
+def test_a_faster_plan_is_not_a_regression() -> None:
+    data = baseline(7, 1, n=100, cpu=30_000) + current(7, 2, n=100, cpu=10_000)
+    assert run(data).empty
+
+
+def test_a_one_interval_spike_is_not_a_regression() -> None:
+    data = baseline(7, 1, n=100, cpu=10_000, sd=1_000)
+    spike = current(7, 1, n=100, cpu=10_000, sd=1_000)
+    spike[2]["cpu_us_mean"] = 200_000
+    assert run(data + spike).empty
+
+
+def test_noise_within_the_threshold_is_not_a_regression() -> None:
+    data = baseline(7, 1, n=100, cpu=10_000, sd=9_000) + current(7, 1, n=100, cpu=13_000, sd=9_000)
+    assert run(data).empty
+
+
+def test_microsecond_changes_stay_below_the_impact_floor() -> None:
+    data = baseline(7, 1, n=50, cpu=50) + current(7, 2, n=50, cpu=150)  # 3x, but 0.02 CPU-seconds per hour
+    assert run(data, plans((7, 1, "a"), (7, 2, "b"))).empty
+
+
+def test_too_few_executions_are_not_judged() -> None:
+    data = baseline(7, 1, n=2, cpu=10_000) + current(7, 2, n=2, cpu=900_000)
+    assert run(data).empty
+
+
+def test_duration_only_slowdown_without_more_work_is_classified_as_waits() -> None:
+    data = baseline(7, 1, n=200, cpu=0, duration=10_000, reads=100, no_cpu=True) + current(
+        7, 1, n=200, cpu=0, duration=40_000, reads=100, no_cpu=True
+    )
+    hit = run(data).iloc[0]
+    assert hit.kind == "same_plan" and hit.metric == "duration_us"
+    assert hit.evidence["classification"] == "waits_or_blocking" and hit.severity == "low"
+
+
+def test_duration_only_slowdown_with_more_reads_is_corroborated() -> None:
+    data = baseline(7, 1, n=200, cpu=0, duration=10_000, reads=100, no_cpu=True) + current(
+        7, 2, n=200, cpu=0, duration=40_000, reads=900, no_cpu=True
+    )
+    hit = run(data, plans((7, 1, "a"), (7, 2, "b"))).iloc[0]
+    assert hit.kind == "plan_change" and hit.evidence["corroboration"]["status"] == "corroborated"
+
+
+def test_alternating_plans_are_parameter_sensitive() -> None:
+    data = (
+        baseline(7, 1, n=100, cpu=10_000, sd=100)
+        + current(7, 1, n=60, cpu=10_000, sd=100)
+        + current(7, 2, n=40, cpu=80_000, sd=1_000)
+    )
+    found = run(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["parameter_sensitive"]
+    assert found.iloc[0].ratio == pytest.approx(8.0)
+
+
+def test_rising_error_share_is_error_prone() -> None:
+    data = (
+        baseline(7, 1, n=1000, cpu=1_000)
+        + baseline(7, 1, n=1, cpu=1_000, execution_type=3)
+        + current(7, 1, n=1000, cpu=1_000)
+        + current(7, 1, n=80, cpu=1_000, execution_type=4)
+    )
+    found = run(data)
+    assert list(found["kind"]) == ["error_prone"]
+    assert found.iloc[0].current_mean == pytest.approx(320 / 4320)
+
+
+def test_force_failures_count_their_rise_never_their_level() -> None:
+    frame = plans((7, 1, "a"), (8, 2, "b"))
+    frame["force_failure_count"] = [5, 3]
+    frame["force_failure_count_before"] = [2, 3]  # query 8: failures happened long ago, none since
+    found = run(baseline(9, 9, n=10, cpu=1), frame)
+    assert list(zip(found["kind"], found["query_id"], strict=True)) == [("forced_plan_failure", 7)]
+
+
+def test_variance_is_pooled_from_interval_moments_not_averaged() -> None:
+    data = [
+        {
+            "target_id": 1,
+            "query_id": 1,
+            "plan_id": 1,
+            "interval_start": WINDOW_START,
+            "interval_end": WINDOW_END,
+            "execution_type": 0,
+            "executions": n,
+            "errors": 0,
+            "cpu_us_mean": mean,
+            "cpu_us_stdev": sd,
+            "duration_us_mean": mean,
+            "duration_us_stdev": sd,
+            "logical_reads_mean": None,
+            "rows_examined_mean": None,
+        }
+        for n, mean, sd in ((10, 100.0, 10.0), (30, 200.0, 20.0))
+    ]
+    moments = _plan_moments(_prepare(pd.DataFrame(data), WINDOW_START, WINDOW_END, BASELINE_START))
+    pooled_mean = (10 * 100 + 30 * 200) / 40
+    pooled_var = (10 * (10**2 + 100**2) + 30 * (20**2 + 200**2)) / 40 - pooled_mean**2
+    assert moments.iloc[0]["mean"] == pytest.approx(pooled_mean)
+    assert math.sqrt(moments.iloc[0]["var"]) == pytest.approx(math.sqrt(pooled_var))
+
+
+def test_targets_and_queries_are_kept_apart() -> None:
+    data = (
+        baseline(7, 1, n=100, cpu=10_000, target=1)
+        + current(7, 2, n=100, cpu=40_000, target=1)
+        + baseline(7, 1, n=100, cpu=10_000, target=2)
+        + current(7, 1, n=100, cpu=10_000, target=2)
+    )
+    found = run(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(zip(found["target_id"], found["kind"], strict=True)) == [(1, "plan_change")]
+
+
+def test_nothing_to_analyse_gives_an_empty_frame_with_the_columns() -> None:
+    from planmon.analysis.frames import DETECTION_COLUMNS, empty_runtime_stats
+
+    found = detect(
+        empty_runtime_stats(),
+        plans(),
+        window_start=WINDOW_START,
+        window_end=WINDOW_END,
+        baseline_start=BASELINE_START,
+        settings=SETTINGS,
+    )
+    assert found.empty and list(found.columns) == list(DETECTION_COLUMNS)
