@@ -9,11 +9,11 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, task
+from airflow.sdk import CronDataIntervalTimetable, dag, task
 
+from planmon.airflow.assets import RUNTIME_STATS
 from planmon.airflow.defaults import PLANMON_TAG, default_args
 
-RUNTIME_STATS = Asset("planmon_runtime_stats", uri="planmon://runtime_stats")
 # Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
 SCHEDULE = os.environ.get("PLANMON_COLLECT_SCHEDULE", "*/15 * * * *")
 POOL = os.environ.get("PLANMON_TARGETS_POOL", "planmon_targets")

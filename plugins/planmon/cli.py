@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "planmon.commands.init",
     "planmon.commands.targets",
     "planmon.commands.collect",
+    "planmon.commands.analyze",
     "planmon.commands.plan",
 )
 

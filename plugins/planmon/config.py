@@ -96,7 +96,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     unknown: list[str] = []
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS or key.startswith(_OWNED_PREFIXES):
             continue
         if key not in known:
             unknown.append(key)
@@ -113,8 +113,20 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(_describe(exc), hint="`planmon config show --help` lists every setting") from exc
 
 
+# Prefixes validated by their own models (planmon.alerting.settings reads PLANMON_ALERT_*).
+_OWNED_PREFIXES = ("PLANMON_ALERT_",)
+
 # PLANMON_* variables that configure tests and tools rather than planmon itself.
-_NOT_SETTINGS = frozenset({"PLANMON_CORPUS", "PLANMON_TEST_MSSQL_URL", "PLANMON_PG_BINDIR"})
+_NOT_SETTINGS = frozenset(
+    {
+        "PLANMON_CORPUS",
+        "PLANMON_TEST_MSSQL_URL",
+        "PLANMON_PG_BINDIR",
+        "PLANMON_UPDATE_SNAPSHOTS",
+        "PLANMON_REGEN_GOLDEN",
+        "PLANMON_ANALYZE_SCHEDULE",  # read by dags/planmon_analyze.py when it is parsed
+    }
+)
 
 
 def _describe(exc: ValidationError) -> str:

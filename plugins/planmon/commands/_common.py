@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from planmon.config import load_settings
@@ -20,6 +22,15 @@ def open_repository(*, require_schema: bool = True) -> Repository:
             repository.close()
             raise
     return repository
+
+
+def iso_moment(text: str) -> datetime:
+    """An ISO 8601 command-line time; UTC unless it carries an offset (argparse type)."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-20T13:00") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def print_json(value: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 from planmon.airflow.connections import connection_factory
 from planmon.collect import collect_target
-from planmon.commands._common import open_repository, print_json
+from planmon.commands._common import iso_moment, open_repository, print_json
 from planmon.config import load_settings
 from planmon.errors import ConfigError, EngineError
 
@@ -28,19 +28,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     parser.add_argument("--target", action="append", default=[], metavar="NAME", help="repeatable")
     parser.add_argument(
-        "--start", type=_moment, help="window start, ISO 8601 (UTC unless an offset is given)"
+        "--start", type=iso_moment, help="window start, ISO 8601 (UTC unless an offset is given)"
     )
-    parser.add_argument("--end", type=_moment, help="window end, ISO 8601")
+    parser.add_argument("--end", type=iso_moment, help="window end, ISO 8601")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
     parser.set_defaults(handler=_collect)
-
-
-def _moment(text: str) -> datetime:
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-20T13:00") from exc
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _collect(args: argparse.Namespace) -> int:

@@ -1,0 +1,197 @@
+"""Analyse the repository for one window: detect, attach plan diffs, store, auto-resolve.
+
+Idempotent for a window: detections are stored as of the window's end, so analysing an interval
+twice, or a backfill over last month in any order, leaves the same regressions (ADR 0002).
+A regression resolves itself when its query is back at its baseline for
+``PLANMON_RESOLVE_AFTER_INTERVALS`` consecutive intervals with data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
+from planmon.config import Settings
+from planmon.errors import PlanParseError
+from planmon.store.repository import Repository, as_utc_naive
+
+log = logging.getLogger(__name__)
+
+DIFF_KINDS = frozenset({"plan_change", "parameter_sensitive"})
+PERFORMANCE_KINDS = frozenset({"plan_change", "same_plan", "parameter_sensitive"})
+
+
+@dataclass(frozen=True, slots=True)
+class AnalysisSummary:
+    """What one analysis run did; small enough for XCom and one log line."""
+
+    window_start: str
+    window_end: str
+    targets: int
+    detected: int
+    regression_ids: list[int] = field(default_factory=list)
+    resolved: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    by_severity: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "window_start": self.window_start,
+            "window_end": self.window_end,
+            "targets": self.targets,
+            "detected": self.detected,
+            "regression_ids": self.regression_ids,
+            "resolved": self.resolved,
+            "by_kind": self.by_kind,
+            "by_severity": self.by_severity,
+        }
+
+
+def analyze_repository(
+    repository: Repository,
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    settings: Settings,
+    baseline_start: datetime | None = None,
+    target_names: Sequence[str] = (),
+) -> AnalysisSummary:
+    """Detect regressions of the named (else all enabled) targets in [window_start, window_end)."""
+    start, end = as_utc_naive(window_start), as_utc_naive(window_end)
+    base = as_utc_naive(baseline_start) if baseline_start else start - timedelta(days=settings.baseline_days)
+    targets = [repository.get_target(n) for n in target_names] or repository.list_targets(enabled_only=True)
+    target_ids = [t.id for t in targets]
+    stats = repository.runtime_stats(base, end, target_ids=target_ids)
+    plans = repository.plans_frame(target_ids)
+    detections = detect(
+        stats, plans, window_start=start, window_end=end, baseline_start=base, settings=settings
+    )
+    records = [
+        _with_diff(repository, {str(k): v for k, v in row.items()}) for row in detections.to_dict("records")
+    ]
+    ids = repository.record_regressions(records, detected_at=end)
+    resolved = _auto_resolve(
+        repository, stats, target_ids=target_ids, detected=records, end=end, settings=settings
+    )
+    summary = AnalysisSummary(
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        targets=len(targets),
+        detected=len(records),
+        regression_ids=ids,
+        resolved=resolved,
+        by_kind=_counts(records, "kind"),
+        by_severity=_counts(records, "severity"),
+    )
+    log.info(
+        "analysed window=%s..%s targets=%d detected=%d resolved=%d by_kind=%s",
+        summary.window_start,
+        summary.window_end,
+        summary.targets,
+        summary.detected,
+        resolved,
+        summary.by_kind,
+    )
+    return summary
+
+
+def _counts(records: Sequence[dict[str, Any]], key: str) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[str(record[key])] = counts.get(str(record[key]), 0) + 1
+    return counts
+
+
+def _with_diff(repository: Repository, detection: dict[str, Any]) -> dict[str, Any]:
+    """Attach the plan diff (structured and as text) when both plans' documents are stored."""
+    record = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in detection.items()}
+    if record["kind"] not in DIFF_KINDS or not record["baseline_plan_id"] or not record["current_plan_id"]:
+        return record
+    record["diff"] = plan_diff(repository, int(record["baseline_plan_id"]), int(record["current_plan_id"]))
+    return record
+
+
+def plan_diff(repository: Repository, before_id: int, after_id: int) -> dict[str, Any] | None:
+    """The diff of two stored plans, or None when a document is missing or cannot be read."""
+    from planmon.plans import diff_statements, parse_plan
+
+    bodies = [repository.plan_body(before_id), repository.plan_body(after_id)]
+    if not all(bodies):
+        return None
+    try:
+        before, after = (parse_plan(body) for body in bodies if body)
+    except PlanParseError as exc:
+        log.warning("plan diff of plans %d and %d skipped: %s", before_id, after_id, exc)
+        return None
+    if not before.statements or not after.statements:
+        return None
+    diff = diff_statements(before.statements[0], after.statements[0])
+    return {"text": diff.as_text(), **diff.as_dict()}
+
+
+def _auto_resolve(
+    repository: Repository,
+    stats: pd.DataFrame,
+    *,
+    target_ids: Sequence[int],
+    detected: Sequence[dict[str, Any]],
+    end: datetime,
+    settings: Settings,
+) -> int:
+    """Resolve open regressions not detected now whose query has been back to baseline long enough."""
+    open_now = repository.regressions(status="open", target_ids=target_ids)
+    if open_now.empty or stats.empty:
+        return 0
+    still = {(d["target_id"], d["query_id"], d["kind"]) for d in detected}
+    recent = _recent_intervals(stats, end, settings.resolve_after_intervals)
+    back: list[int] = []
+    rows: list[Any] = list(open_now.itertuples(index=False))
+    for row in rows:
+        if (row.target_id, row.query_id, row.kind) in still:
+            continue
+        history = recent.get((row.target_id, row.query_id))
+        if history is not None and _back_to_baseline(row, history, settings):
+            back.append(int(row.id))
+    reason = f"back at baseline for {settings.resolve_after_intervals} intervals"
+    return repository.resolve_regressions(back, resolved_at=end, reason=reason) if back else 0
+
+
+def _recent_intervals(stats: pd.DataFrame, end: datetime, count: int) -> dict[tuple[Any, Any], pd.DataFrame]:
+    """Per query, its last ``count`` intervals before ``end``: weighted metric mean and failure share."""
+    frame = stats[pd.to_datetime(stats["interval_start"]) < pd.Timestamp(end)].copy()
+    if frame.empty:
+        return {}
+    has_cpu = frame.groupby(KEYS)["cpu_us_mean"].transform("count") > 0
+    metric = np.where(has_cpu, frame["cpu_us_mean"], frame["duration_us_mean"]).astype(float)
+    regular = frame["execution_type"].fillna(0).eq(0)
+    frame["weighted"] = np.where(regular, metric * frame["executions"], 0.0)
+    frame["ok"] = np.where(regular, frame["executions"], 0.0)
+    frame["failed"] = np.where(regular, frame["errors"].fillna(0.0), frame["executions"])
+    per_interval = frame.groupby([*KEYS, "interval_start"]).agg(
+        weighted=("weighted", "sum"), ok=("ok", "sum"), failed=("failed", "sum"), total=("executions", "sum")
+    )
+    per_interval["mean"] = per_interval["weighted"] / per_interval["ok"].where(per_interval["ok"] > 0)
+    per_interval["failure_share"] = per_interval["failed"] / per_interval["total"].where(
+        per_interval["total"] > 0
+    )
+    latest = per_interval.reset_index().sort_values("interval_start").groupby(KEYS).tail(count)
+    return {key: group for key, group in latest.groupby(KEYS)}  # type: ignore[misc]
+
+
+def _back_to_baseline(row: Any, history: pd.DataFrame, settings: Settings) -> bool:
+    if len(history) < settings.resolve_after_intervals:
+        return False
+    if row.kind in PERFORMANCE_KINDS:
+        if row.baseline_mean is None or pd.isna(row.baseline_mean):
+            return False
+        return bool((history["mean"].dropna() < row.baseline_mean * settings.regression_ratio).all())
+    if row.kind == "error_prone":
+        return bool((history["failure_share"].fillna(0.0) < ERROR_RATE_FLOOR).all())
+    return False  # forced_plan_failure: closed by the DBA (or by re-forcing), not by time

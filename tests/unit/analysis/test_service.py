@@ -1,0 +1,112 @@
+"""Analysis on a repository: regressions stored once per (target, query, kind), idempotent windows,
+backfills in any order, auto-resolve after the query is back at baseline."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import URL
+
+from planmon.analysis.service import analyze_repository
+from planmon.config import load_settings
+from planmon.model import PlanRecord, QueryRecord, TargetSpec
+from planmon.store import Repository
+from planmon.store.connection import create_repository_engine
+
+HOUR = timedelta(hours=1)
+T0 = datetime(2026, 11, 10, 0, 0)  # baseline days start here; the slowdown starts at SLOW
+SLOW = T0 + timedelta(days=7)
+SETTINGS = load_settings({"PLANMON_RESOLVE_AFTER_INTERVALS": "3"})
+
+
+@pytest.fixture
+def repository(tmp_path: Path) -> Repository:
+    repo = Repository(create_repository_engine(URL.create("sqlite", database=str(tmp_path / "p.db"))))
+    repo.init_schema()
+    return repo
+
+
+def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -> tuple[int, dict[str, int]]:
+    """Plan p1 for a week at 10 ms CPU, then plan p2 at 40 ms for ``slow_hours``, then p1 again."""
+    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
+    query_id = repository.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
+        ("", "42")
+    ]
+    plan_ids = repository.upsert_plans(
+        target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
+    )
+    rows: list[dict[str, Any]] = []
+
+    def add(start: datetime, hours: int, plan: str, cpu: float) -> None:
+        for h in range(hours):
+            rows.append({
+                "target_id": target_id, "plan_id": plan_ids[plan], "query_id": query_id,
+                "interval_start": start + h * HOUR, "interval_end": start + (h + 1) * HOUR,
+                "executions": 600, "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.05,
+                "duration_us_mean": cpu * 1.1, "source": "query_store",
+            })  # fmt: skip
+
+    add(T0, 7 * 24, "p1", 10_000.0)
+    add(SLOW, slow_hours, "p2", 40_000.0)
+    add(SLOW + slow_hours * HOUR, recovered_hours, "p1", 10_000.0)
+    repository.upsert_runtime_stats(rows)
+    return target_id, plan_ids
+
+
+def analyze(repository: Repository, hour: int) -> Any:
+    start = SLOW + hour * HOUR
+    return analyze_repository(repository, window_start=start, window_end=start + HOUR, settings=SETTINGS)
+
+
+def test_a_plan_change_opens_one_regression_that_later_hours_update(repository: Repository) -> None:
+    seed(repository, slow_hours=3)
+    first, second = analyze(repository, 0), analyze(repository, 1)
+    assert first.by_kind == {"plan_change": 1} and first.regression_ids == second.regression_ids
+    regressions = repository.regressions()
+    assert len(regressions) == 1
+    row = regressions.iloc[0]
+    assert (row.status, row.kind, row.baseline_plan_key, row.current_plan_key) == (
+        "open",
+        "plan_change",
+        "p1",
+        "p2",
+    )
+    assert row.ratio == pytest.approx(4.0)
+    assert row.impact == pytest.approx(30_000 * 600 / 1e6)  # 18 extra CPU-seconds in the hour
+    assert row.last_detected == SLOW + 2 * HOUR and row.first_detected == SLOW + HOUR
+
+
+def test_reanalysing_a_window_and_backfilling_backwards_change_nothing(repository: Repository) -> None:
+    seed(repository, slow_hours=3)
+    for hour in (2, 1, 0, 2, 0):  # a backfill run backwards, then repeats
+        analyze(repository, hour)
+    reference = repository.regressions().drop(columns=["id"])
+    analyze(repository, 1)
+    again = repository.regressions().drop(columns=["id"])
+    assert len(again) == 1
+    assert again.equals(reference)
+    assert again.iloc[0].first_detected == SLOW + HOUR and again.iloc[0].last_detected == SLOW + 3 * HOUR
+
+
+def test_it_resolves_after_the_query_is_back_at_baseline(repository: Repository) -> None:
+    seed(repository, slow_hours=2, recovered_hours=4)
+    analyze(repository, 1)
+    assert analyze(repository, 3).resolved == 0  # one good hour is not enough
+    assert analyze(repository, 5).resolved == 1  # three good hours in a row
+    regressions = repository.regressions()
+    assert list(regressions["status"]) == ["resolved"]
+    assert regressions.iloc[0].open_key == str(regressions.iloc[0].id)
+    actions = list(repository.audit_entries()["action"])
+    assert "regression.open" in actions and "regression.resolve" in actions
+
+
+def test_a_new_regression_after_resolution_opens_a_new_row(repository: Repository) -> None:
+    seed(repository, slow_hours=2, recovered_hours=4)
+    analyze(repository, 1)
+    analyze(repository, 5)
+    assert analyze(repository, 0).detected == 1
+    statuses = sorted(repository.regressions()["status"])
+    assert statuses == ["open", "resolved"]
