@@ -3,7 +3,6 @@ backfills in any order, auto-resolve after the query is back at baseline."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,13 +11,10 @@ from sqlalchemy.engine import URL
 
 from planmon.analysis.service import analyze_repository
 from planmon.config import load_settings
-from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
+from tests.harness.seeds import HOUR, SLOW, seed
 
-HOUR = timedelta(hours=1)
-T0 = datetime(2026, 11, 10, 0, 0)  # baseline days start here; the slowdown starts at SLOW
-SLOW = T0 + timedelta(days=7)
 SETTINGS = load_settings({"PLANMON_RESOLVE_AFTER_INTERVALS": "3"})
 
 
@@ -27,33 +23,6 @@ def repository(tmp_path: Path) -> Repository:
     repo = Repository(create_repository_engine(URL.create("sqlite", database=str(tmp_path / "p.db"))))
     repo.init_schema()
     return repo
-
-
-def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -> tuple[int, dict[str, int]]:
-    """Plan p1 for a week at 10 ms CPU, then plan p2 at 40 ms for ``slow_hours``, then p1 again."""
-    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
-        ("", "42")
-    ]
-    plan_ids = repository.upsert_plans(
-        target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
-    )
-    rows: list[dict[str, Any]] = []
-
-    def add(start: datetime, hours: int, plan: str, cpu: float) -> None:
-        for h in range(hours):
-            rows.append({
-                "target_id": target_id, "plan_id": plan_ids[plan], "query_id": query_id,
-                "interval_start": start + h * HOUR, "interval_end": start + (h + 1) * HOUR,
-                "executions": 600, "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.05,
-                "duration_us_mean": cpu * 1.1, "source": "query_store",
-            })  # fmt: skip
-
-    add(T0, 7 * 24, "p1", 10_000.0)
-    add(SLOW, slow_hours, "p2", 40_000.0)
-    add(SLOW + slow_hours * HOUR, recovered_hours, "p1", 10_000.0)
-    repository.upsert_runtime_stats(rows)
-    return target_id, plan_ids
 
 
 def analyze(repository: Repository, hour: int) -> Any:
