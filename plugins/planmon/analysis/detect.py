@@ -179,12 +179,13 @@ def _performance_regressions(
     ]
     shapes = _shape_lookup(plans)
     sensitive = _parameter_sensitive(current, baseline, hours, settings)
+    interval_means = _interval_means(frame, candidates)
     found = []
     for row in _records(candidates):
         key = (row.target_id, row.query_id)
         if key in sensitive:
             continue
-        detection = _confirm(frame, row, shapes, hours, settings)
+        detection = _confirm(interval_means, row, shapes, settings)
         if detection is not None:
             found.append(detection)
     found.extend(sensitive.values())
@@ -218,13 +219,17 @@ def _same_shape(shapes: dict[Any, Any], plan_a: Any, plan_b: Any) -> bool:
 
 
 def _confirm(
-    frame: pd.DataFrame, row: Any, shapes: dict[Any, Any], hours: float, settings: Settings
+    interval_means: dict[tuple[Any, Any, Any], np.ndarray],
+    row: Any,
+    shapes: dict[Any, Any],
+    settings: Settings,
 ) -> dict[str, Any] | None:
     """Significance, persistence and corroboration for one candidate; its detection row or None."""
     t, _df, p = welch(Moments(row.mean_base, row.var_base, row.n_base), Moments(row.mean, row.var, row.n))
     if p > settings.p_value_max:
         return None
-    elevated, intervals = _persistence(frame, row, settings)
+    means = interval_means.get((row.target_id, row.query_id, row.plan_id), np.empty(0))
+    elevated, intervals = int((means >= row.mean_base * settings.regression_ratio).sum()), len(means)
     if elevated < min(2, intervals) or elevated < 0.5 * intervals:
         return None
     kind = "same_plan" if _same_shape(shapes, row.plan_id, row.plan_id_base) else "plan_change"
@@ -245,20 +250,20 @@ def _confirm(
     return _detection(row, kind, t=t, p=p, severity=severity, evidence=evidence)
 
 
-def _persistence(frame: pd.DataFrame, row: Any, settings: Settings) -> tuple[int, int]:
-    """(elevated intervals, intervals) of the candidate plan in the current window."""
-    rows = frame[
-        (frame["current"])
-        & (frame["target_id"] == row.target_id)
-        & (frame["query_id"] == row.query_id)
-        & (frame["plan_id"] == row.plan_id)
-        & (frame["ok_executions"] > 0)
-    ]
-    per_interval = rows.groupby("interval_start").apply(
-        lambda g: float(np.average(g["m_mean"], weights=g["ok_executions"])), include_groups=False
-    )
-    elevated = int((per_interval >= row.mean_base * settings.regression_ratio).sum())
-    return elevated, len(per_interval)
+def _interval_means(frame: pd.DataFrame, candidates: pd.DataFrame) -> dict[tuple[Any, Any, Any], np.ndarray]:
+    """Per candidate plan, its execution-weighted metric mean of each current interval (one groupby)."""
+    if candidates.empty:
+        return {}
+    keys = pd.MultiIndex.from_frame(candidates[PLAN_KEYS])
+    rows = frame[frame["current"] & (frame["ok_executions"] > 0)]
+    rows = rows[pd.MultiIndex.from_frame(rows[PLAN_KEYS]).isin(keys)]
+    weighted = rows.assign(w=rows["m_mean"] * rows["ok_executions"])
+    sums = weighted.groupby([*PLAN_KEYS, "interval_start"]).agg(w=("w", "sum"), n=("ok_executions", "sum"))
+    sums["mean"] = sums["w"] / sums["n"]
+    return {
+        (key[0], key[1], key[2]): group["mean"].to_numpy()
+        for key, group in sums.reset_index().groupby(PLAN_KEYS)
+    }
 
 
 def _corroboration(row: Any) -> dict[str, Any]:
@@ -382,7 +387,7 @@ def _error_regressions(frame: pd.DataFrame, hours: float, settings: Settings) ->
                 "current_stdev": None,
                 "baseline_executions": float(total_before[key]),
                 "current_executions": float(total_now[key]),
-                "ratio": float(rate_now[key] / before) if before > 0 else math.inf,
+                "ratio": float(rate_now[key] / before) if before > 0 else None,  # undefined from zero
                 "impact": errors_per_hour,
                 "t_statistic": None,
                 "p_value": p,

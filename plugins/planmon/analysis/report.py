@@ -59,7 +59,7 @@ def _number(value: Any) -> float | None:
     if value is None:
         return None
     number = float(value)
-    return None if math.isnan(number) else number
+    return number if math.isfinite(number) else None  # JSON has no NaN or Infinity
 
 
 def _text(value: Any) -> str | None:
