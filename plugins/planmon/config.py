@@ -96,8 +96,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     values: dict[str, Any] = {}
     unknown: list[str] = []
     for key, raw in environ.items():
-        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS or key.startswith(_OWNED_PREFIXES):
+        if not key.startswith(ENV_PREFIX) or key in _NOT_SETTINGS:
             continue
+        if key not in known and key.startswith(_OWNED_PREFIXES):
+            continue  # validated by its own model
         if key not in known:
             unknown.append(key)
             continue

@@ -48,3 +48,10 @@ def test_every_setting_is_described() -> None:
     rows = describe_settings()
     assert {name for name, _, _ in rows} >= {"PLANMON_HOME", "PLANMON_BASELINE_DAYS"}
     assert all(description for _, _, description in rows)
+
+
+def test_alerting_prefix_is_left_to_alerting_but_its_shared_settings_are_read() -> None:
+    settings = load_settings(
+        {"PLANMON_ALERT_COOLDOWN_MINUTES": "15", "PLANMON_ALERT_ROUTES": "/etc/routes.yaml"}
+    )
+    assert settings.alert_cooldown_minutes == 15

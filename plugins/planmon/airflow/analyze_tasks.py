@@ -34,19 +34,4 @@ def analyze_interval(start: datetime, end: datetime) -> dict[str, Any]:
         summary = analyze_repository(
             repository, window_start=window_start, window_end=window_end, settings=settings
         )
-        _emit_open_regressions(repository)
-    return summary.as_dict()
-
-
-def _emit_open_regressions(repository: Repository) -> None:
-    """Open regressions by severity and kind through Airflow's metrics (StatsD / OpenTelemetry)."""
-    from airflow.sdk.observability.stats import Stats
-
-    open_now = repository.regressions(status="open")
-    if open_now.empty:
-        return
-    counts: dict[Any, int] = open_now.groupby(["severity", "kind"]).size().to_dict()
-    for key, count in counts.items():
-        severity, kind = key
-        tags = {"severity": str(severity), "kind": str(kind)}
-        Stats.gauge("planmon.regressions.open", int(count), tags=tags)
+    return summary.as_dict()  # open-regression gauges are emitted by planmon_alert
