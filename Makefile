@@ -58,7 +58,7 @@ compose-check: ## validate docker-compose.yml where a docker compose CLI exists
 	fi
 
 bench: install ## benchmarks: each prints a ratio against a baseline measured in the same run
-	@set -e; shopt -s nullglob; scripts=(bench/*.py); [ $${#scripts[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }; \
+	@set -e; shopt -s nullglob; scripts=(bench/[!_]*.py); [ $${#scripts[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }; \
 	for script in "$${scripts[@]}"; do echo "== $$script"; $(RUN)/python "$$script"; done
 
 airflow: install ## Airflow (API on 127.0.0.1:$(AIRFLOW_PORT)) with planmon's DAGs and plugin; Ctrl-C stops it
