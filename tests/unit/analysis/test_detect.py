@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from planmon.analysis.detect import _plan_moments, _prepare, detect
+from planmon.analysis.detect import _plan_moments, _prepare, _shape_moments, detect
 from planmon.config import load_settings
 
 WINDOW_START = datetime(2026, 11, 20, 12, 0)
@@ -206,7 +206,9 @@ def test_variance_is_pooled_from_interval_moments_not_averaged() -> None:
         }
         for n, mean, sd in ((10, 100.0, 10.0), (30, 200.0, 20.0))
     ]
-    moments = _plan_moments(_prepare(pd.DataFrame(data), WINDOW_START, WINDOW_END, BASELINE_START))
+    moments = _shape_moments(
+        _plan_moments(_prepare(pd.DataFrame(data), WINDOW_START, WINDOW_END, BASELINE_START)), {}
+    )
     pooled_mean = (10 * 100 + 30 * 200) / 40
     pooled_var = (10 * (10**2 + 100**2) + 30 * (20**2 + 200**2)) / 40 - pooled_mean**2
     assert moments.iloc[0]["mean"] == pytest.approx(pooled_mean)
@@ -236,3 +238,49 @@ def test_nothing_to_analyse_gives_an_empty_frame_with_the_columns() -> None:
         settings=SETTINGS,
     )
     assert found.empty and list(found.columns) == list(DETECTION_COLUMNS)
+
+
+def first_half(query: int, plan: int, **kwargs: Any) -> list[dict[str, Any]]:
+    return rows(query, plan, WINDOW_START, WINDOW_START + 2 * STEP, **kwargs)
+
+
+def second_half(query: int, plan: int, **kwargs: Any) -> list[dict[str, Any]]:
+    return rows(query, plan, WINDOW_START + 2 * STEP, WINDOW_END, **kwargs)
+
+
+def test_a_plan_that_replaces_another_mid_window_is_a_plan_change_not_sensitivity() -> None:
+    data = (
+        baseline(7, 1, n=200, cpu=10_000, sd=500)
+        + first_half(7, 1, n=200, cpu=10_000, sd=500)
+        + rows(7, 2, WINDOW_START + STEP, WINDOW_END, n=300, cpu=50_000, sd=500)
+    )
+    found = run(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["plan_change"]
+
+
+def test_switching_to_a_faster_plan_mid_window_is_not_a_regression() -> None:
+    data = (
+        baseline(7, 1, n=200, cpu=30_000, sd=500)
+        + first_half(7, 1, n=200, cpu=30_000, sd=500)
+        + second_half(7, 2, n=200, cpu=5_000, sd=500)
+    )
+    assert run(data, plans((7, 1, "a"), (7, 2, "b"))).empty
+
+
+def test_a_recompile_to_the_same_shape_is_one_plan() -> None:
+    steady = baseline(7, 1, n=200, cpu=10_000, sd=500) + first_half(7, 1, n=200, cpu=10_000, sd=500)
+    recompiled = second_half(7, 2, n=200, cpu=10_200, sd=500)
+    assert run(steady + recompiled, plans((7, 1, "a"), (7, 2, "a"))).empty
+    slower = second_half(7, 2, n=400, cpu=60_000, sd=500)
+    found = run(steady + slower, plans((7, 1, "a"), (7, 2, "a")))
+    assert list(found["kind"]) == ["same_plan"]
+
+
+def test_noise_between_intervals_is_not_mistaken_for_significance() -> None:
+    """Each baseline interval's mean swings 0.3x-2.5x: a current window at 1.6x is within that noise."""
+    noisy = []
+    for i, row in enumerate(baseline(7, 1, n=500, cpu=10_000, sd=100)):
+        row["cpu_us_mean"] = 10_000 * (0.3, 0.6, 1.0, 1.4, 2.5)[i % 5]
+        noisy.append(row)
+    data = noisy + current(7, 1, n=500, cpu=16_000 * 1.1, sd=100)
+    assert run(data).empty
