@@ -69,7 +69,7 @@ def analyze_repository(
     targets = [repository.get_target(n) for n in target_names] or repository.list_targets(enabled_only=True)
     target_ids = [t.id for t in targets]
     stats = repository.runtime_stats(base, end, target_ids=target_ids)
-    plans = repository.plans_frame(target_ids)
+    plans = _with_forcing_before(repository.plans_frame(target_ids), start, end)
     detections = detect(
         stats, plans, window_start=start, window_end=end, baseline_start=base, settings=settings
     )
@@ -100,6 +100,17 @@ def analyze_repository(
         summary.by_kind,
     )
     return summary
+
+
+def _with_forcing_before(plans: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """``force_failure_count_before`` for the detector: the count before a change seen in the window,
+    else the current count (no rise). A change seen outside the window says nothing about it."""
+    if plans.empty:
+        return plans.assign(force_failure_count_before=pd.Series(dtype=float))
+    changed_at = pd.to_datetime(plans["force_failure_changed_at"])
+    in_window = (changed_at >= pd.Timestamp(start)) & (changed_at < pd.Timestamp(end))
+    before = plans["force_failure_count_previous"].where(in_window, plans["force_failure_count"])
+    return plans.assign(force_failure_count_before=before)
 
 
 def _counts(records: Sequence[dict[str, Any]], key: str) -> dict[str, int]:

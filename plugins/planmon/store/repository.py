@@ -339,8 +339,33 @@ class Repository:
             "first_seen": Merge.LEAST,
             "last_seen": Merge.GREATEST,
         }
-        upsert(connection, plan, rows, key=["target_id", "plan_key"], merge=merge)
+        changed = self._forcing_changes(connection, target_id, rows, now)
+        unchanged = [row for row in rows if row["plan_key"] not in changed]
+        upsert(connection, plan, unchanged, key=["target_id", "plan_key"], merge=merge)
+        upsert(connection, plan, list(changed.values()), key=["target_id", "plan_key"], merge=merge)
         return self._plan_ids(connection, target_id)
+
+    @staticmethod
+    def _forcing_changes(
+        connection: Connection, target_id: int, rows: Sequence[dict[str, Any]], now: datetime
+    ) -> dict[str, dict[str, Any]]:
+        """Rows whose force_failure_count differs from the stored one, with the previous count and
+        the time the change was seen added (rows without a change leave those columns alone)."""
+        incoming = {row["plan_key"]: row for row in rows if row["force_failure_count"] is not None}
+        if not incoming:
+            return {}
+        stored = dict(
+            connection.execute(
+                select(plan.c.plan_key, plan.c.force_failure_count).where(
+                    plan.c.target_id == target_id, plan.c.plan_key.in_(list(incoming))
+                )
+            ).all()
+        )
+        return {
+            key: {**row, "force_failure_count_previous": stored[key], "force_failure_changed_at": now}
+            for key, row in incoming.items()
+            if stored.get(key) is not None and stored[key] != row["force_failure_count"]
+        }
 
     @staticmethod
     def _plan_ids(connection: Connection, target_id: int) -> dict[str, int]:
@@ -425,7 +450,8 @@ class Repository:
         """Plans of these targets without bodies: the detector's plans frame plus plan_key."""
         columns = [plan.c[name] for name in (
             "id", "query_id", "target_id", "plan_key", "shape_hash", "is_forced", "forcing_type",
-            "force_failure_count", "last_force_failure_reason",
+            "force_failure_count", "force_failure_count_previous", "force_failure_changed_at",
+            "last_force_failure_reason",
         )]  # fmt: skip
         statement = select(*columns).where(plan.c.target_id.in_(list(target_ids)))
         with self._errors("reading plans"), self.engine.connect() as connection:

@@ -100,6 +100,10 @@ plan = Table(
     Column("is_forced", Boolean, nullable=False, default=False),
     Column("forcing_type", String(16), nullable=True),  # NONE / MANUAL / AUTO
     Column("force_failure_count", Integer, nullable=True),
+    # The count before its last change, and when a collection saw it change: detection reports a
+    # rise inside the analysed window (the level alone means nothing: it travels with restores).
+    Column("force_failure_count_previous", Integer, nullable=True),
+    Column("force_failure_changed_at", DateTime, nullable=True),
     Column("last_force_failure_reason", String(64), nullable=True),
     Column("first_seen", DateTime, nullable=False),
     Column("last_seen", DateTime, nullable=False),

@@ -3,6 +3,7 @@ backfills in any order, auto-resolve after the query is back at baseline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlalchemy.engine import URL
 
 from planmon.analysis.service import analyze_repository
 from planmon.config import load_settings
+from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
 from tests.harness.seeds import HOUR, SLOW, seed
@@ -79,3 +81,27 @@ def test_a_new_regression_after_resolution_opens_a_new_row(repository: Repositor
     assert analyze(repository, 0).detected == 1
     statuses = sorted(repository.regressions()["status"])
     assert statuses == ["open", "resolved"]
+
+
+def test_a_rising_force_failure_count_is_reported_in_the_window_that_saw_it(repository: Repository) -> None:
+    from planmon.store.repository import utcnow
+
+    target_id = repository.add_target(TargetSpec(name="forced", engine="sqlserver", conn_id="c")).id
+    repository.upsert_queries(target_id, [QueryRecord("77")])
+    forced = PlanRecord("9", "77", shape_hash="f", is_forced=True, forcing_type="MANUAL")
+    repository.upsert_plans(target_id, [replace(forced, force_failure_count=23)])  # a level: never alerts
+    now = utcnow()
+    quiet = analyze_repository(repository, window_start=now - HOUR, window_end=now + HOUR, settings=SETTINGS)
+    assert quiet.detected == 0
+    repository.upsert_plans(target_id, [replace(forced, force_failure_count=25)])  # the count rose
+    moment = utcnow()
+    found = analyze_repository(
+        repository, window_start=moment - HOUR, window_end=moment + HOUR, settings=SETTINGS
+    )
+    assert found.by_kind == {"forced_plan_failure": 1}
+    earlier = analyze_repository(
+        repository, window_start=moment - 3 * HOUR, window_end=moment - 2 * HOUR, settings=SETTINGS
+    )
+    assert earlier.detected == 0
+    regression = repository.regressions().iloc[0]
+    assert (regression.baseline_mean, regression.current_mean) == (23, 25)
