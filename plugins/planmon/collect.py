@@ -127,14 +127,13 @@ def collect_target(
     Airflow task shows it and retries; a missing feature or permission is a status, not an error.
     """
     run = _Run(target, as_utc_naive(start), as_utc_naive(end), as_utc_naive(now or utcnow()), settings)
-    started = time.monotonic()
     adapter: EngineAdapter = get_engine(target.engine)(
         connect, target_name=target.name, databases=target.databases, settings=settings
     )
     try:
         write = _collect(repository, adapter, run)
     except EngineError as exc:
-        summary = _failed(run, adapter, started, exc)
+        summary = _failed(run, adapter, exc)
         repository.record_collection(_failure_write(run, summary, exc))
         raise
     finally:
@@ -148,7 +147,7 @@ def collect_target(
         rows=len(write.runtime_stats),
         plans_captured=sum(1 for p in write.plans if p.body is not None),
         statements_sent=adapter.statements_sent(),
-        duration_ms=(time.monotonic() - started) * 1000,
+        duration_ms=(time.monotonic() - run.started) * 1000,
     )
     repository.record_collection(replace(write, duration_ms=summary.duration_ms, aspects=summary.aspects))
     log.info(
@@ -202,7 +201,7 @@ def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> Colle
         status="ok"
         if all(s.state is AspectState.OK for s in run.aspects.values() if s.hint is None)
         else "partial",
-        queries=_queries(interval_stats, statements),
+        queries=_queries(statements),
         plans=plans,
         runtime_stats=_stats_rows(interval_stats, plans, captures, run),
         counter_readings=readings,
@@ -461,11 +460,10 @@ def _index_definitions(
 # -- rows for the repository -----------------------------------------------------------------------
 
 
-def _queries(
-    interval_stats: Iterable[StatementStats], all_stats: Iterable[StatementStats]
-) -> list[QueryRecord]:
+def _queries(statements: Iterable[StatementStats]) -> list[QueryRecord]:
+    """Every statement read (interval deltas are copies of these, so they add none)."""
     seen: dict[tuple[str, str], QueryRecord] = {}
-    for stats in (*all_stats, *interval_stats):
+    for stats in statements:
         seen[(stats.database_name, stats.query_key)] = QueryRecord(
             query_key=stats.query_key,
             database_name=stats.database_name,
@@ -569,7 +567,7 @@ def _capture_states(
 # -- failures --------------------------------------------------------------------------------------
 
 
-def _failed(run: _Run, adapter: EngineAdapter, started: float, exc: EngineError) -> CollectionSummary:
+def _failed(run: _Run, adapter: EngineAdapter, exc: EngineError) -> CollectionSummary:
     return CollectionSummary(
         target=run.target.name,
         interval_start=run.start.isoformat(),
@@ -577,7 +575,7 @@ def _failed(run: _Run, adapter: EngineAdapter, started: float, exc: EngineError)
         status="failed",
         aspects={name: status.as_dict() for name, status in run.aspects.items()},
         statements_sent=adapter.statements_sent(),
-        duration_ms=(time.monotonic() - started) * 1000,
+        duration_ms=(time.monotonic() - run.started) * 1000,
         error=scrub_secrets(str(exc)),
     )
 

@@ -47,7 +47,6 @@ from planmon.config import Settings
 KEYS = ["target_id", "query_id"]
 PLAN_KEYS = [*KEYS, "plan_id"]
 SHAPE_KEYS = [*KEYS, "shape"]
-ERROR_TYPES = (3, 4)  # Query Store execution_type: aborted, exception
 PARAMETER_SENSITIVE_SHARE = 0.2  # each of two plans runs at least this share of the current executions
 CORROBORATION_RATIO = 1.2  # duration-only engines: reads/rows examined up by 20% corroborate a slowdown
 ERROR_RATE_FLOOR = 0.01  # an error rate under 1% in the current window is noise, not a regression

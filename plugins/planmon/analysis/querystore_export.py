@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +27,7 @@ from planmon.errors import ConfigError, PlanParseError
 from planmon.plans.hygiene import sniff_encoding
 from planmon.plans.model import Plan, PlanStatement
 from planmon.sql import MARKER
+from planmon.store.repository import as_utc_naive
 
 if TYPE_CHECKING:
     from planmon.config import Settings
@@ -353,11 +354,6 @@ def parse_timestamp(text: str) -> datetime:
     """One date and time given by a person (``--start``/``--end``) in either format, as naive UTC."""
     parsed = parse_timestamps(pd.Series([text], dtype="str"), source=f"date and time {text!r}")
     return as_utc_naive(parsed.iloc[0].to_pydatetime())
-
-
-def as_utc_naive(moment: datetime) -> datetime:
-    """UTC without tzinfo (the frames' convention); a naive value is taken as UTC already."""
-    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 # --- frames -------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from planmon.config import load_settings
+from planmon.errors import ConfigError
 from planmon.store import Repository
 
 
@@ -31,6 +32,15 @@ def iso_moment(text: str) -> datetime:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time, e.g. 2026-11-20T13:00") from exc
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def window_arguments(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
+    """``--start``/``--end`` checked together: both or neither, start before end."""
+    if (args.start is None) != (args.end is None):
+        raise ConfigError("give both --start and --end, or neither")
+    if args.start is not None and args.start >= args.end:
+        raise ConfigError("--start must be before --end")
+    return args.start, args.end
 
 
 def print_json(value: Any) -> None:

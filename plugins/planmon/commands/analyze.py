@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from planmon.analysis.report import line, regressions_json
-from planmon.commands._common import iso_moment, open_repository, print_json
+from planmon.commands._common import iso_moment, open_repository, print_json, window_arguments
 from planmon.config import load_settings
-from planmon.errors import ConfigError
 
 STATUSES = ("open", "resolved")
 
@@ -45,16 +44,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     regressions.set_defaults(handler=_regressions)
 
 
-def _window(args: argparse.Namespace) -> tuple[datetime | None, datetime | None]:
-    if (args.start is None) != (args.end is None):
-        raise ConfigError("give both --start and --end, or neither")
-    if args.start is not None and args.start >= args.end:
-        raise ConfigError("--start must be before --end")
-    return args.start, args.end
-
-
 def _analyze(args: argparse.Namespace) -> int:
-    start, end = _window(args)
+    start, end = window_arguments(args)
     settings = load_settings()
     if args.query_store_export is not None:
         from planmon.analysis.querystore_export import analyze_export

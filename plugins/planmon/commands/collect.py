@@ -8,7 +8,7 @@ from typing import Any
 
 from planmon.airflow.connections import connection_factory
 from planmon.collect import collect_target
-from planmon.commands._common import iso_moment, open_repository, print_json
+from planmon.commands._common import iso_moment, open_repository, print_json, window_arguments
 from planmon.config import load_settings
 from planmon.errors import ConfigError, EngineError
 
@@ -36,10 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _collect(args: argparse.Namespace) -> int:
-    if (args.start is None) != (args.end is None):
-        raise ConfigError("give both --start and --end, or neither")
-    if args.start is not None and args.start >= args.end:
-        raise ConfigError("--start must be before --end")
+    window_arguments(args)
     settings = load_settings()
     now = datetime.now(UTC)
     summaries: list[dict[str, Any]] = []

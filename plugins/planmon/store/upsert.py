@@ -62,8 +62,9 @@ def upsert(
     elif dialect == "sqlite":
         _sqlite_upsert(connection, table=table, rows=rows, columns=columns, key=key, rules=rules)
     elif dialect == "postgresql":
+        statement = _on_conflict_statement(dialect, table, key, rules)
         for batch in _batches(rows):
-            connection.execute(_on_conflict_statement(dialect, table, key, rules), list(batch))
+            connection.execute(statement, list(batch))
     elif dialect == "mssql":
         statement = text(
             mssql_merge_sql(table, columns=columns, key=key, rules=rules, dialect=connection.dialect)
