@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 from planmon.analysis.frames import DETECTION_COLUMNS, empty_detections
-from planmon.analysis.statistics import student_t_sf, two_proportion_p
+from planmon.analysis.statistics import student_t_sf_many, two_proportion_p
 from planmon.config import Settings
 
 KEYS = ["target_id", "query_id"]
@@ -53,10 +54,6 @@ ERROR_RATE_FLOOR = 0.01  # an error rate under 1% in the current window is noise
 ERROR_COUNT_FLOOR = 10  # ... and so are fewer than 10 failed executions
 ERROR_RATE_RISE = 2.0  # the error rate at least doubled
 SEVERITY_SECONDS_PER_HOUR = ((3600.0, "critical"), (600.0, "high"), (60.0, "medium"))  # else "low"
-_NUMERIC = (
-    "executions", "errors", "cpu_us_mean", "cpu_us_stdev", "duration_us_mean", "duration_us_stdev",
-    "logical_reads_mean", "rows_examined_mean", "execution_type",
-)  # fmt: skip
 _SUMS = ("n", "s1", "s2", "sm2", "r1", "x1", "cpu_rows", "intervals")
 
 
@@ -70,14 +67,16 @@ def detect(
     settings: Settings,
 ) -> pd.DataFrame:
     """Regressions in [window_start, window_end) against [baseline_start, window_start); see module doc."""
-    frame = _prepare(stats, window_start, window_end, baseline_start)
+    rows = _prepare(stats, window_start, window_end, baseline_start)
     hours = max((window_end - window_start).total_seconds() / 3600.0, 1e-9)
     found: list[dict[str, Any]] = []
-    if not frame.empty:
+    if not rows.empty:
         shapes = _shape_keys(plans)
-        plan_moments = _plan_moments(frame)
+        plan_moments = _plan_moments(rows)
         moments = _shape_moments(plan_moments, shapes)
-        found += _performance_regressions(frame, moments, shapes, hours, settings)
+        found += _performance_regressions(
+            rows, plan_moments, moments, shapes=shapes, hours=hours, settings=settings
+        )
         found += _error_regressions(plan_moments, hours, settings)
     found += _forcing_failures(plans)
     if not found:
@@ -88,94 +87,225 @@ def detect(
 # -- preparation -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class AnalysedRows:
+    """The runtime-stats rows of both windows as numpy columns, each row numbered with its group.
+
+    Plain arrays, not a DataFrame: the analysis reads the large input once here and then works on
+    one row per group (a plan on one side of the window), so nothing else copies the big frame.
+    The metric is CPU where the row has it, else duration (engines without per-statement CPU).
+    """
+
+    group: np.ndarray  # dense group number per row: (target_id, query_id, plan_id, current)
+    group_keys: dict[str, np.ndarray]  # per group: target_id, query_id, plan_id, current
+    interval: np.ndarray  # interval start, datetime64
+    current: np.ndarray  # bool: the row is in the analysed window (else the baseline)
+    ok_executions: np.ndarray  # regular executions with a metric value (0 for failed rows)
+    metric_mean: np.ndarray
+    metric_sd: np.ndarray
+    has_cpu: np.ndarray  # bool: the row's metric is CPU
+    logical_reads_mean: np.ndarray
+    rows_examined_mean: np.ndarray
+    failed: np.ndarray  # aborted/exception executions, or errors of regular ones
+    executions: np.ndarray
+
+    @property
+    def empty(self) -> bool:
+        return len(self.group) == 0
+
+    @property
+    def groups(self) -> int:
+        return len(self.group_keys["current"])
+
+
 def _utc_naive(moment: datetime) -> pd.Timestamp:
     stamp = pd.Timestamp(moment)
     return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
 
 
+def _float_column(values: pd.Series) -> np.ndarray:
+    if values.dtype == np.float64:
+        return values.to_numpy()  # no copy
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        return values.to_numpy(dtype=float, na_value=np.nan)
+    return pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+def _interval_starts(stats: pd.DataFrame) -> np.ndarray:
+    starts = stats["interval_start"]
+    if not pd.api.types.is_datetime64_any_dtype(starts):
+        starts = pd.to_datetime(starts)
+    if isinstance(starts.dtype, pd.DatetimeTZDtype):
+        starts = starts.dt.tz_convert("UTC").dt.tz_localize(None)
+    return starts.to_numpy()
+
+
 def _prepare(
     stats: pd.DataFrame, window_start: datetime, window_end: datetime, baseline_start: datetime
-) -> pd.DataFrame:
-    """The rows of both windows with the numbers detection needs, one metric column per row."""
-    start, end, base = (_utc_naive(moment) for moment in (window_start, window_end, baseline_start))
-    interval_start = pd.to_datetime(stats["interval_start"])
-    keep = (interval_start >= base) & (interval_start < end)
-    frame = pd.DataFrame({name: stats[name][keep] for name in PLAN_KEYS})
-    frame["interval_start"] = interval_start[keep]
-    for column in _NUMERIC:
-        values = stats[column][keep]
-        numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
-        frame[column] = values.astype(float) if numeric else pd.to_numeric(values, errors="coerce")
-    if frame.empty:
-        return frame
-    frame["current"] = frame["interval_start"] >= start
-    has_cpu = frame["cpu_us_mean"].notna()
-    frame["cpu_row"] = has_cpu.astype(float)
-    frame["m_mean"] = frame["cpu_us_mean"].where(has_cpu, frame["duration_us_mean"])
-    frame["m_sd"] = frame["cpu_us_stdev"].where(has_cpu, frame["duration_us_stdev"]).fillna(0.0)
-    regular = frame["execution_type"].fillna(0).eq(0)
-    frame["failed"] = np.where(regular, frame["errors"].fillna(0.0), frame["executions"])
-    frame["ok_executions"] = np.where(regular & frame["m_mean"].notna(), frame["executions"], 0.0)
-    return frame
+) -> AnalysedRows:
+    """The rows of [baseline_start, window_end) with the numbers detection needs.
+
+    Each step skips its copy when the data allows (every row in the windows, no missing values,
+    CPU everywhere or nowhere): this reads ~2M rows, so each avoided pass counts.
+    """
+    start, end, base = (
+        _utc_naive(moment).to_datetime64() for moment in (window_start, window_end, baseline_start)
+    )
+    interval = _interval_starts(stats)
+    keep = (interval >= base) & (interval < end)
+    everything = bool(keep.all())
+
+    def column(name: str) -> np.ndarray:
+        values = _float_column(stats[name])
+        return values if everything else values[keep]
+
+    if not everything:
+        interval = interval[keep]
+    keys = [stats[name].to_numpy() if everything else stats[name].to_numpy()[keep] for name in PLAN_KEYS]
+    current = interval >= start
+    cpu_mean = column("cpu_us_mean")
+    has_cpu = ~np.isnan(cpu_mean)
+    if has_cpu.all():
+        metric_mean, metric_sd = cpu_mean, column("cpu_us_stdev")
+    elif not has_cpu.any():
+        metric_mean, metric_sd = column("duration_us_mean"), column("duration_us_stdev")
+    else:
+        metric_mean = np.where(has_cpu, cpu_mean, column("duration_us_mean"))
+        metric_sd = np.where(has_cpu, column("cpu_us_stdev"), column("duration_us_stdev"))
+    executions = column("executions")
+    execution_type = column("execution_type")
+    regular = execution_type == 0
+    if np.isnan(execution_type.sum()):
+        regular |= np.isnan(execution_type)
+    ok = regular if np.isfinite(metric_mean.sum()) else regular & ~np.isnan(metric_mean)
+    group, group_keys = _group_codes([*keys, current])
+    return AnalysedRows(
+        group=group,
+        group_keys=dict(zip([*PLAN_KEYS, "current"], group_keys, strict=True)),
+        interval=interval,
+        current=current,
+        ok_executions=np.where(ok, _finite(executions), 0.0),
+        metric_mean=metric_mean,
+        metric_sd=_finite(metric_sd),
+        has_cpu=has_cpu,
+        logical_reads_mean=column("logical_reads_mean"),
+        rows_examined_mean=column("rows_examined_mean"),
+        failed=np.where(regular, _finite(column("errors")), executions),
+        executions=_finite(executions),
+    )
 
 
-def _plan_moments(frame: pd.DataFrame) -> pd.DataFrame:
-    """Sums per (target, query, plan, side) that add up across plans of one shape: the only pass
-    over the large frame (performance moments of regular executions, and failures of all).
+def _finite(values: np.ndarray) -> np.ndarray:
+    """NaN as 0 (and infinities clipped); the array itself when there is nothing to replace."""
+    return values if np.isfinite(values.sum()) else np.nan_to_num(values)
 
-    Sums are np.bincount over one factorised group code: several times cheaper than a pandas
+
+def _plan_moments(rows: AnalysedRows) -> pd.DataFrame:
+    """Sums per (target, query, plan, side) that add up across plans of one shape, one row per group
+    in group-number order: the only pass over the large input (performance moments of regular
+    executions, and failures of all).
+
+    Sums are np.bincount over the dense group number: several times cheaper than a pandas
     groupby-sum of the same columns, and this is the hot path of the analysis.
     """
-    n = frame["ok_executions"].to_numpy(float)
+    n = rows.ok_executions
     regular = n > 0
-    metric = np.where(regular, frame["m_mean"].to_numpy(float), 0.0)
-    spread = np.where(regular, frame["m_sd"].to_numpy(float), 0.0)
+    metric = (
+        rows.metric_mean if np.isfinite(rows.metric_mean.sum()) else np.where(regular, rows.metric_mean, 0.0)
+    )
+    s1 = n * metric
+    sm2 = s1 * metric
     columns = {
         "n": n,
-        "s1": n * metric,
-        "s2": n * (spread**2 + metric**2),
-        "sm2": n * metric**2,
-        "r1": np.where(regular, n * frame["logical_reads_mean"].to_numpy(float), np.nan),
-        "x1": np.where(regular, n * frame["rows_examined_mean"].to_numpy(float), np.nan),
-        "cpu_rows": np.where(regular, frame["cpu_row"].to_numpy(float), 0.0),
-        "intervals": regular.astype(float),  # one regular row per plan and interval (natural key)
-        "failed": frame["failed"].to_numpy(float),
-        "executions": np.nan_to_num(frame["executions"].to_numpy(float)),
+        "s1": s1,
+        "s2": sm2 + n * rows.metric_sd * rows.metric_sd,  # rows without executions add 0 (n = 0)
+        "sm2": sm2,
+        "intervals": regular,  # one regular row per plan and interval (natural key)
+        "failed": rows.failed,
+        "executions": rows.executions,
     }
-    group, keys = _group_codes([frame[name].to_numpy() for name in (*PLAN_KEYS, "current")])
-    groups = len(keys[0])
-    moments = pd.DataFrame(dict(zip([*PLAN_KEYS, "current"], keys, strict=True)))
+    moments = pd.DataFrame(rows.group_keys)
     for name, values in columns.items():
-        moments[name] = _group_sum(group, values, groups)
+        moments[name] = _group_sum(rows.group, values, rows.groups)
+    for name, values in (("r1", rows.logical_reads_mean), ("x1", rows.rows_examined_mean)):
+        known = ~np.isnan(values) & regular
+        moments[name] = (
+            _group_sum(rows.group, np.where(known, n * values, np.nan), rows.groups)
+            if known.any()
+            else np.nan
+        )
+    if rows.has_cpu.all():
+        moments["cpu_rows"] = moments["intervals"]
+    elif rows.has_cpu.any():
+        moments["cpu_rows"] = _group_sum(rows.group, regular & rows.has_cpu, rows.groups)
+    else:
+        moments["cpu_rows"] = 0.0
     # first/last interval matter only in the current window (do plans alternate or replace each other?)
-    current = frame[frame["current"] & regular]
-    spans = current.groupby(PLAN_KEYS, sort=False)["interval_start"].agg(first="min", last="max")
-    return moments.merge(spans.reset_index().assign(current=True), on=[*PLAN_KEYS, "current"], how="left")
+    first, last = _group_spans(rows, rows.current & regular)
+    moments["first"], moments["last"] = first, last
+    return moments
 
 
-def _group_codes(columns: list[np.ndarray]) -> tuple[np.ndarray, list[np.ndarray]]:
-    """Dense group numbers for rows keyed by several columns, and each group's key values."""
-    codes, uniques = zip(*(pd.factorize(values) for values in columns), strict=True)
-    composite = np.zeros(len(columns[0]), dtype=np.int64)
-    for code, unique in zip(codes, uniques, strict=True):
-        composite = composite * len(unique) + code.astype(np.int64)
+def _group_codes(columns: list[np.ndarray], *, hash_all: bool = False) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Dense group numbers for rows keyed by several columns, and each group's key values.
+
+    Integer and boolean keys are offset by their minimum instead of hashed (ids are integers almost
+    always), so only the combined key is factorised; other keys are factorised first.
+    """
+    codes: list[np.ndarray] = []
+    decoders: list[tuple[int, Any]] = []
+    for values in columns:
+        if values.dtype.kind in "iub" and len(values) and not hash_all:
+            low, high = (int(values.min()), int(values.max())) if values.dtype.kind != "b" else (0, 1)
+            codes.append(values.astype(np.int64) - low if low else values.astype(np.int64))
+            decoders.append((high - low + 1, (low, values.dtype)))
+        else:
+            code, unique = pd.factorize(values)
+            codes.append(code.astype(np.int64))
+            decoders.append((max(len(unique), 1), np.asarray(unique)))
+    if math.prod(size for size, _ in decoders) >= 2**62:  # would overflow: hash every key instead
+        return _group_codes(columns, hash_all=True)
+    composite = codes[0]
+    for code, (size, _) in zip(codes[1:], decoders[1:], strict=True):
+        composite *= size
+        composite += code
     group, composite_keys = pd.factorize(composite)
     rest = np.asarray(composite_keys, dtype=np.int64)
     keys: list[np.ndarray] = []
-    for unique in reversed(uniques):
-        keys.append(np.asarray(unique)[rest % len(unique)])
-        rest = rest // len(unique)
+    for size, decoder in reversed(decoders):
+        rest, code = np.divmod(rest, size)
+        if isinstance(decoder, tuple):
+            low, dtype = decoder
+            keys.append((code + low).astype(dtype))
+        else:
+            keys.append(decoder[code])
     return group, keys[::-1]
 
 
 def _group_sum(group: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:
     """Per-group sum skipping NaN; NaN where a group has no value at all (pandas' min_count=1)."""
+    if values.dtype == np.bool_ or not np.isnan(values.sum()):  # no NaN (the common case): no copies
+        return np.bincount(group, weights=values, minlength=groups)
     known = ~np.isnan(values)
     total = np.bincount(group, weights=np.where(known, values, 0.0), minlength=groups)
     if known.all():
         return total
     present = np.bincount(group, weights=known.astype(float), minlength=groups)
     return np.where(present > 0, total, np.nan)
+
+
+def _group_spans(rows: AnalysedRows, selected: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and last interval start per group over the selected rows (NaT where none)."""
+    ticks = rows.interval.view(np.int64)[selected]
+    group = rows.group[selected]
+    first = np.full(rows.groups, np.iinfo(np.int64).max)
+    last = np.full(rows.groups, np.iinfo(np.int64).min)
+    np.minimum.at(first, group, ticks)
+    np.maximum.at(last, group, ticks)
+    seen = np.bincount(group, minlength=rows.groups) > 0
+    unit = rows.interval.dtype
+    nat = np.datetime64("NaT").astype(unit)
+    return np.where(seen, first.view(unit), nat), np.where(seen, last.view(unit), nat)
 
 
 def _shape_keys(plans: pd.DataFrame) -> dict[Any, str]:
@@ -217,7 +347,13 @@ def _shape_moments(moments: pd.DataFrame, shapes: dict[Any, str]) -> pd.DataFram
 
 
 def _performance_regressions(
-    frame: pd.DataFrame, moments: pd.DataFrame, shapes: dict[Any, str], hours: float, settings: Settings
+    rows: AnalysedRows,
+    plan_moments: pd.DataFrame,
+    moments: pd.DataFrame,
+    *,
+    shapes: dict[Any, str],
+    hours: float,
+    settings: Settings,
 ) -> list[dict[str, Any]]:
     baseline = _baseline_shapes(moments, settings)
     current = moments[moments["current"]].copy()
@@ -237,7 +373,7 @@ def _performance_regressions(
         & ~pd.MultiIndex.from_frame(pairs[KEYS]).isin(list(sensitive))
     ]
     candidates = _significant(candidates, settings)
-    candidates = _persistent(frame, candidates, shapes, settings)
+    candidates = _persistent(rows, plan_moments, candidates, shapes=shapes, settings=settings)
     found = [_confirm(row, settings) for row in _records(candidates)]
     return found + list(sensitive.values())
 
@@ -271,8 +407,7 @@ def significance(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se2 > 0, diff / np.sqrt(se2), np.where(diff > 0, np.inf, 0.0))
     df = np.maximum(k_b + k_c - 2.0, 1.0)
-    p = np.fromiter((student_t_sf(float(a), float(b)) for a, b in zip(t, df, strict=True)), float, len(t))
-    return t, p
+    return t, student_t_sf_many(t, df)
 
 
 def _significant(pairs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -284,37 +419,42 @@ def _significant(pairs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
 
 
 def _persistent(
-    frame: pd.DataFrame, candidates: pd.DataFrame, shapes: dict[Any, str], settings: Settings
+    rows: AnalysedRows,
+    plan_moments: pd.DataFrame,
+    candidates: pd.DataFrame,
+    *,
+    shapes: dict[Any, str],
+    settings: Settings,
 ) -> pd.DataFrame:
-    """Candidates elevated in at least half of the current intervals (two, when there are two or more)."""
+    """Candidates elevated in at least half of the current intervals (two, when there are two or more).
+
+    Per candidate shape and current interval, the execution-weighted mean of the regular rows,
+    against the ratio over the baseline mean. Rows are picked through their group number, so only
+    the candidates' rows are touched.
+    """
     if candidates.empty:
         return candidates.assign(elevated=[], current_intervals=[])
-    rows = frame[frame["current"] & (frame["ok_executions"] > 0)]
-    rows = rows[pd.MultiIndex.from_frame(rows[KEYS]).isin(pd.MultiIndex.from_frame(candidates[KEYS]))]
-    per_interval = (
-        pd.DataFrame(
-            {
-                **{name: rows[name] for name in KEYS},
-                "shape": _shapes_of(rows["plan_id"], shapes),
-                "interval_start": rows["interval_start"],
-                "w": rows["m_mean"] * rows["ok_executions"],
-                "n": rows["ok_executions"],
-            }
-        )
-        .groupby([*SHAPE_KEYS, "interval_start"])[["w", "n"]]
-        .sum()
-    )
-    per_interval = per_interval.reset_index()
-    per_interval["mean"] = per_interval["w"] / per_interval["n"]
-    threshold = candidates[[*SHAPE_KEYS]].assign(limit=candidates["mean_base"] * settings.regression_ratio)
-    per_interval = per_interval.merge(threshold, on=SHAPE_KEYS)
-    per_interval["elevated"] = per_interval["mean"] >= per_interval["limit"]
-    counts = per_interval.groupby(SHAPE_KEYS).agg(
-        elevated=("elevated", "sum"), current_intervals=("elevated", "size")
-    )
-    merged = candidates.merge(counts.reset_index(), on=SHAPE_KEYS, how="left").fillna(
-        {"elevated": 0, "current_intervals": 0}
-    )
+    groups = plan_moments.loc[plan_moments["current"], PLAN_KEYS].reset_index(names="group")
+    groups["shape"] = _shapes_of(groups["plan_id"], shapes)
+    limits = candidates[SHAPE_KEYS].reset_index(drop=True)
+    limits["limit"] = candidates["mean_base"].to_numpy(float) * settings.regression_ratio
+    chosen = groups.merge(limits.reset_index(names="candidate"), on=SHAPE_KEYS)
+    candidate_of_group = np.full(len(plan_moments), -1, dtype=np.int64)
+    candidate_of_group[chosen["group"].to_numpy()] = chosen["candidate"].to_numpy()
+    candidate = candidate_of_group[rows.group]
+    picked = (candidate >= 0) & (rows.ok_executions > 0)
+    candidate = candidate[picked]
+    interval_code, intervals = pd.factorize(rows.interval[picked])
+    cell = candidate * len(intervals) + interval_code
+    size = len(candidates) * max(len(intervals), 1)
+    n = np.bincount(cell, weights=rows.ok_executions[picked], minlength=size)
+    w = np.bincount(cell, weights=(rows.ok_executions * rows.metric_mean)[picked], minlength=size)
+    n, w = n.reshape(len(candidates), -1), w.reshape(len(candidates), -1)
+    limit = limits["limit"].to_numpy(float)[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        elevated = ((n > 0) & (w / np.where(n > 0, n, 1.0) >= limit)).sum(axis=1)
+    current_intervals = (n > 0).sum(axis=1)
+    merged = candidates.assign(elevated=elevated, current_intervals=current_intervals)
     enough = (merged["elevated"] >= np.minimum(2, merged["current_intervals"])) & (
         merged["elevated"] >= 0.5 * merged["current_intervals"]
     )
@@ -390,10 +530,13 @@ def _parameter_sensitive(
     t, p = significance(pairs)
     pairs = pairs.assign(t=t, p=p)
     pairs = pairs[pairs["p"] <= settings.p_value_max]
+    chosen = shared[pd.MultiIndex.from_frame(shared[KEYS]).isin(pairs.index)]
+    plans_of = dict(iter(chosen.groupby(KEYS, sort=False)))
     found: dict[tuple[Any, Any], dict[str, Any]] = {}
     for key, row in zip(pairs.index, _records(pairs), strict=True):
-        plans = shared[(shared["target_id"] == key[0]) & (shared["query_id"] == key[1])]
-        found[(key[0], key[1])] = _sensitive_detection(key, row, plans, t=float(row.t), p=float(row.p))
+        found[(key[0], key[1])] = _sensitive_detection(
+            key, row, plans_of[key], t=float(row.t), p=float(row.p)
+        )
     return found
 
 

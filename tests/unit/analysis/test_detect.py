@@ -284,3 +284,58 @@ def test_noise_between_intervals_is_not_mistaken_for_significance() -> None:
         noisy.append(row)
     data = noisy + current(7, 1, n=500, cpu=16_000 * 1.1, sd=100)
     assert run(data).empty
+
+
+def _relabelled(data: list[dict[str, Any]], plan_frame: pd.DataFrame, relabel: Any) -> pd.DataFrame:
+    moved = [{**row, **{k: relabel(row[k]) for k in ("target_id", "query_id", "plan_id")}} for row in data]
+    frame = plan_frame.assign(**{k: plan_frame[k].map(relabel) for k in ("target_id", "query_id", "plan_id")})
+    return run(moved, frame)
+
+
+@pytest.mark.parametrize(
+    "relabel",
+    [
+        pytest.param(lambda v: f"id-{v}", id="string ids are hashed"),
+        pytest.param(lambda v: v * 2**40, id="id ranges too wide to combine by arithmetic"),
+        pytest.param(lambda v: -v, id="negative ids"),
+    ],
+)
+def test_detections_do_not_depend_on_how_ids_are_spelled(relabel: Any) -> None:
+    data = (
+        baseline(7, 1, n=100, cpu=10_000)
+        + current(7, 2, n=100, cpu=40_000)
+        + baseline(8, 3, n=100, cpu=10_000)
+        + current(8, 3, n=100, cpu=10_000)
+    )
+    plan_frame = plans((7, 1, "a"), (7, 2, "b"), (8, 3, "c"))
+    found = _relabelled(data, plan_frame, relabel)
+    assert list(zip(found["query_id"], found["kind"], strict=True)) == [(relabel(7), "plan_change")]
+    assert found.iloc[0]["current_plan_id"] == relabel(2)
+
+
+def test_rows_outside_both_windows_and_timezone_aware_starts_are_handled() -> None:
+    inside = baseline(7, 1, n=100, cpu=10_000) + current(7, 2, n=100, cpu=40_000)
+    too_old = rows(7, 2, BASELINE_START - timedelta(days=3), BASELINE_START, n=100, cpu=10)
+    too_new = rows(7, 1, WINDOW_END, WINDOW_END + timedelta(hours=2), n=100, cpu=10)
+    frame = pd.DataFrame(too_old + inside + too_new)
+    frame["interval_start"] = pd.to_datetime(frame["interval_start"]).dt.tz_localize("UTC")
+    found = detect(
+        frame,
+        plans((7, 1, "a"), (7, 2, "b")),
+        window_start=WINDOW_START,
+        window_end=WINDOW_END,
+        baseline_start=BASELINE_START,
+        settings=SETTINGS,
+    )
+    assert list(found["kind"]) == ["plan_change"]
+    assert found.iloc[0]["current_mean"] == pytest.approx(40_000)
+    assert found.iloc[0]["baseline_mean"] == pytest.approx(10_000)
+
+
+def test_a_query_with_cpu_beside_one_without_uses_each_ones_metric() -> None:
+    with_cpu = baseline(7, 1, n=100, cpu=10_000) + current(7, 2, n=100, cpu=40_000)
+    without_cpu = baseline(8, 3, n=100, cpu=10_000, no_cpu=True) + current(
+        8, 4, n=100, cpu=40_000, no_cpu=True
+    )
+    found = run(with_cpu + without_cpu, plans((7, 1, "a"), (7, 2, "b"), (8, 3, "c"), (8, 4, "d")))
+    assert dict(zip(found["query_id"], found["metric"], strict=True)) == {7: "cpu_us", 8: "duration_us"}
