@@ -35,11 +35,8 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.installed ## install the locked environment into .venv
 
-demo: install ## run the main job end to end on an embedded default
-	@echo "planmon demo: not there yet."
-	@echo "The end-to-end demo (embedded PostgreSQL -> collect -> regression -> approval -> fix) lands with"
-	@echo "the demo issue; until then nothing is run here. See README.md for what works today."
-	@exit 1
+demo: install ## run the main job end to end on an embedded PostgreSQL (about 2 minutes)
+	$(RUN)/python -m planmon.demo --home $(PROJECT_ROOT)/.planmon/demo --dags $(PROJECT_ROOT)/dags
 
 test: install lint typecheck compose-check ## install everything and run the whole suite
 	$(RUN)/pytest

@@ -1,0 +1,300 @@
+"""Throwaway PostgreSQL and MariaDB servers for the demo, tests and benchmarks.
+
+Each server is created in a fresh temporary directory from the machine's installed server binaries,
+listens on a free 127.0.0.1 port only, has the monitoring settings planmon needs switched on, and is
+stopped and deleted afterwards. Nothing depends on the machine's pre-started instances.
+
+PostgreSQL refuses to run as root, so under root the server runs as the ``postgres`` user;
+mariadbd needs ``--user`` under root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+START_TIMEOUT_SECONDS = 60
+
+
+class ServerUnavailable(RuntimeError):
+    """The server binaries are missing or the server would not start; the message says why."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(command: list[str], *, user: str | None = None, timeout: float = 120) -> str:
+    if user is not None:
+        command = ["runuser", "-u", user, "--", *command]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+    if result.returncode != 0:
+        raise ServerUnavailable(
+            f"{Path(command[0]).name if user is None else command[3]} failed "
+            f"(exit {result.returncode}): {(result.stderr or result.stdout).strip()[-2000:]}"
+        )
+    return result.stdout
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerUnavailable(f"server exited with {process.returncode}: {_tail(log)}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise ServerUnavailable(
+        f"server did not listen on 127.0.0.1:{port} within {START_TIMEOUT_SECONDS}s: {_tail(log)}"
+    )
+
+
+def _tail(log: Path) -> str:
+    try:
+        return log.read_text(errors="replace")[-1500:]
+    except OSError:
+        return "(no log)"
+
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL
+
+
+def postgres_bindir() -> Path:
+    """The newest installed PostgreSQL server's bin directory ($PLANMON_PG_BINDIR wins)."""
+    configured = os.environ.get("PLANMON_PG_BINDIR")
+    candidates = [Path(configured)] if configured else []
+    candidates += [
+        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+    ]
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(initdb).resolve().parent)
+    for candidate in candidates:
+        if (candidate / "initdb").is_file() and (candidate / "postgres").is_file():
+            return candidate
+    raise ServerUnavailable(
+        "no PostgreSQL server binaries found (initdb, postgres); install them with "
+        "`apt-get install postgresql` or set PLANMON_PG_BINDIR"
+    )
+
+
+def _version_key(path: str) -> float:
+    try:
+        return float(Path(path).parent.name)
+    except ValueError:
+        return 0.0
+
+
+@dataclass(frozen=True)
+class PostgresServer:
+    port: int
+    datadir: Path
+    user: str = "postgres"
+    host: str = "127.0.0.1"
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        """A libpq connection string (no password: the throwaway cluster trusts loopback)."""
+        return f"host={self.host} port={self.port} user={self.user} dbname={dbname}"
+
+    def connection_uri(self, dbname: str = "postgres") -> str:
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{dbname}"
+
+
+def _server_os_user(name: str) -> str | None:
+    """The OS user to run a server as: ``name`` when we are root, else ourselves (None)."""
+    if os.geteuid() != 0:
+        return None
+    try:
+        pwd.getpwnam(name)
+    except KeyError as exc:
+        raise ServerUnavailable(
+            f"running as root but there is no '{name}' OS user to run the server"
+        ) from exc
+    return name
+
+
+@contextlib.contextmanager
+def postgres_server(
+    extra_settings: dict[str, str] | None = None, *, workdir: Path | None = None
+) -> Iterator[PostgresServer]:
+    """Start a throwaway PostgreSQL with pg_stat_statements and compute_query_id on; stop it after.
+
+    The cluster lives in ``workdir`` (emptied first) or a new temporary directory; either is
+    deleted when the server stops.
+    """
+    bindir = postgres_bindir()
+    os_user = _server_os_user("postgres")
+    if workdir is None:
+        workdir = Path(tempfile.mkdtemp(prefix="planmon-pg-"))
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+        workdir.mkdir(parents=True)
+    datadir = workdir / "data"
+    log = workdir / "server.log"
+    if os_user:
+        shutil.chown(workdir, user=os_user)
+    port = free_port()
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(workdir),
+        "shared_preload_libraries": "pg_stat_statements",
+        "compute_query_id": "on",
+        "pg_stat_statements.track": "all",
+        "fsync": "off",
+        "synchronous_commit": "off",
+        "full_page_writes": "off",
+        "shared_buffers": "64MB",
+        "max_connections": "50",
+    }
+    settings.update(extra_settings or {})
+    try:
+        _run(
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(datadir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C",
+            ],
+            user=os_user,
+        )
+        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+        _run(
+            [
+                str(bindir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-l",
+                str(log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                str(START_TIMEOUT_SECONDS),
+                "start",
+            ],
+            user=os_user,
+        )
+        _wait_for_port(port, None, log)
+        yield PostgresServer(port=port, datadir=datadir)
+    finally:
+        if (datadir / "postmaster.pid").exists():
+            with contextlib.suppress(ServerUnavailable, subprocess.TimeoutExpired):
+                _run(
+                    [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"],
+                    user=os_user,
+                    timeout=60,
+                )
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# MariaDB / MySQL
+
+
+def mariadb_binaries() -> tuple[Path, Path]:
+    """(install-db script, server) of the installed MariaDB."""
+    install = shutil.which("mariadb-install-db") or shutil.which("mysql_install_db")
+    server = shutil.which("mariadbd") or shutil.which("mariadbd", path="/usr/sbin:/usr/libexec")
+    if not install or not server:
+        raise ServerUnavailable(
+            "no MariaDB server binaries found (mariadb-install-db, mariadbd); "
+            "install them with `apt-get install mariadb-server`"
+        )
+    return Path(install), Path(server)
+
+
+@dataclass(frozen=True)
+class MariaDBServer:
+    port: int
+    datadir: Path
+    user: str = "root"
+    host: str = "127.0.0.1"
+
+    def connect_kwargs(self, database: str | None = None) -> dict[str, object]:
+        """Keyword arguments for ``mysql.connector.connect`` (root with no password, loopback only)."""
+        kwargs: dict[str, object] = {"host": self.host, "port": self.port, "user": self.user, "password": ""}
+        if database:
+            kwargs["database"] = database
+        return kwargs
+
+
+# performance_schema with the statement digest and history consumers planmon reads.
+MARIADB_MONITORING_OPTIONS = (
+    "--performance-schema=ON",
+    "--performance-schema-consumer-events-statements-current=ON",
+    "--performance-schema-consumer-events-statements-history=ON",
+    "--performance-schema-consumer-events-statements-history-long=ON",
+    "--performance-schema-consumer-statements-digest=ON",
+)
+
+
+@contextlib.contextmanager
+def mariadb_server(extra_options: tuple[str, ...] = ()) -> Iterator[MariaDBServer]:
+    """Start a throwaway MariaDB with performance_schema and digest consumers on; stop it after."""
+    install, server = mariadb_binaries()
+    workdir = Path(tempfile.mkdtemp(prefix="planmon-mariadb-"))
+    datadir = workdir / "data"
+    log = workdir / "server.log"
+    socket_path = workdir / "mysqld.sock"
+    run_as = ["--user=root"] if os.geteuid() == 0 else []
+    _run(
+        [
+            str(install),
+            "--no-defaults",
+            f"--datadir={datadir}",
+            "--auth-root-authentication-method=normal",
+            "--skip-test-db",
+            *run_as,
+        ],
+        timeout=180,
+    )
+    port = free_port()
+    command = [
+        str(server),
+        "--no-defaults",
+        f"--datadir={datadir}",
+        f"--port={port}",
+        "--bind-address=127.0.0.1",
+        f"--socket={socket_path}",
+        f"--pid-file={workdir / 'mysqld.pid'}",
+        f"--log-error={log}",
+        "--skip-log-bin",
+        "--innodb-buffer-pool-size=64M",
+        "--innodb-log-file-size=16M",
+        "--skip-name-resolve",
+        *run_as,
+        *MARIADB_MONITORING_OPTIONS,
+        *extra_options,
+    ]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for_port(port, process, log)
+        yield MariaDBServer(port=port, datadir=datadir)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        shutil.rmtree(workdir, ignore_errors=True)
