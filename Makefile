@@ -47,11 +47,13 @@ lint: install ## ruff, including Airflow's AIR rules
 typecheck: install ## mypy (strict) on the planmon package
 	$(RUN)/mypy
 
-compose-check: ## validate docker-compose.yml where a docker compose CLI exists
+compose-check: ## validate docker-compose.yml (with .env.example's placeholders) where a compose CLI exists
 	@if docker compose version >/dev/null 2>&1; then \
-		docker compose -f docker-compose.yml config -q && echo "docker compose config: ok"; \
+		docker compose --env-file .env.example -f docker-compose.yml --profile celery config -q && echo "docker compose config: ok"; \
+	elif command -v docker-compose >/dev/null 2>&1; then \
+		docker-compose --env-file .env.example -f docker-compose.yml --profile celery config -q && echo "docker-compose config: ok"; \
 	else \
-		echo "docker compose config: skipped (no 'docker compose' CLI here); tests/test_compose.py checks the file"; \
+		echo "docker compose config: skipped (no 'docker compose' or 'docker-compose' CLI here); tests/test_compose.py checks the file"; \
 	fi
 
 bench: install ## benchmarks: each prints a ratio against a baseline measured in the same run

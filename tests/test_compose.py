@@ -72,3 +72,62 @@ def test_env_example_holds_only_placeholders() -> None:
     for line in Path(PROJECT_ROOT / ".env.example").read_text().splitlines():
         if line and not line.startswith("#"):
             assert "replace-me" in line.split("=", 1)[1]
+
+
+def test_demo_targets_have_their_monitoring_settings_and_healthchecks(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    postgres_command = " ".join(services["pg-target"]["command"])
+    assert "shared_preload_libraries=pg_stat_statements" in postgres_command
+    assert "compute_query_id=on" in postgres_command
+    mariadb_command = " ".join(services["mariadb-target"]["command"])
+    assert "--performance-schema=ON" in mariadb_command
+    assert "--performance-schema-consumer-statements-digest=ON" in mariadb_command
+    for name in ("pg-target", "mariadb-target", "mssql", "postgres"):
+        assert "healthcheck" in services[name], f"{name} has no healthcheck"
+
+
+def test_the_init_migrates_and_registers_every_demo_target_with_a_resolvable_connection(
+    compose: dict[str, Any],
+) -> None:
+    init = compose["services"]["airflow-init"]
+    script = (PROJECT_ROOT / "docker" / "airflow-init.sh").read_text()
+    assert init["entrypoint"][-1].endswith("docker/airflow-init.sh")
+    assert "airflow db migrate" in script and "planmon init" in script
+    environment = compose["services"]["airflow-scheduler"]["environment"]
+    for target, engine, conn_id in re.findall(r"^add_target (\S+) (\S+) (\S+)", script, flags=re.MULTILINE):
+        assert engine in ("sqlserver", "postgres", "mysql"), target
+        for needed in (conn_id, f"{conn_id}_remediation"):
+            assert f"AIRFLOW_CONN_{needed.upper()}" in environment, f"{target}: no connection {needed}"
+    for dependency in ("postgres", "pg-target", "mariadb-target", "mssql-init"):
+        assert dependency in init["depends_on"]
+
+
+def test_sql_server_gets_a_workload_that_makes_a_plan_regression(compose: dict[str, Any]) -> None:
+    workload = compose["services"]["mssql-workload"]
+    assert workload["depends_on"]["mssql-init"]["condition"] == "service_completed_successfully"
+    script = (PROJECT_ROOT / "docker" / "mssql" / "workload.sh").read_text()
+    assert "sp_recompile" in script and "customer_orders" in script
+    assert "CREATE OR ALTER PROCEDURE dbo.customer_orders" in (
+        PROJECT_ROOT / "docker" / "mssql" / "init.sql"
+    ).read_text()
+
+
+def test_celery_is_a_profile_with_redis_and_workers(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert services["redis"]["profiles"] == ["celery"]
+    worker = services["airflow-worker"]
+    assert worker["profiles"] == ["celery"] and worker["command"] == "celery worker"
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    executor = services["airflow-scheduler"]["environment"]["AIRFLOW__CORE__EXECUTOR"]
+    assert executor == "${AIRFLOW_EXECUTOR:-LocalExecutor}"  # LocalExecutor unless Celery is asked for
+
+
+def test_every_variable_the_stack_needs_is_in_env_example() -> None:
+    text = COMPOSE_FILE.read_text()
+    needed = set(re.findall(r"\$\{([A-Z_]+)(?::\?[^}]*)?\}", text))
+    defined = {
+        line.split("=", 1)[0]
+        for line in (PROJECT_ROOT / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert needed - defined == set(), "add these to .env.example"
