@@ -127,6 +127,7 @@ _NOT_SETTINGS = frozenset(
         "PLANMON_UPDATE_SNAPSHOTS",
         "PLANMON_REGEN_GOLDEN",
         "PLANMON_ANALYZE_SCHEDULE",  # read by dags/planmon_analyze.py when it is parsed
+        "PLANMON_MAINTENANCE_SCHEDULE",  # read by dags/planmon_maintenance.py when it is parsed
     }
 )
 

@@ -761,13 +761,23 @@ class Repository:
             raise ConfigError(f"setting retention_days is {days}; it must be at least 1")
         return days
 
-    def purge(self, *, now: datetime | None = None, batch_rows: int = PURGE_BATCH_ROWS) -> dict[str, int]:
-        """Delete data older than ``retention_days`` in bounded batches; return rows deleted per table.
+    def purge(
+        self,
+        *,
+        now: datetime | None = None,
+        batch_rows: int = PURGE_BATCH_ROWS,
+        retention_days: int | None = None,
+    ) -> dict[str, int]:
+        """Delete data older than ``retention_days`` (default: the setting) in bounded batches; return
+        rows deleted per table.
 
         Never deletes open regressions, pending remediations or the audit log, nor a row that a
         kept row still references.
         """
-        cutoff = as_utc_naive(now or utcnow()) - timedelta(days=self.retention_days())
+        days = self.retention_days() if retention_days is None else retention_days
+        if days < 1:
+            raise ConfigError(f"retention of {days} days would purge everything; it must be at least 1")
+        cutoff = as_utc_naive(now or utcnow()) - timedelta(days=days)
         pending = ("proposed", "approved", "applied")
         # Children first; a row still referenced by a row that stays is kept (no ON DELETE actions).
         plans = [

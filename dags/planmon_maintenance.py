@@ -1,0 +1,41 @@
+"""planmon_maintenance: daily housekeeping of planmon's repository: the retention purge (runtime
+statistics, collection runs, probe results, sent alerts, finished remediations and resolved
+regressions older than the retention, in bounded batches; open regressions, pending remediations and
+the audit log stay). Wiring only: the work is in ``planmon.airflow.maintenance_tasks``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import CronTriggerTimetable, dag, task
+
+from planmon.airflow.defaults import PLANMON_TAG, default_args
+
+# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
+SCHEDULE = os.environ.get("PLANMON_MAINTENANCE_SCHEDULE", "30 3 * * *")
+
+
+@dag(
+    dag_id="planmon_maintenance",
+    schedule=CronTriggerTimetable(SCHEDULE, timezone="UTC"),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=[PLANMON_TAG],
+    default_args=default_args(execution_timeout=timedelta(hours=1)),
+    doc_md=__doc__,
+)
+def planmon_maintenance() -> None:
+    @task
+    def purge(logical_date: Any = None) -> dict[str, Any]:
+        from planmon.airflow.maintenance_tasks import purge as purge_repository
+
+        return purge_repository(logical_date)
+
+    purge()
+
+
+planmon_maintenance()

@@ -1,0 +1,30 @@
+"""Task callable of ``planmon_maintenance``: the repository's retention purge."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from planmon.config import Settings, load_settings
+from planmon.store import Repository
+
+log = logging.getLogger(__name__)
+
+
+def retention_days(settings: Settings, repository: Repository) -> int:
+    """PLANMON_RETENTION_DAYS when an operator set it, else the repository's ``retention_days`` setting."""
+    if "retention_days" in settings.model_fields_set:
+        return settings.retention_days
+    return repository.retention_days()
+
+
+def purge(logical_date: datetime | None = None) -> dict[str, Any]:
+    """Delete what is older than the retention, as of the run's logical date (a re-run deletes the same)."""
+    settings = load_settings()
+    with Repository.from_settings(settings) as repository:
+        repository.require_schema()
+        days = retention_days(settings, repository)
+        deleted = repository.purge(now=logical_date, retention_days=days)
+    log.info("retention %d days: deleted %s", days, deleted)
+    return {"retention_days": days, "deleted": deleted}
