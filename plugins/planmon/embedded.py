@@ -126,6 +126,18 @@ def _server_os_user(name: str) -> str | None:
     return name
 
 
+def _check_reachable(directory: Path, os_user: str) -> None:
+    """The server's OS user must reach its directory (every parent searchable by it)."""
+    result = subprocess.run(
+        ["runuser", "-u", os_user, "--", "test", "-w", str(directory)], capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        raise ServerUnavailable(
+            f"the '{os_user}' OS user the server runs as cannot reach {directory} (a parent directory "
+            "is private to its owner); choose a directory under a world-searchable path"
+        )
+
+
 @contextlib.contextmanager
 def postgres_server(
     extra_settings: dict[str, str] | None = None, *, workdir: Path | None = None
@@ -146,6 +158,7 @@ def postgres_server(
     log = workdir / "server.log"
     if os_user:
         shutil.chown(workdir, user=os_user)
+        _check_reachable(workdir, os_user)
     port = free_port()
     settings = {
         "listen_addresses": "127.0.0.1",
