@@ -72,9 +72,9 @@ def shape_hash(statement: PlanStatement) -> str:
         # Statements without an operator tree (USE, SET, DECLARE, COND) differ only by kind.
         digest.update(f"no-plan{_FIELD}{statement.statement_type or ''}".encode())
         return digest.hexdigest()
-    for token in shape_tokens(statement.root):
-        digest.update(token.encode("utf-8", "surrogatepass"))
-        digest.update(_NODE.encode())
+    # one update over every token, each followed by the node separator (same bytes as token by token)
+    tokens = "".join([f"{token}{_NODE}" for token in shape_tokens(statement.root)])
+    digest.update(tokens.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 

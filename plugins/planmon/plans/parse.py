@@ -9,13 +9,14 @@ not installed fails with a clear error instead of an ImportError.
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import re
 from pathlib import Path
 from typing import Protocol, cast
 
 from planmon.errors import ConfigError, PlanParseError
-from planmon.plans.hygiene import decode_plan_bytes
+from planmon.plans.hygiene import decode_plan_bytes, sniff_encoding
 from planmon.plans.model import ENGINES, Engine, Plan
 
 # Engine name -> module under planmon.plans that implements ``parse``.
@@ -115,9 +116,28 @@ def parse_plan(
     ``engine`` forces a parser, otherwise the content decides. Every failure is a PlanParseError
     (or ConfigError for an unknown ``engine`` name).
     """
+    if isinstance(data, bytes) and engine is None:
+        head = _decoded_head(data)
+        if head is not None and _detect_in(head) == "sqlserver":
+            # libxml2 reads the original bytes (encoding forced from the BOM): no decode and re-encode
+            return _parser_for("sqlserver", source)(data, source=source)
     text = decode_plan_bytes(data, source=source)
     chosen = engine_name(engine) if engine is not None else detect_engine(text, source=source)
     return _parser_for(chosen, source)(text, source=source)
+
+
+def _decoded_head(data: bytes) -> str | None:
+    """The first ``_HEAD_CHARS`` characters of plan bytes (what ``detect_engine`` looks at first).
+
+    None when the head is not valid text: the full decode then reports the error with its position.
+    """
+    encoding, bom_length = sniff_encoding(data)
+    decoder = codecs.getincrementaldecoder(encoding)()
+    try:
+        # 4 bytes per character at most (UTF-8): enough bytes for the head, never a split character
+        return decoder.decode(data[bom_length : bom_length + 4 * _HEAD_CHARS])[:_HEAD_CHARS]
+    except UnicodeDecodeError:
+        return None
 
 
 def parse_plan_file(path: str | Path, *, engine: Engine | str | None = None) -> Plan:
