@@ -34,7 +34,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from planmon.plans.model import ObjectRef, Plan, PlanNode, PlanStatement, Predicate
+from planmon.plans.model import ObjectRef, Plan, PlanNode, PlanStatement
 from planmon.plans.normalize import strip_literals
 
 HASH_BYTES = 8  # 16 hex characters: collisions between the plans of one query are not a concern
@@ -90,33 +90,30 @@ def shape_tokens(root: PlanNode) -> Iterable[str]:
     operator differs.
     """
     for node in root.walk():
-        yield _FIELD.join(
-            (
-                node.physical_op,
-                node.logical_op or "",
-                "P" if node.parallel else "S",
-                _object_key(node.object),
-                *(f"{key}={node.properties[key]}" for key in SHAPE_PROPERTIES if key in node.properties),
-                *(_predicate_key(predicate) for predicate in node.predicates),
-                str(len(node.children)),
-            )
-        )
+        parallel = "P" if node.parallel else "S"
+        parts = [node.physical_op, node.logical_op or "", parallel, _object_key(node.object)]
+        properties = node.properties
+        for key in SHAPE_PROPERTIES:
+            if key in properties:
+                parts.append(f"{key}={properties[key]}")
+        for predicate in node.predicates:
+            parts.append(f"{predicate.kind}={predicate_shape(predicate.text)}")
+        parts.append(str(len(node.children)))
+        yield _FIELD.join(parts)
 
 
 def _object_key(ref: ObjectRef | None) -> str:
     if ref is None:
         return ""
-    index = _SYSTEM_NAMED.sub(_system_name_shape, _unquote(ref.index or ""))
+    index = _unquote(ref.index or "")
+    if index.startswith(("PK__", "UQ__")):  # the only names _SYSTEM_NAMED can match
+        index = _SYSTEM_NAMED.sub(_system_name_shape, index)
     return ".".join((_unquote(ref.schema or ""), _unquote(ref.table), index))
 
 
 def _system_name_shape(match: re.Match[str]) -> str:
     owner = "#" if match.group(2).startswith("#") else match.group(2)
     return f"{match.group(1)}__{owner}__*"
-
-
-def _predicate_key(predicate: Predicate) -> str:
-    return f"{predicate.kind}={predicate_shape(predicate.text)}"
 
 
 @functools.lru_cache(maxsize=8192)  # plans repeat the same predicates; the regexes are the hash's cost
