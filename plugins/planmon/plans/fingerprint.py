@@ -60,6 +60,7 @@ _NODE = "\x1e"
 _ALIAS_QUALIFIER = re.compile(r"\s+as\s+(?:\[[^\]]*\]\.)*\[[^\]]*\]", re.IGNORECASE)
 _DATABASE_PREFIX = re.compile(r"\[[^\]]*\]\.(?=\[[^\]]*\]\.\[[^\]]*\]\.\[[^\]]*\])")
 _VARIABLE = re.compile(r"\[@[^\]]*\]|@@?\w+")
+_DIGIT = re.compile(r"\d")
 _GENERATED_NAME = re.compile(
     r"\b(Expr|Bmk|Chk|Uniq|Act|Ptn|PtnId|RowId|Union|Segment|WindowCount|IsBaseRow|Opt_Bitmap|Bitmap)\d+\b"
 )
@@ -127,7 +128,7 @@ def predicate_shape(text: str) -> str:
         shaped = _DATABASE_PREFIX.sub("", shaped)
     if "@" in shaped:
         shaped = _VARIABLE.sub("@?", shaped)
-    if any(character.isdigit() for character in shaped):
+    if _DIGIT.search(shaped):  # _GENERATED_NAME needs one
         shaped = _GENERATED_NAME.sub(lambda match: match.group(1), shaped)
     return shaped
 

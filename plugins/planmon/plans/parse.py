@@ -116,28 +116,30 @@ def parse_plan(
     ``engine`` forces a parser, otherwise the content decides. Every failure is a PlanParseError
     (or ConfigError for an unknown ``engine`` name).
     """
-    if isinstance(data, bytes) and engine is None:
-        head = _decoded_head(data)
-        if head is not None and _detect_in(head) == "sqlserver":
-            # libxml2 reads the original bytes (encoding forced from the BOM): no decode and re-encode
-            return _parser_for("sqlserver", source)(data, source=source)
+    if isinstance(data, bytes) and engine is None and _starts_like_showplan(data):
+        # libxml2 reads the original bytes (encoding forced from the BOM): no decode and re-encode
+        return _parser_for("sqlserver", source)(data, source=source)
     text = decode_plan_bytes(data, source=source)
     chosen = engine_name(engine) if engine is not None else detect_engine(text, source=source)
     return _parser_for(chosen, source)(text, source=source)
 
 
-def _decoded_head(data: bytes) -> str | None:
-    """The first ``_HEAD_CHARS`` characters of plan bytes (what ``detect_engine`` looks at first).
+_SHOWPLAN_HEAD_BYTES = 4096  # the ShowPlanXML root element opens within the first lines of a real plan
 
-    None when the head is not valid text: the full decode then reports the error with its position.
+
+def _starts_like_showplan(data: bytes) -> bool:
+    """True when the first bytes already say SQL Server showplan (``detect_engine`` checks that first).
+
+    Only a prefix of what ``detect_engine`` reads is decoded, so a yes here is its answer too; a no (or
+    bytes that are not text) takes the full decode, which detects or reports the error as before.
     """
     encoding, bom_length = sniff_encoding(data)
-    decoder = codecs.getincrementaldecoder(encoding)()
+    decoder = codecs.getincrementaldecoder(encoding)()  # a character cut at the end is left out
     try:
-        # 4 bytes per character at most (UTF-8): enough bytes for the head, never a split character
-        return decoder.decode(data[bom_length : bom_length + 4 * _HEAD_CHARS])[:_HEAD_CHARS]
+        head = decoder.decode(data[bom_length : bom_length + _SHOWPLAN_HEAD_BYTES])
     except UnicodeDecodeError:
-        return None
+        return False
+    return _detect_in(head) == "sqlserver"
 
 
 def parse_plan_file(path: str | Path, *, engine: Engine | str | None = None) -> Plan:
