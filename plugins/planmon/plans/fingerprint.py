@@ -34,7 +34,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from planmon.plans.model import ObjectRef, Plan, PlanNode, PlanStatement, Predicate
+from planmon.plans.model import ObjectRef, Plan, PlanNode, PlanStatement
 from planmon.plans.normalize import strip_literals
 
 HASH_BYTES = 8  # 16 hex characters: collisions between the plans of one query are not a concern
@@ -60,6 +60,7 @@ _NODE = "\x1e"
 _ALIAS_QUALIFIER = re.compile(r"\s+as\s+(?:\[[^\]]*\]\.)*\[[^\]]*\]", re.IGNORECASE)
 _DATABASE_PREFIX = re.compile(r"\[[^\]]*\]\.(?=\[[^\]]*\]\.\[[^\]]*\]\.\[[^\]]*\])")
 _VARIABLE = re.compile(r"\[@[^\]]*\]|@@?\w+")
+_DIGIT = re.compile(r"\d")
 _GENERATED_NAME = re.compile(
     r"\b(Expr|Bmk|Chk|Uniq|Act|Ptn|PtnId|RowId|Union|Segment|WindowCount|IsBaseRow|Opt_Bitmap|Bitmap)\d+\b"
 )
@@ -72,9 +73,9 @@ def shape_hash(statement: PlanStatement) -> str:
         # Statements without an operator tree (USE, SET, DECLARE, COND) differ only by kind.
         digest.update(f"no-plan{_FIELD}{statement.statement_type or ''}".encode())
         return digest.hexdigest()
-    for token in shape_tokens(statement.root):
-        digest.update(token.encode("utf-8", "surrogatepass"))
-        digest.update(_NODE.encode())
+    # one update over every token, each followed by the node separator (same bytes as token by token)
+    tokens = "".join([f"{token}{_NODE}" for token in shape_tokens(statement.root)])
+    digest.update(tokens.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -90,33 +91,30 @@ def shape_tokens(root: PlanNode) -> Iterable[str]:
     operator differs.
     """
     for node in root.walk():
-        yield _FIELD.join(
-            (
-                node.physical_op,
-                node.logical_op or "",
-                "P" if node.parallel else "S",
-                _object_key(node.object),
-                *(f"{key}={node.properties[key]}" for key in SHAPE_PROPERTIES if key in node.properties),
-                *(_predicate_key(predicate) for predicate in node.predicates),
-                str(len(node.children)),
-            )
-        )
+        parallel = "P" if node.parallel else "S"
+        parts = [node.physical_op, node.logical_op or "", parallel, _object_key(node.object)]
+        properties = node.properties
+        for key in SHAPE_PROPERTIES:
+            if key in properties:
+                parts.append(f"{key}={properties[key]}")
+        for predicate in node.predicates:
+            parts.append(f"{predicate.kind}={predicate_shape(predicate.text)}")
+        parts.append(str(len(node.children)))
+        yield _FIELD.join(parts)
 
 
 def _object_key(ref: ObjectRef | None) -> str:
     if ref is None:
         return ""
-    index = _SYSTEM_NAMED.sub(_system_name_shape, _unquote(ref.index or ""))
+    index = _unquote(ref.index or "")
+    if index.startswith(("PK__", "UQ__")):  # the only names _SYSTEM_NAMED can match
+        index = _SYSTEM_NAMED.sub(_system_name_shape, index)
     return ".".join((_unquote(ref.schema or ""), _unquote(ref.table), index))
 
 
 def _system_name_shape(match: re.Match[str]) -> str:
     owner = "#" if match.group(2).startswith("#") else match.group(2)
     return f"{match.group(1)}__{owner}__*"
-
-
-def _predicate_key(predicate: Predicate) -> str:
-    return f"{predicate.kind}={predicate_shape(predicate.text)}"
 
 
 @functools.lru_cache(maxsize=8192)  # plans repeat the same predicates; the regexes are the hash's cost
@@ -130,7 +128,7 @@ def predicate_shape(text: str) -> str:
         shaped = _DATABASE_PREFIX.sub("", shaped)
     if "@" in shaped:
         shaped = _VARIABLE.sub("@?", shaped)
-    if any(character.isdigit() for character in shaped):
+    if _DIGIT.search(shaped):  # _GENERATED_NAME needs one
         shaped = _GENERATED_NAME.sub(lambda match: match.group(1), shaped)
     return shaped
 

@@ -205,8 +205,7 @@ class PlanStatement:
 
     def nodes(self) -> Iterator[PlanNode]:
         """Every operator of the statement, parents before children."""
-        if self.root is not None:
-            yield from self.root.walk()
+        return self.root.walk() if self.root is not None else iter(())
 
     @property
     def operator_count(self) -> int:

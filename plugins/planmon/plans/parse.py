@@ -9,13 +9,14 @@ not installed fails with a clear error instead of an ImportError.
 
 from __future__ import annotations
 
+import codecs
 import importlib
 import re
 from pathlib import Path
 from typing import Protocol, cast
 
 from planmon.errors import ConfigError, PlanParseError
-from planmon.plans.hygiene import decode_plan_bytes
+from planmon.plans.hygiene import decode_plan_bytes, sniff_encoding
 from planmon.plans.model import ENGINES, Engine, Plan
 
 # Engine name -> module under planmon.plans that implements ``parse``.
@@ -115,9 +116,30 @@ def parse_plan(
     ``engine`` forces a parser, otherwise the content decides. Every failure is a PlanParseError
     (or ConfigError for an unknown ``engine`` name).
     """
+    if isinstance(data, bytes) and engine is None and _starts_like_showplan(data):
+        # libxml2 reads the original bytes (encoding forced from the BOM): no decode and re-encode
+        return _parser_for("sqlserver", source)(data, source=source)
     text = decode_plan_bytes(data, source=source)
     chosen = engine_name(engine) if engine is not None else detect_engine(text, source=source)
     return _parser_for(chosen, source)(text, source=source)
+
+
+_SHOWPLAN_HEAD_BYTES = 4096  # the ShowPlanXML root element opens within the first lines of a real plan
+
+
+def _starts_like_showplan(data: bytes) -> bool:
+    """True when the first bytes already say SQL Server showplan (``detect_engine`` checks that first).
+
+    Only a prefix of what ``detect_engine`` reads is decoded, so a yes here is its answer too; a no (or
+    bytes that are not text) takes the full decode, which detects or reports the error as before.
+    """
+    encoding, bom_length = sniff_encoding(data)
+    decoder = codecs.getincrementaldecoder(encoding)()  # a character cut at the end is left out
+    try:
+        head = decoder.decode(data[bom_length : bom_length + _SHOWPLAN_HEAD_BYTES])
+    except UnicodeDecodeError:
+        return False
+    return _detect_in(head) == "sqlserver"
 
 
 def parse_plan_file(path: str | Path, *, engine: Engine | str | None = None) -> Plan:

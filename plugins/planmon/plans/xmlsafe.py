@@ -229,6 +229,7 @@ def _parser(huge: bool, *, encoding: str | None = None) -> etree.XMLParser:
         huge_tree=huge,
         remove_comments=True,
         remove_pis=True,
+        remove_blank_text=True,  # showplan has no text content: indentation nodes only cost time
         collect_ids=False,
         recover=False,
     )

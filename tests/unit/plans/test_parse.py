@@ -124,3 +124,21 @@ def test_parse_plan_file_sets_source(tmp_path: Path) -> None:
     path = tmp_path / "plan.txt"
     path.write_text(PG_TEXT)
     assert parse_plan_file(path).source == str(path)
+
+
+def test_showplan_bytes_and_their_text_give_the_same_plan() -> None:
+    """Showplan bytes skip the decode (libxml2 reads them); the plan must be the one the text gives."""
+    _needs("planmon.plans.showplan")
+    encodings = (
+        codecs.BOM_UTF16_LE + SHOWPLAN.encode("utf-16-le"),
+        codecs.BOM_UTF8 + SHOWPLAN.encode("utf-8"),
+        SHOWPLAN.encode("utf-8"),  # declares utf-16, stored as UTF-8
+    )
+    for data in encodings:
+        assert parse_plan(data) == parse_plan(SHOWPLAN)
+
+
+def test_showplan_bytes_that_are_not_text_report_the_decode_error() -> None:
+    _needs("planmon.plans.showplan")
+    with pytest.raises(PlanParseError, match="not valid utf-8"):
+        parse_plan(SHOWPLAN.encode("utf-8").replace(b"SELECT 1", b"SELECT \xff"))

@@ -76,11 +76,11 @@ def row_estimate_mismatch(statement: PlanStatement) -> list[Finding]:
 
     Only the operator where an error starts is reported, not the parents that inherit it.
     """
-    ratios = {id(node): ratio for node in statement.nodes() if (ratio := estimate_ratio(node)) is not None}
+    rated = [(node, ratio) for node in statement.nodes() if (ratio := estimate_ratio(node)) is not None]
+    ratios = {id(node): ratio for node, ratio in rated}
     findings: list[Finding] = []
-    for node in statement.nodes():
-        ratio = ratios.get(id(node))
-        if ratio is None or ratio < ROW_ESTIMATE_RATIO or _inherited(node, ratio, ratios):
+    for node, ratio in rated:
+        if ratio < ROW_ESTIMATE_RATIO or _inherited(node, ratio, ratios):
             continue
         actual = actual_rows_per_execution(node) or 0.0
         estimated = node.estimated_rows or 0.0
