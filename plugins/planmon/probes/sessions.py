@@ -16,6 +16,7 @@ read-only guard); planmon's own values are bound.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Sequence
@@ -121,6 +122,7 @@ def postgres_failure(exc: BaseException) -> tuple[EngineErrorReason, str] | None
 class MySqlSession:
     def __init__(self, connection: Any, timeout_ms: int) -> None:
         self.connection = connection
+        self.closed = False
         cursor = connection.cursor()
         try:
             cursor.execute(f"{MARKER} SELECT VERSION() AS version")
@@ -141,17 +143,21 @@ class MySqlSession:
 
     def _statement(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         cursor = self.connection.cursor()
+        cursor.execute(f"{MARKER} START TRANSACTION READ ONLY")
         try:
-            cursor.execute(f"{MARKER} START TRANSACTION READ ONLY")
-            try:
-                cursor.execute(sql)
-                return _fetch(cursor, max_rows)
-            finally:
-                if cursor.description is not None:
-                    cursor.fetchall()  # the driver refuses a new statement while rows are unread
-                cursor.execute(f"{MARKER} ROLLBACK")
-        finally:
+            cursor.execute(sql)
+            columns, rows, truncated = _fetch(cursor, max_rows)
+        except BaseException:
+            _quietly(cursor.execute, f"{MARKER} ROLLBACK")
+            raise
+        if truncated:
+            # Rows are left unread and the driver would read them all before the next statement:
+            # closing the connection ends the read-only transaction without fetching them.
+            self.close()
+        else:
+            cursor.execute(f"{MARKER} ROLLBACK")
             cursor.close()
+        return columns, rows, truncated
 
     def run(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         return self._statement(f"{MARKER} {sql}", max_rows)
@@ -166,7 +172,15 @@ class MySqlSession:
         return _document(rows[0][0])
 
     def close(self) -> None:
-        self.connection.close()
+        if not self.closed:
+            self.closed = True
+            self.connection.close()
+
+
+def _quietly(action: Any, *args: Any) -> None:
+    """Run a clean-up step whose failure must not hide the error being raised."""
+    with contextlib.suppress(Exception):  # the original error is what the caller reports
+        action(*args)
 
 
 def mysql_failure(exc: BaseException) -> tuple[EngineErrorReason, str] | None:

@@ -139,3 +139,19 @@ def test_builtins_on_mariadb(bench: ProbeBench) -> None:
     state = bench.run(by_name["builtin.performance_schema_state"], T0)
     assert state["status"] in ("ok", "warning"), state  # the harness turns the digest consumer on
     assert state["value"] in (0.0, 1.0)
+
+
+def test_too_many_rows_is_an_error_and_the_rest_is_not_read(
+    bench: ProbeBench, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANMON_PROBE_MAX_ROWS", "5")
+    outcome = bench.run(probe(sql="SELECT id FROM orders", result="rowcount", critical=1), T0)
+    assert outcome["status"] == "error"
+    assert "more than 5 rows" in outcome["error"]
+    dataset = bench.run(
+        probe(name="few", sql="SELECT state, COUNT(*) AS n FROM orders GROUP BY state", result="dataset",
+              operator=">", warning=5, critical=100),
+        T0,
+    )  # fmt: skip
+    assert (dataset["status"], dataset["value"]) == ("critical", 19992.0)
+    assert dataset["breaching_rows"] == ["[critical] state=done: 19992", "[warning] state=new: 8"]

@@ -192,3 +192,16 @@ def test_unreachable_target_is_an_error_without_secrets(tmp_path: Path) -> None:
     assert outcome["status"] == "error"
     assert "unreachable" in outcome["error"]
     assert "hunter2secret" not in str(bench.results()) + str(bench.alerts()) + str(outcome)
+
+
+def test_dataset_and_row_limit(bench: ProbeBench, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PLANMON_PROBE_MAX_ROWS", "5")
+    dataset = bench.run(
+        probe(sql="SELECT state, count(*) AS n FROM orders GROUP BY state ORDER BY state", result="dataset",
+              operator=">", warning=5, critical=100),
+        T0,
+    )  # fmt: skip
+    assert (dataset["status"], dataset["value"]) == ("critical", 19992.0)
+    assert dataset["breaching_rows"] == ["[critical] state=done: 19992", "[warning] state=new: 8"]
+    many = bench.run(probe(name="many", sql="SELECT id FROM orders", result="rowcount", critical=1), T0)
+    assert many["status"] == "error" and "more than 5 rows" in many["error"]
