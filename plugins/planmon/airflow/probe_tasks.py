@@ -17,7 +17,7 @@ from planmon.airflow.connections import connection_factory
 from planmon.alerting.settings import load_planmon_settings
 from planmon.engines.base import ConnectionFactory
 from planmon.model import Target
-from planmon.probes.service import plan_runs, run_and_record, sync_definitions
+from planmon.probes.service import plan_runs, record_run, sync_definitions
 from planmon.store import Repository
 from planmon.store.probes import ProbeStore
 
@@ -56,26 +56,28 @@ def run_probe_task(
 ) -> dict[str, Any]:
     """Run one planned probe on one target, store the result, send its alerts; counts for XCom.
 
-    The XCom holds the status, value, timings and alert keys; never rows of the result (they may hold
+    The result is stored before alerting is set up: a broken routing file fails the task (Airflow
+    shows it) without losing the result, and the alert goes out with the next result of the streak.
+    The XCom holds the status, value, timings and alert keys; never result rows (they may hold
     business data) nor anything of the connection.
     """
     settings = load_planmon_settings()
-    with open_dispatcher(dag_id, run_id) as dispatcher:
-        repository = dispatcher.store.repository
+    with Repository.from_settings(settings) as repository:
+        repository.require_schema()
         store = ProbeStore(repository)
-        stored = store.get(run["probe"])
-        target = repository.get_target(run["target"])
-        summary = run_and_record(
-            stored,
-            target,
+        summary, alerts = record_run(
+            store.get(run["probe"]),
+            repository.get_target(run["target"]),
             datetime.fromisoformat(run["run_at"]),
             connect_for=_connect_for,
             settings=settings,
             store=store,
-            dispatcher=dispatcher,
         )
     summary["breaching_rows"] = len(summary["breaching_rows"])
     emit_metrics(summary)
+    if alerts:
+        with open_dispatcher(dag_id, run_id) as dispatcher:
+            summary["delivery"] = dispatcher.send_probe_alerts(alerts).as_dict()
     return summary
 
 

@@ -93,7 +93,7 @@ def plan_runs(
     return runs
 
 
-def run_and_record(
+def record_run(
     stored: StoredProbe,
     target: Target,
     run_at: datetime,
@@ -101,9 +101,8 @@ def run_and_record(
     connect_for: Callable[[Target], ConnectionFactory],
     settings: Settings,
     store: ProbeStore,
-    dispatcher: Dispatcher | None,
-) -> dict[str, Any]:
-    """Run one probe on one target, store the result and send its alerts; a summary for XCom/logs."""
+) -> tuple[dict[str, Any], list[ProbeAlert]]:
+    """Run one probe on one target and store the result; (summary, the alerts it raises)."""
     probe = stored.definition
     try:
         connect = connect_for(target)
@@ -130,15 +129,38 @@ def run_and_record(
         plan_shape_hash=outcome.plan_shape_hash,
     )
     alerts = probe_alerts(stored, target, row, previous, breaching_rows=outcome.breaching_rows)
-    sent = dispatcher.send_probe_alerts(alerts).as_dict() if dispatcher is not None and alerts else None
-    return {
+    summary = {
         "probe": probe.name,
         "target": target.name,
         "run_at": run_at.isoformat(),
         **outcome.as_dict(),
         "alerts_raised": [alert.message.dedup_key for alert in alerts],
-        "delivery": sent,
+        "delivery": None,
     }
+    return summary, alerts
+
+
+def run_and_record(
+    stored: StoredProbe,
+    target: Target,
+    run_at: datetime,
+    *,
+    connect_for: Callable[[Target], ConnectionFactory],
+    settings: Settings,
+    store: ProbeStore,
+    dispatcher: Dispatcher | None,
+) -> dict[str, Any]:
+    """:func:`record_run`, then send its alerts (when a dispatcher is given); a summary for XCom/logs.
+
+    Alerts not sent (no dispatcher, or it failed) go out with the next result of the same streak:
+    their key is the same and no delivery of it is recorded yet.
+    """
+    summary, alerts = record_run(
+        stored, target, run_at, connect_for=connect_for, settings=settings, store=store
+    )
+    if dispatcher is not None and alerts:
+        summary["delivery"] = dispatcher.send_probe_alerts(alerts).as_dict()
+    return summary
 
 
 def _with_plan_error(outcome: ProbeOutcome) -> str | None:

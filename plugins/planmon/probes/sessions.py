@@ -87,9 +87,12 @@ class PostgresSession:
             self._begin(cursor)
             try:
                 cursor.execute(f"{MARKER} {sql}", prepare=False)
-                return _fetch(cursor, max_rows)
-            finally:
-                cursor.execute(f"{MARKER} ROLLBACK")
+                result = _fetch(cursor, max_rows)
+            except BaseException:
+                _quietly(cursor.execute, f"{MARKER} ROLLBACK")  # the probe's error is what counts
+                raise
+            cursor.execute(f"{MARKER} ROLLBACK")
+            return result
 
     def explain(self, sql: str) -> bytes:
         steps = postgres_engine.explain_steps(sql, int(self.connection.info.server_version))
@@ -101,9 +104,9 @@ class PostgresSession:
                 cursor.execute(steps.explain, prepare=False)
                 row = cursor.fetchone()
             finally:
-                cursor.execute(f"{MARKER} ROLLBACK")
+                _quietly(cursor.execute, f"{MARKER} ROLLBACK")
                 if steps.deallocate is not None and steps.prepare:
-                    cursor.execute(steps.deallocate)
+                    _quietly(cursor.execute, steps.deallocate)
         return _document(row[0] if row else None)
 
     def close(self) -> None:

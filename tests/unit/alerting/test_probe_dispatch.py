@@ -72,3 +72,29 @@ def test_probe_alert_routing_dedup_and_retry(repository: Repository, tmp_path: P
 
     quiet = dispatcher({"log": log, "hook": hook}).send_probe_alerts(result(10, 1))  # type: ignore[arg-type]
     assert quiet.as_dict()["sent"] == 0 and len(AlertStore(repository).all_alerts()) == 2
+
+
+def test_an_alert_not_sent_goes_out_with_the_next_result_of_the_streak(repository: Repository) -> None:
+    """planmon_probes stores a result before alerting: if alerting could not run, the next run sends."""
+    target = repository.add_target(TargetSpec(name="t", engine="postgres", conn_id="c"))
+    store = ProbeStore(repository)
+    store.sync([(ProbeDefinition(name="p", sql="SELECT 1", operator=">", critical=5), "x.yaml")])
+    stored = store.get("p")
+    raised = []
+    for minute in (0, 5):
+        at = T0 + timedelta(minutes=minute)
+        row = store.record_result(
+            probe_id=stored.id, target_id=target.id, run_at=at, status="critical", value=9.0,
+            duration_ms=1.0, error=None, plan_shape_hash=None,
+        )  # fmt: skip
+        raised.append(
+            probe_alerts(stored, target, row, store.previous_results(stored.id, target.id, before=at))
+        )
+    assert raised[0][0].message.dedup_key == raised[1][0].message.dedup_key  # one streak, one key
+    log = Recorder("log")
+    dispatcher = Dispatcher(
+        AlertStore(repository), load_routing(None), {"log": log},  # type: ignore[dict-item]
+        cooldown=timedelta(0), max_attempts=3, clock=Clock(T0),
+    )  # fmt: skip
+    assert dispatcher.send_probe_alerts(raised[1]).sent == 1  # the first run's alert never went out
+    assert dispatcher.send_probe_alerts(raised[1]).sent == 0
