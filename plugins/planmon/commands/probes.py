@@ -17,7 +17,7 @@ import yaml
 from planmon.commands._common import open_repository, print_json, print_table
 from planmon.config import Settings, load_settings
 from planmon.errors import ConfigError
-from planmon.model import Target
+from planmon.model import ENGINE_NAMES, Target
 from planmon.probes.definitions import PROBE_FILE_SUFFIXES, ProbeDefinition, load_probe_file
 from planmon.probes.runner import guard
 from planmon.probes.service import BUILTIN_SOURCE, load_definitions, sync_definitions, utc_now_second
@@ -160,7 +160,7 @@ def _remove(args: argparse.Namespace) -> int:
     path = Path(source)
     remaining = [p for p in load_probe_file(path) if p.name != args.name]
     if remaining:
-        document = {"probes": [p.model_dump(mode="json", exclude_defaults=True) for p in remaining]}
+        document = {"probes": [_as_yaml(p) for p in remaining]}
         path.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True), encoding="utf-8")
         print(f"removed {args.name} from {path} (the file was rewritten: its comments are gone)")
     else:
@@ -169,6 +169,15 @@ def _remove(args: argparse.Namespace) -> int:
     with open_repository() as repository:
         _synced(repository, settings)  # the stored probe is disabled; its results and alerts stay
     return 0
+
+
+def _as_yaml(probe: ProbeDefinition) -> dict[str, Any]:
+    """A probe as it would be written by hand: defaults left out, one SQL text when all engines share it."""
+    fields = probe.model_dump(mode="json", exclude_defaults=True)
+    texts = set(probe.sql.values())
+    if len(texts) == 1 and len(probe.sql) == len(ENGINE_NAMES):
+        fields["sql"] = texts.pop()
+    return {"name": fields.pop("name"), **fields}
 
 
 def _run(args: argparse.Namespace) -> int:

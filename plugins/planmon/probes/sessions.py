@@ -33,6 +33,8 @@ from planmon.errors import EngineErrorReason, scrub_secrets
 from planmon.sql import MARKER
 
 LOCK_TIMEOUT_CAP_MS = 1000  # a probe never queues long behind another session's lock
+# The planmon alias keeps it recognisable in DIGEST_TEXT (engines/mysql.py, rule 1).
+_MYSQL_VERSION = "/* planmon */ SELECT planmon.version FROM (SELECT VERSION() AS version) AS planmon"
 
 
 class ProbeSession(Protocol):
@@ -128,7 +130,7 @@ class MySqlSession:
         self.closed = False
         cursor = connection.cursor()
         try:
-            cursor.execute(f"{MARKER} SELECT VERSION() AS version")
+            cursor.execute(_MYSQL_VERSION)
             version = str(cursor.fetchone()[0])
             if "mariadb" in version.lower():
                 cursor.execute(

@@ -15,6 +15,9 @@ probes:
     sql: SELECT count(*) FROM orders
     operator: ">"
     critical: 10
+  - name: shared
+    sql: SELECT 2
+    critical: 1
   - name: lag
     kind: performance
     sql: {postgres: "SELECT 1"}
@@ -42,7 +45,7 @@ def test_add_list_remove(home: Path, capsys: pytest.CaptureFixture[str]) -> None
     source = home / "mine.yaml"
     source.write_text(GOOD, encoding="utf-8")
     assert main(["probes", "add", str(source)]) == 0
-    assert "added 2 probe(s)" in capsys.readouterr().out
+    assert "added 3 probe(s)" in capsys.readouterr().out
     assert (home / "probes" / "mine.yaml").read_text(encoding="utf-8") == GOOD
 
     probes = listed(capsys)
@@ -56,10 +59,15 @@ def test_add_list_remove(home: Path, capsys: pytest.CaptureFixture[str]) -> None
 
     assert main(["probes", "remove", "backlog"]) == 0
     assert "the file was rewritten" in capsys.readouterr().out
+    rewritten = (home / "probes" / "mine.yaml").read_text(encoding="utf-8")
+    assert "backlog" not in rewritten
+    assert "name: lag\n" in rewritten and "postgres: SELECT 1" in rewritten and "warning: 5" in rewritten
     probes = listed(capsys)
     assert probes["backlog"]["enabled"] is False  # kept in the store, disabled: its results stay
     assert probes["lag"]["enabled"] is True
+    assert "name: shared\n  sql: SELECT 2\n" in rewritten  # one text for every engine stays one text
     assert main(["probes", "remove", "lag"]) == 0
+    assert main(["probes", "remove", "shared"]) == 0
     assert not (home / "probes" / "mine.yaml").exists()
 
 
