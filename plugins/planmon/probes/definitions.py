@@ -80,6 +80,7 @@ class ProbeDefinition(_Strict):
     # One SQL text for every engine, or one per engine (``postgres:``, ``mysql:``, ``sqlserver:``):
     # a probe runs only on targets whose engine it has SQL for.
     sql: dict[EngineName, str]
+    database: str | None = None  # run in this database instead of the connection's default one
     result: ResultType = "scalar"
     value_column: str | None = None  # dataset: the column holding each row's value (default: the last)
     operator: Operator = ">"

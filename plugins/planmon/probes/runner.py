@@ -80,7 +80,7 @@ def run_probe(
         return ProbeOutcome(evaluate.REFUSED, error=refusal)
     timeout_ms = max(1, round((probe.timeout_seconds or default_timeout_seconds) * 1000))
     try:
-        session = open_session(target.engine, connect, timeout_ms)
+        session = open_session(target.engine, connect, timeout_ms, probe.database)
     except Exception as exc:  # the hook and the driver raise many types; all are this probe's failure
         return _failed(target.engine, exc, "connecting", timeout_ms)
     try:

@@ -260,9 +260,11 @@ _SESSIONS: dict[str, type[PostgresSession] | type[MySqlSession] | type[SqlServer
 _FAILURES = {"postgres": postgres_failure, "mysql": mysql_failure, "sqlserver": sqlserver_failure}
 
 
-def open_session(engine: str, connect: ConnectionFactory, timeout_ms: int) -> ProbeSession:
-    """A session on the target's default database, set up for probes (driver errors propagate)."""
-    connection = connect(None)
+def open_session(
+    engine: str, connect: ConnectionFactory, timeout_ms: int, database: str | None = None
+) -> ProbeSession:
+    """A session on ``database`` (None: the connection's own), set up for probes (driver errors propagate)."""
+    connection = connect(database)
     try:
         return _SESSIONS[engine](connection, timeout_ms)
     except BaseException:

@@ -43,7 +43,7 @@ def database(postgres: PostgresServer) -> Iterator[str]:
 @pytest.fixture
 def bench(tmp_path: Path, postgres: PostgresServer, database: str) -> ProbeBench:
     return make_bench(
-        tmp_path, engine="postgres", connect=lambda _db: psycopg.connect(postgres.dsn(database))
+        tmp_path, engine="postgres", connect=lambda db: psycopg.connect(postgres.dsn(db or database))
     )
 
 
@@ -205,3 +205,11 @@ def test_dataset_and_row_limit(bench: ProbeBench, monkeypatch: pytest.MonkeyPatc
     assert dataset["breaching_rows"] == ["[critical] state=done: 19992", "[warning] state=new: 8"]
     many = bench.run(probe(name="many", sql="SELECT id FROM orders", result="rowcount", critical=1), T0)
     assert many["status"] == "error" and "more than 5 rows" in many["error"]
+
+
+def test_probe_runs_in_its_own_database(bench: ProbeBench) -> None:
+    check = "SELECT count(*) FROM pg_database WHERE datname = current_database() AND datname = 'postgres'"
+    elsewhere = bench.run(probe(sql=check, operator="!=", critical=1, database="postgres"), T0)
+    assert (elsewhere["status"], elsewhere["value"]) == ("ok", 1.0)
+    default = bench.run(probe(name="default_db", sql=check, operator="!=", critical=1), T0)
+    assert (default["status"], default["value"]) == ("critical", 0.0)
