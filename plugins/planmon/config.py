@@ -59,12 +59,23 @@ class Settings(BaseModel):
         4, ge=1, description="intervals back at baseline before a regression auto-resolves"
     )
 
+    # Probes (user-defined check queries, docs/probes.md)
+    probes_dir: Path | None = Field(
+        None, description="directory of probe YAML files; default: the project's include/probes"
+    )
+    probe_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, description="statement timeout of a probe that sets no timeout_seconds"
+    )
+    probe_max_rows: int = Field(1000, ge=1, le=100_000, description="most rows a probe may return")
+    probes_builtin: bool = Field(True, description="run the built-in probes (connectivity, features)")
+    probes_schedule: str = Field("*/5 * * * *", description="cron of planmon_probes' data intervals")
+
     # Alerting and housekeeping
     alert_cooldown_minutes: int = Field(240, ge=0, description="minimum gap between repeats of one alert")
     retention_days: int = Field(30, ge=1, le=3650, description="age after which collected data is purged")
     base_url: str | None = Field(None, description="Airflow base URL used in links inside alerts")
 
-    @field_validator("collect_schedule")
+    @field_validator("collect_schedule", "probes_schedule")
     @classmethod
     def _cron_has_five_fields(cls, value: str) -> str:
         if len(value.split()) != 5:
@@ -80,6 +91,12 @@ class Settings(BaseModel):
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def resolved_probes_dir(self) -> Path:
+        if self.probes_dir is not None:
+            return self.probes_dir.expanduser().resolve()
+        return Path(__file__).resolve().parents[2] / "include" / "probes"
 
 
 def env_name(field_name: str) -> str:

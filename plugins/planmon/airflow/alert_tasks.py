@@ -34,7 +34,8 @@ KINDS: tuple[str, ...] = (
 
 
 @contextmanager
-def _dispatcher(dag_id: str | None, run_id: str | None) -> Iterator[Dispatcher]:
+def open_dispatcher(dag_id: str | None, run_id: str | None) -> Iterator[Dispatcher]:
+    """A Dispatcher over the configured routing, channels and repository (also used by probes)."""
     settings = load_planmon_settings()
     alert_settings = load_alert_settings()
     routing = load_routing(alert_settings.routes)
@@ -60,7 +61,7 @@ def _dispatcher(dag_id: str | None, run_id: str | None) -> Iterator[Dispatcher]:
 
 def dispatch_alerts(dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Retry undelivered alerts and send new, escalated and due repeated ones; return the counts."""
-    with _dispatcher(dag_id, run_id) as dispatcher:
+    with open_dispatcher(dag_id, run_id) as dispatcher:
         result = dispatcher.dispatch()
     emit_delivery_metrics(result, with_given_up=True)
     return result.as_dict()
@@ -68,7 +69,7 @@ def dispatch_alerts(dag_id: str | None = None, run_id: str | None = None) -> dic
 
 def send_digest(dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
     """Send today's digest where it is configured, due and not yet recorded; return the counts."""
-    with _dispatcher(dag_id, run_id) as dispatcher:
+    with open_dispatcher(dag_id, run_id) as dispatcher:
         result = dispatcher.digest()
     emit_delivery_metrics(result)
     return result.as_dict()

@@ -6,6 +6,9 @@
   gets its own key and is sent; the same or a lower severity is not (the digest shows those).
 - Dedup and cooldown: a key already sent on a channel is sent again only when the regression was
   detected again after that delivery and ``alert_cooldown_minutes`` have passed since it.
+- Probes (:meth:`Dispatcher.send_probe_alerts`): a probe alert's key already names its streak
+  (``probe:{probe}:{target}:{status}:{since}``) or plan change, so it is sent once per channel and
+  never repeated; the ``alert`` row points at the ``probe_result`` that raised it.
 - Delivery: the row is written ``pending`` (attempt counted) before sending, then ``sent`` or
   ``failed`` with the scrubbed error. Pending and failed rows are retried on later runs until
   ``max_attempts``; rows out of attempts stay ``failed`` and are counted, never deleted.
@@ -75,6 +78,16 @@ class Delivery:
     reason: str  # new / escalated / repeat / retry / digest
     regression_id: int | None = None
     previous: AlertRecord | None = None
+    probe_result_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeAlert:
+    """A probe alert to send: its message, the target (for routing) and the result that raised it."""
+
+    message: AlertMessage
+    target: TargetInfo
+    probe_result_id: int
 
 
 def target_info(regression: OpenRegression) -> TargetInfo:
@@ -143,7 +156,16 @@ class Dispatcher:
                     dedup_key=record.dedup_key, kind="unknown", severity="low",
                     title=f"planmon alert {record.dedup_key}", lines=("(stored payload unreadable)",),
                 )  # fmt: skip
-            deliveries.append(Delivery(message, record.channel, "retry", record.regression_id, record))
+            deliveries.append(
+                Delivery(
+                    message,
+                    record.channel,
+                    "retry",
+                    record.regression_id,
+                    record,
+                    probe_result_id=record.probe_result_id,
+                )
+            )
             result.retried += 1
         return deliveries
 
@@ -203,6 +225,33 @@ class Dispatcher:
             links=self.links,
             reason=reason,
         )
+
+    # -- probes -----------------------------------------------------------------------------------
+
+    def send_probe_alerts(self, alerts: Sequence[ProbeAlert]) -> DispatchResult:
+        """Send each probe alert to its routed channels, once per key and channel (dedup)."""
+        result = DispatchResult()
+        deliveries = []
+        for item in alerts:
+            channels = self.routing.channels_for(
+                item.target, severity=item.message.severity, kind=item.message.kind
+            )
+            if not channels:
+                result.skipped["unrouted"] += 1
+                continue
+            recorded = {record.channel for record in self.store.alerts_with_key(item.message.dedup_key)}
+            for channel in channels:
+                if channel in recorded:
+                    result.skipped["dedup"] += 1
+                    log.debug("alert %s on %s not sent: dedup", item.message.dedup_key, channel)
+                    continue
+                deliveries.append(
+                    Delivery(item.message, channel, "new", probe_result_id=item.probe_result_id)
+                )
+        self._deliver_all(deliveries, result)
+        if alerts:
+            log.info("probe alerts (%d raised): %s", len(alerts), result.as_dict())
+        return result
 
     # -- digest -----------------------------------------------------------------------------------
 
@@ -264,6 +313,7 @@ class Dispatcher:
             payload=delivery.message.as_dict(),
             created_at=previous.created_at if previous else now,
             regression_id=delivery.regression_id,
+            probe_result_id=delivery.probe_result_id,
             last_error=previous.last_error if retrying and previous else None,
             sent_at=previous.sent_at if previous else None,
         )

@@ -378,3 +378,176 @@ def build_digest_message(
         links=(("Airflow run", run_url),) if run_url else (),
         details={"day": day, "open": len(regressions), "by_severity": by_severity, "by_kind": by_kind},
     )
+
+
+# -- probes ---------------------------------------------------------------------------------------
+
+# A probe status as an alert severity (routing's min_severity applies to it like to regressions).
+PROBE_STATUS_SEVERITY = {
+    "warning": "medium",
+    "critical": "critical",
+    "error": "high",
+    "timeout": "high",
+    "refused": "medium",
+}
+PROBE_PLAN_CHANGE_SEVERITY = "high"
+PROBE_KIND = "probe"
+PROBE_PLAN_CHANGE_KIND = "probe_plan_change"
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeFacts:
+    """What a probe alert says about the probe and the result that raised it."""
+
+    probe_id: int
+    target_id: int
+    probe_name: str
+    probe_kind: str
+    description: str | None
+    sql: str | None
+    operator: str
+    warning: float | None
+    critical: float | None
+    result_id: int
+    run_at: datetime
+    status: str
+    value: float | None
+    duration_ms: float | None
+    error: str | None
+    since: datetime
+    breaching_rows: tuple[str, ...] = ()
+
+
+def probe_dedup_key(probe_id: int, target_id: int, status: str, since: datetime) -> str:
+    """One key per (probe, target, status) for as long as that status lasts without interruption.
+
+    ``since`` is the run that started the streak: a breach that stays breached keeps its key (alerted
+    once); after a recovery, a new breach starts a new streak and alerts again.
+    """
+    return f"probe:{probe_id}:{target_id}:{status}:{since.strftime('%Y%m%dT%H%M%S')}"
+
+
+def probe_plan_dedup_key(probe_id: int, target_id: int, run_at: datetime) -> str:
+    return f"probe-plan:{probe_id}:{target_id}:{run_at.strftime('%Y%m%dT%H%M%S')}"
+
+
+def build_probe_message(
+    facts: ProbeFacts, target: TargetInfo, *, links: RunLinks | None = None
+) -> AlertMessage:
+    """The message for a probe result in breach (warning / critical) or failing (error/timeout/refused)."""
+    links = links or RunLinks()
+    severity = PROBE_STATUS_SEVERITY.get(facts.status, "medium")
+    if facts.status in ("warning", "critical"):
+        threshold = facts.critical if facts.status == "critical" else facts.warning
+        headline = f"value {_format_value(facts.value)} {facts.operator} {_format_value(threshold)}"
+    else:
+        headline = facts.status
+    title = f"[{facts.status.upper()}] probe {facts.probe_name} on {target.name}: {headline}"
+    lines = [facts.description] if facts.description else []
+    lines.append(
+        f"Thresholds: warning {facts.operator} {_format_value(facts.warning)}, "
+        f"critical {facts.operator} {_format_value(facts.critical)}; value {_format_value(facts.value)}"
+        + (f" in {facts.duration_ms:.0f} ms" if facts.duration_ms is not None else "")
+    )
+    if facts.error:
+        lines.append(f"Error: {facts.error}")
+    if facts.breaching_rows:
+        lines.append("Rows in breach:")
+        lines += [f"  {strip_literals(row)}" for row in facts.breaching_rows]
+    if facts.sql:
+        lines.append(f"Query: {_short_query(facts.sql)}")
+    return AlertMessage(
+        dedup_key=probe_dedup_key(facts.probe_id, facts.target_id, facts.status, facts.since),
+        kind=PROBE_KIND,
+        severity=severity,
+        title=title,
+        lines=tuple(lines),
+        facts=_probe_facts(facts, target),
+        links=_run_links(links),
+        details=_probe_details(facts, target),
+    )
+
+
+def build_probe_plan_change_message(
+    facts: ProbeFacts,
+    target: TargetInfo,
+    *,
+    previous_hash: str,
+    current_hash: str,
+    previous_run_at: datetime,
+    links: RunLinks | None = None,
+) -> AlertMessage:
+    """A critical probe's plan shape changed: reported before its runtime has a chance to regress."""
+    links = links or RunLinks()
+    title = (
+        f"[{PROBE_PLAN_CHANGE_SEVERITY.upper()}] plan change of critical probe {facts.probe_name} "
+        f"on {target.name}"
+    )
+    lines = [
+        f"What changed: the plan shape of the probe's query went {previous_hash[:16]} -> {current_hash[:16]} "
+        f"between {_when(previous_run_at)} and {_when(facts.run_at)}.",
+        f"The probe itself is {facts.status} (value {_format_value(facts.value)}"
+        + (f", {facts.duration_ms:.0f} ms" if facts.duration_ms is not None else "")
+        + "); the plan changed before any threshold says so.",
+    ]
+    if facts.sql:
+        lines.append(f"Query: {_short_query(facts.sql)}")
+    details = {
+        **_probe_details(facts, target),
+        "previous_plan_shape_hash": previous_hash,
+        "plan_shape_hash": current_hash,
+    }
+    return AlertMessage(
+        dedup_key=probe_plan_dedup_key(facts.probe_id, facts.target_id, facts.run_at),
+        kind=PROBE_PLAN_CHANGE_KIND,
+        severity=PROBE_PLAN_CHANGE_SEVERITY,
+        title=title,
+        lines=tuple(lines),
+        facts=_probe_facts(facts, target),
+        links=_run_links(links),
+        details=details,
+    )
+
+
+def _probe_facts(facts: ProbeFacts, target: TargetInfo) -> tuple[tuple[str, str], ...]:
+    rows = [
+        (
+            "Target",
+            f"{target.name} ({target.engine or 'engine unknown'}, {target.environment or 'no environment'})",
+        ),
+        ("Probe", f"{facts.probe_name} ({facts.probe_kind})"),
+        ("Status", facts.status),
+        ("Run at", _when(facts.run_at)),
+        ("Since", _when(facts.since)),
+    ]
+    if target.tags:
+        rows.append(("Tags", ", ".join(f"{k}={v}" for k, v in sorted(target.tags.items()))))
+    return tuple(rows)
+
+
+def _probe_details(facts: ProbeFacts, target: TargetInfo) -> dict[str, Any]:
+    return {
+        "probe_id": facts.probe_id,
+        "probe": facts.probe_name,
+        "probe_result_id": facts.result_id,
+        "target": target.name,
+        "environment": target.environment,
+        "status": facts.status,
+        "value": _number(facts.value),
+        "operator": facts.operator,
+        "warning": facts.warning,
+        "critical": facts.critical,
+        "run_at": facts.run_at.isoformat(),
+        "since": facts.since.isoformat(),
+        "reason": "new",
+    }
+
+
+def _run_links(links: RunLinks) -> tuple[tuple[str, str], ...]:
+    url = links.run_url()
+    return (("Airflow run", url),) if url else ()
+
+
+def _format_value(value: float | None) -> str:
+    number = _number(value)
+    return "-" if number is None else f"{number:g}"

@@ -1,0 +1,169 @@
+"""Run one probe on one target: guard, read-only session with a statement timeout, evaluation, plan.
+
+Nothing here raises for a probe's own failure: a refused statement, a timeout, a driver error or an
+unusable result is an outcome with a status (``refused`` / ``timeout`` / ``error``) and a scrubbed
+message, stored like any other result. Only planmon's own problems (an engine without probe support)
+raise.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from planmon.engines.base import ConnectionFactory
+from planmon.errors import ConfigError, EngineError, EngineErrorReason, PlanParseError, scrub_secrets
+from planmon.model import Target
+from planmon.plans import parse_plan, shape_hash
+from planmon.probes import evaluate
+from planmon.probes.definitions import ProbeDefinition
+from planmon.probes.sessions import ProbeSession, driver_failure, open_session
+from planmon.sql import SQLGLOT_DIALECTS
+from planmon.sqlguard import classify_probe
+
+log = logging.getLogger(__name__)
+
+MAX_ERROR_CHARS = 1000
+_PLAN_FORMATS = {"postgres": "postgres", "mysql": "mysql", "sqlserver": "sqlserver"}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOutcome:
+    """The result of one probe on one target (a ``probe_result`` row without its keys)."""
+
+    status: str  # ok / warning / critical / error / timeout / refused
+    value: float | None = None
+    duration_ms: float | None = None
+    error: str | None = None  # scrubbed, one line
+    plan_shape_hash: str | None = None
+    plan_error: str | None = None  # why no plan was captured (the probe itself may still be fine)
+    breaching_rows: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "value": self.value,
+            "duration_ms": self.duration_ms,
+            "error": self.error,
+            "plan_shape_hash": self.plan_shape_hash,
+            "plan_error": self.plan_error,
+            "breaching_rows": list(self.breaching_rows),
+        }
+
+
+def guard(probe: ProbeDefinition, engine: str) -> str | None:
+    """Why ``probe``'s SQL for ``engine`` is refused, or None when it is a read-only query."""
+    sql = probe.sql_for(engine)
+    if sql is None:
+        return f"the probe has no SQL for {engine}"
+    read_only, reason = classify_probe(sql, dialect=SQLGLOT_DIALECTS[engine])
+    return None if read_only else f"refused: the SQL {reason}"
+
+
+def run_probe(
+    probe: ProbeDefinition,
+    target: Target,
+    connect: ConnectionFactory,
+    *,
+    default_timeout_seconds: float,
+    max_rows: int,
+) -> ProbeOutcome:
+    """Run ``probe`` on ``target`` once; the outcome says what happened (never raises for the probe)."""
+    sql = probe.sql_for(target.engine)
+    if sql is None:
+        raise ConfigError(f"probe {probe.name!r} has no SQL for {target.engine} (target {target.name!r})")
+    refusal = guard(probe, target.engine)
+    if refusal is not None:
+        log.warning("probe %s on %s %s", probe.name, target.name, refusal)
+        return ProbeOutcome(evaluate.REFUSED, error=refusal)
+    timeout_ms = max(1, round((probe.timeout_seconds or default_timeout_seconds) * 1000))
+    try:
+        session = open_session(target.engine, connect, timeout_ms, probe.database)
+    except Exception as exc:  # the hook and the driver raise many types; all are this probe's failure
+        return _failed(target.engine, exc, "connecting", timeout_ms)
+    try:
+        return _run_in_session(probe, target, session, sql, timeout_ms=timeout_ms, max_rows=max_rows)
+    finally:
+        try:
+            session.close()
+        except Exception as exc:  # closing a broken connection: nothing to do but say so
+            log.info("probe %s on %s: closing the connection failed: %s", probe.name, target.name, exc)
+
+
+def _run_in_session(
+    probe: ProbeDefinition, target: Target, session: ProbeSession, sql: str, *, timeout_ms: int, max_rows: int
+) -> ProbeOutcome:
+    # The plan first: EXPLAIN does not execute, so a probe that then times out still has its plan.
+    plan_hash, plan_error = _capture_plan(session, sql, target.engine) if probe.capture_plan else (None, None)
+    began = time.monotonic()
+    try:
+        columns, rows, truncated = session.run(sql, max_rows)
+    except Exception as exc:  # driver errors of any engine: recorded as this probe's outcome
+        failed = _failed(target.engine, exc, "running", timeout_ms)
+        return replace(
+            failed,
+            duration_ms=_elapsed_ms(began),
+            plan_shape_hash=plan_hash,
+            plan_error=plan_error,
+        )
+    duration_ms = _elapsed_ms(began)
+    evaluation = evaluate.evaluate_result(probe, columns, rows, truncated=truncated)
+    log.info(
+        "probe %s on %s: %s (value %s, %.0f ms%s)",
+        probe.name,
+        target.name,
+        evaluation.status,
+        evaluation.value,
+        duration_ms,
+        f", plan {plan_hash[:12]}" if plan_hash else "",
+    )
+    return ProbeOutcome(
+        status=evaluation.status,
+        value=evaluation.value,
+        duration_ms=duration_ms,
+        error=evaluation.error,
+        plan_shape_hash=plan_hash,
+        plan_error=plan_error,
+        breaching_rows=evaluation.breaching_rows,
+    )
+
+
+def _capture_plan(session: ProbeSession, sql: str, engine: str) -> tuple[str | None, str | None]:
+    """(shape hash, None) or (None, why not): a failed capture never fails the probe."""
+    try:
+        body = session.explain(sql)
+        plan = parse_plan(body, engine=_PLAN_FORMATS[engine], source="probe plan")
+    except PlanParseError as exc:
+        return None, _short(f"plan not parsed: {exc.message}")
+    except Exception as exc:  # driver errors of any engine, or an unexplainable statement
+        failure = driver_failure(engine, exc)
+        return None, _short(f"no plan: {failure[1] if failure else scrub_secrets(str(exc))}")
+    if not plan.statements:
+        return None, "no plan: the EXPLAIN output holds no statement"
+    return shape_hash(plan.statements[0]), None
+
+
+def _failed(engine: str, exc: BaseException, doing: str, timeout_ms: int) -> ProbeOutcome:
+    if isinstance(exc, EngineError):
+        reason, message = exc.reason, exc.message
+    elif (failure := driver_failure(engine, exc)) is not None:
+        reason, message = failure
+    else:
+        reason, message = EngineErrorReason.QUERY_FAILED, scrub_secrets(f"{type(exc).__name__}: {exc}")
+    if reason is EngineErrorReason.TIMEOUT:
+        return ProbeOutcome(
+            evaluate.TIMEOUT,
+            error=_short(f"{doing} the probe exceeded its timeout of {timeout_ms} ms ({message})"),
+        )
+    return ProbeOutcome(evaluate.ERROR, error=_short(f"{doing} the probe failed ({reason.value}): {message}"))
+
+
+def _elapsed_ms(began: float) -> float:
+    return round((time.monotonic() - began) * 1000, 3)
+
+
+def _short(text: str) -> str:
+    text = " ".join(scrub_secrets(text).split())
+    return text if len(text) <= MAX_ERROR_CHARS else text[: MAX_ERROR_CHARS - 3] + "..."
