@@ -122,6 +122,7 @@ def create_ui_app(
         dependencies=[Depends(user_dependency)],
         docs_url=None,
         redoc_url=None,
+        openapi_url=None,  # served behind the login at /api/openapi.json instead
     )
     _add_error_handlers(app, context)
     _add_api_routes(app, context, approvals)
@@ -242,6 +243,10 @@ Selection = Annotated[RegressionFilter, Depends(regression_filter)]
 
 
 def _add_api_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader) -> None:
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def api_schema() -> dict[str, Any]:
+        return app.openapi()
+
     @app.get("/api/overview")
     def api_overview(limit: Limit = PAGE_SIZE, offset: Offset = 0) -> dict[str, Any]:
         return jsonable(overview_data(context.queries(), approvals, limit=limit, offset=offset))  # type: ignore[no-any-return]
