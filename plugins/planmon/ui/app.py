@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -431,4 +432,9 @@ def _number(value: Any, digits: int = 3) -> str:
 def _when(value: Any) -> str:
     if value is None:
         return "–"
-    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else str(value)
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")
+        except ValueError:
+            return value
+    return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)
