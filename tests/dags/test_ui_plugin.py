@@ -6,8 +6,11 @@ the UI's ``_token`` cookie) is let in, a forged one is refused."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from fastapi.testclient import TestClient
@@ -97,3 +100,53 @@ def test_a_token_from_auth_token_opens_api_and_pages(
     page = client.get(f"/planmon/regressions/{fleet.regression_id}")
     assert page.status_code == 200 and page.text.count('<g class="series" data-plan-id=') == 6
     assert 'href="/planmon/plans/' in page.text  # links carry the mount prefix
+
+
+def _answer_the_approval(client: TestClient, headers: dict[str, str], seen: dict[str, Any]) -> None:
+    """Wait until planmon lists the approval, note what it shows, then approve it through Airflow's
+    REST API (dag.test() runs in the main thread and waits for that answer)."""
+    deadline = time.monotonic() + 120
+    items: list[dict[str, Any]] = []
+    while not items and time.monotonic() < deadline:
+        time.sleep(0.5)
+        items = client.get("/planmon/api/approvals", headers=headers).json()["items"]
+    seen["items"] = items
+    seen["page"] = client.get("/planmon/", headers=headers).text
+    run_id = quote(items[0]["run_id"], safe="") if items else "none"
+    path = f"/api/v2/dags/planmon_ui_approval_check/dagRuns/{run_id}/taskInstances/approval/-1/hitlDetails"
+    seen["answer"] = client.patch(
+        path, json={"chosen_options": ["Approve"], "params_input": {}}, headers=headers
+    )
+
+
+def test_a_pending_approval_is_listed_with_its_required_action_link(
+    client: TestClient, airflow_api: tuple[Any, SeededFleet]
+) -> None:
+    """A real approval task waiting in ``dag.test()``: the overview lists it (read from Airflow's
+    HITL table) with links to the run and the required-action page, until it is answered."""
+    from airflow.utils.state import DagRunState
+
+    from tests.dags.test_dag_integrity import MINIMAL_FOLDER, load_dagbag
+
+    dag = load_dagbag(MINIMAL_FOLDER).dags["planmon_ui_approval_check"]
+    headers = {"Authorization": f"Bearer {_token(client)}"}
+    seen: dict[str, Any] = {}
+    answerer = threading.Thread(target=_answer_the_approval, args=(client, headers, seen), daemon=True)
+    answerer.start()
+    run = dag.test()
+    answerer.join(timeout=60)
+
+    assert seen["answer"].status_code == 200, seen["answer"].text
+    assert run.state == DagRunState.SUCCESS
+    [item] = seen["items"]
+    run_path = f"/dags/planmon_ui_approval_check/runs/{quote(run.run_id, safe='')}"
+    assert (item["dag_id"], item["task_id"], item["map_index"]) == (
+        "planmon_ui_approval_check",
+        "approval",
+        -1,
+    )
+    assert item["subject"] == "Approve recreate_index on shop?"
+    assert item["dag_run_link"] == run_path
+    assert item["required_action_link"] == f"{run_path}/tasks/approval/required_actions"
+    assert f'href="{run_path}/tasks/approval/required_actions"' in seen["page"]
+    assert client.get("/planmon/api/approvals", headers=headers).json()["items"] == []
