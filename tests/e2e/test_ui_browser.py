@@ -19,7 +19,7 @@ from planmon.store import Repository
 from tests.conftest import PROJECT_ROOT
 from tests.harness.airflow_server import AirflowServer, airflow_api_server
 from tests.harness.browser import Browser, ChromiumUnavailable, ensure_chromium
-from tests.harness.ui_seed import SeededFleet, seed_fleet
+from tests.harness.ui_seed import SEQ_PLAN, SeededFleet, seed_fleet
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow, pytest.mark.timeout(900)]
 ARTIFACTS = PROJECT_ROOT / ".artifacts" / "ui"
@@ -106,6 +106,25 @@ def test_overview_regression_and_plan_pages_in_the_browser(
     browser.open(f"{server.base_url}/planmon/plans/{fleet.plan_ids['p-seq']}")
     assert browser.evaluate("document.querySelectorAll('table.tree tr.has-finding').length") == 1
     browser.screenshot(ARTIFACTS / "plan.png")
+
+
+def test_a_plan_file_uploaded_in_the_browser_is_shown(
+    served: tuple[AirflowServer, SeededFleet], browser: Browser, tmp_path: Path
+) -> None:
+    server, _fleet = served
+    browser.set_cookie("_token", server.token(), f"{server.base_url}/")
+    plan_file = tmp_path / "slow-orders.json"
+    plan_file.write_bytes(SEQ_PLAN)
+    browser.open(f"{server.base_url}/planmon/plans/upload")
+    browser.choose_file("input[type=file]", plan_file)
+    landed = browser.submit("form")
+    assert landed == f"{server.base_url}/planmon/plans/upload"
+    assert browser.evaluate("document.querySelector('h1').textContent") == "Plan file slow-orders.json"
+    operators = browser.evaluate(
+        "[...document.querySelectorAll('table.tree td.op')].map(td => td.firstChild.textContent.trim())"
+    )
+    assert operators == ["Aggregate", "Seq Scan"]
+    browser.screenshot(ARTIFACTS / "upload.png")
 
 
 def test_the_navigation_entry_opens_planmon_inside_airflows_ui(

@@ -202,6 +202,24 @@ class Browser:
             raise RuntimeError(f"{expression!r} raised {result['exceptionDetails']}")
         return result["result"].get("value")
 
+    def choose_file(self, selector: str, path: Path) -> None:
+        """Put a file into a file input, as a person picking it would."""
+        document = self.call("DOM.getDocument", session=True)["root"]["nodeId"]
+        node = self.call("DOM.querySelector", {"nodeId": document, "selector": selector}, session=True)[
+            "nodeId"
+        ]
+        if not node:
+            raise RuntimeError(f"no element matches {selector!r}")
+        self.call("DOM.setFileInputFiles", {"files": [str(path)], "nodeId": node}, session=True)
+
+    def submit(self, selector: str) -> str:
+        """Submit a form and wait for the page it leads to; return that page's URL."""
+        while not self._events.empty():
+            self._events.get_nowait()
+        self.evaluate(f"document.querySelector({json.dumps(selector)}).submit()")
+        self._wait_event("Page.loadEventFired")
+        return str(self.evaluate("location.href"))
+
     def pause(self, seconds: float) -> None:
         """Let the page run for a while (timers, fetches of a JavaScript app)."""
         expression = f"new Promise(resolve => setTimeout(resolve, {int(seconds * 1000)}))"

@@ -20,8 +20,11 @@ from planmon.ui.app import Approvals, airflow_links, create_ui_app
 log = logging.getLogger(__name__)
 
 
+DAG_PREFIX = "planmon_"  # only planmon's own approvals: other DAGs' requests are not planmon's to show
+
+
 def pending_approvals(limit: int) -> Approvals:
-    """Human-in-the-loop requests without a response, oldest first, with links to answer them."""
+    """planmon's human-in-the-loop requests without a response, oldest first, with links to answer."""
     from airflow.models.hitl import HITLDetail
     from airflow.models.taskinstance import TaskInstance
     from airflow.utils.session import create_session
@@ -36,7 +39,7 @@ def pending_approvals(limit: int) -> Approvals:
             TaskInstance.map_index,
         )
         .join(TaskInstance, TaskInstance.id == HITLDetail.ti_id)
-        .where(HITLDetail.responded_at.is_(None))
+        .where(HITLDetail.responded_at.is_(None), TaskInstance.dag_id.startswith(DAG_PREFIX, autoescape=True))
         .order_by(HITLDetail.created_at)
         .limit(limit)
     )

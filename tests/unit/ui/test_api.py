@@ -226,3 +226,37 @@ def test_a_bad_plan_file_is_400_with_the_parsers_message(client: TestClient) -> 
     files = {"plan_file": ("x.txt", b"hello", "text/plain")}
     page = client.post("/plans/upload", headers=AUTH, files=files)
     assert page.status_code == 400 and "Could not read the plan" in page.text
+
+
+def test_a_regression_without_plans_and_a_plan_without_document_render(
+    client: TestClient, repository: Repository, fleet: SeededFleet
+) -> None:
+    """An error_prone regression has no plans; a plan whose document was never captured has none."""
+    from datetime import datetime
+
+    from sqlalchemy import insert
+
+    from planmon.model import PlanRecord
+    from planmon.store.schema import regression
+
+    bare_plan = repository.upsert_plans(fleet.target_id, [PlanRecord("p-nodoc", "q-42")])["p-nodoc"]
+    moment = datetime(2026, 11, 17, 6)
+    with repository.engine.begin() as connection:
+        error_id = connection.execute(
+            insert(regression)
+            .values(
+                target_id=fleet.target_id, query_id=fleet.query_id, kind="error_prone", status="open",
+                open_key="open", severity="medium", metric="errors", baseline_mean=0.0, current_mean=0.2,
+                evidence={"rule": "error rate 0.00% -> 20.00%"}, first_detected=moment, last_detected=moment,
+            )
+            .returning(regression.c.id)
+        ).scalar_one()  # fmt: skip
+    body = client.get(f"/api/regressions/{error_id}", headers=AUTH).json()
+    assert body["diff"] == {"baseline": None, "current": None, "changes": None}
+    assert body["findings"] == {"baseline": [], "current": []}
+    page = client.get(f"/regressions/{error_id}", headers=AUTH)
+    assert page.status_code == 200 and "No plan document stored." in page.text
+    assert page.text.count('<g class="series"') == 6  # the query's plans still have a timeline
+    plan_body = client.get(f"/api/plans/{bare_plan}", headers=AUTH).json()
+    assert (plan_body["document"], plan_body["statements"], plan_body["plan_key"]) == (False, [], "p-nodoc")
+    assert "No plan document is stored" in client.get(f"/plans/{bare_plan}", headers=AUTH).text
