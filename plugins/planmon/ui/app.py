@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from planmon.config import Settings, load_settings
 from planmon.errors import ConfigError, PlanmonError, PlanParseError
-from planmon.store.repository import Repository, RepositoryError
+from planmon.store.repository import Repository
 from planmon.store.ui_queries import SEVERITIES, STATUSES, Page, RegressionFilter, UIQueries, jsonable
 from planmon.ui import charts, views
 
@@ -150,8 +150,9 @@ def _add_error_handlers(app: FastAPI, context: _Context) -> None:
             return RedirectResponse(login, status_code=303)
         return _error_page(context, request, exc.status_code, str(exc.detail))
 
-    @app.exception_handler(RepositoryError)
-    async def repository_error(request: Request, exc: RepositoryError) -> Response:
+    @app.exception_handler(PlanmonError)
+    async def planmon_error(request: Request, exc: PlanmonError) -> Response:
+        """The repository unreachable or planmon misconfigured (PLANMON_* settings): 503 with why."""
         message = f"{exc} ({exc.hint})" if exc.hint else str(exc)
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=503)

@@ -4,7 +4,7 @@ else 401. The real dependency is exercised in tests/dags/test_ui_plugin.py and t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -44,10 +44,13 @@ def repository(ui_settings: Settings) -> Iterator[Repository]:
         repository.close()
 
 
-def make_client(settings: Settings, approvals: ApprovalsReader | None = None) -> TestClient:
+def make_client(
+    settings: Settings | Callable[[], Settings], approvals: ApprovalsReader | None = None
+) -> TestClient:
+    """The app with the stand-in login; ``settings`` or a function reading them at the first request."""
     app = create_ui_app(
         user_dependency=fake_login,
-        settings_factory=lambda: settings,
+        settings_factory=settings if callable(settings) else lambda: settings,
         approvals=approvals or (lambda _limit: Approvals()),
         login_url=lambda: "/auth/login",
     )

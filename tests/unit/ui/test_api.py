@@ -4,6 +4,7 @@ pagination, empty states, bad ids, plan upload."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
@@ -260,3 +261,22 @@ def test_a_regression_without_plans_and_a_plan_without_document_render(
     plan_body = client.get(f"/api/plans/{bare_plan}", headers=AUTH).json()
     assert (plan_body["document"], plan_body["statements"], plan_body["plan_key"]) == (False, [], "p-nodoc")
     assert "No plan document is stored" in client.get(f"/plans/{bare_plan}", headers=AUTH).text
+
+
+def test_a_repository_without_schema_is_503_with_the_reason(tmp_path: Path) -> None:
+    settings = Settings(repository_url=f"sqlite:///{tmp_path / 'never-initialised.db'}", home=tmp_path)
+    client = make_client(settings)
+    response = client.get("/api/regressions", headers=AUTH)
+    assert response.status_code == 503
+    assert "the repository at sqlite:///" in response.json()["detail"]
+    assert "run `planmon init`" in response.json()["detail"]
+    page = client.get("/", headers=AUTH)
+    assert page.status_code == 503 and "the repository at" in page.text
+
+
+def test_bad_planmon_settings_are_503_naming_the_variable(tmp_path: Path) -> None:
+    from planmon.config import load_settings
+
+    client = make_client(lambda: load_settings({"PLANMON_BASELINE_DAYS": "zero"}))
+    response = client.get("/api/overview", headers=AUTH)
+    assert response.status_code == 503 and "PLANMON_BASELINE_DAYS" in response.json()["detail"]
