@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "planmon.commands.targets",
     "planmon.commands.collect",
     "planmon.commands.analyze",
+    "planmon.commands.remediate",
     "planmon.commands.plan",
 )
 

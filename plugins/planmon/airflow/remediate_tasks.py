@@ -15,7 +15,6 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from planmon.airflow.connections import connection_factory
-from planmon.collect import collect_target
 from planmon.config import Settings, load_settings
 from planmon.errors import RefusalReason, RemediationRefused
 from planmon.model import Target
@@ -25,7 +24,6 @@ from planmon.remediation.model import Action, State
 from planmon.remediation.verify import Outcome
 from planmon.store import Repository
 from planmon.store.remediations import RemediationStore
-from planmon.store.repository import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -164,14 +162,10 @@ def _responded_at(decision: Mapping[str, Any]) -> datetime | None:
 
 
 def collect_now(repository: Repository, target: Target, settings: Settings) -> datetime:
-    """Collect the target up to now (fresh runtime stats); return the end of what was collected."""
-    now = utcnow()
-    start = repository.last_collected_until(target.id)
-    if start is None or start >= now:
-        return now
-    connect = connection_factory(target.engine, target.conn_id)
-    collect_target(repository, target, start, now, settings=settings, connect=connect, now=now)
-    return now
+    """Collect the target up to now through its collection connection (fresh runtime stats)."""
+    return service.collect_until_now(
+        repository, target, settings, connection_factory(target.engine, target.conn_id)
+    )
 
 
 def apply(proposal: Mapping[str, Any], decision: Mapping[str, Any] | None) -> dict[str, Any]:

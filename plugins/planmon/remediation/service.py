@@ -21,6 +21,7 @@ from typing import Any
 
 from planmon.config import Settings
 from planmon.errors import EngineError, RefusalReason, RemediationRefused
+from planmon.model import Target
 from planmon.remediation import mysql, postgres, rails, sqlserver
 from planmon.remediation.context import IndexInspector, RegressionContext
 from planmon.remediation.execute import Connect, run_statements
@@ -442,6 +443,21 @@ def _clean_up_failed(
 
 
 # -- verify, keep or roll back ----------------------------------------------------------------------
+
+
+def collect_until_now(
+    repository: Repository, target: Target, settings: Settings, connect: Connect
+) -> datetime:
+    """Collect the target from its last collection up to now (fresh runtime stats for verification,
+    or the counters' reading right after apply); return the moment collected up to."""
+    from planmon.collect import collect_target
+
+    now = utcnow()
+    start = repository.last_collected_until(target.id)
+    if start is None or start >= now:
+        return now
+    collect_target(repository, target, start, now, settings=settings, connect=connect, now=now)
+    return now
 
 
 def verify(

@@ -21,7 +21,8 @@ from planmon.remediation.context import RegressionContext, plan_tables
 from planmon.remediation.model import Action, Proposal, Statement
 
 HINTS_MIN_MAJOR = 16  # Query Store hints: SQL Server 2022
-APC_ACTIVE_STATES = frozenset({"Active", "Verifying", "Success"})  # APC has forced (or will force) a plan
+# APC has forced (or will force) a plan of the query; Unknown: its state could not be read
+APC_ACTIVE_STATES = frozenset({"Active", "Verifying", "Success", "Unknown"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,3 +267,47 @@ def force_outcome(before: PlanState | None, after: PlanState | None) -> tuple[bo
             f"(force_failure_count {after.force_failure_count})",
         )
     return True, "forced"
+
+
+def read_state(
+    connection: Any, query_id: int, *, major_version: int = 0, planmon_forced: Iterable[int] = ()
+) -> QueryStoreState:
+    """The query's forcing state and APC's recommendations, read live (DB-API connection, read-only).
+
+    Without VIEW SERVER STATE the recommendations cannot be read: then automatic plan correction's
+    state is unknown and the proposal says so instead of assuming it is idle.
+    """
+    from planmon.sql import load_sql
+
+    plans = _rows(connection, load_sql("sqlserver", "remediation_query_plans"), {"query_id": query_id})
+    try:
+        recommendations = _rows(connection, load_sql("sqlserver", "tuning_recommendations"), None)
+    except Exception:  # permission denied or before SQL Server 2017: treated as "unknown"
+        recommendations = [_unknown_recommendation(query_id)]
+    return state_from_results(
+        query_id, plans, recommendations, major_version=major_version, planmon_forced=planmon_forced
+    )
+
+
+def _unknown_recommendation(query_id: int) -> dict[str, Any]:
+    script = f"exec sp_query_store_force_plan @query_id = {query_id}, @plan_id = 0"
+    return {
+        "type": "FORCE_LAST_GOOD_PLAN",
+        "state": json.dumps({"currentValue": "Unknown"}),
+        "details": json.dumps({"implementationDetails": {"script": script}}),
+    }
+
+
+def _rows(connection: Any, sql_text: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
+    from planmon.engines.sqlserver import bind
+
+    cursor = connection.cursor()
+    try:
+        if params is not None:
+            cursor.execute(*bind(sql_text, params))
+        else:
+            cursor.execute(sql_text)
+        columns = [column[0] for column in cursor.description or ()]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+    finally:
+        cursor.close()
