@@ -14,8 +14,8 @@ from typing import Any
 
 from airflow.sdk import PokeReturnValue, dag, task
 
+from planmon.airflow.approval import APPLY, APPROVAL, DECISION_KEY, RemediationApproval
 from planmon.airflow.defaults import PLANMON_TAG, default_args
-from planmon.airflow.remediate_tasks import APPLY, APPROVAL, DECISION_KEY, RemediationApproval
 
 DAG_ID = "planmon_remediate"
 
@@ -65,8 +65,9 @@ def planmon_remediate() -> None:
         response_timeout=APPROVAL_TIMEOUT,
     )
 
-    # never retried: a failed action is recorded as failed, and running it again is a new decision
-    @task(task_id=APPLY, trigger_rule="none_failed_min_one_success", retries=0)
+    # a retry never runs an action twice: once statements ran, a failure is recorded as failed and
+    # a retry refuses; only a remediation connection that could not be opened leaves it approved
+    @task(task_id=APPLY, trigger_rule="none_failed_min_one_success")
     def apply(proposal: dict[str, Any], ti: Any = None) -> dict[str, Any]:
         from planmon.airflow.remediate_tasks import apply as apply_step
 

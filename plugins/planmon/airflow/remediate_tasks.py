@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
-from planmon.airflow.connections import connection_factory
+from planmon.airflow.approval import APPLY, APPROVAL
+from planmon.airflow.connections import connection_exists, connection_factory
 from planmon.config import Settings, load_settings
 from planmon.errors import RefusalReason, RemediationRefused
 from planmon.model import Target
@@ -26,9 +27,6 @@ from planmon.store import Repository
 from planmon.store.remediations import RemediationStore
 
 log = logging.getLogger(__name__)
-
-PROPOSE, GATE, APPROVAL, APPLY = "propose", "gate", "approval", "apply"
-DECISION_KEY = "decision"  # the approval's answer, pushed by RemediationApproval
 
 
 def regression_id_from(conf: Mapping[str, Any] | None) -> int:
@@ -67,13 +65,17 @@ def propose(conf: Mapping[str, Any] | None, run_id: str | None) -> dict[str, Any
     with Repository.from_settings(settings) as repository:
         repository.require_schema()
         context_target = RemediationStore(repository).regression_context(regression_id).target
-        try:
-            proposed = service.propose(
-                repository,
-                regression_id,
-                dag_run_id=run_id,
-                inspector=index_inspector(context_target, settings),
+        inspector = None
+        if connection_exists(context_target.conn_id):
+            inspector = index_inspector(context_target, settings)
+        else:  # proposals then rest on the index snapshot alone
+            log.warning(
+                "target %s: connection %s does not resolve; no live index check",
+                context_target.name,
+                context_target.conn_id,
             )
+        try:
+            proposed = service.propose(repository, regression_id, dag_run_id=run_id, inspector=inspector)
         except RemediationRefused as refusal:
             log.warning("regression %d: no proposal: %s", regression_id, refusal)
             return {"refused": refusal.reason.value, "message": str(refusal), "regression_id": regression_id}
@@ -101,35 +103,6 @@ def gate(proposal: Mapping[str, Any]) -> list[str]:
             service.auto_approve(repository, int(proposal["id"]))
             return [APPLY]
     return [APPROVAL]
-
-
-class RemediationApproval(ApprovalOperator):
-    """The human-in-the-loop step: subject, markdown body and assigned users come from the proposal."""
-
-    def execute(self, context: Any) -> Any:
-        proposal = context["ti"].xcom_pull(task_ids=PROPOSE)
-        self.subject = proposal["subject"]
-        self.body = proposal["body"]
-        users = proposal.get("assigned_users") or []
-        self.assigned_users = [{"id": user, "name": user} for user in users] or None
-        return super().execute(context)
-
-    def execute_complete(self, context: Any, event: dict[str, Any]) -> Any:
-        """Record the answer (who, when, which option) before the operator acts on it: a Reject skips
-        the downstream tasks by raising, so its return value never reaches XCom."""
-        if "error" not in event:
-            decision = {
-                "chosen_options": list(event.get("chosen_options") or []),
-                "responded_by_user": event.get("responded_by_user"),
-                "responded_at": _iso(event.get("responded_at")),
-            }
-            context["ti"].xcom_push(key=DECISION_KEY, value=decision)
-            record_answer(context["ti"].xcom_pull(task_ids=PROPOSE), decision)
-        return super().execute_complete(context, event)
-
-
-def _iso(value: Any) -> str | None:
-    return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)
 
 
 def record_answer(proposal: Mapping[str, Any] | None, decision: Mapping[str, Any] | None) -> None:
@@ -203,12 +176,29 @@ def poke_verification(proposal: Mapping[str, Any]) -> dict[str, Any] | None:
         if row["state"] != State.APPLIED.value:
             return {"outcome": "concluded", "state": row["state"]}
         target = repository.get_target(store._target_name(int(row["target_id"])))
+        if not _force_holds(repository, target, row):
+            return {"outcome": "concluded", "state": State.FAILED.value}
         moment = collect_now(repository, target, settings)
         verdict = service.verify(repository, remediation_id, settings=settings, now=moment)
     if verdict.outcome is Outcome.WAITING:
         log.info("remediation %d: %s", remediation_id, verdict.reason)
         return None
     return verdict.as_dict()
+
+
+def _force_holds(repository: Repository, target: Target, row: Mapping[str, Any]) -> bool:
+    """SQL Server forces: read the plan's forcing state live (collection connection, read-only)."""
+    if target.engine != "sqlserver" or row["action"] != Action.FORCE_PLAN.value:
+        return True
+    from planmon.remediation.sqlserver import read_state
+
+    evidence = row.get("evidence") or {}
+    connection = connection_factory(target.engine, target.conn_id)(evidence.get("database_name") or None)
+    try:
+        state = read_state(connection, int(evidence["query_id"]))
+    finally:
+        connection.close()
+    return service.check_force(repository, int(row["id"]), state)
 
 
 def conclude(proposal: Mapping[str, Any], verdict: Mapping[str, Any]) -> dict[str, Any]:

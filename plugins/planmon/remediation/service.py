@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from planmon.config import Settings
-from planmon.errors import EngineError, RefusalReason, RemediationRefused
+from planmon.errors import EngineError, EngineErrorReason, RefusalReason, RemediationRefused
 from planmon.model import Target
 from planmon.remediation import mysql, postgres, rails, sqlserver
 from planmon.remediation.context import IndexInspector, RegressionContext
@@ -389,6 +389,15 @@ def apply(
             target=target.name,
         )
     except EngineError as exc:
+        if exc.reason is EngineErrorReason.UNREACHABLE:  # nothing ran: still approved, a retry may try again
+            store.audit(
+                remediation_id,
+                target.id,
+                actor=actor,
+                action="remediation.apply_unreachable",
+                details={"error": exc.message},
+            )
+            raise
         cleanup = _clean_up_failed(target.engine, connect, row, settings, target.name)
         store.transition(
             remediation_id,
@@ -490,6 +499,35 @@ def verify(
     )
     log.info("remediation %d: %s", remediation_id, verdict.reason)
     return verdict
+
+
+def check_force(repository: Repository, remediation_id: int, state_after: sqlserver.QueryStoreState) -> bool:
+    """SQL Server: is planmon's force in place and not failing? A failing force (force_failure_count
+    rising, last_force_failure_reason_desc set) makes the remediation failed, with that reason."""
+    store = RemediationStore(repository)
+    row = store.get(remediation_id)
+    evidence = row.get("evidence") or {}
+    if row["action"] != Action.FORCE_PLAN.value or row["state"] != State.APPLIED.value:
+        return True
+    plan_id = int(evidence["plan_id"])
+    before = next(
+        (p for p in (evidence.get("forcing_state") or {}).get("plans", []) if p["plan_id"] == plan_id), None
+    )
+    before_state = (
+        sqlserver.PlanState(plan_id)
+        if before is None
+        else sqlserver.PlanState(plan_id, bool(before["is_forced"]))
+    )
+    ok, why = sqlserver.force_outcome(before_state, state_after.plan(plan_id))
+    if not ok:
+        store.transition(
+            remediation_id,
+            State.FAILED,
+            actor=SYSTEM,
+            values={"outcome": "failed", "outcome_reason": f"plan {plan_id}: {why}"},
+            details={"force_state": why},
+        )
+    return ok
 
 
 def conclude(

@@ -240,6 +240,24 @@ class RemediationStore:
         with self._errors("reading the audit log"), self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(statement.order_by(audit_log.c.id)).mappings()]
 
+    def remediation_candidates(self, regression_ids: Sequence[int]) -> list[int]:
+        """Of these regressions, the open ones on targets whose mode is not off and that have no
+        remediation yet (a rejected or rolled-back one is not re-proposed automatically)."""
+        if not regression_ids:
+            return []
+        has_remediation = (
+            select(remediation.c.id).where(remediation.c.regression_id == regression.c.id).exists()
+        )
+        statement = (
+            select(regression.c.id)
+            .join(target, target.c.id == regression.c.target_id)
+            .where(regression.c.id.in_(sorted(set(regression_ids))), regression.c.status == "open")
+            .where(target.c.remediation_mode != "off", ~has_remediation)
+            .order_by(regression.c.id)
+        )
+        with self._errors("choosing regressions to remediate"), self.engine.connect() as connection:
+            return [int(i) for i in connection.execute(statement).scalars()]
+
     # -- rails' inputs ----------------------------------------------------------------------------
 
     def applied_since(self, target_id: int, since: datetime) -> int:

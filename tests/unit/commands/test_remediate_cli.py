@@ -7,47 +7,21 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert, update
 
 from planmon.cli import main
 from planmon.config import load_settings
 from planmon.remediation import service
 from planmon.store import Repository
-from planmon.store.schema import index_snapshot, plan
-from tests.unit.remediation.conftest import seed_regression
-from tests.unit.remediation.test_proposals import INDEX_SCAN, SEQ_SCAN, SNAPSHOT
+from tests.unit.remediation.conftest import seed_with_plans
 
 
 @pytest.fixture
 def seeded_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> int:
     """A repository with one regression whose baseline plan used an index that is gone."""
-    import zlib
-
     monkeypatch.setenv("PLANMON_HOME", str(tmp_path))
     with Repository.from_settings(load_settings()) as repository:
         repository.init_schema()
-        seeded = seed_regression(repository)
-        with repository.engine.begin() as connection:
-            for key, body in (("good", INDEX_SCAN), ("bad", SEQ_SCAN)):
-                connection.execute(
-                    update(plan).where(plan.c.id == seeded.plan_ids[key]).values(body=zlib.compress(body))
-                )
-            for snapshot in SNAPSHOT:
-                connection.execute(
-                    insert(index_snapshot).values(
-                        target_id=seeded.target_id,
-                        database_name="shop",
-                        table_name=snapshot.table,
-                        index_name=snapshot.index_name,
-                        definition=snapshot.definition,
-                        definition_hash=snapshot.index_name,
-                        is_unique=snapshot.is_unique,
-                        is_primary=snapshot.is_primary,
-                        first_seen=snapshot.first_seen,
-                        last_seen=snapshot.last_seen,
-                    )
-                )
-    return seeded.regression_id
+        return seed_with_plans(repository).regression_id
 
 
 def test_propose_prints_the_proposal_with_its_id(

@@ -140,6 +140,40 @@ def add_stats(seeded: Seeded, start: datetime, *, plan: str, mean: float, execut
     )
 
 
+def seed_with_plans(repository: Repository, *, mode: str = "approve") -> Seeded:
+    """seed_regression, plus PostgreSQL plan documents (index scan -> seq scan) and an index snapshot
+    in which the baseline's index was last seen before a newer snapshot of its table."""
+    import zlib
+
+    from sqlalchemy import insert, update
+
+    from planmon.store.schema import index_snapshot, plan
+    from tests.unit.remediation.test_proposals import INDEX_SCAN, SEQ_SCAN, SNAPSHOT
+
+    seeded = seed_regression(repository, mode=mode)
+    with repository.engine.begin() as connection:
+        for key, body in (("good", INDEX_SCAN), ("bad", SEQ_SCAN)):
+            connection.execute(
+                update(plan).where(plan.c.id == seeded.plan_ids[key]).values(body=zlib.compress(body))
+            )
+        for snapshot in SNAPSHOT:
+            connection.execute(
+                insert(index_snapshot).values(
+                    target_id=seeded.target_id,
+                    database_name="shop",
+                    table_name=snapshot.table,
+                    index_name=snapshot.index_name,
+                    definition=snapshot.definition,
+                    definition_hash=snapshot.index_name,
+                    is_unique=snapshot.is_unique,
+                    is_primary=snapshot.is_primary,
+                    first_seen=snapshot.first_seen,
+                    last_seen=snapshot.last_seen,
+                )
+            )
+    return seeded
+
+
 @pytest.fixture
 def repository(tmp_path: Path) -> Iterator[Repository]:
     with Repository(create_repository_engine(URL.create("sqlite", database=str(tmp_path / "r.db")))) as repo:

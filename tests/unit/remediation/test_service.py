@@ -15,7 +15,7 @@ from sqlalchemy import update
 
 from planmon.config import load_settings
 from planmon.errors import EngineError, RefusalReason, RemediationRefused
-from planmon.remediation import service
+from planmon.remediation import service, sqlserver
 from planmon.remediation.model import Action, Proposal, State, Statement
 from planmon.remediation.verify import Outcome
 from planmon.store import Repository
@@ -284,3 +284,25 @@ def test_auto_mode_runs_allow_listed_actions_without_a_person(repository: Reposi
     with pytest.raises(RemediationRefused) as refused:
         service.check_rails(repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON)
     assert refused.value.reason is RefusalReason.NOT_ALLOWED
+
+
+def test_a_failing_sql_server_force_is_recorded_with_its_reason(
+    repository: Repository, fake_target: FakeTarget
+) -> None:
+    from tests.unit.remediation.test_sqlserver import _state
+
+    seeded = seed_regression(repository)
+    force = sqlserver.force_plan(
+        RemediationStore(repository).regression_context(seeded.regression_id), _state("free"), 11
+    )
+    remediation_id = _approved(seeded, force)
+    _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
+    assert fake_target.sent[-1] == (
+        "EXEC sys.sp_query_store_force_plan @query_id = %s, @plan_id = %s",
+        (7, 11),
+    )
+    assert service.check_force(repository, remediation_id, _state("forced_by_planmon", planmon_forced=[11]))
+    assert not service.check_force(repository, remediation_id, _state("force_failing"))
+    row = RemediationStore(repository).get(remediation_id)
+    assert row["state"] == "failed"
+    assert row["outcome_reason"] == "plan 11: forcing fails: NO_INDEX (force_failure_count 3)"
