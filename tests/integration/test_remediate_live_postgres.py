@@ -70,7 +70,11 @@ def _shop(postgres: PostgresServer, db: str, role: str) -> psycopg.Connection[An
 
 
 def _regression(
-    postgres: PostgresServer, app: psycopg.Connection[Any], db: str, mode: str
+    postgres: PostgresServer,
+    app: psycopg.Connection[Any],
+    db: str,
+    mode: str,
+    approvers: tuple[str, ...] = (),
 ) -> tuple[int, str]:
     settings = load_settings()
     with Repository.from_settings(settings) as repository:
@@ -93,6 +97,8 @@ def _regression(
             for i in range(40):
                 app.execute(REGRESSED, (i,))
 
+        if approvers:
+            RemediationStore(repository).set_policy(db, {"assigned_users": list(approvers)}, actor="test")
         regression_id = collect_history(
             repository,
             target,
@@ -104,7 +110,9 @@ def _regression(
     return regression_id, target.name
 
 
-def _run(regression_id: int, *, choice: str, user: str, postgres: PostgresServer, db: str) -> tuple[Any, Any]:
+def _run(
+    regression_id: int, *, choice: str, user: str | tuple[str, ...], postgres: PostgresServer, db: str
+) -> tuple[Any, Any]:
     from airflow.dag_processing.dagbag import DagBag
 
     from tests.conftest import PROJECT_ROOT
@@ -183,12 +191,16 @@ def test_rejected_approval_runs_nothing_on_the_target(
     db, role = "shop_fix_no", "planmon_fix_no"
     _environment(monkeypatch, tmp_path, postgres, db, role)
     app = _shop(postgres, db, role)
-    regression_id, _ = _regression(postgres, app, db, "approve")
+    regression_id, _ = _regression(postgres, app, db, "approve", approvers=("dba_bob",))
 
-    run, responder = _run(regression_id, choice="Reject", user="dba_bob", postgres=postgres, db=db)
+    run, responder = _run(
+        regression_id, choice="Reject", user=("dba_mallory", "dba_bob"), postgres=postgres, db=db
+    )
 
     assert run.state == DagRunState.SUCCESS
-    assert [a["status"] for a in responder.answered] == [200]
+    # only the target's assigned approver may answer: someone else gets 403 from Airflow itself
+    assert [(a["user"], a["status"]) for a in responder.answered] == [("dba_mallory", 403), ("dba_bob", 200)]
+    assert responder.answered[1]["assigned_users"] == [{"id": "dba_bob", "name": "dba_bob"}]
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert states["apply"] == "skipped" and states["wait_for_verification"] == "skipped"
     with Repository.from_settings(load_settings()) as repository:
