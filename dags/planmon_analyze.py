@@ -1,7 +1,8 @@
 """planmon_analyze: detect regressions for each data interval (hourly) against its baseline window,
 and again whenever collection announces new statistics. Idempotent per interval, so
 `airflow backfill create --dag-id planmon_analyze --from-date ... --to-date ...` re-derives history
-and a second backfill of the same dates changes nothing. Wiring only: see planmon.analysis.service.
+and a second backfill of the same dates changes nothing. New regressions on targets whose remediation
+mode is not ``off`` each trigger one planmon_remediate run. Wiring only: see planmon.analysis.service.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
+from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, dag, task
 
 from planmon.airflow.assets import REGRESSIONS, RUNTIME_STATS
@@ -37,7 +39,17 @@ def planmon_analyze() -> None:
 
         return analyze_interval(data_interval_start, data_interval_end)
 
-    analyze()
+    @task
+    def remediation_confs(summary: dict[str, Any]) -> list[dict[str, int]]:
+        from planmon.airflow.analyze_tasks import remediation_confs as confs
+
+        return confs(summary)
+
+    summary = analyze()
+    # one planmon_remediate run per new regression on a target whose mode allows it (none: skipped)
+    TriggerDagRunOperator.partial(
+        task_id="trigger_remediation", trigger_dag_id="planmon_remediate", wait_for_completion=False
+    ).expand(conf=remediation_confs(summary))
 
 
 planmon_analyze()

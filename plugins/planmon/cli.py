@@ -23,6 +23,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "planmon.commands.collect",
     "planmon.commands.analyze",
     "planmon.commands.probes",
+    "planmon.commands.remediate",
     "planmon.commands.plan",
 )
 

@@ -70,6 +70,27 @@ class Settings(BaseModel):
     probes_builtin: bool = Field(True, description="run the built-in probes (connectivity, features)")
     probes_schedule: str = Field("*/5 * * * *", description="cron of planmon_probes' data intervals")
 
+    # Remediation (docs/remediation.md; per-target rails live in the target's remediation policy)
+    remediation_verify_executions: int = Field(
+        20, ge=1, description="post-apply executions verification waits for (N)"
+    )
+    remediation_verify_minutes: float = Field(
+        30.0, ge=0.0, description="longest verification wait after apply, minutes (M)"
+    )
+    remediation_poke_seconds: float = Field(
+        60.0, ge=0.1, description="how often verification re-collects the target while it waits"
+    )
+    remediation_max_actions_per_hour: int = Field(
+        2, ge=0, description="remediations applied per target per hour (a target policy may lower it)"
+    )
+    remediation_lock_timeout_ms: int = Field(5000, ge=1, description="lock timeout around every action")
+    remediation_statement_timeout_ms: int = Field(
+        1_800_000, ge=100, description="statement timeout around every action (index builds take time)"
+    )
+    remediation_approval_timeout_hours: float = Field(
+        24.0, gt=0.0, description="approval wait before the default (Reject) applies"
+    )
+
     # Alerting and housekeeping
     alert_cooldown_minutes: int = Field(240, ge=0, description="minimum gap between repeats of one alert")
     retention_days: int = Field(30, ge=1, le=3650, description="age after which collected data is purged")

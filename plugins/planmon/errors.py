@@ -71,8 +71,29 @@ class EngineError(PlanmonError):
         super().__init__(prefix + scrub_secrets(message), hint=hint)
 
 
+class RefusalReason(enum.Enum):
+    """Which safety rail refused a remediation (docs/adr/0003-remediation-safety-rails.md)."""
+
+    MODE_OFF = "mode_off"  # the target's remediation mode is off
+    DRY_RUN = "dry_run"  # mode propose: proposals only, nothing executes
+    NOT_ALLOWED = "not_allowed"  # the action is not on the target's allow-list
+    RATE_LIMIT = "rate_limit"  # the target had its maximum of actions in the last hour
+    MAINTENANCE_WINDOW = "maintenance_window"  # outside every maintenance window of the target
+    FORCED_BY_OTHERS = "forced_by_others"  # a plan of the query is forced by someone else or by APC
+    NOT_OURS = "not_ours"  # an undo of something planmon did not do
+    NO_ACTION = "no_action"  # nothing safe to propose for this regression
+    NOT_APPROVED = "not_approved"  # no approval is recorded for the proposal
+    WRONG_STATE = "wrong_state"  # the remediation is not in a state this step accepts
+    REGRESSION_CLOSED = "regression_closed"  # the regression is no longer open
+    NO_CONNECTION = "no_connection"  # the target has no remediation connection id
+
+
 class RemediationRefused(PlanmonError):
     """A remediation was not executed because a safety rail said no (the message names the rail)."""
+
+    def __init__(self, message: str, *, reason: RefusalReason, hint: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(message, hint=hint)
 
 
 # password=..., pwd=..., or the userinfo part of a URL (scheme://user:secret@host).

@@ -73,6 +73,7 @@ class Target:
     remediation_conn_id: str | None
     created_at: datetime
     updated_at: datetime
+    remediation_policy: dict[str, Any] = field(default_factory=dict)  # see remediation.rails
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -88,6 +89,7 @@ class Target:
             "remediation_conn_id": self.remediation_conn_id,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
+            "remediation_policy": dict(self.remediation_policy),
         }
 
 

@@ -35,3 +35,16 @@ def analyze_interval(start: datetime, end: datetime) -> dict[str, Any]:
             repository, window_start=window_start, window_end=window_end, settings=settings
         )
     return summary.as_dict()  # open-regression gauges are emitted by planmon_alert
+
+
+def remediation_confs(summary: dict[str, Any] | None) -> list[dict[str, int]]:
+    """planmon_remediate confs for this run's regressions on targets whose mode allows remediation
+    (propose: a dry-run proposal; approve/auto: the approval flow) and that have none yet."""
+    from planmon.store.remediations import RemediationStore
+
+    ids = list((summary or {}).get("regression_ids") or [])
+    if not ids:
+        return []
+    with Repository.from_settings(load_settings()) as repository:
+        chosen = RemediationStore(repository).remediation_candidates(ids)
+    return [{"regression_id": regression_id} for regression_id in chosen]

@@ -6,6 +6,7 @@ backends and its metadata DB. Errors name the id and how to define it, never a c
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -47,10 +48,12 @@ def connection_factory(engine: str, conn_id: str) -> Callable[[str | None], Any]
             from airflow.providers.mysql.hooks.mysql import MySqlHook
 
             hook = MySqlHook(mysql_conn_id=conn_id, schema=database)
-            connection = hook.get_connection(conn_id)
-            if "client" not in (connection.extra_dejson or {}):
-                connection.extra = '{"client": "mysql-connector-python"}'
-                hook.connection = connection
+            # The hook caches this object and get_conn() reads it; assigning hook.connection would be
+            # ignored (a backward-compatibility setter), leaving the mysqlclient default in place.
+            connection = hook.connection
+            extra = connection.extra_dejson or {}
+            if "client" not in extra:
+                connection.extra = json.dumps({**extra, "client": "mysql-connector-python"})
             return hook.get_conn()
         if engine == "sqlserver":
             from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook

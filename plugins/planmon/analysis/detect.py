@@ -84,6 +84,24 @@ def detect(
     return pd.DataFrame(found, columns=list(DETECTION_COLUMNS))
 
 
+def query_moments(stats: pd.DataFrame, *, start: datetime, end: datetime) -> pd.DataFrame:
+    """Per (target, query): executions, execution-weighted mean and pooled variance of the metric in
+    [start, end), over all its plans, computed exactly as detection computes them (remediation's
+    verification compares these with a regression's baseline and regressed plans)."""
+    columns = [*KEYS, "n", "mean", "var", "metric"]
+    if stats.empty:
+        return pd.DataFrame(columns=columns)
+    rows = _prepare(stats, start, end, start)
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    sums = _plan_moments(rows).groupby(KEYS, sort=False)[["n", "s1", "s2", "cpu_rows"]].sum().reset_index()
+    sums = sums[sums["n"] > 0]
+    sums["mean"] = sums["s1"] / sums["n"]
+    sums["var"] = (sums["s2"] / sums["n"] - sums["mean"] ** 2).clip(lower=0.0)
+    sums["metric"] = np.where(sums["cpu_rows"] > 0, "cpu_us", "duration_us")
+    return sums[columns].reset_index(drop=True)
+
+
 # -- preparation -----------------------------------------------------------------------------------
 
 

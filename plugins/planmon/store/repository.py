@@ -1003,4 +1003,5 @@ def _target_from_row(row: Row[Any]) -> Target:
         remediation_conn_id=row.remediation_conn_id,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        remediation_policy=dict(row.remediation_policy or {}),
     )

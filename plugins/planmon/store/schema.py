@@ -62,6 +62,9 @@ target = Table(
     Column("enabled", Boolean, nullable=False, default=True),
     Column("remediation_mode", String(16), nullable=False, default="propose"),
     Column("remediation_conn_id", String(NAME), nullable=True),
+    # Remediation rails of this target (planmon.remediation.rails.RemediationPolicy): action
+    # allow-list, maintenance windows, approvers, max actions per hour. NULL: the defaults.
+    Column("remediation_policy", JSON, nullable=True),
     # When cumulative counters were last read, and whether that reading was complete (under the row
     # limit): a statement missing from a complete reading did not exist then, so it counts from zero.
     Column("counters_read_at", DateTime, nullable=True),
@@ -245,6 +248,8 @@ remediation = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("regression_id", Id, ForeignKey("regression.id"), nullable=False),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    # The regressed query (no FK: the ledger of what helped a query outlives purged regressions).
+    Column("query_id", Id, nullable=True),
     Column("action", String(64), nullable=False),
     Column(
         "state", String(24), nullable=False
@@ -258,10 +263,13 @@ remediation = Table(
     Column("applied_at", DateTime, nullable=True),
     Column("outcome", String(24), nullable=True),  # kept / rolled_back
     Column("outcome_reason", Text, nullable=True),
+    Column("verification", JSON, nullable=True),  # post-apply vs regressed vs baseline moments
     Column("dag_run_id", String(250), nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     Index(None, "target_id", "created_at"),
+    Index(None, "regression_id"),
+    Index(None, "query_id", "action"),
 )
 
 audit_log = Table(

@@ -1,0 +1,81 @@
+"""PostgreSQL proposals: recreate an index of the baseline that is gone, else ANALYZE the plan's tables.
+
+Index builds run ``CREATE INDEX CONCURRENTLY`` (no write lock on the table) with the definition the
+collector captured from ``pg_get_indexdef``; the rollback drops it again ``CONCURRENTLY``. ANALYZE
+has no rollback (old statistics cannot be restored): verification records whether it helped.
+"""
+
+from __future__ import annotations
+
+import re
+
+from psycopg import sql
+
+from planmon.remediation.context import (
+    IndexInspector,
+    IndexSnapshot,
+    RegressionContext,
+    dropped_baseline_indexes,
+    plan_tables,
+)
+from planmon.remediation.model import Action, Proposal, Statement
+
+_CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY\b)", re.IGNORECASE)
+
+
+def propose(context: RegressionContext, inspector: IndexInspector | None = None) -> list[Proposal]:
+    """Proposals in the order a DBA would try them: the missing index first, then ANALYZE."""
+    proposals = [
+        recreate_index(context, snapshot)
+        for snapshot in dropped_baseline_indexes(context, "postgres", inspector)
+    ]
+    tables = plan_tables(context, "postgres")
+    if tables:
+        proposals.append(analyze(context, tables))
+    return proposals
+
+
+def quote_qualified(name: str) -> str:
+    """``schema.table`` as quoted identifiers (psycopg's quoting rules, no connection needed)."""
+    return sql.SQL(".").join(sql.Identifier(part) for part in name.split(".")).as_string(None)
+
+
+def concurrent_definition(definition: str) -> str:
+    """``CREATE [UNIQUE] INDEX name ON ...`` as captured, rebuilt ``CONCURRENTLY``."""
+    if not _CREATE_INDEX.match(definition):
+        raise ValueError(f"not a CREATE INDEX definition: {definition[:80]!r}")
+    return _CREATE_INDEX.sub(lambda m: f"CREATE {m.group(1) or ''}INDEX CONCURRENTLY ", definition, count=1)
+
+
+def recreate_index(context: RegressionContext, snapshot: IndexSnapshot) -> Proposal:
+    schema = snapshot.table.split(".", 1)[0] if "." in snapshot.table else "public"
+    index = quote_qualified(f"{schema}.{snapshot.index_name}")
+    return Proposal(
+        action=Action.RECREATE_INDEX,
+        database_name=context.database_name,
+        statements=(Statement(concurrent_definition(snapshot.definition)),),
+        rollback=(Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {index}"),),
+        expected_effect=(
+            f"the baseline plan used index {snapshot.index_name} on {snapshot.table}, which is gone; "
+            "with it back the planner can return to the baseline plan"
+        ),
+        evidence={
+            "index": snapshot.index_name,
+            "table": snapshot.table,
+            "captured_definition": snapshot.definition,
+            "last_seen": str(snapshot.last_seen),
+        },
+        objects=(snapshot.table, f"{schema}.{snapshot.index_name}"),
+    )
+
+
+def analyze(context: RegressionContext, tables: list[str]) -> Proposal:
+    return Proposal(
+        action=Action.ANALYZE,
+        database_name=context.database_name,
+        statements=tuple(Statement(f"ANALYZE {quote_qualified(table)}") for table in tables),
+        rollback=(),
+        expected_effect="fresh statistics on the plan's tables may let the planner choose the baseline plan",
+        evidence={"tables": tables},
+        objects=tuple(tables),
+    )
