@@ -62,3 +62,10 @@ def test_the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> N
     assert result["alerts"]["sent"] >= 1
     assert "plan_change" in (demo_home / "alerts.log").read_text()
     assert not (demo_home / "postgres").exists()  # the demo's PostgreSQL was stopped and removed
+    fix = result["remediation"]
+    assert fix["action"] == "recreate_index" and fix["state"] == "kept", fix
+    assert fix["approved_by"] == "demo-dba" and fix["regression_status"] == "resolved"
+    assert "CREATE INDEX CONCURRENTLY orders_customer_id_idx" in fix["sql_text"]
+    trail = [entry["action"] for entry in result["audit"]]
+    assert "remediation.approved" in trail and trail[-1] == "remediation.kept"
+    assert "Password for user" not in report  # Airflow printed no credential

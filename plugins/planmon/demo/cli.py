@@ -19,7 +19,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from planmon.demo.flow import DemoPaths, configure_environment
+from planmon.demo.flow import DemoPaths, configure_environment, write_demo_password
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -67,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     home.mkdir(parents=True)
     paths = DemoPaths(home=home, dags_folder=dags)
     configure_environment(paths, os.environ)
+    write_demo_password(paths)
 
     from planmon.demo.flow import run_demo
     from planmon.demo.report import render_report

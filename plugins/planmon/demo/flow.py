@@ -125,10 +125,26 @@ def configure_environment(paths: DemoPaths, environ: Any) -> None:
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "False",
             # a fresh signing key per demo run, never stored in the repository
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
-            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",  # the demo prints its own story
             "PLANMON_HOME": str(paths.home),
+            # verification: 30 executions of the fixed query, polled every 2 seconds, at most 2 minutes
+            "PLANMON_REMEDIATION_VERIFY_EXECUTIONS": "30",
+            "PLANMON_REMEDIATION_VERIFY_MINUTES": "2",
+            "PLANMON_REMEDIATION_POKE_SECONDS": "2",
         }
     )
+
+
+def write_demo_password(paths: DemoPaths) -> Path:
+    """A random password for the demo user in the file Airflow's simple auth manager reads (owner-only),
+    so Airflow neither prints one nor keeps one anywhere but there."""
+    import json
+
+    path = paths.airflow_home / "simple_auth_manager_passwords.json.generated"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps({DEMO_USER: secrets.token_urlsafe(12)}))
+    return path
 
 
 def schedule_environment(timeline: DemoTimeline, environ: Any) -> None:
@@ -238,11 +254,12 @@ def _prepare_airflow_and_repository(say: Say) -> None:
     from planmon.config import load_settings
     from planmon.model import TargetSpec
     from planmon.store import Repository
+    from planmon.store.remediations import RemediationStore
 
     db.resetdb()
     with Repository.from_settings(load_settings()) as repository:
         revision = repository.init_schema()
-        repository.add_target(
+        target = repository.add_target(
             TargetSpec(
                 name=TARGET,
                 engine="postgres",
@@ -253,6 +270,9 @@ def _prepare_airflow_and_repository(say: Say) -> None:
                 remediation_mode="approve",
                 remediation_conn_id=REMEDIATION_CONN_ID,
             )
+        )
+        RemediationStore(repository).set_policy(
+            target.name, {"assigned_users": [DEMO_USER]}, actor="planmon-demo"
         )
     say(f"Airflow metadata DB and planmon repository created (schema {revision}); target '{TARGET}' added")
 
@@ -296,4 +316,60 @@ def _analyze_and_alert(dags: dict[str, Any], timeline: DemoTimeline, result: Dem
 
 
 def _remediate(dags: dict[str, Any], dsn: str, traffic: Traffic, result: DemoResult, say: Say) -> None:
-    say("planmon_remediate: not wired yet")
+    """planmon_remediate for the plan_change regression, approved by the demo user through Airflow's
+    approval REST route while the application keeps sending traffic for the verification."""
+    from planmon.config import load_settings
+    from planmon.demo.approvals import approval_responder
+    from planmon.store import Repository
+    from planmon.store.remediations import RemediationStore
+
+    regression = next(r for r in result.regressions if r["kind"] == "plan_change")
+    dag = dags["planmon_remediate"]
+    triggered = _triggered_remediation(dag.dag_id, regression["id"])
+    say(f"planmon_analyze triggered planmon_remediate for regression #{regression['id']}; running it")
+    with (
+        background_traffic(dsn, traffic),
+        approval_responder(dag.dag_id, choice="Approve", user=DEMO_USER, timeout=240) as responder,
+    ):
+        # dag.test() replaces the queued run of that logical date with one it executes, same conf
+        run = dag.test(logical_date=triggered.logical_date, run_conf=dict(triggered.conf))
+    answered = [a for a in responder.answered if a["status"] == 200]
+    say(f"approval answered by '{DEMO_USER}' through Airflow's REST route: {len(answered)} answer(s)")
+    with Repository.from_settings(load_settings()) as repository:
+        store = RemediationStore(repository)
+        found = [r for r in store.remediations() if r["regression_id"] == regression["id"]]
+        if not found:
+            raise RuntimeError(f"planmon_remediate ({run.state}) proposed nothing: {responder.errors}")
+        remediation = found[0]
+        status = repository.regressions().set_index("id").loc[regression["id"], "status"]
+        result.audit = [
+            {key: str(value) for key, value in entry.items()}
+            for entry in store.audit_trail(int(remediation["id"]))
+        ]
+    result.remediation = {
+        **{key: _plain(value) for key, value in remediation.items()},
+        "regression_status": str(status),
+        "dag_run": run.run_id,
+    }
+    say(f"planmon_remediate: {remediation['action']} -> {remediation['state']}; regression {status}")
+    if remediation["state"] != "kept":
+        raise RuntimeError(f"the fix was not kept: {remediation['state']} ({remediation['outcome_reason']})")
+
+
+def _triggered_remediation(dag_id: str, regression_id: int) -> Any:
+    """The planmon_remediate run planmon_analyze's trigger_remediation task queued for the regression
+    (no scheduler runs it here: the demo runs it with dag.test())."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+
+    for run in DagRun.find(dag_id=dag_id, state=DagRunState.QUEUED):
+        if (run.conf or {}).get("regression_id") == regression_id:
+            return run
+    raise RuntimeError(
+        f"planmon_analyze queued no planmon_remediate run for regression #{regression_id} "
+        "(is the target's remediation mode 'approve'?)"
+    )
+
+
+def _plain(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value

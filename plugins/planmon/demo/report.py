@@ -64,7 +64,10 @@ def _next(paths: DemoPaths) -> list[str]:
         f"  alerts        {paths.alerts_log}",
         f"  regressions   PLANMON_HOME={paths.home} .venv/bin/planmon regressions --json",
         f"  remediations  PLANMON_HOME={paths.home} .venv/bin/planmon remediate list",
-        f"  Airflow UI    make airflow AIRFLOW_HOME_DIR={paths.airflow_home} PLANMON_HOME={paths.home}",
-        "                then http://127.0.0.1:8080/ (planmon_* DAG runs, Required Actions, planmon pages);",
-        "                the demo's PostgreSQL is stopped, so new collections there will report it down",
+        f"  Airflow UI    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS={DEMO_USER}:admin \\",
+        f"                  make airflow AIRFLOW_HOME_DIR={paths.airflow_home} PLANMON_HOME={paths.home}",
+        f"                then http://127.0.0.1:8080/ as '{DEMO_USER}' (password in",
+        f"                {paths.airflow_home}/simple_auth_manager_passwords.json.generated):",
+        "                planmon_* DAG runs, the approval in Required Actions, and planmon's pages",
+        "                (the demo's PostgreSQL is stopped: new collections there report it down)",
     ]
