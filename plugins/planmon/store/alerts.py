@@ -7,17 +7,15 @@ the attempt count written is computed by the caller from the row it read, never 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from planmon.errors import scrub_secrets
-from planmon.store.repository import Repository, RepositoryError
+from planmon.store.repository import RepositoryView
 from planmon.store.schema import alert, plan, query, regression, target
 from planmon.store.upsert import Merge, upsert
 
@@ -75,23 +73,8 @@ class AlertRecord:
         return row
 
 
-class AlertStore:
+class AlertStore(RepositoryView):
     """Alerting's view of the repository (its engine; the repository's error conventions)."""
-
-    def __init__(self, repository: Repository) -> None:
-        self.repository = repository
-        self.engine = repository.engine
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            detail = scrub_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
-            raise RepositoryError(
-                f"the repository at {self.repository.location} failed while {doing}: {detail}",
-                hint="check that it is reachable; run `planmon init` if the schema is missing",
-            ) from exc
 
     # -- regressions ------------------------------------------------------------------------------
 

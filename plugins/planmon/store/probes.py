@@ -8,19 +8,17 @@ same run leaves the same rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import and_, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
 from planmon.errors import ConfigError, scrub_secrets
 from planmon.probes.definitions import ProbeDefinition
-from planmon.store.repository import Repository, RepositoryError, as_utc_naive, utcnow
+from planmon.store.repository import RepositoryView, as_utc_naive, utcnow
 from planmon.store.schema import probe, probe_result
 from planmon.store.upsert import upsert
 
@@ -55,23 +53,8 @@ class ProbeResultRow:
     plan_shape_hash: str | None
 
 
-class ProbeStore:
+class ProbeStore(RepositoryView):
     """Probes' view of the repository (its engine; the repository's error conventions)."""
-
-    def __init__(self, repository: Repository) -> None:
-        self.repository = repository
-        self.engine = repository.engine
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            detail = scrub_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
-            raise RepositoryError(
-                f"the repository at {self.repository.location} failed while {doing}: {detail}",
-                hint="check that it is reachable; run `planmon init` if the schema is missing",
-            ) from exc
 
     # -- definitions ------------------------------------------------------------------------------
 

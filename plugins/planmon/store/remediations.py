@@ -8,18 +8,16 @@ task can never apply twice, and every transition names its actor. A proposal is 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, insert, select, update
-from sqlalchemy.exc import SQLAlchemyError
 
-from planmon.errors import ConfigError, scrub_secrets
+from planmon.errors import ConfigError
 from planmon.remediation.context import IndexSnapshot, PlanInfo, RegressionContext
 from planmon.remediation.model import OPEN_STATES, TRANSITIONS, Proposal, State
-from planmon.store.repository import Repository, RepositoryError, utcnow
+from planmon.store.repository import Repository, RepositoryError, RepositoryView, utcnow
 from planmon.store.schema import audit_log, index_snapshot, plan, query, regression, remediation, target
 
 REMEDIATION_COLUMNS = tuple(c.name for c in remediation.columns)
@@ -29,23 +27,8 @@ class StaleTransition(RepositoryError):
     """A transition found the remediation in a state it does not start from (another run moved it)."""
 
 
-class RemediationStore:
+class RemediationStore(RepositoryView):
     """Remediation's view of the repository."""
-
-    def __init__(self, repository: Repository) -> None:
-        self.repository = repository
-        self.engine = repository.engine
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            detail = scrub_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
-            raise RepositoryError(
-                f"the repository at {self.repository.location} failed while {doing}: {detail}",
-                hint="check that it is reachable; run `planmon init` if the schema is missing",
-            ) from exc
 
     # -- context ----------------------------------------------------------------------------------
 

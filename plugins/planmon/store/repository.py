@@ -835,6 +835,18 @@ class Repository:
         return _RepositoryErrors(self.location, doing)
 
 
+class RepositoryView:
+    """One concern's view of the repository (alerting, probes, remediation, the UI): its engine, and
+    driver errors turned into RepositoryError the way the repository itself turns them."""
+
+    def __init__(self, repository: Repository) -> None:
+        self.repository = repository
+        self.engine = repository.engine
+
+    def _errors(self, doing: str) -> _RepositoryErrors:
+        return self.repository._errors(doing)
+
+
 class _RepositoryErrors:
     """Turn driver errors into RepositoryError naming the repository (password hidden) and a hint."""
 

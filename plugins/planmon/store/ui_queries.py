@@ -9,17 +9,14 @@ overview of 1,000 targets and 10,000 regressions reads one page of rows, never t
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
-from sqlalchemy.exc import SQLAlchemyError
 
-from planmon.errors import scrub_secrets
-from planmon.store.repository import Repository, RepositoryError
+from planmon.store.repository import RepositoryView
 from planmon.store.schema import (
     audit_log,
     collection_run,
@@ -99,23 +96,8 @@ def clamp_page(limit: int, offset: int) -> tuple[int, int]:
     return max(1, min(int(limit), MAX_PAGE)), max(0, int(offset))
 
 
-class UIQueries:
+class UIQueries(RepositoryView):
     """The UI's read-only view of the repository."""
-
-    def __init__(self, repository: Repository) -> None:
-        self.repository = repository
-        self.engine = repository.engine
-
-    @contextmanager
-    def _errors(self, doing: str) -> Iterator[None]:
-        try:
-            yield
-        except SQLAlchemyError as exc:
-            detail = scrub_secrets(str(getattr(exc, "orig", None) or exc)).strip().splitlines()[0]
-            raise RepositoryError(
-                f"the repository at {self.repository.location} failed while {doing}: {detail}",
-                hint="check that it is reachable; run `planmon init` if the schema is missing",
-            ) from exc
 
     # -- overview ---------------------------------------------------------------------------------
 
