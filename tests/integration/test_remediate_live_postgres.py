@@ -74,7 +74,9 @@ def _regression(
     app: psycopg.Connection[Any],
     db: str,
     mode: str,
+    *,
     approvers: tuple[str, ...] = (),
+    allowed: tuple[str, ...] | None = None,
 ) -> tuple[int, str]:
     settings = load_settings()
     with Repository.from_settings(settings) as repository:
@@ -97,8 +99,11 @@ def _regression(
             for i in range(40):
                 app.execute(REGRESSED, (i,))
 
-        if approvers:
-            RemediationStore(repository).set_policy(db, {"assigned_users": list(approvers)}, actor="test")
+        if approvers or allowed is not None:
+            policy: dict[str, Any] = {"assigned_users": list(approvers)}
+            if allowed is not None:
+                policy["allowed_actions"] = list(allowed)
+            RemediationStore(repository).set_policy(db, policy, actor="test")
         regression_id = collect_history(
             repository,
             target,
@@ -212,4 +217,31 @@ def test_rejected_approval_runs_nothing_on_the_target(
     # the target's own statistics: the remediation role never ran a statement, and the index is still gone
     assert _statements_by(postgres, db, role) == []
     assert app.execute("SELECT to_regclass('orders_customer')").fetchone() == (None,)
+    app.close()
+
+
+@pytest.mark.timeout(240, method="thread")
+def test_mode_auto_runs_an_allow_listed_action_without_a_person(
+    postgres: PostgresServer, airflow_db: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow.utils.state import DagRunState
+
+    db, role = "shop_fix_auto", "planmon_fix_auto"
+    _environment(monkeypatch, tmp_path, postgres, db, role)
+    app = _shop(postgres, db, role)
+    regression_id, _ = _regression(postgres, app, db, "auto", allowed=("recreate_index",))
+
+    run, responder = _run(regression_id, choice="Reject", user="dba_bob", postgres=postgres, db=db)
+
+    assert run.state == DagRunState.SUCCESS
+    assert responder.answered == []  # no approval was asked
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert states["approval"] == "skipped" and states["apply"] == "success"
+    with Repository.from_settings(load_settings()) as repository:
+        [remediation] = RemediationStore(repository).remediations()
+        trail = RemediationStore(repository).audit_trail(int(remediation["id"]))
+    assert remediation["state"] == "kept", remediation["outcome_reason"]
+    assert remediation["approved_by"] == "planmon:auto"
+    assert ("remediation.approved", "planmon:auto") in [(e["action"], e["actor"]) for e in trail]
+    assert trail[[e["action"] for e in trail].index("remediation.approved")]["details"]["via"] == "mode auto"
     app.close()

@@ -58,6 +58,21 @@ def index_inspector(target: Target, settings: Settings) -> IndexInspector:
     return inspect
 
 
+def query_store_reader(target: Target) -> service.QueryStoreReader:
+    """SQL Server: the query's forcing state and APC's recommendations, read live before proposing."""
+    from planmon.remediation.context import RegressionContext
+    from planmon.remediation.sqlserver import QueryStoreState, read_state
+
+    def read(context: RegressionContext, ours: frozenset[int]) -> QueryStoreState:
+        connection = connection_factory(target.engine, target.conn_id)(context.database_name or None)
+        try:
+            return read_state(connection, int(context.query_key), planmon_forced=ours)
+        finally:
+            connection.close()
+
+    return read
+
+
 def propose(conf: Mapping[str, Any] | None, run_id: str | None) -> dict[str, Any]:
     """Build (or find) the proposal; a refusal is returned as data so the gate can stop the run."""
     settings = load_settings()
@@ -74,8 +89,11 @@ def propose(conf: Mapping[str, Any] | None, run_id: str | None) -> dict[str, Any
                 context_target.name,
                 context_target.conn_id,
             )
+        reader = query_store_reader(context_target) if context_target.engine == "sqlserver" else None
         try:
-            proposed = service.propose(repository, regression_id, dag_run_id=run_id, inspector=inspector)
+            proposed = service.propose(
+                repository, regression_id, dag_run_id=run_id, inspector=inspector, query_store_reader=reader
+            )
         except RemediationRefused as refusal:
             log.warning("regression %d: no proposal: %s", regression_id, refusal)
             return {"refused": refusal.reason.value, "message": str(refusal), "regression_id": regression_id}
@@ -95,7 +113,9 @@ def gate(proposal: Mapping[str, Any]) -> list[str]:
             log.info("remediation %d is %s: nothing to do", row["id"], row["state"])
             return []
         try:
-            service.check_rails(repository, int(proposal["id"]), settings=settings)
+            target = RemediationStore(repository).regression_context(int(row["regression_id"])).target
+            reader = query_store_reader(target) if target.engine == "sqlserver" else None
+            service.check_rails(repository, int(proposal["id"]), settings=settings, query_store_reader=reader)
         except RemediationRefused as refusal:
             log.warning("remediation %s refused: %s", proposal["id"], refusal)
             return []
@@ -162,6 +182,7 @@ def apply(proposal: Mapping[str, Any], decision: Mapping[str, Any] | None) -> di
             settings=settings,
             connect=connect,
             after_apply=lambda: collect_now(repository, target, settings),
+            query_store_reader=query_store_reader(target) if target.engine == "sqlserver" else None,
         )
     return {"id": remediation_id, "state": row["state"], "applied_at": str(row["applied_at"])}
 

@@ -71,13 +71,31 @@ class Proposed:
         }
 
 
-def build_proposals(context: RegressionContext, inspector: IndexInspector | None = None) -> list[Proposal]:
+QueryStoreReader = Callable[[RegressionContext, frozenset[int]], sqlserver.QueryStoreState]
+"""SQL Server: reads a query's forcing state live (context, plans planmon forced) -> state."""
+
+
+def build_proposals(
+    context: RegressionContext,
+    inspector: IndexInspector | None = None,
+    query_store: sqlserver.QueryStoreState | None = None,
+) -> list[Proposal]:
     engine = context.target.engine
     if engine == "postgres":
         return postgres.propose(context, inspector)
     if engine == "mysql":
         return mysql.propose(context, inspector)
-    return sqlserver.propose(context)
+    return sqlserver.propose(context, query_store)
+
+
+def planmon_forces(store: RemediationStore, target_id: int) -> frozenset[int]:
+    """Plan ids planmon itself forced and has not undone (applied or kept force_plan remediations)."""
+    return frozenset(
+        int((entry.get("evidence") or {})["plan_id"])
+        for entry in store.remediations(target_id=target_id)
+        if entry["action"] == Action.FORCE_PLAN.value
+        and entry["state"] in (State.APPLIED.value, State.KEPT.value)
+    )
 
 
 def _unhelpful(context: RegressionContext, proposal: Proposal) -> list[str]:
@@ -106,6 +124,7 @@ def propose(
     regression_id: int,
     *,
     inspector: IndexInspector | None = None,
+    query_store_reader: QueryStoreReader | None = None,
     actor: str = SYSTEM,
     dag_run_id: str | None = None,
 ) -> Proposed:
@@ -128,7 +147,11 @@ def propose(
         raise RemediationRefused(
             f"target {context.target.name!r} has remediation mode off", reason=RefusalReason.MODE_OFF
         )
-    proposals = build_proposals(context, inspector)
+    query_store = None
+    if context.target.engine == "sqlserver" and query_store_reader is not None:
+        # read right before proposing: a person or automatic plan correction may have forced since
+        query_store = query_store_reader(context, planmon_forces(store, context.target.id))
+    proposals = build_proposals(context, inspector, query_store)
     if not proposals:
         raise RemediationRefused(
             f"no remediation fits regression {regression_id} ({context.kind} on {context.target.engine})",
@@ -229,12 +252,7 @@ def _findings(context: RegressionContext) -> str:
 
 def foreign_forces(context: RegressionContext, store: RemediationStore) -> list[str]:
     """Plans of the query forced by someone other than planmon (manually, or by APC)."""
-    ours = {
-        str((entry.get("evidence") or {}).get("plan_id"))
-        for entry in store.remediations(target_id=context.target.id)
-        if entry["action"] == Action.FORCE_PLAN.value
-        and entry["state"] in (State.APPLIED.value, State.KEPT.value)
-    }
+    ours = {str(plan_id) for plan_id in planmon_forces(store, context.target.id)}
     return [
         f"plan {p.plan_key} ({p.forcing_type or 'forced'})"
         for p in context.query_plans
@@ -242,12 +260,26 @@ def foreign_forces(context: RegressionContext, store: RemediationStore) -> list[
     ]
 
 
+def _foreign_forces(
+    context: RegressionContext, store: RemediationStore, reader: QueryStoreReader | None
+) -> list[str]:
+    if context.target.engine == "sqlserver" and reader is not None:
+        return reader(context, planmon_forces(store, context.target.id)).foreign_forces()
+    return foreign_forces(context, store)
+
+
 def check_rails(
-    repository: Repository, remediation_id: int, *, settings: Settings, now: datetime | None = None
+    repository: Repository,
+    remediation_id: int,
+    *,
+    settings: Settings,
+    now: datetime | None = None,
+    query_store_reader: QueryStoreReader | None = None,
 ) -> dict[str, Any]:
     """Check every rail for a stored proposal; record a refusal (and raise it) when one says no.
 
-    Mode propose (dry run) raises too, but leaves the proposal in state proposed.
+    Mode propose (dry run) raises too, but leaves the proposal in state proposed. On SQL Server the
+    forcing state is read live when a reader is given (else the last collection's state is used).
     """
     store = RemediationStore(repository)
     row = store.get(remediation_id)
@@ -259,7 +291,7 @@ def check_rails(
         now=moment,
         applied_last_hour=store.applied_since(context.target.id, moment - timedelta(hours=1)),
         max_actions_per_hour=settings.remediation_max_actions_per_hour,
-        foreign_forces=foreign_forces(context, store),
+        foreign_forces=_foreign_forces(context, store, query_store_reader),
         undoes=(row.get("evidence") or {}).get("undoes"),
     )
     try:
@@ -355,6 +387,7 @@ def apply(
     actor: str = SYSTEM,
     now: datetime | None = None,
     after_apply: Callable[[], datetime] | None = None,
+    query_store_reader: QueryStoreReader | None = None,
 ) -> dict[str, Any]:
     """Run an approved proposal through the remediation connection; never twice.
 
@@ -374,7 +407,8 @@ def apply(
             else RefusalReason.WRONG_STATE,
             hint=_approve_hint(remediation_id),
         )
-    check_rails(repository, remediation_id, settings=settings, now=now)  # the wait may have crossed a rail
+    # the wait for approval may have crossed a rail (window, rate, someone forced a plan meanwhile)
+    check_rails(repository, remediation_id, settings=settings, now=now, query_store_reader=query_store_reader)
     target = repository.get_target(str(row.get("target") or _target_name(store, row)))
     evidence = row.get("evidence") or {}
     statements = [Statement.from_dict(s) for s in evidence.get("statements") or []]

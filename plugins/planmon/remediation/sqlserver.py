@@ -280,6 +280,10 @@ def read_state(
     from planmon.sql import load_sql
 
     plans = _rows(connection, load_sql("sqlserver", "remediation_query_plans"), {"query_id": query_id})
+    if not major_version:
+        server = _rows(connection, load_sql("sqlserver", "server_properties"), None)
+        version = str(server[0]["product_version"] or "0") if server else "0"
+        major_version = int(version.split(".")[0] or 0)
     try:
         recommendations = _rows(connection, load_sql("sqlserver", "tuning_recommendations"), None)
     except Exception:  # permission denied or before SQL Server 2017: treated as "unknown"

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 
+from planmon.config import load_settings
 from planmon.errors import RefusalReason, RemediationRefused
 from planmon.model import Target
 from planmon.remediation import rails, sqlserver
 from planmon.remediation.context import PlanInfo, RegressionContext
-from planmon.remediation.model import Action
+from planmon.remediation.model import Action, State
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 RECORDED = FIXTURES / "remediation" / "sqlserver"
@@ -208,9 +209,87 @@ def test_read_state_reads_plans_and_apc_live_with_bound_query_id() -> None:
 def test_unreadable_apc_state_blocks_a_force() -> None:
     """Without VIEW SERVER STATE planmon cannot know whether APC is forcing: it does not force."""
     connection = _RecordedConnection(
-        _result("remediation_query_plans.free"), PermissionError("VIEW SERVER STATE")
+        _result("remediation_query_plans.free"),
+        _result("server_properties.2022"),
+        PermissionError("VIEW SERVER STATE"),
     )
     state = sqlserver.read_state(connection, 7)
+    assert state.major_version == 16
     assert state.apc_states == ["Unknown"]
     assert state.foreign_forces() == ["automatic plan correction recommendation Unknown"]
     assert Action.FORCE_PLAN not in [p.action for p in sqlserver.propose(_context(), state)]
+
+
+def test_the_dag_proposes_from_the_state_read_right_before(tmp_path: Path) -> None:
+    """service.propose asks the reader (live Query Store) with planmon's own forces, not stored state."""
+    import zlib
+
+    from sqlalchemy import update
+    from sqlalchemy.engine import URL
+
+    from planmon.model import PlanRecord, QueryRecord, TargetSpec
+    from planmon.remediation import service
+    from planmon.store import Repository
+    from planmon.store.connection import create_repository_engine
+    from planmon.store.remediations import RemediationStore
+    from planmon.store.schema import plan
+
+    with Repository(
+        create_repository_engine(URL.create("sqlite", database=str(tmp_path / "r.db")))
+    ) as repository:
+        repository.init_schema()
+        spec = TargetSpec(
+            name="sales", engine="sqlserver", conn_id="m", remediation_mode="approve", remediation_conn_id="f"
+        )
+        target = repository.add_target(spec)
+        query_id = repository.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
+        plan_ids = repository.upsert_plans(
+            target.id, [PlanRecord("11", "7", "Sales"), PlanRecord("12", "7", "Sales")]
+        )
+        with repository.engine.begin() as connection:
+            for key, body in _showplans().items():
+                if str(key) not in plan_ids:
+                    continue
+                connection.execute(
+                    update(plan).where(plan.c.id == plan_ids[str(key)]).values(body=zlib.compress(body))
+                )
+        detection = {
+            "target_id": target.id,
+            "query_id": query_id,
+            "kind": "plan_change",
+            "severity": "high",
+            "metric": "cpu_us",
+            "baseline_plan_id": plan_ids["11"],
+            "current_plan_id": plan_ids["12"],
+            "baseline_mean": 1200.0,
+            "current_mean": 40000.0,
+            "evidence": {},
+        }
+        [regression_id] = repository.record_regressions([detection], detected_at=datetime(2026, 11, 20, 12))
+        asked: list[frozenset[int]] = []
+
+        def reader(plans: str) -> service.QueryStoreReader:
+            def read(context: RegressionContext, ours: frozenset[int]) -> sqlserver.QueryStoreState:
+                asked.append(ours)
+                return _state(plans, planmon_forced=ours)
+
+            return read
+
+        elsewhere = service.propose(repository, regression_id, query_store_reader=reader("forced_manual"))
+        assert elsewhere.row["action"] == "update_statistics"  # never a force over someone else's
+        RemediationStore(repository).transition(elsewhere.id, State.REFUSED, actor="test")
+        free = service.propose(repository, regression_id, query_store_reader=reader("free"))
+        assert free.row["action"] == "force_plan" and "sp_query_store_force_plan" in free.body
+        assert asked == [frozenset(), frozenset()]
+        # someone forces a plan while the approval waits: the rails, reading live again, refuse
+        settings = load_settings({})
+        with pytest.raises(RemediationRefused) as refused:
+            service.check_rails(
+                repository,
+                free.id,
+                settings=settings,
+                now=datetime(2026, 11, 25, 12),
+                query_store_reader=reader("forced_manual"),
+            )
+        assert refused.value.reason is RefusalReason.FORCED_BY_OTHERS
+        assert RemediationStore(repository).get(free.id)["state"] == "refused"
