@@ -35,7 +35,7 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock
 
 install: $(VENV)/.installed ## install the locked environment into .venv
 
-demo: install ## run the main job end to end on an embedded PostgreSQL (about 2 minutes)
+demo: install ## run the main job end to end on an embedded PostgreSQL (about a minute)
 	$(RUN)/python -m planmon.demo --home $(PROJECT_ROOT)/.planmon/demo --dags $(PROJECT_ROOT)/dags
 
 test: install lint typecheck compose-check ## install everything and run the whole suite

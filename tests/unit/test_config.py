@@ -55,3 +55,13 @@ def test_alerting_prefix_is_left_to_alerting_but_its_shared_settings_are_read() 
         {"PLANMON_ALERT_COOLDOWN_MINUTES": "15", "PLANMON_ALERT_ROUTES": "/etc/routes.yaml"}
     )
     assert settings.alert_cooldown_minutes == 15
+
+
+def test_the_readme_lists_every_setting_with_its_default() -> None:
+    from planmon.config import describe_settings
+    from tests.conftest import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    for variable, default, _ in describe_settings():
+        shown = f"`{default}`" if default else "(unset)"
+        assert f"| `{variable}` | {shown} |" in readme, f"README's configuration table misses {variable}"
