@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, insert, select, update
 from planmon.errors import ConfigError
 from planmon.remediation.context import IndexSnapshot, PlanInfo, RegressionContext
 from planmon.remediation.model import OPEN_STATES, TRANSITIONS, Proposal, State
-from planmon.store.repository import Repository, RepositoryError, RepositoryView, utcnow
+from planmon.store.repository import Repository, RepositoryConflict, RepositoryError, RepositoryView, utcnow
 from planmon.store.schema import audit_log, index_snapshot, plan, query, regression, remediation, target
 
 REMEDIATION_COLUMNS = tuple(c.name for c in remediation.columns)
@@ -86,23 +86,33 @@ class RemediationStore(RepositoryView):
         self, context: RegressionContext, proposal: Proposal, *, actor: str, dag_run_id: str | None
     ) -> tuple[dict[str, Any], bool]:
         """Store a proposal (state proposed); return (row, created). An open one for the same
-        regression and action is returned instead of a second one."""
+        regression and action is returned instead of a second one, also when another run stored it
+        at the same moment (the unique key on regression, action and open_key refuses the second)."""
+        try:
+            return self._create(context, proposal, actor=actor, dag_run_id=dag_run_id)
+        except RepositoryConflict:
+            existing = self._open_proposal(context.regression_id, proposal.action.value)
+            if existing is None:
+                raise
+            return existing, False
+
+    def _open_proposal(self, regression_id: int, action: str) -> dict[str, Any] | None:
+        statement = select(remediation).where(
+            remediation.c.regression_id == regression_id,
+            remediation.c.action == action,
+            remediation.c.open_key == "open",
+        )
+        with self._errors("reading the open proposal"), self.engine.connect() as connection:
+            row = connection.execute(statement).mappings().first()
+        return None if row is None else dict(row)
+
+    def _create(
+        self, context: RegressionContext, proposal: Proposal, *, actor: str, dag_run_id: str | None
+    ) -> tuple[dict[str, Any], bool]:
+        existing = self._open_proposal(context.regression_id, proposal.action.value)
+        if existing is not None:
+            return existing, False
         with self._errors("storing a proposal"), self.engine.begin() as connection:
-            existing = (
-                connection.execute(
-                    select(remediation)
-                    .where(
-                        remediation.c.regression_id == context.regression_id,
-                        remediation.c.action == proposal.action.value,
-                        remediation.c.state.in_([s.value for s in OPEN_STATES]),
-                    )
-                    .order_by(remediation.c.id)
-                )
-                .mappings()
-                .first()
-            )
-            if existing is not None:
-                return dict(existing), False
             now = utcnow()
             values = {
                 "regression_id": context.regression_id,
@@ -179,6 +189,8 @@ class RemediationStore(RepositoryView):
         transaction; raise StaleTransition when it is not in such a state (nothing is written)."""
         allowed = [s.value for s in TRANSITIONS[to]]
         changes = {**dict(values or {}), "state": to.value, "updated_at": utcnow()}
+        if to not in OPEN_STATES:  # final: no longer the open one of its regression and action
+            changes["open_key"] = str(remediation_id)
         with (
             self._errors(f"moving remediation {remediation_id} to {to.value}"),
             self.engine.begin() as connection,

@@ -267,9 +267,13 @@ remediation = Table(
     Column("dag_run_id", String(250), nullable=True),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    # 'open' while proposed/approved/applied, the row's own id once final: with the unique constraint
+    # below, at most one open remediation per regression and action on every backend (as regression)
+    Column("open_key", String(32), nullable=False, server_default="open"),
     Index(None, "target_id", "created_at"),
     Index(None, "regression_id"),
     Index(None, "query_id", "action"),
+    UniqueConstraint("regression_id", "action", "open_key"),
 )
 
 audit_log = Table(

@@ -306,3 +306,34 @@ def test_a_failing_sql_server_force_is_recorded_with_its_reason(
     row = RemediationStore(repository).get(remediation_id)
     assert row["state"] == "failed"
     assert row["outcome_reason"] == "plan 11: forcing fails: NO_INDEX (force_failure_count 3)"
+
+
+def test_two_runs_proposing_at_once_store_one_proposal(
+    repository: Repository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database keeps one open proposal per regression and action, even when two runs both saw
+    none (the race the check-then-insert alone cannot close)."""
+    seeded = seed_regression(repository)
+    first = _propose(seeded)
+    store = RemediationStore(repository)
+    looked = []
+
+    def nothing_open_yet(regression_id: int, action: str) -> dict[str, Any] | None:
+        looked.append((regression_id, action))
+        if len(looked) == 1:
+            return None  # the second run looked before the first one's insert became visible
+        return RemediationStore._open_proposal(store, regression_id, action)
+
+    monkeypatch.setattr(store, "_open_proposal", nothing_open_yet)
+    row, created = store.create(
+        store.regression_context(seeded.regression_id), RECREATE, actor="test", dag_run_id="r2"
+    )
+    assert (int(row["id"]), created) == (first, False)
+    assert [r["id"] for r in store.remediations()] == [first]
+
+
+def test_a_final_remediation_does_not_block_the_next_proposal(repository: Repository) -> None:
+    seeded = seed_regression(repository)
+    rejected = _propose(seeded)
+    service.record_decision(repository, rejected, approved=False, responded_by="dba_bob")
+    assert _propose(seeded) != rejected  # a new proposal for the same regression and action
