@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from planmon.alerting.channels import (
     BrokenChannel,
@@ -27,6 +27,7 @@ from planmon.alerting.channels import (
 )
 from planmon.alerting.messages import SEVERITIES, TargetInfo, severity_rank
 from planmon.errors import ConfigError, PlanmonError
+from planmon.yaml_fields import OneOrMany, TextMapping
 
 log = logging.getLogger(__name__)
 
@@ -41,22 +42,10 @@ class _Strict(BaseModel):
 class Match(_Strict):
     """What a route (or the digest) applies to; an empty match applies to everything."""
 
-    environment: list[str] | None = None  # any of these target environments
-    tags: dict[str, str] = Field(default_factory=dict)  # every k=v on the target ("*": key present)
-    kinds: list[str] | None = None  # regression kinds
+    environment: Annotated[list[str] | None, OneOrMany] = None  # any of these target environments
+    tags: Annotated[dict[str, str], TextMapping] = Field(default_factory=dict)  # every k=v ("*": present)
+    kinds: Annotated[list[str] | None, OneOrMany] = None  # regression kinds
     min_severity: Severity = "low"
-
-    @field_validator("environment", "kinds", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags_as_text(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(k): str(v) for k, v in value.items()}
-        return value
 
     def matches(self, target: TargetInfo, *, severity: str, kind: str | None) -> bool:
         if self.environment is not None and target.environment not in self.environment:
@@ -108,15 +97,10 @@ class SmtpChannelDef(_Strict):
 
     type: Literal["smtp"]
     conn_id: str  # Airflow connection: host, port, login, password; extra from_email
-    to: list[str] = Field(min_length=1)
+    to: Annotated[list[str], OneOrMany] = Field(min_length=1)
     sender: str | None = Field(None, alias="from")
     starttls: bool = True
     ssl: bool = False
-
-    @field_validator("to", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
 
 
 ChannelDef = Annotated[

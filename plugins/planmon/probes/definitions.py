@@ -12,7 +12,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from croniter import croniter  # type: ignore[import-untyped]
@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from planmon.errors import ConfigError
 from planmon.model import ENGINE_NAMES, EngineName, Target
+from planmon.yaml_fields import OneOrMany, TextMapping
 
 ProbeKind = Literal["health", "performance", "custom"]
 ResultType = Literal["scalar", "rowcount", "dataset"]
@@ -42,21 +43,9 @@ class TargetSelector(_Strict):
     or it carries every tag in ``tags`` (any one criterion suffices).
     """
 
-    names: tuple[str, ...] = ()
-    environments: tuple[str, ...] = ()
-    tags: dict[str, str] = Field(default_factory=dict)
-
-    @field_validator("names", "environments", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return [value] if isinstance(value, str) else value
-
-    @field_validator("tags", mode="before")
-    @classmethod
-    def _tags_as_text(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
-            return {str(k): str(v) for k, v in value.items()}
-        return value
+    names: Annotated[tuple[str, ...], OneOrMany] = ()
+    environments: Annotated[tuple[str, ...], OneOrMany] = ()
+    tags: Annotated[dict[str, str], TextMapping] = Field(default_factory=dict)
 
     @property
     def everything(self) -> bool:
