@@ -7,16 +7,14 @@ the plan_change. A background workload keeps the regressed query running while t
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from planmon.analysis.service import analyze_repository
 from planmon.collect import collect_target
 from planmon.config import Settings
+from planmon.demo.workload import in_background as background  # noqa: F401  (the tests' traffic thread)
 from planmon.model import Target
 from planmon.store import Repository
 
@@ -67,26 +65,11 @@ def collect_history(
     return summary.regression_ids[0]
 
 
-@contextmanager
-def background(run_once: Callable[[], None], pause: float = 0.02) -> Iterator[dict[str, int]]:
-    """Run ``run_once`` in a loop in a daemon thread while the block runs (the application's traffic)."""
-    stop = threading.Event()
-    counts = {"runs": 0, "errors": 0}
-
-    def loop() -> None:
-        while not stop.is_set():
-            try:
-                run_once()
-                counts["runs"] += 1
-            except Exception:  # the workload must outlive a lock timeout or a reconnect
-                counts["errors"] += 1
-                time.sleep(0.2)
-            time.sleep(pause)
-
-    thread = threading.Thread(target=loop, name="workload", daemon=True)
-    thread.start()
-    try:
-        yield counts
-    finally:
-        stop.set()
-        thread.join(timeout=10)
+def small_workload_settings(monkeypatch: Any, home: Any) -> None:
+    """Settings for a test-sized workload: a low impact floor, and verification after 30 executions
+    within a minute, polled every second."""
+    monkeypatch.setenv("PLANMON_HOME", str(home))
+    monkeypatch.setenv("PLANMON_IMPACT_FLOOR_CPU_SECONDS_PER_HOUR", "0.2")
+    monkeypatch.setenv("PLANMON_REMEDIATION_VERIFY_EXECUTIONS", "30")
+    monkeypatch.setenv("PLANMON_REMEDIATION_VERIFY_MINUTES", "1")
+    monkeypatch.setenv("PLANMON_REMEDIATION_POKE_SECONDS", "1")

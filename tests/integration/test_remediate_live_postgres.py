@@ -18,7 +18,7 @@ from planmon.model import TargetSpec
 from planmon.store import Repository
 from planmon.store.remediations import RemediationStore
 from tests.harness.approvals import approval_responder
-from tests.harness.remediation import background, collect_history
+from tests.harness.remediation import background, collect_history, small_workload_settings
 from tests.harness.servers import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow, pytest.mark.slow]
@@ -30,11 +30,7 @@ REGRESSED = "SELECT sum(total) FROM orders WHERE customer = %s"
 def _environment(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, postgres: PostgresServer, db: str, role: str
 ) -> None:
-    monkeypatch.setenv("PLANMON_HOME", str(tmp_path))
-    monkeypatch.setenv("PLANMON_IMPACT_FLOOR_CPU_SECONDS_PER_HOUR", "0.2")
-    monkeypatch.setenv("PLANMON_REMEDIATION_VERIFY_EXECUTIONS", "30")
-    monkeypatch.setenv("PLANMON_REMEDIATION_VERIFY_MINUTES", "1")
-    monkeypatch.setenv("PLANMON_REMEDIATION_POKE_SECONDS", "1")
+    small_workload_settings(monkeypatch, tmp_path)
     for conn_id, login in ((f"{db}_monitor", "postgres"), (f"{db}_fix", role)):
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{conn_id.upper()}",

@@ -13,9 +13,9 @@ before it are its baseline.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import secrets
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -163,23 +163,12 @@ def background_traffic(dsn: str, traffic: Traffic, pause: float = 0.5) -> Iterat
     """Application traffic from another thread while a DAG run waits (verification watches it)."""
     import psycopg
 
-    stop = threading.Event()
-
-    def loop() -> None:
-        with psycopg.connect(dsn, autocommit=True) as shop:
-            seed = 1000
-            while not stop.is_set():
-                workload.run_traffic(shop, traffic, seed)
-                seed += 1
-                stop.wait(pause)
-
-    thread = threading.Thread(target=loop, name="demo-traffic", daemon=True)
-    thread.start()
-    try:
+    seeds = itertools.count(1000)
+    with (
+        psycopg.connect(dsn, autocommit=True) as shop,
+        workload.in_background(lambda: workload.run_traffic(shop, traffic, next(seeds)), pause=pause),
+    ):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=60)
 
 
 def load_dags(dags_folder: Path) -> dict[str, Any]:
@@ -191,11 +180,11 @@ def load_dags(dags_folder: Path) -> dict[str, Any]:
     return dict(bag.dags)
 
 
-def run_dag(dag: Any, logical_date: datetime, conf: dict[str, Any] | None = None) -> Any:
+def run_dag(dag: Any, logical_date: datetime) -> Any:
     """One real run of ``dag`` with dag.test(); a failed run stops the demo with its task states."""
     from airflow.utils.state import DagRunState
 
-    run = dag.test(logical_date=logical_date, conf=conf) if conf else dag.test(logical_date=logical_date)
+    run = dag.test(logical_date=logical_date)
     if run.state != DagRunState.SUCCESS:
         states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
         raise RuntimeError(f"{dag.dag_id} run for {logical_date:%H:%M} ended {run.state}: {states}")
@@ -208,10 +197,6 @@ def xcom(run: Any, task_id: str) -> Any:
 
 def utc_minute(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)).replace(second=0, microsecond=0)
-
-
-def ensure_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 Say = Callable[[str], None]

@@ -8,8 +8,11 @@ report; every statement is parameterised, as an application driver sends them.
 
 from __future__ import annotations
 
+import contextlib
 import random
-from collections.abc import Callable
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -108,3 +111,30 @@ def induce_regression(shop: Any) -> str:
     """What a careless migration does: drop the index the order-history query depends on."""
     shop.execute(f"DROP INDEX {REGRESSION_INDEX}")
     return f"DROP INDEX {REGRESSION_INDEX}"
+
+
+@contextlib.contextmanager
+def in_background(run_once: Callable[[], object], pause: float = 0.02) -> Iterator[dict[str, int]]:
+    """Run ``run_once`` in a loop in a daemon thread while the block runs (the application's traffic
+    during a DAG run); yields the counts of runs and errors. An error is counted, not raised: the
+    traffic must outlive a lock timeout or a reconnect while an index is built."""
+    stop = threading.Event()
+    counts = {"runs": 0, "errors": 0}
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                run_once()
+                counts["runs"] += 1
+            except Exception:
+                counts["errors"] += 1
+                time.sleep(0.2)
+            stop.wait(pause)
+
+    thread = threading.Thread(target=loop, name="traffic", daemon=True)
+    thread.start()
+    try:
+        yield counts
+    finally:
+        stop.set()
+        thread.join(timeout=60)
