@@ -29,7 +29,7 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
-$(VENV)/.installed: $(UV) pyproject.toml uv.lock
+$(VENV)/.installed: $(UV) pyproject.toml uv.lock hatch_build.py plugins/planmon/plans/_showplan_ops.pyx
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 

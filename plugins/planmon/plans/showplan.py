@@ -9,11 +9,15 @@ their showplan attribute names.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import hashlib
+import logging
 import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from lxml import etree
@@ -37,6 +41,7 @@ from planmon.plans.normalize import strip_literals
 from planmon.plans.xmlsafe import parse_xml
 
 Element = etree._Element
+_log = logging.getLogger(__name__)
 
 __all__ = ["parse", "strip_brackets"]
 
@@ -162,7 +167,7 @@ def parse(
             source=source,
             hint="pass the XML of a SQL Server execution plan (.sqlplan, query_plan column)",
         )
-    statements = [_statement(spot, index) for index, spot in enumerate(_statement_spots(root))]
+    statements = _read_statements(root)
     return Plan(
         engine="sqlserver",
         statements=statements,
@@ -182,6 +187,11 @@ def strip_brackets(identifier: str | None) -> str | None:
 
 
 # --- statements ---------------------------------------------------------------------------------------
+
+
+def _python_statements(root: Element) -> list[PlanStatement]:
+    """Every statement of the document in document order (the reference of the compiled reader)."""
+    return [_statement(spot, index) for index, spot in enumerate(_statement_spots(root))]
 
 
 @dataclass(slots=True)
@@ -288,9 +298,9 @@ def _statement(spot: _StatementSpot, index: int) -> PlanStatement:
     )
     statement.properties["StatementKind"] = _local(element.tag)
     statement.properties.update(spot.properties)
-    for name, value in _items(element):
+    for name, value in _attributes(element).items():
         if name not in _STATEMENT_FIELDS:
-            statement.properties[name] = _value(name, value)
+            statement.properties[name] = value
     if "Database" in statement.properties:  # StmtUseDb
         statement.properties["Database"] = strip_brackets(attributes.get("Database"))
     dispatcher = _child(element, "Dispatcher")
@@ -325,9 +335,9 @@ def _apply_query_plan(statement: PlanStatement, query_plan: Element) -> None:
     statement.non_parallel_reason = attributes.get("NonParallelPlanReason")
     statement.compile_cpu_ms = _float(attributes.get("CompileCPU"))
     statement.compile_memory_kb = _float(attributes.get("CompileMemory"))
-    for name, value in _items(query_plan):
+    for name, value in _attributes(query_plan).items():
         if name not in _QUERY_PLAN_FIELDS:
-            statement.properties[name] = _value(name, value)
+            statement.properties[name] = value
     for child in query_plan:
         handler = _QUERY_PLAN_CHILDREN.get(_local(child.tag))
         if handler is not None:
@@ -819,7 +829,7 @@ def _children(element: Element, name: str) -> list[Element]:
     return [child for child in element if _local(child.tag) == name]
 
 
-def _attributes(element: Element) -> dict[str, Any]:
+def _python_attributes(element: Element) -> dict[str, Any]:
     """An element's attributes with integers and known booleans converted (the rest stay text)."""
     return {name: _value(name, value) for name, value in _items(element)}
 
@@ -833,7 +843,7 @@ def _value(name: str, value: str) -> Any:
     """Attribute text as int, float, bool (for known boolean attributes) or the text itself."""
     if name in _BOOLEAN_ATTRIBUTES and value in ("true", "false", "1", "0"):
         return value in ("true", "1")
-    if value.isdigit():
+    if value.isdecimal():  # not isdigit: "²" is a digit that int() refuses
         return int(value)
     first = value[:1]
     if not (first.isdigit() or first in "-."):  # cheap test first: most text values are words
@@ -870,3 +880,59 @@ def _sum_known(values: Iterator[float | None]) -> float | None:
     """Sum of the values that are known, None when none is."""
     known = [value for value in values if value is not None]
     return sum(known) if known else None
+
+
+# --- the compiled reader ------------------------------------------------------------------------------
+#
+# ``_showplan_ops.pyx`` does in C what ``_python_statements`` (with everything it calls) and
+# ``_python_attributes`` do (ADR 0004). ``parse`` calls ``_read_statements`` and the readers call
+# ``_attributes``: the compiled functions when a current build is there, the Python ones otherwise.
+
+
+_COMPILED_SOURCE = Path(__file__).with_name("_showplan_ops.pyx")
+
+
+def _load_compiled(source: Path = _COMPILED_SOURCE, lxml_version: str = etree.__version__) -> Any:
+    """The compiled reader module, or None to use the Python reader.
+
+    It is used only when it was built from ``source`` as it is now and against the lxml running now; a
+    stale or missing build is not an error: results are the same, only slower (``make install``
+    rebuilds it).
+    """
+    try:
+        from planmon.plans import _showplan_ops  # type: ignore[attr-defined]
+    except ImportError:  # not built (no C compiler at install time), or built for another model
+        return None
+    if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != _showplan_ops.SOURCE_SHA256:
+        _log.warning("the compiled showplan reader is older than %s: using the Python reader", source.name)
+        return None
+    if lxml_version != _showplan_ops.BUILT_AGAINST_LXML:
+        _log.warning(
+            "the compiled showplan reader was built for lxml %s, not %s: using the Python reader",
+            _showplan_ops.BUILT_AGAINST_LXML,
+            lxml_version,
+        )
+        return None
+    return _showplan_ops
+
+
+_COMPILED = _load_compiled()
+COMPILED_READER = _COMPILED is not None  # reported by bench/parse_corpus.py
+_read_statements: Callable[[Element], list[PlanStatement]] = (
+    _COMPILED.statements if _COMPILED is not None else _python_statements
+)
+_attributes: Callable[[Element], dict[str, Any]] = (
+    _COMPILED.element_attributes if _COMPILED is not None else _python_attributes
+)
+
+
+@contextlib.contextmanager
+def python_reader() -> Iterator[None]:
+    """Within the block, parse with the pure-Python reader (tests compare it with the compiled one)."""
+    global _read_statements, _attributes
+    saved = _read_statements, _attributes
+    _read_statements, _attributes = _python_statements, _python_attributes
+    try:
+        yield
+    finally:
+        _read_statements, _attributes = saved

@@ -341,6 +341,25 @@ def test_subquery_relop_is_a_child_of_its_operator() -> None:
     assert scan.object is not None and scan.object.table == "t]x"  # "]]" is an escaped "]"
 
 
+@pytest.mark.parametrize("use_python_reader", [False, True], ids=["compiled-if-built", "python"])
+def test_digits_int_refuses_stay_text(use_python_reader: bool) -> None:
+    """A superscript two is a digit to str.isdigit but not to int(): it stays text, no crash."""
+    xml = _document(
+        '<StmtSimple StatementText="select" StatementType="SELECT" Weird="²"><QueryPlan>'
+        '<RelOp NodeId="0" PhysicalOp="Table Scan" LogicalOp="Table Scan" EstimateRows="1"'
+        ' TableCardinality="²"><OutputList/><TableScan Ordered="²"/></RelOp></QueryPlan></StmtSimple>'
+    )
+    if use_python_reader:
+        with showplan.python_reader():
+            statement = showplan.parse(xml).statements[0]
+    else:
+        statement = showplan.parse(xml).statements[0]
+    assert statement.properties["Weird"] == "²"
+    assert statement.root is not None
+    assert statement.root.properties["TableCardinality"] == "²"
+    assert statement.root.properties["Ordered"] == "²"
+
+
 def test_document_without_namespace_parses() -> None:
     xml = _document('<StmtSimple StatementText="x" StatementType="SELECT"/>').replace(_NS, "")
     assert showplan.parse(xml).statements[0].statement_type == "SELECT"
