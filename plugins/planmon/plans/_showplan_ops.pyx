@@ -41,7 +41,17 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from cpython.object cimport PyObject
 
 from planmon.errors import PlanParseError
-from planmon.plans.model import MemoryGrant, ObjectRef, PlanNode, PlanStatement, Predicate, ThreadRuntime
+from planmon.plans.model import (
+    MemoryGrant,
+    MissingIndex,
+    ObjectRef,
+    Parameter,
+    PlanNode,
+    PlanStatement,
+    Predicate,
+    ThreadRuntime,
+    WaitStat,
+)
 
 cdef extern from "structmember.h":
     ctypedef struct PyMemberDef:
@@ -243,19 +253,58 @@ cdef inline bint _ascii_digits(str text, Py_ssize_t start):
     return True
 
 
+cdef bint _ascii_decimal(str text, Py_ssize_t length):
+    """``showplan._DECIMAL.fullmatch`` for ASCII text: ``-?(?:\\d+\\.\\d*|\\.\\d+|\\d+)(?:[eE][-+]?\\d+)?``."""
+    cdef Py_ssize_t index = 0, whole = 0, fraction = 0, exponent = 0
+    cdef bint dot = False
+    if index < length and text[index] == u"-":
+        index += 1
+    while index < length and 48 <= text[index] <= 57:
+        index += 1
+        whole += 1
+    if index < length and text[index] == u".":
+        dot = True
+        index += 1
+        while index < length and 48 <= text[index] <= 57:
+            index += 1
+            fraction += 1
+    if whole == 0 and not (dot and fraction > 0):
+        return False
+    if index < length and (text[index] == u"e" or text[index] == u"E"):
+        index += 1
+        if index < length and (text[index] == u"-" or text[index] == u"+"):
+            index += 1
+        while index < length and 48 <= text[index] <= 57:
+            index += 1
+            exponent += 1
+        if exponent == 0:
+            return False
+    return index == length
+
+
 cdef object _value(str name, str value):
-    """``showplan._value``: ASCII integers and words here, every other case by the reference."""
+    """``showplan._value``: int, float, bool (known boolean attributes) or the text itself.
+
+    ASCII text is decided here; anything else (non-ASCII digits) by the reference function.
+    """
     if name in _BOOLEAN_ATTRIBUTES and value in ("true", "false", "1", "0"):
         return value in ("true", "1")
-    cdef Py_UCS4 first
-    if value and value.isascii():
-        first = value[0]
-        if 48 <= first <= 57:
-            if _ascii_digits(value, 0):
-                return int(value)
-        elif first != 45 and first != 46:  # "-", "."
-            return value
-    return _reference._value(name, value)
+    if not value.isascii():
+        return _reference._value(name, value)
+    cdef Py_ssize_t length = len(value)
+    if length == 0:
+        return value
+    cdef Py_UCS4 first = value[0]
+    if 48 <= first <= 57:
+        if _ascii_digits(value, 0):
+            return int(value)
+    elif first != 45 and first != 46:  # "-", "."
+        return value
+    if first == 45 and _ascii_digits(value, 1):  # showplan._INTEGER
+        return int(value)
+    if _ascii_decimal(value, length):
+        return float(value)
+    return value
 
 
 cdef object _float(str value):
@@ -411,9 +460,14 @@ cdef class _TreeReader:
         encoded_extras = [name.encode("ascii") for name in extras]
         cdef dict totals = dict.fromkeys(extras, 0.0)
         cdef list threads = []
+        cdef _Totals sums
+        sums.rows = sums.executions = sums.cpu_ms = sums.logical_reads = sums.elapsed_ms = 0.0
+        sums.cpu_known = sums.reads_known = sums.elapsed_known = False
         try:
             for address in rows:
-                threads.append(_thread_runtime(<tree.xmlNode*><size_t>address, extras, encoded_extras, totals))
+                threads.append(
+                    _thread_runtime(<tree.xmlNode*><size_t>address, extras, encoded_extras, totals, &sums)
+                )
         except ValueError as exc:
             raise PlanParseError(
                 f"operator {node.node_id} has a run-time counter that is not a number ({exc})",
@@ -425,14 +479,12 @@ cdef class _TreeReader:
                 text = _get(first, name.encode("ascii"))
                 properties[name] = _value(name, "" if text is None else text)
         node.per_thread = threads
-        node.actual_rows = sum([thread.rows for thread in threads])
-        node.actual_executions = sum([thread.executions for thread in threads])
-        elapsed = [thread.elapsed_ms for thread in threads if thread.elapsed_ms is not None]
-        node.actual_elapsed_ms = max(elapsed) if elapsed else None
-        cpu = [thread.cpu_ms for thread in threads if thread.cpu_ms is not None]
-        node.actual_cpu_ms = sum(cpu) if cpu else None
-        reads = [thread.logical_reads for thread in threads if thread.logical_reads is not None]
-        node.actual_logical_reads = sum(reads) if reads else None
+        # what sum() and max() give over the threads (sum() of no threads is the int 0)
+        node.actual_rows = sums.rows if threads else 0
+        node.actual_executions = sums.executions if threads else 0
+        node.actual_elapsed_ms = sums.elapsed_ms if sums.elapsed_known else None
+        node.actual_cpu_ms = sums.cpu_ms if sums.cpu_known else None
+        node.actual_logical_reads = sums.logical_reads if sums.reads_known else None
         properties.update(totals)
 
     cdef void _operator(self, object node, tree.xmlNode* element) except *:
@@ -602,24 +654,46 @@ cdef void _collect_object(object node, tree.xmlNode* element, list objects) exce
             properties.setdefault(name, _value(name, value))
 
 
-cdef object _thread_runtime(tree.xmlNode* row, list extras, list encoded_extras, dict totals):
+cdef struct _Totals:
+    # a node's run-time totals over its threads, added in thread order as sum() adds them
+    double rows
+    double executions
+    double cpu_ms
+    double logical_reads
+    double elapsed_ms  # the largest one, as max() picks it (the first of equal ones)
+    bint cpu_known
+    bint reads_known
+    bint elapsed_known
+
+
+cdef object _thread_runtime(tree.xmlNode* row, list extras, list encoded_extras, dict totals, _Totals* sums):
     """``showplan._thread_runtime``: one thread's counters; the secondary ones added to ``totals``."""
     cdef Py_ssize_t index
     for index in range(len(extras)):
         value = _get(row, <bytes>encoded_extras[index])
         if value is not None:
             totals[extras[index]] += float(value)
-    elapsed = _get(row, b"ActualElapsedms")
-    cpu = _get(row, b"ActualCPUms")
-    reads = _get(row, b"ActualLogicalReads")
-    return _THREAD_RUNTIME.make((
-        int(_get(row, b"Thread") or 0),
-        float(_get(row, b"ActualRows") or 0),
-        float(_get(row, b"ActualExecutions") or 0),
-        None if elapsed is None else float(elapsed),
-        None if cpu is None else float(cpu),
-        None if reads is None else float(reads),
-    ))
+    elapsed_text = _get(row, b"ActualElapsedms")
+    cpu_text = _get(row, b"ActualCPUms")
+    reads_text = _get(row, b"ActualLogicalReads")
+    thread = int(_get(row, b"Thread") or 0)
+    rows = float(_get(row, b"ActualRows") or 0)
+    executions = float(_get(row, b"ActualExecutions") or 0)
+    elapsed = None if elapsed_text is None else float(elapsed_text)
+    cpu = None if cpu_text is None else float(cpu_text)
+    reads = None if reads_text is None else float(reads_text)
+    sums.rows += <double>rows
+    sums.executions += <double>executions
+    if elapsed is not None and (not sums.elapsed_known or <double>elapsed > sums.elapsed_ms):
+        sums.elapsed_ms = <double>elapsed
+        sums.elapsed_known = True
+    if cpu is not None:
+        sums.cpu_ms += <double>cpu
+        sums.cpu_known = True
+    if reads is not None:
+        sums.logical_reads += <double>reads
+        sums.reads_known = True
+    return _THREAD_RUNTIME.make((thread, rows, executions, elapsed, cpu, reads))
 
 
 def element_attributes(_Element element):
@@ -810,6 +884,14 @@ cdef class _StatementReader:
                 statement.is_actual = True
             elif strcmp(kind, b"OptimizerHardwareDependentProperties") == 0:
                 properties["OptimizerHardwareDependentProperties"] = _attributes(child)
+            elif strcmp(kind, b"ParameterList") == 0:
+                _parameter_list(statement, child)
+            elif strcmp(kind, b"WaitStats") == 0:
+                _wait_stats(statement, child)
+            elif strcmp(kind, b"MissingIndexes") == 0:
+                _missing_indexes(statement, child)
+            elif strcmp(kind, b"OptimizerStatsUsage") == 0:
+                properties["OptimizerStatsUsage"] = _stats_usage(child)
             else:
                 handler = _QUERY_PLAN_CHILDREN.get(_name(child.name))
                 if handler is not None:  # the rarer ones: read by the reference module
@@ -826,3 +908,76 @@ def statements(_Element root):
     """``showplan._python_statements``: every statement of a ShowPlanXML document, in document order."""
     _load_reference()
     return _StatementReader(root).read(root._c_node)
+
+
+cdef void _parameter_list(object statement, tree.xmlNode* element) except *:
+    """``showplan._parameter_list``: compiled and runtime values exactly as SQL Server wrote them."""
+    cdef list parameters = statement.parameters
+    for address in _children(element, b"ColumnReference"):
+        column = <tree.xmlNode*><size_t>address
+        name = _get(column, b"Column")
+        parameters.append(
+            Parameter(
+                name="" if name is None else name,
+                data_type=_get(column, b"ParameterDataType"),
+                compiled_value=_get(column, b"ParameterCompiledValue"),
+                runtime_value=_get(column, b"ParameterRuntimeValue"),
+            )
+        )
+
+
+cdef void _wait_stats(object statement, tree.xmlNode* element) except *:
+    """``showplan._wait_stats``: one WaitStat per wait type."""
+    cdef list waits = statement.waits
+    for address in _children(element, b"Wait"):
+        wait = <tree.xmlNode*><size_t>address
+        wait_type = _get(wait, b"WaitType")
+        waits.append(
+            WaitStat(
+                wait_type="" if wait_type is None else wait_type,
+                wait_ms=_float(_get(wait, b"WaitTimeMs")) or 0.0,
+                wait_count=_float(_get(wait, b"WaitCount")) or 0.0,
+            )
+        )
+
+
+cdef void _missing_indexes(object statement, tree.xmlNode* element) except *:
+    """``showplan._missing_indexes``: the group's Impact applies to each index in it."""
+    cdef list missing = statement.missing_indexes
+    for group_address in _children(element, b"MissingIndexGroup"):
+        group = <tree.xmlNode*><size_t>group_address
+        impact = _float(_get(group, b"Impact"))
+        for index_address in _children(group, b"MissingIndex"):
+            index = <tree.xmlNode*><size_t>index_address
+            columns = {"EQUALITY": [], "INEQUALITY": [], "INCLUDE": []}
+            for column_group_address in _children(index, b"ColumnGroup"):
+                column_group = <tree.xmlNode*><size_t>column_group_address
+                names = [
+                    _strip_brackets(_get(<tree.xmlNode*><size_t>column, b"Name")) or ""
+                    for column in _children(column_group, b"Column")
+                ]
+                usage = _get(column_group, b"Usage")
+                columns.setdefault("" if usage is None else usage, []).extend(names)
+            missing.append(
+                MissingIndex(
+                    table=_strip_brackets(_get(index, b"Table")) or "",
+                    impact=impact,
+                    schema=_strip_brackets(_get(index, b"Schema")),
+                    database=_strip_brackets(_get(index, b"Database")),
+                    equality_columns=tuple(columns["EQUALITY"]),
+                    inequality_columns=tuple(columns["INEQUALITY"]),
+                    include_columns=tuple(columns["INCLUDE"]),
+                )
+            )
+
+
+cdef list _stats_usage(tree.xmlNode* element):
+    """``showplan._stats_usage``: the statistics the optimizer loaded, names without brackets."""
+    cdef list usage = []
+    for address in _children(element, b"StatisticsInfo"):
+        entry = _attributes(<tree.xmlNode*><size_t>address)
+        for name in ("Database", "Schema", "Table", "Statistics"):
+            if name in entry:
+                entry[name] = _strip_brackets(str(entry[name]))
+        usage.append(entry)
+    return usage
