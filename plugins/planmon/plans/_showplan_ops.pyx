@@ -167,9 +167,9 @@ cdef object _load_reference():
 # --- libxml2 nodes ------------------------------------------------------------------------------------
 
 
-cdef inline bint _is_named(tree.xmlNode* node, const char* name) noexcept:
-    """An element whose local name is ``name`` (any namespace, as ``{*}name`` matches in lxml)."""
-    return node.type == tree.XML_ELEMENT_NODE and strcmp(<const char*>node.name, name) == 0
+cdef inline bint _same(const char* name, const char* wanted) noexcept:
+    """Equal names; the first bytes are compared inline, so most mismatches cost no call."""
+    return name[0] == wanted[0] and strcmp(name, wanted) == 0
 
 
 cdef inline tree.xmlNode* _first_element(tree.xmlNode* node) noexcept:
@@ -206,7 +206,7 @@ cdef str _get(tree.xmlNode* node, const char* name):
     """``element.get(name)``: the value of the attribute without namespace called ``name``, or None."""
     cdef tree.xmlAttr* attribute = node.properties
     while attribute is not NULL:
-        if attribute.ns is NULL and strcmp(<const char*>attribute.name, name) == 0:
+        if attribute.ns is NULL and _same(<const char*>attribute.name, name):
             return _text(attribute.children)
         attribute = attribute.next
     return None
@@ -364,7 +364,7 @@ cdef class _TreeReader:
     cdef tree.xmlNode* _owning_relop(self, tree.xmlNode* node) noexcept:
         cdef tree.xmlNode* parent = node.parent
         while parent is not NULL and parent is not self.query_plan and parent.type == tree.XML_ELEMENT_NODE:
-            if strcmp(<const char*>parent.name, b"RelOp") == 0:
+            if _same(<const char*>parent.name, b"RelOp"):
                 return parent
             parent = parent.parent
         return NULL
@@ -377,7 +377,7 @@ cdef class _TreeReader:
         root = None
         while True:
             if current.type == tree.XML_ELEMENT_NODE and current is not top:
-                if strcmp(<const char*>current.name, b"RelOp") == 0:
+                if _same(<const char*>current.name, b"RelOp"):
                     node = self._node(current)
                     self.nodes[<size_t>current] = node
                     owner = self._owning_relop(current)
@@ -385,7 +385,7 @@ cdef class _TreeReader:
                         self.nodes[<size_t>owner].children.append(node)
                     elif root is None:
                         root = node
-                elif strcmp(<const char*>current.name, b"UserDefinedFunction") == 0:
+                elif _same(<const char*>current.name, b"UserDefinedFunction"):
                     owner = self._owning_relop(current)
                     if owner is not NULL and <size_t>owner in self.nodes:
                         _reference._note_udf(self.nodes[<size_t>owner], self._proxy(current))
@@ -430,17 +430,17 @@ cdef class _TreeReader:
                 properties[name] = _value(name, value)
         cdef tree.xmlNode* child = _first_element(relop)
         while child is not NULL:
-            if strcmp(<const char*>child.name, b"RunTimeInformation") == 0:
+            if _same(<const char*>child.name, b"RunTimeInformation"):
                 self._runtime(node, child)
                 self.has_runtime = True
-            elif strcmp(<const char*>child.name, b"Warnings") == 0:
+            elif _same(<const char*>child.name, b"Warnings"):
                 node.warnings.extend(_reference._warnings(self._proxy(child)))
-            elif strcmp(<const char*>child.name, b"MemoryFractions") == 0:
+            elif _same(<const char*>child.name, b"MemoryFractions"):
                 properties["MemoryFractions"] = _attributes(child)
             elif (
-                strcmp(<const char*>child.name, b"OutputList") != 0
-                and strcmp(<const char*>child.name, b"RunTimePartitionSummary") != 0
-                and strcmp(<const char*>child.name, b"InternalInfo") != 0
+                not _same(<const char*>child.name, b"OutputList")
+                and not _same(<const char*>child.name, b"RunTimePartitionSummary")
+                and not _same(<const char*>child.name, b"InternalInfo")
             ):
                 self._operator(node, child)
             child = _next_element(child)
@@ -451,7 +451,7 @@ cdef class _TreeReader:
         cdef list rows = []
         cdef tree.xmlNode* child = _first_element(runtime)
         while child is not NULL:
-            if strcmp(<const char*>child.name, b"RunTimeCountersPerThread") == 0:
+            if _same(<const char*>child.name, b"RunTimeCountersPerThread"):
                 rows.append(<size_t>child)
             child = _next_element(child)
         cdef tree.xmlNode* first = <tree.xmlNode*><size_t>rows[0] if rows else NULL
@@ -500,30 +500,30 @@ cdef class _TreeReader:
         cdef const char* kind
         while child is not NULL:
             kind = <const char*>child.name
-            if strcmp(kind, b"Predicate") == 0:
+            if _same(kind, b"Predicate"):
                 _scalar_predicate(predicates, node, child, "filter")
-            elif strcmp(kind, b"SeekPredicates") == 0:
+            elif _same(kind, b"SeekPredicates"):
                 seek = _first_element(child)
                 while seek is not NULL:
                     _single_seek(predicates, seek)
                     seek = _next_element(seek)
-            elif strcmp(kind, b"SeekPredicateNew") == 0 or strcmp(kind, b"SeekPredicate") == 0:
+            elif _same(kind, b"SeekPredicateNew") or _same(kind, b"SeekPredicate"):
                 _single_seek(predicates, child)
             elif (
-                strcmp(kind, b"BuildResidual") == 0
-                or strcmp(kind, b"ProbeResidual") == 0
-                or strcmp(kind, b"Residual") == 0
+                _same(kind, b"BuildResidual")
+                or _same(kind, b"ProbeResidual")
+                or _same(kind, b"Residual")
             ):
                 _scalar_predicate(predicates, node, child, "residual")
-            elif strcmp(kind, b"PassThru") == 0:
+            elif _same(kind, b"PassThru"):
                 _scalar_predicate(predicates, node, child, "pass_thru")
-            elif strcmp(kind, b"Object") == 0:
+            elif _same(kind, b"Object"):
                 _collect_object(node, child, objects)
             elif (
-                strcmp(kind, b"HashKeysBuild") == 0
-                or strcmp(kind, b"HashKeysProbe") == 0
-                or strcmp(kind, b"OuterSideJoinColumns") == 0
-                or strcmp(kind, b"InnerSideJoinColumns") == 0
+                _same(kind, b"HashKeysBuild")
+                or _same(kind, b"HashKeysProbe")
+                or _same(kind, b"OuterSideJoinColumns")
+                or _same(kind, b"InnerSideJoinColumns")
             ):
                 hash_keys[_name(child.name)] = _column_texts(child)
             child = _next_element(child)
@@ -543,7 +543,7 @@ cdef dict _attributes(tree.xmlNode* node):
 cdef void _scalar_predicate(list predicates, object node, tree.xmlNode* element, str kind) except *:
     """``showplan._scalar_predicate``: the ScalarString of the first ScalarOperator, literals stripped."""
     cdef tree.xmlNode* child = _first_element(element)
-    while child is not NULL and strcmp(<const char*>child.name, b"ScalarOperator") != 0:
+    while child is not NULL and not _same(<const char*>child.name, b"ScalarOperator"):
         child = _next_element(child)
     if child is NULL:
         return
@@ -561,9 +561,9 @@ cdef void _single_seek(list predicates, tree.xmlNode* seek) except *:
     cdef tree.xmlNode* current = seek
     while True:
         if current.type == tree.XML_ELEMENT_NODE and (
-            strcmp(<const char*>current.name, b"Prefix") == 0
-            or strcmp(<const char*>current.name, b"StartRange") == 0
-            or strcmp(<const char*>current.name, b"EndRange") == 0
+            _same(<const char*>current.name, b"Prefix")
+            or _same(<const char*>current.name, b"StartRange")
+            or _same(<const char*>current.name, b"EndRange")
         ):
             part = _seek_range(current)
             if part:
@@ -590,12 +590,12 @@ cdef str _seek_range(tree.xmlNode* seek_range):
     cdef tree.xmlNode* child = _first_element(seek_range)
     cdef tree.xmlNode* operand
     while child is not NULL:
-        if strcmp(<const char*>child.name, b"RangeColumns") == 0:
+        if _same(<const char*>child.name, b"RangeColumns"):
             columns.extend(_column_texts(child))
-        elif strcmp(<const char*>child.name, b"RangeExpressions") == 0:
+        elif _same(<const char*>child.name, b"RangeExpressions"):
             operand = _first_element(child)
             while operand is not NULL:
-                if strcmp(<const char*>operand.name, b"ScalarOperator") == 0:
+                if _same(<const char*>operand.name, b"ScalarOperator"):
                     text = _get(operand, b"ScalarString")
                     expressions.append("?" if text is None else text)
                 operand = _next_element(operand)
@@ -610,7 +610,7 @@ cdef list _column_texts(tree.xmlNode* element):
     cdef list texts = []
     cdef tree.xmlNode* column = _first_element(element)
     while column is not NULL:
-        if strcmp(<const char*>column.name, b"ColumnReference") == 0:
+        if _same(<const char*>column.name, b"ColumnReference"):
             texts.append(_column_text(column))
         column = _next_element(column)
     return texts
@@ -710,7 +710,7 @@ cdef inline tree.xmlNode* _child(tree.xmlNode* element, const char* name) noexce
     if element is NULL:
         return NULL
     cdef tree.xmlNode* child = _first_element(element)
-    while child is not NULL and strcmp(<const char*>child.name, name) != 0:
+    while child is not NULL and not _same(<const char*>child.name, name):
         child = _next_element(child)
     return child
 
@@ -720,7 +720,7 @@ cdef list _children(tree.xmlNode* element, const char* name):
     cdef list found = []
     cdef tree.xmlNode* child = _first_element(element)
     while child is not NULL:
-        if strcmp(<const char*>child.name, name) == 0:
+        if _same(<const char*>child.name, name):
             found.append(<size_t>child)
         child = _next_element(child)
     return found
@@ -769,7 +769,7 @@ cdef class _StatementReader:
         cdef tree.xmlNode* condition
         cdef tree.xmlNode* branch_element
         cdef list nested
-        if strcmp(<const char*>element.name, b"StmtCond") == 0:
+        if _same(<const char*>element.name, b"StmtCond"):
             condition = _child(element, b"Condition")
             query_plan = _child(condition, b"QueryPlan") if condition is not NULL else NULL
             nested = self._function_blocks(condition, context) if condition is not NULL else []
@@ -780,7 +780,7 @@ cdef class _StatementReader:
                     nested.extend([(block, branch_context) for block in _children(branch_element, b"Statements")])
             self.spots.append((<size_t>element, <size_t>query_plan, dict(context)))
             return nested
-        if strcmp(<const char*>element.name, b"StmtCursor") == 0 or strcmp(<const char*>element.name, b"StmtReceive") == 0:
+        if _same(<const char*>element.name, b"StmtCursor") or _same(<const char*>element.name, b"StmtReceive"):
             self._operation_spots(element, context)
             return []
         self.spots.append((<size_t>element, <size_t>_child(element, b"QueryPlan"), dict(context)))
@@ -791,7 +791,7 @@ cdef class _StatementReader:
         cdef list blocks = []
         cdef tree.xmlNode* child = _first_element(element)
         while child is not NULL:
-            if strcmp(<const char*>child.name, b"UDF") == 0 or strcmp(<const char*>child.name, b"StoredProc") == 0:
+            if _same(<const char*>child.name, b"UDF") or _same(<const char*>child.name, b"StoredProc"):
                 nested_context = {**context, _name(child.name): _strip_brackets(_get(child, b"ProcName"))}
                 blocks.extend([(block, nested_context) for block in _children(child, b"Statements")])
             child = _next_element(child)
@@ -868,7 +868,7 @@ cdef class _StatementReader:
         cdef const char* kind
         while child is not NULL:
             kind = <const char*>child.name
-            if strcmp(kind, b"MemoryGrantInfo") == 0:
+            if _same(kind, b"MemoryGrantInfo"):
                 statement.memory_grant = MemoryGrant(
                     requested_kb=_float(_get(child, b"RequestedMemory")),
                     granted_kb=_float(_get(child, b"GrantedMemory")),
@@ -877,20 +877,20 @@ cdef class _StatementReader:
                     serial_required_kb=_float(_get(child, b"SerialRequiredMemory")),
                 )
                 properties["MemoryGrantInfo"] = _attributes(child)
-            elif strcmp(kind, b"QueryTimeStats") == 0:
+            elif _same(kind, b"QueryTimeStats"):
                 statement.query_cpu_ms = _float(_get(child, b"CpuTime"))
                 statement.query_elapsed_ms = _float(_get(child, b"ElapsedTime"))
                 properties["QueryTimeStats"] = _attributes(child)
                 statement.is_actual = True
-            elif strcmp(kind, b"OptimizerHardwareDependentProperties") == 0:
+            elif _same(kind, b"OptimizerHardwareDependentProperties"):
                 properties["OptimizerHardwareDependentProperties"] = _attributes(child)
-            elif strcmp(kind, b"ParameterList") == 0:
+            elif _same(kind, b"ParameterList"):
                 _parameter_list(statement, child)
-            elif strcmp(kind, b"WaitStats") == 0:
+            elif _same(kind, b"WaitStats"):
                 _wait_stats(statement, child)
-            elif strcmp(kind, b"MissingIndexes") == 0:
+            elif _same(kind, b"MissingIndexes"):
                 _missing_indexes(statement, child)
-            elif strcmp(kind, b"OptimizerStatsUsage") == 0:
+            elif _same(kind, b"OptimizerStatsUsage"):
                 properties["OptimizerStatsUsage"] = _stats_usage(child)
             else:
                 handler = _QUERY_PLAN_CHILDREN.get(_name(child.name))
