@@ -117,7 +117,8 @@ class PlanNode:
         while stack:
             node = stack.pop()
             yield node
-            stack.extend(reversed(node.children))
+            if node.children:  # about half the nodes are leaves: skip the empty extend
+                stack.extend(reversed(node.children))
 
     @property
     def actual_rows_per_execution(self) -> float | None:

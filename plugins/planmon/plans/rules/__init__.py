@@ -29,6 +29,8 @@ def find_all(statement: PlanStatement, engine: Engine) -> list[Finding]:
     engine_find = _engine_find(engine)
     if engine_find is not None:
         findings.extend(engine_find(statement))
+    if not findings:  # most statements
+        return findings
     unique: dict[tuple[str, int | None, str], Finding] = {}
     for finding in findings:
         unique.setdefault((finding.id, finding.node_id, finding.message), finding)

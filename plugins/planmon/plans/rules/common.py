@@ -76,7 +76,12 @@ def row_estimate_mismatch(statement: PlanStatement) -> list[Finding]:
 
     Only the operator where an error starts is reported, not the parents that inherit it.
     """
-    rated = [(node, ratio) for node in statement.nodes() if (ratio := estimate_ratio(node)) is not None]
+    rated = [
+        (node, ratio)
+        for node in statement.nodes()
+        # (the first test only saves estimate_ratio's calls on estimated plans: it says None for them)
+        if node.actual_rows is not None and (ratio := estimate_ratio(node)) is not None
+    ]
     ratios = {id(node): ratio for node, ratio in rated}
     findings: list[Finding] = []
     for node, ratio in rated:

@@ -126,7 +126,7 @@ RULE_IDS = (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs twice as much, per statement
 class _Scope:
     """One statement with its operators and engine warnings listed once, shared by every rule."""
 
