@@ -129,6 +129,16 @@ cdef _Constructor _PLAN_STATEMENT = _Constructor(PlanStatement, (
 cdef object _reference = None  # planmon.plans.showplan, imported on first use (it imports this module)
 
 cdef tuple _RELOP_PROPERTIES  # (name, name as bytes) pairs
+# The RelOp attributes _node reads, looked up in one pass over the attribute list: the ten with a
+# neutral field (in _RELOP_FIELDS order), then _RELOP_PROPERTIES. The bytes objects stay referenced.
+cdef tuple _RELOP_FIELDS = (
+    b"EstimateRebinds", b"EstimateRewinds", b"NodeId", b"PhysicalOp", b"LogicalOp", b"EstimateRows",
+    b"EstimatedTotalSubtreeCost", b"EstimateIO", b"EstimateCPU", b"Parallel",
+)
+cdef enum:
+    _MAX_RELOP_NAMES = 32
+cdef const char* _RELOP_NAMES[_MAX_RELOP_NAMES]
+cdef Py_ssize_t _RELOP_NAME_COUNT = 0
 cdef frozenset _BOOLEAN_ATTRIBUTES
 cdef tuple _SUMMED_COUNTERS
 cdef tuple _THREAD_TEXT_COUNTERS
@@ -150,6 +160,7 @@ cdef object _load_reference():
         from planmon.plans import showplan
 
         _RELOP_PROPERTIES = tuple((name, name.encode("ascii")) for name in showplan._RELOP_PROPERTIES)
+        _set_relop_names()
         _BOOLEAN_ATTRIBUTES = frozenset(showplan._BOOLEAN_ATTRIBUTES)
         _SUMMED_COUNTERS = tuple(showplan._SUMMED_COUNTERS)
         _THREAD_TEXT_COUNTERS = tuple(showplan._THREAD_TEXT_COUNTERS)
@@ -162,6 +173,17 @@ cdef object _load_reference():
         _QUERY_PLAN_CHILDREN = dict(showplan._QUERY_PLAN_CHILDREN)
         _reference = showplan
     return _reference
+
+
+cdef void _set_relop_names() except *:
+    global _RELOP_NAME_COUNT
+    cdef tuple names = _RELOP_FIELDS + tuple(encoded for _name_text, encoded in _RELOP_PROPERTIES)
+    if len(names) > _MAX_RELOP_NAMES:
+        raise ImportError("planmon's compiled reader: too many RelOp attributes for its name table")
+    cdef Py_ssize_t index
+    for index in range(len(names)):
+        _RELOP_NAMES[index] = <bytes>names[index]
+    _RELOP_NAME_COUNT = len(names)
 
 
 # --- libxml2 nodes ------------------------------------------------------------------------------------
@@ -210,6 +232,29 @@ cdef str _get(tree.xmlNode* node, const char* name):
             return _text(attribute.children)
         attribute = attribute.next
     return None
+
+
+cdef inline void _find_attributes(
+    tree.xmlNode* node, const char** names, Py_ssize_t count, tree.xmlAttr** found
+) noexcept:
+    """``found[i]``: the attribute without namespace called ``names[i]`` (NULL when absent), read in
+    one pass over the attribute list instead of one ``_get`` per name."""
+    cdef Py_ssize_t index
+    for index in range(count):
+        found[index] = NULL
+    cdef tree.xmlAttr* attribute = node.properties
+    while attribute is not NULL:
+        if attribute.ns is NULL:
+            for index in range(count):
+                if found[index] is NULL and _same(<const char*>attribute.name, names[index]):
+                    found[index] = attribute
+                    break
+        attribute = attribute.next
+
+
+cdef inline str _found(tree.xmlAttr* attribute):
+    """The value of an attribute ``_find_attributes`` found, or None."""
+    return None if attribute is NULL else _text(attribute.children)
 
 
 cdef inline str _name(const tree.xmlChar* name):
@@ -402,32 +447,33 @@ cdef class _TreeReader:
 
     cdef object _node(self, tree.xmlNode* relop):
         """``showplan._node``."""
-        rebinds = _float(_get(relop, b"EstimateRebinds"))
-        rewinds = _float(_get(relop, b"EstimateRewinds"))
-        node_id = _get(relop, b"NodeId")
-        physical_op = _get(relop, b"PhysicalOp")
+        cdef tree.xmlAttr* found[_MAX_RELOP_NAMES]
+        _find_attributes(relop, _RELOP_NAMES, _RELOP_NAME_COUNT, found)  # _RELOP_FIELDS order, then properties
+        rebinds = _float(_found(found[0]))
+        rewinds = _float(_found(found[1]))
+        node_id = _found(found[2])
+        physical_op = _found(found[3])
         node = _PLAN_NODE.make((
             _node_id("-1" if node_id is None else node_id),  # node_id
             "" if physical_op is None else physical_op,  # physical_op
-            _get(relop, b"LogicalOp"),  # logical_op
+            _found(found[4]),  # logical_op
             None,  # object
-            _float(_get(relop, b"EstimateRows")),  # estimated_rows
-            _float(_get(relop, b"EstimatedTotalSubtreeCost")),  # estimated_cost
-            _float(_get(relop, b"EstimateIO")),  # estimated_io
-            _float(_get(relop, b"EstimateCPU")),  # estimated_cpu
+            _float(_found(found[5])),  # estimated_rows
+            _float(_found(found[6])),  # estimated_cost
+            _float(_found(found[7])),  # estimated_io
+            _float(_found(found[8])),  # estimated_cpu
             None if rebinds is None and rewinds is None else 1.0 + (rebinds or 0.0) + (rewinds or 0.0),
             None, None, None, None, None,  # actual rows, executions, elapsed, cpu, logical reads
             [],  # per_thread
-            _boolean(_get(relop, b"Parallel")),  # parallel
+            _boolean(_found(found[9])),  # parallel
             [], [], {}, [],  # predicates, warnings, properties, children
         ))
         cdef dict properties = node.properties
-        cdef str name
-        cdef bytes encoded
-        for name, encoded in _RELOP_PROPERTIES:
-            value = _get(relop, encoded)
-            if value is not None:
-                properties[name] = _value(name, value)
+        cdef Py_ssize_t index = len(_RELOP_FIELDS)
+        for name, _encoded in _RELOP_PROPERTIES:
+            if found[index] is not NULL:
+                properties[name] = _value(name, _text(found[index].children))
+            index += 1
         cdef tree.xmlNode* child = _first_element(relop)
         while child is not NULL:
             if _same(<const char*>child.name, b"RunTimeInformation"):

@@ -84,7 +84,9 @@ def _parse_bytes_as_they_are(data: bytes, *, max_bytes: int, max_depth: int) -> 
     if not _prolog_ends_within(head_text) or _declares_dtd(head_text):
         return None
     try:
-        return etree.fromstring(data[bom_length:], _parser(False, encoding=_LIBXML_ENCODINGS[encoding]))
+        # the byte order mark stays: libxml2 skips it under a forced encoding, and slicing it off would
+        # copy the whole document
+        return etree.fromstring(data, _parser(False, encoding=_LIBXML_ENCODINGS[encoding]))
     except etree.XMLSyntaxError:
         return None
 
