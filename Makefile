@@ -63,5 +63,6 @@ bench: install ## benchmarks: each prints a ratio against a baseline measured in
 airflow: install ## Airflow (API on 127.0.0.1:$(AIRFLOW_PORT)) with planmon's DAGs and plugin; Ctrl-C stops it
 	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW_PORT=$(AIRFLOW_PORT) scripts/airflow-local.sh
 
-clean: ## remove the environment and local state (.venv, .tools, .airflow, .planmon)
+clean: ## remove the environment, local state (.venv, .tools, .airflow, .planmon) and the compiled reader
 	rm -rf $(VENV) $(TOOLS) $(AIRFLOW_HOME_DIR) $(PROJECT_ROOT)/.planmon
+	rm -f $(PROJECT_ROOT)/plugins/planmon/plans/_showplan_ops.*.so

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -107,9 +108,10 @@ def test_sql_server_gets_a_workload_that_makes_a_plan_regression(compose: dict[s
     assert workload["depends_on"]["mssql-init"]["condition"] == "service_completed_successfully"
     script = (PROJECT_ROOT / "docker" / "mssql" / "workload.sh").read_text()
     assert "sp_recompile" in script and "customer_orders" in script
-    assert "CREATE OR ALTER PROCEDURE dbo.customer_orders" in (
-        PROJECT_ROOT / "docker" / "mssql" / "init.sql"
-    ).read_text()
+    assert (
+        "CREATE OR ALTER PROCEDURE dbo.customer_orders"
+        in (PROJECT_ROOT / "docker" / "mssql" / "init.sql").read_text()
+    )
 
 
 def test_celery_is_a_profile_with_redis_and_workers(compose: dict[str, Any]) -> None:
@@ -131,3 +133,19 @@ def test_every_variable_the_stack_needs_is_in_env_example() -> None:
         if line and not line.startswith("#")
     }
     assert needed - defined == set(), "add these to .env.example"
+
+
+def test_the_airflow_image_copies_what_the_planmon_build_needs() -> None:
+    """The image installs planmon from source: the build hook pyproject names must be copied in."""
+    dockerfile = (PROJECT_ROOT / "docker" / "airflow.Dockerfile").read_text(encoding="utf-8")
+    copied = {
+        part
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ")
+        for part in line.split()[1:-1]
+        if not part.startswith("--")
+    }
+    pyproject = tomllib.loads((PROJECT_ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    hook = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["hooks"]["custom"]["path"]
+    assert {"pyproject.toml", "uv.lock", "README.md", hook, "plugins", "include"} <= copied
+    assert "gcc" in dockerfile  # the compiled showplan reader builds in the image (ADR 0004)
