@@ -1,16 +1,17 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-"""Compiled reader of showplan operator trees: ``showplan._operator_tree``, walking libxml2 nodes in C.
+"""Compiled showplan reader: ``showplan._python_statements`` (statements and operator trees) in C.
 
-Reading a RelOp through lxml costs about 200 ns per attribute and a proxy object per child element;
-a plan corpus has tens of thousands of them. This module walks the same tree lxml built, through the
-``_c_node`` pointers of lxml's public C API (struct fields only: nothing links against libxml2), and
-builds exactly the model objects ``showplan._operator_tree`` builds. ``showplan.py`` stays the
+Reading a plan through lxml from Python costs about 200 ns per attribute and a proxy object per child
+element, and a plan corpus has tens of thousands of them. This module walks the same tree lxml built,
+through the ``_c_node`` pointers of lxml's public C API (struct fields only: nothing links against
+libxml2), and builds exactly the model objects the Python reader builds. ``showplan.py`` stays the
 reference: ``tests/unit/plans/test_showplan_compiled.py`` requires both to give equal models for every
-plan of the corpus and for mutated plans, so a change to one without the other fails (ADR 0004).
+plan of the corpus, for edited and for damaged plans, so a change to one without the other fails
+(ADR 0004).
 
-Rare parts (operator warnings, scalar UDF notes, the hash-key text) call the reference functions with
-an lxml element, so they exist once. Built by ``hatch_build.py`` at install; without a C compiler the
-package runs on the reference reader alone.
+Rare parts (operator and statement warnings, the PSP dispatcher, scalar UDF notes, the hash-key text,
+the less common QueryPlan children) call the reference functions with an lxml element, so they exist
+once. Built by ``hatch_build.py`` at install; without a C compiler planmon runs on the Python reader.
 """
 
 from libc.string cimport strcmp
