@@ -79,7 +79,7 @@ class CompiledReaderHook(BuildHookInterface):  # type: ignore[type-arg]
         root = Path(self.root)
         try:
             target = compile_module(root)
-        except Exception:
+        except Exception:  # no compiler, no headers, a Cython error: build on without it (ADR 0004)
             traceback.print_exc(file=sys.stderr)
             self.app.display_warning(
                 "planmon: the compiled showplan reader could not be built (see above); planmon will use"

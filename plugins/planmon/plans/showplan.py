@@ -901,7 +901,10 @@ def _load_compiled(source: Path = _COMPILED_SOURCE, lxml_version: str = etree.__
     """
     try:
         from planmon.plans import _showplan_ops  # type: ignore[attr-defined]
-    except ImportError:  # not built (no C compiler at install time), or built for another model
+    except ModuleNotFoundError:  # not built: no C compiler at install time
+        return None
+    except Exception as exc:  # built for another model or lxml ABI: the Python reader gives the same
+        _log.warning("the compiled showplan reader cannot be used (%s): using the Python reader", exc)
         return None
     if source.is_file() and hashlib.sha256(source.read_bytes()).hexdigest() != _showplan_ops.SOURCE_SHA256:
         _log.warning("the compiled showplan reader is older than %s: using the Python reader", source.name)
@@ -928,7 +931,8 @@ _attributes: Callable[[Element], dict[str, Any]] = (
 
 @contextlib.contextmanager
 def python_reader() -> Iterator[None]:
-    """Within the block, parse with the pure-Python reader (tests compare it with the compiled one)."""
+    """Within the block, parse with the pure-Python reader (for the tests that compare it with the
+    compiled one and for the benchmark; it swaps module globals, so it is not for threaded use)."""
     global _read_statements, _attributes
     saved = _read_statements, _attributes
     _read_statements, _attributes = _python_statements, _python_attributes
