@@ -141,8 +141,8 @@ cdef enum:
 cdef const char* _RELOP_NAMES[_MAX_RELOP_NAMES]
 cdef Py_ssize_t _RELOP_NAME_COUNT = 0
 cdef frozenset _BOOLEAN_ATTRIBUTES
-cdef tuple _SUMMED_COUNTERS
-cdef tuple _THREAD_TEXT_COUNTERS
+cdef tuple _SUMMED_COUNTERS  # (name, name as bytes) pairs
+cdef tuple _THREAD_TEXT_COUNTERS  # (name, name as bytes) pairs
 cdef dict _SCAN_TYPES
 cdef object _strip_literals
 cdef object _INTEGER
@@ -163,8 +163,8 @@ cdef object _load_reference():
         _RELOP_PROPERTIES = tuple((name, name.encode("ascii")) for name in showplan._RELOP_PROPERTIES)
         _set_relop_names()
         _BOOLEAN_ATTRIBUTES = frozenset(showplan._BOOLEAN_ATTRIBUTES)
-        _SUMMED_COUNTERS = tuple(showplan._SUMMED_COUNTERS)
-        _THREAD_TEXT_COUNTERS = tuple(showplan._THREAD_TEXT_COUNTERS)
+        _SUMMED_COUNTERS = tuple((name, name.encode("ascii")) for name in showplan._SUMMED_COUNTERS)
+        _THREAD_TEXT_COUNTERS = tuple((name, name.encode("ascii")) for name in showplan._THREAD_TEXT_COUNTERS)
         _SCAN_TYPES = dict(showplan._SCAN_TYPES)
         _strip_literals = showplan.strip_literals
         _INTEGER = showplan._INTEGER
@@ -502,10 +502,12 @@ cdef class _TreeReader:
                 rows.append(<size_t>child)
             child = _next_element(child)
         cdef tree.xmlNode* first = <tree.xmlNode*><size_t>rows[0] if rows else NULL
-        present = set(name for name, _value_text in _items(first)) if first is not NULL else set()
-        extras = [name for name in _SUMMED_COUNTERS if name in present]
-        encoded_extras = [name.encode("ascii") for name in extras]
-        cdef dict totals = dict.fromkeys(extras, 0.0)
+        # every thread of an operator carries the same set of counters: look at the first row only
+        # (a counter is "present" when the row has it as an attribute without namespace, as in keys())
+        cdef list extras = [] if first is NULL else [
+            (name, encoded) for name, encoded in _SUMMED_COUNTERS if _get(first, encoded) is not None
+        ]
+        cdef dict totals = dict.fromkeys([name for name, _encoded in extras], 0.0)
         cdef list threads = []
         cdef _Totals sums
         sums.rows = sums.executions = sums.cpu_ms = sums.logical_reads = sums.elapsed_ms = 0.0
@@ -513,7 +515,7 @@ cdef class _TreeReader:
         try:
             for address in rows:
                 threads.append(
-                    _thread_runtime(<tree.xmlNode*><size_t>address, extras, encoded_extras, totals, &sums)
+                    _thread_runtime(<tree.xmlNode*><size_t>address, extras, totals, &sums)
                 )
         except ValueError as exc:
             raise PlanParseError(
@@ -521,10 +523,10 @@ cdef class _TreeReader:
                 hint="the plan was edited or damaged; capture it again from SQL Server",
             ) from exc
         cdef dict properties = node.properties
-        for name in _THREAD_TEXT_COUNTERS:
-            if name in present:
-                text = _get(first, name.encode("ascii"))
-                properties[name] = _value(name, "" if text is None else text)
+        for name, encoded in _THREAD_TEXT_COUNTERS:
+            text = None if first is NULL else _get(first, encoded)
+            if text is not None:
+                properties[name] = _value(name, text)
         node.per_thread = threads
         # what sum() and max() give over the threads (sum() of no threads is the int 0)
         node.actual_rows = sums.rows if threads else 0
@@ -713,13 +715,12 @@ cdef struct _Totals:
     bint elapsed_known
 
 
-cdef object _thread_runtime(tree.xmlNode* row, list extras, list encoded_extras, dict totals, _Totals* sums):
+cdef object _thread_runtime(tree.xmlNode* row, list extras, dict totals, _Totals* sums):
     """``showplan._thread_runtime``: one thread's counters; the secondary ones added to ``totals``."""
-    cdef Py_ssize_t index
-    for index in range(len(extras)):
-        value = _get(row, <bytes>encoded_extras[index])
+    for name, encoded in extras:
+        value = _get(row, <bytes>encoded)
         if value is not None:
-            totals[extras[index]] += float(value)
+            totals[name] += float(value)
     elapsed_text = _get(row, b"ActualElapsedms")
     cpu_text = _get(row, b"ActualCPUms")
     reads_text = _get(row, b"ActualLogicalReads")

@@ -6,6 +6,7 @@ tests/unit/plans/test_showplan.py`` and must then be checked by eye against the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -349,10 +350,7 @@ def test_digits_int_refuses_stay_text(use_python_reader: bool) -> None:
         '<RelOp NodeId="0" PhysicalOp="Table Scan" LogicalOp="Table Scan" EstimateRows="1"'
         ' TableCardinality="²"><OutputList/><TableScan Ordered="²"/></RelOp></QueryPlan></StmtSimple>'
     )
-    if use_python_reader:
-        with showplan.python_reader():
-            statement = showplan.parse(xml).statements[0]
-    else:
+    with showplan.python_reader() if use_python_reader else contextlib.nullcontext():
         statement = showplan.parse(xml).statements[0]
     assert statement.properties["Weird"] == "²"
     assert statement.root is not None

@@ -8,6 +8,7 @@ must give equal models, or the same PlanParseError.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import random
@@ -78,10 +79,7 @@ def _read_both(data: bytes) -> tuple[Any, Any]:
     results = []
     for use_python in (False, True):
         try:
-            if use_python:
-                with showplan.python_reader():
-                    plan = parse_plan(data, engine="sqlserver")
-            else:
+            with showplan.python_reader() if use_python else contextlib.nullcontext():
                 plan = parse_plan(data, engine="sqlserver")
         except PlanParseError as exc:
             results.append(("PlanParseError", str(exc)))
