@@ -1,4 +1,6 @@
-"""planmon_maintenance: daily housekeeping of planmon's repository: the retention purge (runtime
+"""planmon_maintenance: daily housekeeping of planmon's repository: runtime statistics rolled up as
+they age (collected rows older than PLANMON_STATS_FINE_DAYS into hourly rows, hourly rows older than
+PLANMON_STATS_HOURLY_DAYS into daily rows; idempotent), then the retention purge (runtime
 statistics, collection runs, probe results, sent alerts, finished remediations and resolved
 regressions older than the retention, in bounded batches; open regressions, pending remediations and
 the audit log stay). Wiring only: the work is in ``planmon.airflow.maintenance_tasks``.
@@ -30,12 +32,18 @@ SCHEDULE = os.environ.get("PLANMON_MAINTENANCE_SCHEDULE", "30 3 * * *")
 )
 def planmon_maintenance() -> None:
     @task
+    def roll_up(logical_date: Any = None) -> dict[str, Any]:
+        from planmon.airflow.maintenance_tasks import roll_up as roll_up_stats
+
+        return roll_up_stats(logical_date)
+
+    @task
     def purge(logical_date: Any = None) -> dict[str, Any]:
         from planmon.airflow.maintenance_tasks import purge as purge_repository
 
         return purge_repository(logical_date)
 
-    purge()
+    roll_up() >> purge()
 
 
 planmon_maintenance()

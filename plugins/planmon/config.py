@@ -58,6 +58,15 @@ class Settings(BaseModel):
     resolve_after_intervals: int = Field(
         4, ge=1, description="intervals back at baseline before a regression auto-resolves"
     )
+    analyze_batch_targets: int = Field(
+        10, ge=1, le=1000, description="targets analysed together (one mapped analyze task per batch)"
+    )
+
+    # Runtime stats as they age (docs/repository.md): collected rows, then hourly, then daily rows
+    stats_fine_days: int = Field(2, ge=1, le=90, description="days runtime stats keep their collected grain")
+    stats_hourly_days: int = Field(
+        8, ge=1, le=400, description="days hourly rollups are kept before they become daily rows"
+    )
 
     # Probes (user-defined check queries, docs/probes.md)
     probes_dir: Path | None = Field(
@@ -107,6 +116,11 @@ class Settings(BaseModel):
     def _one_repository_source(self) -> Settings:
         if self.repository_url and self.repository_conn_id:
             raise ValueError("set PLANMON_REPOSITORY_URL or PLANMON_REPOSITORY_CONN_ID, not both")
+        if self.stats_hourly_days < self.stats_fine_days:
+            raise ValueError(
+                f"PLANMON_STATS_HOURLY_DAYS ({self.stats_hourly_days}) must be at least "
+                f"PLANMON_STATS_FINE_DAYS ({self.stats_fine_days}): rows become hourly before daily"
+            )
         return self
 
     @property

@@ -1,4 +1,4 @@
-"""Task callable of ``planmon_maintenance``: the repository's retention purge."""
+"""Task callables of ``planmon_maintenance``: runtime stats rolled up as they age, the retention purge."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from typing import Any
 
 from planmon.config import Settings, load_settings
 from planmon.store import Repository
+from planmon.store.repository import utcnow
+from planmon.store.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -28,3 +30,16 @@ def purge(logical_date: datetime | None = None) -> dict[str, Any]:
         deleted = repository.purge(now=logical_date, retention_days=days)
     log.info("retention %d days: deleted %s", days, deleted)
     return {"retention_days": days, "deleted": deleted}
+
+
+def roll_up(logical_date: datetime | None = None) -> dict[str, Any]:
+    """Roll runtime stats up to hourly and daily rows as of the run's logical date (idempotent)."""
+    settings = load_settings()
+    with Repository.from_settings(settings) as repository:
+        repository.require_schema()
+        summary = StatsStore(repository).roll_up(
+            now=logical_date or utcnow(),
+            fine_days=settings.stats_fine_days,
+            hourly_days=settings.stats_hourly_days,
+        )
+    return summary.as_dict()

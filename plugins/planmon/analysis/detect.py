@@ -41,7 +41,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from planmon.analysis.frames import DETECTION_COLUMNS, empty_detections
+from planmon.analysis.frames import (
+    BASELINE_MOMENT_COLUMNS,
+    DETECTION_COLUMNS,
+    empty_baseline_moments,
+    empty_detections,
+)
 from planmon.analysis.statistics import student_t_sf_many, two_proportion_p
 from planmon.config import Settings
 
@@ -65,14 +70,20 @@ def detect(
     window_end: datetime,
     baseline_start: datetime,
     settings: Settings,
+    baseline: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Regressions in [window_start, window_end) against [baseline_start, window_start); see module doc."""
-    rows = _prepare(stats, window_start, window_end, baseline_start)
+    """Regressions in [window_start, window_end) against [baseline_start, window_start); see module doc.
+
+    ``baseline``: the baseline window's sums per plan (BASELINE_MOMENT_COLUMNS), aggregated where the
+    data is (``Repository.baseline_moments``); ``stats`` then needs only the analysed window's rows.
+    Without it the baseline is summed from ``stats`` itself: the same numbers.
+    """
+    rows = _prepare(stats, window_start, window_end, window_start if baseline is not None else baseline_start)
     hours = max((window_end - window_start).total_seconds() / 3600.0, 1e-9)
     found: list[dict[str, Any]] = []
     if not rows.empty:
         shapes = _shape_keys(plans)
-        plan_moments = _plan_moments(rows)
+        plan_moments = _with_baseline(_plan_moments(rows), baseline)
         moments = _shape_moments(plan_moments, shapes)
         found += _performance_regressions(
             rows, plan_moments, moments, shapes=shapes, hours=hours, settings=settings
@@ -100,6 +111,38 @@ def query_moments(stats: pd.DataFrame, *, start: datetime, end: datetime) -> pd.
     sums["var"] = (sums["s2"] / sums["n"] - sums["mean"] ** 2).clip(lower=0.0)
     sums["metric"] = np.where(sums["cpu_rows"] > 0, "cpu_us", "duration_us")
     return sums[columns].reset_index(drop=True)
+
+
+def baseline_moments(
+    stats: pd.DataFrame, *, baseline_start: datetime, window_start: datetime
+) -> pd.DataFrame:
+    """The baseline window's sums per (target, query, plan) from a runtime-stats frame, exactly as
+    ``detect`` sums them: what ``Repository.baseline_moments`` computes in SQL where the data is."""
+    if stats.empty:
+        return empty_baseline_moments()
+    rows = _prepare(stats, window_start, window_start, baseline_start)
+    if rows.empty:
+        return empty_baseline_moments()
+    return _plan_moments(rows)[list(BASELINE_MOMENT_COLUMNS)].reset_index(drop=True)
+
+
+def _with_baseline(current: pd.DataFrame, baseline: pd.DataFrame | None) -> pd.DataFrame:
+    """Current-window plan moments followed by the pre-aggregated baseline's (current False, no span).
+
+    The current groups keep their numbers (the frame's first rows): the persistence check finds the
+    rows of a group through them.
+    """
+    if baseline is None or baseline.empty:
+        return current
+    base = baseline[list(BASELINE_MOMENT_COLUMNS)].astype(
+        {name: float for name in BASELINE_MOMENT_COLUMNS if name not in PLAN_KEYS}
+    )
+    unit = current["first"].to_numpy().dtype if len(current) else np.dtype("M8[us]")
+    never = np.full(len(base), np.datetime64("NaT"), dtype=unit)
+    base = base.assign(current=False, first=never, last=never)
+    for name in PLAN_KEYS:
+        base[name] = base[name].astype(current[name].dtype if len(current) else np.int64)
+    return pd.concat([current, base[current.columns]], ignore_index=True)
 
 
 # -- preparation -----------------------------------------------------------------------------------

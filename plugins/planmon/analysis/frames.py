@@ -11,6 +11,10 @@ Runtime stats (one row per plan, interval and execution type; times in microseco
 Plans (one row per plan_id): PLAN_COLUMNS. ``shape_hash`` says whether two plans are the same
 plan; ``force_failure_count`` is the Query Store counter (alert on its rise, never its level).
 
+Baseline moments (one row per target, query and plan): BASELINE_MOMENT_COLUMNS, the sums the
+detector pools over the baseline window. They add up across rows, intervals and rollup grains, so
+the repository computes them with one GROUP BY where the data is instead of shipping the rows.
+
 Detections (the detector's output, one row per regression found): DETECTION_COLUMNS.
 """
 
@@ -45,6 +49,27 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "force_failure_count",
 )
 
+# Sums over the baseline window's rows of one plan. n: regular executions with a metric value;
+# s1 = sum(n * mean), s2 = sum(n * (stdev^2 + mean^2)), sm2 = sum(n * mean^2) (between-interval
+# variance); intervals: rows with n > 0; failed: errors of regular rows plus every aborted or
+# failed execution; executions: all; r1, x1: sum(n * logical reads / rows examined) where known
+# (NULL where never known); cpu_rows: rows whose metric is CPU (the metric is duration elsewhere).
+BASELINE_MOMENT_COLUMNS: tuple[str, ...] = (
+    "target_id",
+    "query_id",
+    "plan_id",
+    "n",
+    "s1",
+    "s2",
+    "sm2",
+    "intervals",
+    "failed",
+    "executions",
+    "r1",
+    "x1",
+    "cpu_rows",
+)
+
 # kind: plan_change / same_plan / parameter_sensitive / error_prone / forced_plan_failure
 # metric: cpu_us / duration_us (engines without per-statement CPU) / errors / force_failure_count
 DETECTION_COLUMNS: tuple[str, ...] = (
@@ -75,6 +100,10 @@ def empty_runtime_stats() -> pd.DataFrame:
 
 def empty_plans() -> pd.DataFrame:
     return pd.DataFrame({name: pd.Series(dtype="object") for name in PLAN_COLUMNS})
+
+
+def empty_baseline_moments() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="float64") for name in BASELINE_MOMENT_COLUMNS})
 
 
 def empty_detections() -> pd.DataFrame:

@@ -21,6 +21,7 @@ from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
 from planmon.config import Settings
 from planmon.errors import PlanParseError
 from planmon.store.repository import Repository, as_utc_naive
+from planmon.store.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
@@ -63,23 +64,27 @@ def analyze_repository(
     baseline_start: datetime | None = None,
     target_names: Sequence[str] = (),
 ) -> AnalysisSummary:
-    """Detect regressions of the named (else all enabled) targets in [window_start, window_end)."""
+    """Detect regressions of the named (else all enabled) targets in [window_start, window_end).
+
+    Targets are analysed in batches of ``settings.analyze_batch_targets``, so memory follows the
+    batch, not the fleet: per batch the repository sums the baseline window (one GROUP BY where the
+    data is) and only the analysed window's rows are read.
+    """
     start, end = as_utc_naive(window_start), as_utc_naive(window_end)
     base = as_utc_naive(baseline_start) if baseline_start else start - timedelta(days=settings.baseline_days)
     targets = [repository.get_target(n) for n in target_names] or repository.list_targets(enabled_only=True)
-    target_ids = [t.id for t in targets]
-    stats = repository.runtime_stats(base, end, target_ids=target_ids)
-    plans = _with_forcing_before(repository.plans_frame(target_ids), start, end)
-    detections = detect(
-        stats, plans, window_start=start, window_end=end, baseline_start=base, settings=settings
-    )
-    records = [
-        _with_diff(repository, {str(k): v for k, v in row.items()}) for row in detections.to_dict("records")
-    ]
-    ids = repository.record_regressions(records, detected_at=end)
-    resolved = _auto_resolve(
-        repository, stats, target_ids=target_ids, detected=records, end=end, settings=settings
-    )
+    size = settings.analyze_batch_targets
+    records: list[dict[str, Any]] = []
+    ids: list[int] = []
+    resolved = 0
+    for offset in range(0, len(targets), size):
+        batch = [t.id for t in targets[offset : offset + size]]
+        batch_records, batch_ids, batch_resolved = _analyze_batch(
+            repository, batch, base=base, start=start, end=end, settings=settings
+        )
+        records += batch_records
+        ids += batch_ids
+        resolved += batch_resolved
     summary = AnalysisSummary(
         window_start=start.isoformat(),
         window_end=end.isoformat(),
@@ -100,6 +105,39 @@ def analyze_repository(
         summary.by_kind,
     )
     return summary
+
+
+def _analyze_batch(
+    repository: Repository,
+    target_ids: list[int],
+    *,
+    base: datetime,
+    start: datetime,
+    end: datetime,
+    settings: Settings,
+) -> tuple[list[dict[str, Any]], list[int], int]:
+    """One batch of targets: detect, store, auto-resolve; (detections, regression ids, resolved)."""
+    stats_store = StatsStore(repository)
+    baseline = stats_store.baseline_moments(base, start, target_ids=target_ids)
+    current = stats_store.window_rows(start, end, target_ids=target_ids)
+    plans = _with_forcing_before(repository.plans_frame(target_ids), start, end)
+    detections = detect(
+        current,
+        plans,
+        window_start=start,
+        window_end=end,
+        baseline_start=base,
+        settings=settings,
+        baseline=baseline,
+    )
+    records = [
+        _with_diff(repository, {str(k): v for k, v in row.items()}) for row in detections.to_dict("records")
+    ]
+    ids = repository.record_regressions(records, detected_at=end)
+    resolved = _auto_resolve(
+        repository, target_ids=target_ids, detected=records, base=base, end=end, settings=settings
+    )
+    return records, ids, resolved
 
 
 def _with_forcing_before(plans: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
@@ -149,24 +187,38 @@ def plan_diff(repository: Repository, before_id: int, after_id: int) -> dict[str
 
 def _auto_resolve(
     repository: Repository,
-    stats: pd.DataFrame,
     *,
     target_ids: Sequence[int],
     detected: Sequence[dict[str, Any]],
+    base: datetime,
     end: datetime,
     settings: Settings,
 ) -> int:
-    """Resolve open regressions not detected now whose query has been back to baseline long enough."""
+    """Resolve open regressions not detected now whose query has been back to baseline long enough.
+
+    Only the open regressions' queries are read row by row (their intervals since the baseline start).
+    """
     open_now = repository.regressions(status="open", target_ids=target_ids)
-    if open_now.empty or stats.empty:
+    if open_now.empty:
         return 0
     still = {(d["target_id"], d["query_id"], d["kind"]) for d in detected}
+    waiting = open_now[
+        [
+            (t, q, k) not in still
+            for t, q, k in zip(open_now["target_id"], open_now["query_id"], open_now["kind"], strict=True)
+        ]
+    ]
+    if waiting.empty:
+        return 0
+    stats = StatsStore(repository).window_rows(
+        base, end, target_ids=target_ids, query_ids=sorted({int(q) for q in waiting["query_id"]})
+    )
+    if stats.empty:
+        return 0
     recent = _recent_intervals(stats, end, settings.resolve_after_intervals)
     back: list[int] = []
-    rows: list[Any] = list(open_now.itertuples(index=False))
+    rows: list[Any] = list(waiting.itertuples(index=False))
     for row in rows:
-        if (row.target_id, row.query_id, row.kind) in still:
-            continue
         history = recent.get((row.target_id, row.query_id))
         if history is not None and _back_to_baseline(row, history, settings):
             back.append(int(row.id))

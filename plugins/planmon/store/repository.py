@@ -40,6 +40,7 @@ from planmon.store.schema import (
     regression,
     remediation,
     runtime_stats,
+    runtime_stats_rollup,
     setting,
     target,
 )
@@ -266,7 +267,8 @@ class Repository:
                 )
             )
             # children before parents: no ON DELETE actions (see store/schema.py)
-            for table in (remediation, regression, runtime_stats, plan, query, collection_run, probe_result):
+            children = (remediation, regression, runtime_stats, runtime_stats_rollup, plan, query)
+            for table in (*children, collection_run, probe_result):
                 connection.execute(delete(table).where(table.c.target_id == existing.id))
             connection.execute(delete(target).where(target.c.id == existing.id))
             self._audit(
@@ -803,6 +805,12 @@ class Repository:
             ),
         ]
         deleted: dict[str, int] = {}
+        # a rollup row goes when all of its bucket is older than the cutoff: the retention is kept
+        with self._errors("purging runtime_stats_rollup"), self.engine.begin() as connection:
+            gone = connection.execute(
+                delete(runtime_stats_rollup).where(runtime_stats_rollup.c.interval_end <= cutoff)
+            )
+            deleted[runtime_stats_rollup.name] = int(gone.rowcount or 0)
         for table, condition in plans:
             deleted[table.name] = self._delete_in_batches(table, condition, batch_rows)
         log.info("purged data older than %s: %s", cutoff.isoformat(), deleted)

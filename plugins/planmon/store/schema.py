@@ -149,6 +149,36 @@ runtime_stats = Table(
     Index(None, "query_id", "interval_start"),
 )
 
+# Runtime stats rolled up as they age (planmon.store.stats.roll_up): one row per plan, grain, bucket
+# and execution type with the value columns of runtime_stats, pooled exactly (execution-weighted
+# means, pooled standard deviations, min of mins, max of maxes), so every reader can take a rollup
+# row for a runtime_stats row of a longer interval. Two columns keep what pooling would lose:
+# ``source_rows`` (the fine intervals it holds) and ``metric_mean_sq`` (execution-weighted mean of
+# the squared per-interval metric means), so the detector's between-interval variance and interval
+# counts over the baseline come out the same from rollups as from the rows they replaced.
+ROLLUP_GRAINS = ("hour", "day")
+_ROLLUP_OWN = frozenset({"id", "target_id", "plan_id", "query_id", "interval_start", "execution_type"})
+runtime_stats_rollup = Table(
+    "runtime_stats_rollup",
+    metadata,
+    # No surrogate id: nothing refers to a rollup row, and the natural key is what every write and
+    # read uses (an id and its index would add about a fifth to each row).
+    Column("plan_id", Id, ForeignKey("plan.id"), primary_key=True, autoincrement=False),
+    Column("grain", String(8), primary_key=True),  # hour / day
+    Column("interval_start", DateTime, primary_key=True),
+    Column("execution_type", Integer, primary_key=True, autoincrement=False),
+    Column("target_id", Id, ForeignKey("target.id"), nullable=False),
+    Column("query_id", Id, ForeignKey("query.id"), nullable=False),
+    *(
+        Column(column.name, column.type, nullable=column.nullable)
+        for column in runtime_stats.columns
+        if column.name not in _ROLLUP_OWN
+    ),
+    Column("source_rows", Integer, nullable=False),
+    Column("metric_mean_sq", Float, nullable=True),
+    Index(None, "target_id", "interval_start"),
+)
+
 collection_run = Table(
     "collection_run",
     metadata,

@@ -1,0 +1,347 @@
+"""Runtime stats as analysis reads them, and their rollups as they age.
+
+Analysis never ships the baseline window's rows: :meth:`StatsStore.baseline_moments` sums them per
+plan with one ``GROUP BY`` over the ``(target_id, interval_start)`` index range, and only the
+analysed window is read row by row (:meth:`StatsStore.window_rows`). The sums are the detector's
+(``planmon.analysis.frames.BASELINE_MOMENT_COLUMNS``) and they add up across grains, so rolled-up
+history gives the same baseline as the rows it replaced.
+
+Rollups (:meth:`StatsStore.roll_up`): runtime stats rows older than ``stats_fine_days`` are pooled
+into one row per plan, hour and execution type, and hourly rows older than ``stats_hourly_days``
+into days, in ``runtime_stats_rollup``. Each bucket is rolled in one transaction that pools the
+bucket's finer rows together with any rollup row already there (rows that arrived late), replaces
+that rollup row and deletes the finer rows: a retry, or a second run, changes nothing, and every
+moment of history lives in exactly one grain.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, or_, select, union_all
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.elements import ColumnElement
+
+from planmon.analysis.frames import BASELINE_MOMENT_COLUMNS
+from planmon.store.repository import Repository, RepositoryView, as_utc_naive
+from planmon.store.schema import runtime_stats, runtime_stats_rollup
+
+log = logging.getLogger(__name__)
+
+GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
+KEY_COLUMNS = ("target_id", "plan_id", "query_id", "execution_type")
+# runtime_stats' value columns that appear in both tables, in table order
+SHARED_COLUMNS = tuple(
+    c.name for c in runtime_stats.columns if c.name != "id" and c.name in runtime_stats_rollup.c
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RollupSummary:
+    """What one roll-up pass did: buckets written per grain and the finer rows they replaced."""
+
+    hour_buckets: int = 0
+    hour_rows_replaced: int = 0
+    day_buckets: int = 0
+    day_rows_replaced: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "hour_buckets": self.hour_buckets,
+            "hour_rows_replaced": self.hour_rows_replaced,
+            "day_buckets": self.day_buckets,
+            "day_rows_replaced": self.day_rows_replaced,
+        }
+
+
+class StatsStore(RepositoryView):
+    """Runtime stats of every grain: the analysis reads and the roll-up."""
+
+    def __init__(self, repository: Repository) -> None:
+        super().__init__(repository)
+
+    # -- reads -------------------------------------------------------------------------------------
+
+    def baseline_moments(self, start: datetime, end: datetime, *, target_ids: Sequence[int]) -> pd.DataFrame:
+        """Per (target, query, plan): the detector's sums over rows of every grain starting in
+        [start, end), computed by the repository (see ``BASELINE_MOMENT_COLUMNS``)."""
+        source = _all_grains(as_utc_naive(start), as_utc_naive(end), target_ids=target_ids).subquery("rows")
+        statement = select(*_moment_sums(source)).group_by(
+            source.c.target_id, source.c.query_id, source.c.plan_id
+        )
+        with self._errors("summing the baseline's runtime stats"), self.engine.connect() as connection:
+            rows = connection.execute(statement).all()
+        frame = pd.DataFrame(rows, columns=list(BASELINE_MOMENT_COLUMNS))
+        for name in BASELINE_MOMENT_COLUMNS[3:]:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        return frame
+
+    def window_rows(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        target_ids: Sequence[int],
+        query_ids: Sequence[int] | None = None,
+    ) -> pd.DataFrame:
+        """Rows of every grain starting in [start, end), runtime_stats' columns (no id), in the
+        order of the ``(target_id, interval_start)`` index. ``query_ids`` narrows to those queries."""
+        source = _all_grains(
+            as_utc_naive(start), as_utc_naive(end), target_ids=target_ids, query_ids=query_ids, moments=False
+        ).subquery("rows")
+        statement = select(*(source.c[name] for name in SHARED_COLUMNS)).order_by(
+            source.c.target_id, source.c.interval_start, source.c.plan_id, source.c.execution_type
+        )
+        with self._errors("reading runtime stats"), self.engine.connect() as connection:
+            frame = pd.read_sql(statement, connection)
+        return frame
+
+    # -- roll-up -----------------------------------------------------------------------------------
+
+    def roll_up(self, *, now: datetime, fine_days: int, hourly_days: int) -> RollupSummary:
+        """Pool rows older than ``fine_days`` into hours and hourly rows older than ``hourly_days``
+        into days (see the module docstring); idempotent."""
+        if hourly_days < fine_days:
+            raise ValueError(f"hourly_days ({hourly_days}) must not be shorter than fine_days ({fine_days})")
+        moment = as_utc_naive(now)
+        hour_cutoff = (moment - timedelta(days=fine_days)).replace(minute=0, second=0, microsecond=0)
+        day_cutoff = (moment - timedelta(days=hourly_days)).replace(hour=0, minute=0, second=0, microsecond=0)
+        hours, hour_rows = self._roll(runtime_stats, None, "hour", hour_cutoff)
+        days, day_rows = self._roll(runtime_stats_rollup, "hour", "day", day_cutoff)
+        summary = RollupSummary(hours, hour_rows, days, day_rows)
+        log.info("rolled up runtime stats: %s", summary.as_dict())
+        return summary
+
+    def _roll(self, table: Any, from_grain: str | None, grain: str, cutoff: datetime) -> tuple[int, int]:
+        """Roll every bucket of ``grain`` that ends by ``cutoff`` and still has finer rows."""
+        buckets = rows_replaced = 0
+        by_day: dict[datetime, list[datetime]] = {}
+        for bucket in self._buckets_to_roll(table, from_grain, grain, cutoff):
+            by_day.setdefault(_bucket_start(bucket, "day"), []).append(bucket)
+        for day_buckets in by_day.values():  # one transaction per day: few commits, short locks
+            with self._errors(f"rolling up runtime stats into {grain}s"), self.engine.begin() as connection:
+                for bucket in day_buckets:
+                    rows_replaced += _roll_bucket(connection, table, from_grain, grain, bucket)
+            buckets += len(day_buckets)
+        return buckets, rows_replaced
+
+    def _buckets_to_roll(
+        self, table: Any, from_grain: str | None, grain: str, cutoff: datetime
+    ) -> list[datetime]:
+        """Starts of the ``grain`` buckets before ``cutoff`` holding finer rows, oldest first.
+
+        Found by index range probes (``MIN(interval_start)`` past the previous bucket), never by
+        reading the rows themselves.
+        """
+        step = GRAIN_STEP[grain]
+        finer = _grain_condition(table, from_grain)
+        after: datetime | None = None
+        buckets: list[datetime] = []
+        with self._errors("finding runtime stats to roll up"), self.engine.connect() as connection:
+            while True:
+                conditions = [table.c.interval_start < cutoff, finer]
+                if after is not None:
+                    conditions.append(table.c.interval_start >= after)
+                oldest = connection.execute(
+                    select(func.min(table.c.interval_start)).where(and_(*conditions))
+                ).scalar()
+                if oldest is None:
+                    return buckets
+                bucket = _bucket_start(oldest, grain)
+                if bucket + step > cutoff:
+                    return buckets
+                buckets.append(bucket)
+                after = bucket + step
+
+
+def _bucket_start(moment: datetime, grain: str) -> datetime:
+    start = moment.replace(minute=0, second=0, microsecond=0)
+    return start.replace(hour=0) if grain == "day" else start
+
+
+def _grain_condition(table: Any, grain: str | None) -> ColumnElement[bool]:
+    return table.c.grain == grain if grain is not None else literal(True)
+
+
+def _roll_bucket(
+    connection: Connection, table: Any, from_grain: str | None, grain: str, bucket: datetime
+) -> int:
+    """One bucket: pool its finer rows and any rollup row already there, replace, delete; the
+    number of finer rows replaced."""
+    end = bucket + GRAIN_STEP[grain]
+    in_bucket = and_(
+        table.c.interval_start >= bucket, table.c.interval_start < end, _grain_condition(table, from_grain)
+    )
+    existing = runtime_stats_rollup
+    existing_in_bucket = and_(
+        existing.c.grain == grain, existing.c.interval_start >= bucket, existing.c.interval_start < end
+    )
+    late = connection.execute(select(literal(1)).where(existing_in_bucket).limit(1)).first() is not None
+    if late:  # rows arrived after the bucket was rolled: pool them with its rollup row, replace it
+        sources = union_all(
+            _pool_source(table, in_bucket, rollup=from_grain is not None),
+            _pool_source(existing, existing_in_bucket, rollup=True),
+        ).subquery("sources")
+        pooled = select(*_pooled_columns(sources, grain=grain, bucket=bucket, end=end)).group_by(
+            *(sources.c[name] for name in KEY_COLUMNS)
+        )
+        rows = [dict(row._mapping) for row in connection.execute(pooled)]
+        connection.execute(delete(existing).where(existing_in_bucket))
+        for batch in _batches(rows, 1000):
+            connection.execute(insert(runtime_stats_rollup), batch)
+    else:  # the usual case: pooled on the server, nothing shipped to the client
+        sources = _pool_source(table, in_bucket, rollup=from_grain is not None).subquery("sources")
+        columns = _pooled_columns(sources, grain=grain, bucket=bucket, end=end)
+        pooled = select(*columns).group_by(*(sources.c[name] for name in KEY_COLUMNS))
+        connection.execute(insert(runtime_stats_rollup).from_select([c.name for c in columns], pooled))
+    replaced = connection.execute(delete(table).where(in_bucket)).rowcount
+    return int(replaced or 0)
+
+
+def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    for index in range(0, len(rows), size):
+        yield rows[index : index + size]
+
+
+def _metric(source: Any) -> ColumnElement[Any]:
+    """The detector's metric of a row: CPU where the engine reports it, else duration."""
+    return func.coalesce(source.c.cpu_us_mean, source.c.duration_us_mean)
+
+
+def _pool_source(table: Any, condition: ColumnElement[bool], *, rollup: bool) -> Any:
+    """A table's rows in one shape for pooling: value columns, rows held, squared metric mean."""
+    metric = _metric(table)
+    return select(
+        *(table.c[name] for name in SHARED_COLUMNS),
+        (table.c.source_rows if rollup else literal(1)).label("source_rows"),
+        (table.c.metric_mean_sq if rollup else metric * metric).label("metric_mean_sq"),
+    ).where(condition)
+
+
+def _all_grains(
+    start: datetime,
+    end: datetime,
+    *,
+    target_ids: Sequence[int],
+    query_ids: Sequence[int] | None = None,
+    moments: bool = True,
+) -> Any:
+    """Rows of runtime_stats and of every rollup grain starting in [start, end), one shape."""
+
+    def condition(table: Any) -> ColumnElement[bool]:
+        terms = [
+            table.c.target_id.in_(list(target_ids)),
+            table.c.interval_start >= start,
+            table.c.interval_start < end,
+        ]
+        if query_ids is not None:
+            terms.append(table.c.query_id.in_(list(query_ids)))
+        return and_(*terms)
+
+    if not moments:
+        return union_all(
+            select(*(runtime_stats.c[name] for name in SHARED_COLUMNS)).where(condition(runtime_stats)),
+            select(*(runtime_stats_rollup.c[name] for name in SHARED_COLUMNS)).where(
+                condition(runtime_stats_rollup)
+            ),
+        )
+    return union_all(
+        _pool_source(runtime_stats, condition(runtime_stats), rollup=False),
+        _pool_source(runtime_stats_rollup, condition(runtime_stats_rollup), rollup=True),
+    )
+
+
+def _moment_sums(source: Any) -> list[ColumnElement[Any]]:
+    """The detector's per-plan sums (BASELINE_MOMENT_COLUMNS) over pooled-shape rows.
+
+    Mirrors ``planmon.analysis.detect._plan_moments``: n counts regular executions with a metric;
+    a rollup row stands for ``source_rows`` intervals and carries its squared-mean term.
+    """
+    metric = _metric(source)
+    deviation = func.coalesce(
+        case((source.c.cpu_us_mean.is_not(None), source.c.cpu_us_stdev), else_=source.c.duration_us_stdev),
+        0.0,
+    )
+    regular = or_(source.c.execution_type == 0, source.c.execution_type.is_(None))
+    counted = and_(regular, metric.is_not(None), source.c.executions > 0)
+    n = cast(source.c.executions, Float)
+
+    def total(expression: ColumnElement[Any], label: str, *, otherwise: Any = 0.0) -> ColumnElement[Any]:
+        return func.sum(case((counted, expression), else_=otherwise)).label(label)
+
+    return [
+        source.c.target_id,
+        source.c.query_id,
+        source.c.plan_id,
+        total(n, "n"),
+        total(n * metric, "s1"),
+        total(n * (deviation * deviation + metric * metric), "s2"),
+        total(n * source.c.metric_mean_sq, "sm2"),
+        total(cast(source.c.source_rows, Float), "intervals"),
+        func.sum(case((regular, cast(func.coalesce(source.c.errors, 0), Float)), else_=n)).label("failed"),
+        func.sum(n).label("executions"),
+        func.sum(
+            case((and_(counted, source.c.logical_reads_mean.is_not(None)), n * source.c.logical_reads_mean))
+        ).label("r1"),
+        func.sum(
+            case((and_(counted, source.c.rows_examined_mean.is_not(None)), n * source.c.rows_examined_mean))
+        ).label("x1"),
+        total(
+            case((source.c.cpu_us_mean.is_not(None), cast(source.c.source_rows, Float)), else_=0.0),
+            "cpu_rows",
+        ),
+    ]
+
+
+def _pooled_columns(sources: Any, *, grain: str, bucket: datetime, end: datetime) -> list[ColumnElement[Any]]:
+    """runtime_stats_rollup's columns for one bucket, pooled from ``sources`` (see the schema)."""
+    weight = cast(sources.c.executions, Float)
+    pooled: dict[str, ColumnElement[Any]] = {
+        "grain": literal(grain),
+        "interval_start": literal(bucket),
+        "interval_end": literal(end),
+        "source_rows": func.sum(sources.c.source_rows),
+        "metric_mean_sq": _weighted_mean(sources.c.metric_mean_sq, weight, _metric(sources)),
+    }
+    for name in SHARED_COLUMNS:
+        column = sources.c[name]
+        if name in KEY_COLUMNS or name in pooled:
+            continue
+        if name in ("executions", "errors"):
+            pooled[name] = func.sum(column)
+        elif name.endswith("_min"):
+            pooled[name] = func.min(column)
+        elif name.endswith("_max"):
+            pooled[name] = func.max(column)
+        elif name.endswith("_mean"):
+            pooled[name] = _weighted_mean(column, weight, column)
+        elif name.endswith("_stdev"):
+            pooled[name] = _pooled_stdev(column, sources.c[name.removesuffix("_stdev") + "_mean"], weight)
+        elif name == "source":
+            pooled[name] = func.max(column)
+        else:  # a new runtime_stats column must say how it pools
+            raise NotImplementedError(f"runtime_stats column {name!r} has no pooling rule in store/stats.py")
+    keys = [sources.c[name] for name in KEY_COLUMNS]
+    return [*keys, *(expression.label(name) for name, expression in pooled.items())]
+
+
+def _known_weight(weight: ColumnElement[Any], value: ColumnElement[Any]) -> ColumnElement[Any]:
+    return func.nullif(func.sum(case((value.is_not(None), weight))), 0.0)
+
+
+def _weighted_mean(value: ColumnElement[Any], weight: ColumnElement[Any], known: ColumnElement[Any]) -> Any:
+    return func.sum(weight * value) / _known_weight(weight, known)
+
+
+def _pooled_stdev(stdev: ColumnElement[Any], mean: ColumnElement[Any], weight: ColumnElement[Any]) -> Any:
+    """sqrt(sum(n (sd^2 + mean^2)) / N - pooled_mean^2), floored at 0 against rounding."""
+    second = func.sum(weight * (func.coalesce(stdev, 0.0) * func.coalesce(stdev, 0.0) + mean * mean))
+    known = _known_weight(weight, mean)
+    pooled_mean = func.sum(weight * mean) / known
+    variance = second / known - pooled_mean * pooled_mean
+    return func.sqrt(case((variance > 0.0, variance), else_=0.0))
