@@ -119,3 +119,26 @@ class PlanRecord:
     forcing_type: str | None = None
     force_failure_count: int | None = None
     last_force_failure_reason: str | None = None
+
+
+# The detector's sums over the baseline window's rows of one plan, as the repository computes them
+# (planmon.store.stats) and planmon.analysis.detect reads them. n: regular executions with a metric value;
+# s1 = sum(n * mean), s2 = sum(n * (stdev^2 + mean^2)), sm2 = sum(n * mean^2) (between-interval
+# variance); intervals: rows with n > 0; failed: errors of regular rows plus every aborted or
+# failed execution; executions: all; r1, x1: sum(n * logical reads / rows examined) where known
+# (NULL where never known); cpu_rows: rows whose metric is CPU (the metric is duration elsewhere).
+BASELINE_MOMENT_COLUMNS: tuple[str, ...] = (
+    "target_id",
+    "query_id",
+    "plan_id",
+    "n",
+    "s1",
+    "s2",
+    "sm2",
+    "intervals",
+    "failed",
+    "executions",
+    "r1",
+    "x1",
+    "cpu_rows",
+)

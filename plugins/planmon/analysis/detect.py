@@ -41,14 +41,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from planmon.analysis.frames import (
-    BASELINE_MOMENT_COLUMNS,
-    DETECTION_COLUMNS,
-    empty_baseline_moments,
-    empty_detections,
-)
+from planmon.analysis.frames import DETECTION_COLUMNS, empty_baseline_moments, empty_detections
 from planmon.analysis.statistics import student_t_sf_many, two_proportion_p
 from planmon.config import Settings
+from planmon.model import BASELINE_MOMENT_COLUMNS
 
 KEYS = ["target_id", "query_id"]
 PLAN_KEYS = [*KEYS, "plan_id"]

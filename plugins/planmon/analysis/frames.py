@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from planmon.model import BASELINE_MOMENT_COLUMNS
+
 RUNTIME_STATS_COLUMNS: tuple[str, ...] = (
     "target_id",
     "query_id",
@@ -49,26 +51,7 @@ PLAN_COLUMNS: tuple[str, ...] = (
     "force_failure_count",
 )
 
-# Sums over the baseline window's rows of one plan. n: regular executions with a metric value;
-# s1 = sum(n * mean), s2 = sum(n * (stdev^2 + mean^2)), sm2 = sum(n * mean^2) (between-interval
-# variance); intervals: rows with n > 0; failed: errors of regular rows plus every aborted or
-# failed execution; executions: all; r1, x1: sum(n * logical reads / rows examined) where known
-# (NULL where never known); cpu_rows: rows whose metric is CPU (the metric is duration elsewhere).
-BASELINE_MOMENT_COLUMNS: tuple[str, ...] = (
-    "target_id",
-    "query_id",
-    "plan_id",
-    "n",
-    "s1",
-    "s2",
-    "sm2",
-    "intervals",
-    "failed",
-    "executions",
-    "r1",
-    "x1",
-    "cpu_rows",
-)
+# BASELINE_MOMENT_COLUMNS (planmon.model): the repository returns them, the detector reads them.
 
 # kind: plan_change / same_plan / parameter_sensitive / error_prone / forced_plan_failure
 # metric: cpu_us / duration_us (engines without per-statement CPU) / errors / force_failure_count

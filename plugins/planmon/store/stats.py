@@ -3,7 +3,7 @@
 Analysis never ships the baseline window's rows: :meth:`StatsStore.baseline_moments` sums them per
 plan with one ``GROUP BY`` over the ``(target_id, interval_start)`` index range, and only the
 analysed window is read row by row (:meth:`StatsStore.window_rows`). The sums are the detector's
-(``planmon.analysis.frames.BASELINE_MOMENT_COLUMNS``) and they add up across grains, so rolled-up
+(``planmon.model.BASELINE_MOMENT_COLUMNS``) and they add up across grains, so rolled-up
 history gives the same baseline as the rows it replaced.
 
 Rollups (:meth:`StatsStore.roll_up`): runtime stats rows older than ``stats_fine_days`` are pooled
@@ -27,7 +27,7 @@ from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, o
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from planmon.analysis.frames import BASELINE_MOMENT_COLUMNS
+from planmon.model import BASELINE_MOMENT_COLUMNS
 from planmon.store.repository import Repository, RepositoryView, as_utc_naive
 from planmon.store.schema import runtime_stats, runtime_stats_rollup
 

@@ -11,9 +11,8 @@ import pandas as pd
 import pytest
 
 from planmon.analysis.detect import baseline_moments, detect
-from planmon.analysis.frames import BASELINE_MOMENT_COLUMNS
 from planmon.config import Settings
-from planmon.model import PlanRecord, QueryRecord, TargetSpec
+from planmon.model import BASELINE_MOMENT_COLUMNS, PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
 from planmon.store.stats import StatsStore
 
