@@ -71,7 +71,8 @@ def detect(
     """Regressions in [window_start, window_end) against [baseline_start, window_start); see module doc.
 
     ``baseline``: the baseline window's sums per plan (BASELINE_MOMENT_COLUMNS), aggregated where the
-    data is (``Repository.baseline_moments``); ``stats`` then needs only the analysed window's rows.
+    data is (``planmon.store.stats.StatsStore.baseline_moments``); ``stats`` then needs only the
+    analysed window's rows.
     Without it the baseline is summed from ``stats`` itself: the same numbers.
     """
     rows = _prepare(stats, window_start, window_end, window_start if baseline is not None else baseline_start)
@@ -113,7 +114,7 @@ def baseline_moments(
     stats: pd.DataFrame, *, baseline_start: datetime, window_start: datetime
 ) -> pd.DataFrame:
     """The baseline window's sums per (target, query, plan) from a runtime-stats frame, exactly as
-    ``detect`` sums them: what ``Repository.baseline_moments`` computes in SQL where the data is."""
+    ``detect`` sums them: what ``StatsStore.baseline_moments`` computes in SQL where the data is."""
     if stats.empty:
         return empty_baseline_moments()
     rows = _prepare(stats, window_start, window_start, baseline_start)

@@ -17,7 +17,7 @@ moment of history lives in exactly one grain.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,17 +28,17 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from planmon.model import BASELINE_MOMENT_COLUMNS
-from planmon.store.repository import Repository, RepositoryView, as_utc_naive
+from planmon.store.repository import RepositoryView, as_utc_naive
 from planmon.store.schema import runtime_stats, runtime_stats_rollup
+from planmon.store.upsert import upsert
 
 log = logging.getLogger(__name__)
 
 GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 KEY_COLUMNS = ("target_id", "plan_id", "query_id", "execution_type")
-# runtime_stats' value columns that appear in both tables, in table order
-SHARED_COLUMNS = tuple(
-    c.name for c in runtime_stats.columns if c.name != "id" and c.name in runtime_stats_rollup.c
-)
+ROLLUP_KEY = tuple(c.name for c in runtime_stats_rollup.primary_key.columns)
+# runtime_stats' columns that the rollup table has too (all but its id), in table order
+SHARED_COLUMNS = tuple(c.name for c in runtime_stats.columns if c.name in runtime_stats_rollup.c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +61,6 @@ class RollupSummary:
 
 class StatsStore(RepositoryView):
     """Runtime stats of every grain: the analysis reads and the roll-up."""
-
-    def __init__(self, repository: Repository) -> None:
-        super().__init__(repository)
 
     # -- reads -------------------------------------------------------------------------------------
 
@@ -92,7 +89,7 @@ class StatsStore(RepositoryView):
         """Rows of every grain starting in [start, end), runtime_stats' columns (no id), in the
         order of the ``(target_id, interval_start)`` index. ``query_ids`` narrows to those queries."""
         source = _all_grains(
-            as_utc_naive(start), as_utc_naive(end), target_ids=target_ids, query_ids=query_ids, moments=False
+            as_utc_naive(start), as_utc_naive(end), target_ids=target_ids, query_ids=query_ids
         ).subquery("rows")
         statement = select(*(source.c[name] for name in SHARED_COLUMNS)).order_by(
             source.c.target_id, source.c.interval_start, source.c.plan_id, source.c.execution_type
@@ -182,30 +179,19 @@ def _roll_bucket(
         existing.c.grain == grain, existing.c.interval_start >= bucket, existing.c.interval_start < end
     )
     late = connection.execute(select(literal(1)).where(existing_in_bucket).limit(1)).first() is not None
-    if late:  # rows arrived after the bucket was rolled: pool them with its rollup row, replace it
-        sources = union_all(
-            _pool_source(table, in_bucket, rollup=from_grain is not None),
-            _pool_source(existing, existing_in_bucket, rollup=True),
-        ).subquery("sources")
-        pooled = select(*_pooled_columns(sources, grain=grain, bucket=bucket, end=end)).group_by(
-            *(sources.c[name] for name in KEY_COLUMNS)
-        )
+    rows_to_pool: Any = _pool_source(table, in_bucket, rollup=from_grain is not None)
+    if late:  # rows that arrived after the bucket was rolled join its rollup row, which they replace
+        rows_to_pool = union_all(rows_to_pool, _pool_source(existing, existing_in_bucket, rollup=True))
+    sources = rows_to_pool.subquery("sources")
+    columns = _pooled_columns(sources, grain=grain, bucket=bucket, end=end)
+    pooled = select(*columns).group_by(*(sources.c[name] for name in KEY_COLUMNS))
+    if late:  # the pooled rows cover every key already there: an upsert replaces them
         rows = [dict(row._mapping) for row in connection.execute(pooled)]
-        connection.execute(delete(existing).where(existing_in_bucket))
-        for batch in _batches(rows, 1000):
-            connection.execute(insert(runtime_stats_rollup), batch)
+        upsert(connection, runtime_stats_rollup, rows, key=ROLLUP_KEY)
     else:  # the usual case: pooled on the server, nothing shipped to the client
-        sources = _pool_source(table, in_bucket, rollup=from_grain is not None).subquery("sources")
-        columns = _pooled_columns(sources, grain=grain, bucket=bucket, end=end)
-        pooled = select(*columns).group_by(*(sources.c[name] for name in KEY_COLUMNS))
         connection.execute(insert(runtime_stats_rollup).from_select([c.name for c in columns], pooled))
     replaced = connection.execute(delete(table).where(in_bucket)).rowcount
     return int(replaced or 0)
-
-
-def _batches(rows: list[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    for index in range(0, len(rows), size):
-        yield rows[index : index + size]
 
 
 def _metric(source: Any) -> ColumnElement[Any]:
@@ -229,9 +215,9 @@ def _all_grains(
     *,
     target_ids: Sequence[int],
     query_ids: Sequence[int] | None = None,
-    moments: bool = True,
 ) -> Any:
-    """Rows of runtime_stats and of every rollup grain starting in [start, end), one shape."""
+    """Rows of runtime_stats and of every rollup grain starting in [start, end), in the pooling
+    shape (``_pool_source``)."""
 
     def condition(table: Any) -> ColumnElement[bool]:
         terms = [
@@ -243,13 +229,6 @@ def _all_grains(
             terms.append(table.c.query_id.in_(list(query_ids)))
         return and_(*terms)
 
-    if not moments:
-        return union_all(
-            select(*(runtime_stats.c[name] for name in SHARED_COLUMNS)).where(condition(runtime_stats)),
-            select(*(runtime_stats_rollup.c[name] for name in SHARED_COLUMNS)).where(
-                condition(runtime_stats_rollup)
-            ),
-        )
     return union_all(
         _pool_source(runtime_stats, condition(runtime_stats), rollup=False),
         _pool_source(runtime_stats_rollup, condition(runtime_stats_rollup), rollup=True),
