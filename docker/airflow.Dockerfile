@@ -10,8 +10,14 @@ USER airflow
 COPY --chown=airflow:root pyproject.toml uv.lock README.md hatch_build.py /opt/planmon/
 COPY --chown=airflow:root plugins /opt/planmon/plugins
 COPY --chown=airflow:root include /opt/planmon/include
+# planmon's own locked environment (uv.lock, with the celery extra for the compose `celery` profile),
+# not the base image's packages: the workers run exactly the versions the tests ran.
+ENV UV_PROJECT_ENVIRONMENT=/opt/planmon-venv \
+    UV_PYTHON_DOWNLOADS=never \
+    PATH=/opt/planmon-venv/bin:$PATH
+USER root
+RUN mkdir -p /opt/planmon-venv && chown airflow:root /opt/planmon-venv
+USER airflow
 RUN pip install --no-cache-dir "uv==0.13.9" \
  && cd /opt/planmon \
- && uv export --frozen --no-dev --no-emit-project --no-hashes -o /tmp/requirements.txt \
- && pip install --no-cache-dir -r /tmp/requirements.txt \
- && pip install --no-cache-dir --no-deps -e /opt/planmon
+ && python -m uv sync --frozen --no-dev --extra celery --no-editable --python "$(command -v python3.11)"

@@ -149,3 +149,18 @@ def test_the_airflow_image_copies_what_the_planmon_build_needs() -> None:
     hook = pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["hooks"]["custom"]["path"]
     assert {"pyproject.toml", "uv.lock", "README.md", hook, "plugins", "include"} <= copied
     assert "gcc" in dockerfile  # the compiled showplan reader builds in the image (ADR 0004)
+
+
+def test_the_airflow_image_runs_the_locked_environment_with_celery() -> None:
+    """Workers run the lock's versions (celery extra included), not the base image's packages."""
+    dockerfile = (PROJECT_ROOT / "docker" / "airflow.Dockerfile").read_text(encoding="utf-8")
+    assert "uv sync --frozen --no-dev --extra celery" in dockerfile
+    assert "pip install --no-cache-dir -r" not in dockerfile
+
+
+def test_the_celery_extra_is_locked_at_versions_that_work_together() -> None:
+    lock = tomllib.loads((PROJECT_ROOT / "uv.lock").read_text(encoding="utf-8"))
+    versions = {package["name"]: package["version"] for package in lock["package"]}
+    assert {"apache-airflow-providers-celery", "celery", "redis"} <= versions.keys()
+    # celery 5.7 breaks provider 3.26's worker (pyproject.toml says how)
+    assert versions["celery"].startswith("5.6.")
