@@ -4,8 +4,8 @@
   before any test module can import Airflow: an absolute AIRFLOW_HOME in a temp dir, examples off, a
   throwaway SQLite metadata DB (created once per session by the ``airflow_db`` fixture).
 - ``postgres`` and ``mariadb`` fixtures start servers from the installed binaries (tests/harness).
-- Under ``CI`` a test marked ``postgres`` or ``mysql`` that skips is turned into a failure: in CI
-  those integration tests must run. ``mssql`` tests run only with PLANMON_TEST_MSSQL_URL.
+- Under ``CI`` a test marked ``postgres``, ``mysql`` or ``scheduler`` that skips is turned into a
+  failure: in CI those integration tests must run. ``mssql`` tests run only with PLANMON_TEST_MSSQL_URL.
 """
 
 from __future__ import annotations
@@ -152,14 +152,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
-    """Under CI, a skipped PostgreSQL or MariaDB test is a failure (they must run there)."""
+    """Under CI, a skipped PostgreSQL, MariaDB or live-scheduler test is a failure (they must run there)."""
     outcome = yield
     report = outcome.get_result()
     if not (IN_CI and report.skipped):
         return
-    if item.get_closest_marker("postgres") or item.get_closest_marker("mysql"):
+    if any(item.get_closest_marker(name) for name in ("postgres", "mysql", "scheduler")):
         report.outcome = "failed"
-        report.longrepr = f"skipped under CI, but PostgreSQL/MariaDB tests must run there: {report.longrepr}"
+        report.longrepr = (
+            f"skipped under CI, but PostgreSQL/MariaDB/scheduler tests must run there: {report.longrepr}"
+        )
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
