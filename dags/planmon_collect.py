@@ -45,9 +45,18 @@ def planmon_collect() -> None:
         return collect_one(target_name, data_interval_start, data_interval_end)
 
     @task(trigger_rule="all_done", outlets=[RUNTIME_STATS])
-    def summarize(summaries: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def summarize(
+        summaries: list[dict[str, Any]] | None = None,
+        data_interval_start: Any = None,
+        data_interval_end: Any = None,
+        outlet_events: Any = None,
+    ) -> dict[str, Any]:
+        from planmon.airflow.analyze_tasks import collected_event_extra
         from planmon.airflow.collect_tasks import summarize as summarize_run
 
+        # the asset event names the interval collected: the analysis it triggers analyses that
+        if outlet_events is not None:
+            outlet_events[RUNTIME_STATS].extra = collected_event_extra(data_interval_start, data_interval_end)
         return summarize_run(summaries)
 
     summarize(collect.expand(target_name=list_targets()))
