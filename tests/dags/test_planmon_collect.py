@@ -28,6 +28,14 @@ def _load_dag() -> Any:
     return dag
 
 
+def _asset_event_extras(run_id: str) -> list[dict[str, Any]]:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        return [event.extra for event in session.query(AssetEvent).filter(AssetEvent.source_run_id == run_id)]
+
+
 @pytest.fixture
 def shop(postgres: PostgresServer) -> str:
     """A database with pg_stat_statements and a small table, as a DBA would set it up."""
@@ -75,6 +83,12 @@ def test_collect_two_targets_one_down(
         assert states == {"shop": TaskInstanceState.SUCCESS, "down": TaskInstanceState.FAILED}
     summary = second.get_task_instance("summarize").xcom_pull(task_ids="summarize")
     assert summary["by_status"] == {"ok": 1}
+    assert _asset_event_extras(second.run_id) == [  # what the asset-triggered analysis will analyse
+        {
+            "data_interval_start": second.data_interval_start.isoformat(),
+            "data_interval_end": second.data_interval_end.isoformat(),
+        }
+    ]
 
     with Repository.from_settings(load_settings()) as repository:
         runs = repository.collection_runs()

@@ -14,9 +14,10 @@ from datetime import timedelta
 from typing import Any
 
 from planmon.alerting.dispatch import Dispatcher, DispatchResult
-from planmon.alerting.messages import SEVERITIES, RunLinks
+from planmon.alerting.messages import RunLinks
 from planmon.alerting.routing import build_channels, describe_routes, load_routing
 from planmon.alerting.settings import load_alert_settings, load_planmon_settings
+from planmon.model import KINDS, SEVERITIES
 from planmon.store import Repository
 from planmon.store.alerts import AlertStore
 
@@ -24,13 +25,6 @@ log = logging.getLogger(__name__)
 
 METRIC_PREFIX = "planmon.alert"
 OPEN_METRIC = "planmon.regressions.open"
-KINDS: tuple[str, ...] = (
-    "plan_change",
-    "same_plan",
-    "parameter_sensitive",
-    "error_prone",
-    "forced_plan_failure",
-)
 
 
 @contextmanager

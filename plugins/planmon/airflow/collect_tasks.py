@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from planmon.airflow.connections import connection_factory
+from planmon.airflow.xcom import mapped_results
 from planmon.collect import CollectionSummary, collect_target
 from planmon.config import load_settings
 from planmon.errors import EngineError
@@ -49,10 +50,7 @@ def collect_one(target_name: str, start: datetime, end: datetime) -> dict[str, A
 
 def summarize(summaries: list[dict[str, Any]] | None) -> dict[str, Any]:
     """Counts over the targets that finished; the asset tells the analysis DAG new stats exist."""
-    # by index, not by iteration: iterating Airflow's lazy XCom sequence asks for one item past the
-    # end and logs that miss as an error in every run
-    summaries = summaries or []
-    finished = [summary for summary in (summaries[i] for i in range(len(summaries))) if summary]
+    finished = mapped_results(summaries)
     by_status: dict[str, int] = {}
     for summary in finished:
         by_status[summary["status"]] = by_status.get(summary["status"], 0) + 1

@@ -25,14 +25,14 @@ from planmon.alerting.channels import (
     slack_url_from_connection,
     webhook_url_from_connection,
 )
-from planmon.alerting.messages import SEVERITIES, TargetInfo, severity_rank
+from planmon.alerting.messages import TargetInfo, severity_rank
 from planmon.errors import ConfigError, PlanmonError
+from planmon.model import SEVERITIES, Severity
 from planmon.yaml_fields import OneOrMany, TextMapping
 
 log = logging.getLogger(__name__)
 
 LOG_CHANNEL = "log"
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 class _Strict(BaseModel):
@@ -45,7 +45,7 @@ class Match(_Strict):
     environment: Annotated[list[str] | None, OneOrMany] = None  # any of these target environments
     tags: Annotated[dict[str, str], TextMapping] = Field(default_factory=dict)  # every k=v ("*": present)
     kinds: Annotated[list[str] | None, OneOrMany] = None  # regression kinds
-    min_severity: Severity = "low"
+    min_severity: Severity = Severity.LOW
 
     def matches(self, target: TargetInfo, *, severity: str, kind: str | None) -> bool:
         if self.environment is not None and target.environment not in self.environment:

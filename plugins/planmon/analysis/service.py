@@ -9,7 +9,7 @@ A regression resolves itself when its query is back at its baseline for
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,13 +20,14 @@ import pandas as pd
 from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
 from planmon.config import Settings
 from planmon.errors import PlanParseError
+from planmon.model import RegressionKind
 from planmon.store.repository import Repository, as_utc_naive
 from planmon.store.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
-DIFF_KINDS = frozenset({"plan_change", "parameter_sensitive"})
-PERFORMANCE_KINDS = frozenset({"plan_change", "same_plan", "parameter_sensitive"})
+DIFF_KINDS = frozenset({RegressionKind.PLAN_CHANGE, RegressionKind.PARAMETER_SENSITIVE})
+PERFORMANCE_KINDS = DIFF_KINDS | {RegressionKind.SAME_PLAN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,34 @@ class AnalysisSummary:
             "by_severity": self.by_severity,
         }
 
+    @classmethod
+    def merged(cls, parts: Sequence[AnalysisSummary]) -> AnalysisSummary:
+        """One summary of a window analysed in parts (batches of targets, one mapped task each)."""
+        if not parts or len({(p.window_start, p.window_end) for p in parts}) != 1:
+            raise ValueError("merged() needs at least one summary, all of the same window")
+        return cls(
+            window_start=parts[0].window_start,
+            window_end=parts[0].window_end,
+            targets=sum(p.targets for p in parts),
+            detected=sum(p.detected for p in parts),
+            regression_ids=[i for p in parts for i in p.regression_ids],
+            resolved=sum(p.resolved for p in parts),
+            by_kind=_summed(p.by_kind for p in parts),
+            by_severity=_summed(p.by_severity for p in parts),
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> AnalysisSummary:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+
+def _summed(counts: Iterable[dict[str, int]]) -> dict[str, int]:
+    total: dict[str, int] = {}
+    for count in counts:
+        for key, value in count.items():
+            total[key] = total.get(key, 0) + value
+    return total
+
 
 def analyze_repository(
     repository: Repository,
@@ -74,26 +103,23 @@ def analyze_repository(
     base = as_utc_naive(baseline_start) if baseline_start else start - timedelta(days=settings.baseline_days)
     targets = [repository.get_target(n) for n in target_names] or repository.list_targets(enabled_only=True)
     size = settings.analyze_batch_targets
-    records: list[dict[str, Any]] = []
-    ids: list[int] = []
-    resolved = 0
-    for offset in range(0, len(targets), size):
-        batch = [t.id for t in targets[offset : offset + size]]
-        batch_records, batch_ids, batch_resolved = _analyze_batch(
-            repository, batch, base=base, start=start, end=end, settings=settings
+    batches = [
+        _analyze_batch(
+            repository,
+            [t.id for t in targets[i : i + size]],
+            base=base,
+            start=start,
+            end=end,
+            settings=settings,
         )
-        records += batch_records
-        ids += batch_ids
-        resolved += batch_resolved
-    summary = AnalysisSummary(
-        window_start=start.isoformat(),
-        window_end=end.isoformat(),
-        targets=len(targets),
-        detected=len(records),
-        regression_ids=ids,
-        resolved=resolved,
-        by_kind=_counts(records, "kind"),
-        by_severity=_counts(records, "severity"),
+        for i in range(0, len(targets), size)
+    ]
+    summary = (
+        AnalysisSummary.merged(batches)
+        if batches
+        else AnalysisSummary(
+            window_start=start.isoformat(), window_end=end.isoformat(), targets=0, detected=0
+        )
     )
     log.info(
         "analysed window=%s..%s targets=%d detected=%d resolved=%d by_kind=%s",
@@ -101,7 +127,7 @@ def analyze_repository(
         summary.window_end,
         summary.targets,
         summary.detected,
-        resolved,
+        summary.resolved,
         summary.by_kind,
     )
     return summary
@@ -115,8 +141,8 @@ def _analyze_batch(
     start: datetime,
     end: datetime,
     settings: Settings,
-) -> tuple[list[dict[str, Any]], list[int], int]:
-    """One batch of targets: detect, store, auto-resolve; (detections, regression ids, resolved)."""
+) -> AnalysisSummary:
+    """One batch of targets: detect, store, auto-resolve."""
     stats_store = StatsStore(repository)
     baseline = stats_store.baseline_moments(base, start, target_ids=target_ids)
     current = stats_store.window_rows(start, end, target_ids=target_ids)
@@ -137,7 +163,16 @@ def _analyze_batch(
     resolved = _auto_resolve(
         repository, target_ids=target_ids, detected=records, base=base, end=end, settings=settings
     )
-    return records, ids, resolved
+    return AnalysisSummary(
+        window_start=start.isoformat(),
+        window_end=end.isoformat(),
+        targets=len(target_ids),
+        detected=len(records),
+        regression_ids=ids,
+        resolved=resolved,
+        by_kind=_counts(records, "kind"),
+        by_severity=_counts(records, "severity"),
+    )
 
 
 def _with_forcing_before(plans: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
@@ -255,6 +290,6 @@ def _back_to_baseline(row: Any, history: pd.DataFrame, settings: Settings) -> bo
         if row.baseline_mean is None or pd.isna(row.baseline_mean):
             return False
         return bool((history["mean"].dropna() < row.baseline_mean * settings.regression_ratio).all())
-    if row.kind == "error_prone":
+    if row.kind == RegressionKind.ERROR_PRONE:
         return bool((history["failure_share"].fillna(0.0) < ERROR_RATE_FLOOR).all())
     return False  # forced_plan_failure: closed by the DBA (or by re-forcing), not by time

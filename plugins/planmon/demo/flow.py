@@ -24,6 +24,7 @@ from typing import Any
 
 from planmon.demo import workload
 from planmon.demo.workload import Traffic
+from planmon.model import RegressionKind
 
 COLLECT_MINUTES = 5
 ANALYZE_MINUTES = 15
@@ -299,7 +300,7 @@ def _analyze_and_alert(dags: dict[str, Any], timeline: DemoTimeline, result: Dem
     say(f"planmon_analyze [{start:%H:%M}, {end:%H:%M}): {result.analysis}")
     with Repository.from_settings(load_settings()) as repository:
         result.regressions = regressions_json(repository.regressions(status="open"))
-    if not any(r["kind"] == "plan_change" for r in result.regressions):
+    if not any(r["kind"] == RegressionKind.PLAN_CHANGE for r in result.regressions):
         raise RuntimeError(f"the analysis found no plan_change regression: {result.regressions}")
     alert = run_dag(dags["planmon_alert"], utc_minute())
     result.alerts = xcom(alert, "dispatch") or {}
@@ -314,7 +315,7 @@ def _remediate(dags: dict[str, Any], dsn: str, traffic: Traffic, result: DemoRes
     from planmon.store import Repository
     from planmon.store.remediations import RemediationStore
 
-    regression = next(r for r in result.regressions if r["kind"] == "plan_change")
+    regression = next(r for r in result.regressions if r["kind"] == RegressionKind.PLAN_CHANGE)
     dag = dags["planmon_remediate"]
     triggered = _triggered_remediation(dag.dag_id, regression["id"])
     say(f"planmon_analyze triggered planmon_remediate for regression #{regression['id']}; running it")

@@ -31,7 +31,6 @@ from planmon.store.schema import (
 MAX_PAGE = 200  # largest page a caller may ask for
 TIMELINE_MAX_POINTS = 20_000  # (plan, interval) points of one query's timeline, newest kept
 HISTORY_LIMIT = 200  # remediations / audit entries shown for one regression
-SEVERITIES = ("critical", "high", "medium", "low")
 STATUSES = ("open", "resolved")
 
 
