@@ -229,7 +229,8 @@ def _auto_resolve(
     end: datetime,
     settings: Settings,
 ) -> int:
-    """Resolve open regressions not detected now whose query has been back to baseline long enough.
+    """Resolve open regressions not detected now whose query has been back to baseline long enough
+    since the regression was last detected.
 
     Only the open regressions' queries are read row by row (their intervals since the baseline start).
     """
@@ -255,6 +256,10 @@ def _auto_resolve(
     rows: list[Any] = list(waiting.itertuples(index=False))
     for row in rows:
         history = recent.get((row.target_id, row.query_id))
+        if history is not None:
+            # only intervals after the regression was last seen can show it is over: the window of a
+            # backfill before the regression began is at baseline too, and must not resolve it
+            history = history[pd.to_datetime(history["interval_start"]) >= pd.Timestamp(row.last_detected)]
         if history is not None and _back_to_baseline(row, history, settings):
             back.append(int(row.id))
     reason = f"back at baseline for {settings.resolve_after_intervals} intervals"

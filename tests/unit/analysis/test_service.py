@@ -74,6 +74,20 @@ def test_it_resolves_after_the_query_is_back_at_baseline(repository: Repository)
     assert "regression.open" in actions and "regression.resolve" in actions
 
 
+def test_backfilling_windows_before_the_regression_leaves_it_open(repository: Repository) -> None:
+    seed(repository, slow_hours=2)
+    found = analyze(repository, 1)  # the live run: open since the slow plan appeared
+    states = []
+    for _ in range(2):  # a backfill from before the slowdown (at baseline back then), twice
+        for hour in (-4, -3, -2, -1, 0, 1):
+            assert analyze(repository, hour).resolved == 0, hour
+        states.append(repository.regressions())
+    first, second = states
+    assert list(first["status"]) == ["open"] and list(first["id"]) == found.regression_ids
+    assert first.iloc[0].first_detected == SLOW + HOUR  # the backfill found its start
+    assert second.equals(first)
+
+
 def test_a_new_regression_after_resolution_opens_a_new_row(repository: Repository) -> None:
     seed(repository, slow_hours=2, recovered_hours=4)
     analyze(repository, 1)
