@@ -190,7 +190,7 @@ class AirflowCluster:
         files = sorted(folder.glob("attempt=*.log"))
         if not files:
             return f"(no log under {folder})"
-        return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-TAIL_CHARS:]}" for path in files)
+        return "\n".join(f"--- {path.name}\n{_readable(path.read_text(errors='replace'))}" for path in files)
 
     def diagnostics(self) -> str:
         """The tail of every component's log, for a failing test's output."""
@@ -228,6 +228,23 @@ class AirflowCluster:
                 if int(pid) in ours:
                     found.append(Listener(address, int(port), name, int(pid)))
         return found
+
+
+def _readable(log: str) -> str:
+    """A task log's JSON lines as ``time level event``, exceptions with their last frames."""
+    lines = []
+    for line in log.splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            lines.append(line)
+            continue
+        lines.append(f"{record.get('timestamp', '')} {record.get('level', '')} {record.get('event', '')}")
+        for error in record.get("error_detail") or []:
+            frames = [f"{f['filename']}:{f['lineno']} {f['name']}" for f in error.get("frames", [])[-4:]]
+            lines.append(f"    {error.get('exc_type')}: {error.get('exc_value')}")
+            lines.extend(f"      at {frame}" for frame in frames)
+    return "\n".join(lines)[-TAIL_CHARS:]
 
 
 # -- start and stop -------------------------------------------------------------------------------
