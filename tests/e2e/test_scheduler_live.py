@@ -12,7 +12,9 @@ plan_change and alerting sends it (the default log channel).
 from __future__ import annotations
 
 import json
+import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,7 +35,8 @@ from tests.harness.servers import PostgresServer, ServerUnavailable, postgres_se
 pytestmark = [pytest.mark.scheduler, pytest.mark.postgres, pytest.mark.slow, pytest.mark.timeout(1200)]
 
 TARGETS = 10
-COLLECT, ANALYZE, ALERT, REMEDIATE = "planmon_collect", "planmon_analyze", "planmon_alert", "planmon_remediate"
+COLLECT, ANALYZE, ALERT = "planmon_collect", "planmon_analyze", "planmon_alert"
+REMEDIATE = "planmon_remediate"
 LIVE_DAGS = (COLLECT, ANALYZE, ALERT, REMEDIATE)  # remediate: analysis triggers it for new regressions
 ALL_DAGS = {*LIVE_DAGS, "planmon_maintenance", "planmon_probes"}
 TERMINAL = {"success", "failed"}
@@ -87,7 +90,9 @@ def _sqlalchemy_url(server: PostgresServer, database: str, driver: str = "psycop
 
 
 @pytest.mark.parametrize("executor", EXECUTORS)
-def test_planmon_runs_on_a_live_scheduler(executor: str, live_postgres: PostgresServer, tmp_path: Path) -> None:
+def test_planmon_runs_on_a_live_scheduler(
+    executor: str, live_postgres: PostgresServer, tmp_path: Path
+) -> None:
     began = time.monotonic()
     server = live_postgres
     now = datetime.now(UTC).replace(second=0, microsecond=0, tzinfo=None)
@@ -120,7 +125,8 @@ def test_planmon_runs_on_a_live_scheduler(executor: str, live_postgres: Postgres
         drop_at=backfill_to, start=backfill_from, end=boundary, step=STEP,
         settings=load_settings({"PLANMON_IMPACT_FLOOR_CPU_SECONDS_PER_HOUR": IMPACT_FLOOR}),
     )  # fmt: skip
-    timings: dict[str, float] = {"set-up": time.monotonic() - began}
+    timings: dict[str, float] = {}
+    _stage(timings, "set-up", began)
 
     with airflow_cluster(
         tmp_path / "airflow",
@@ -129,14 +135,14 @@ def test_planmon_runs_on_a_live_scheduler(executor: str, live_postgres: Postgres
         result_backend_url=_sqlalchemy_url(server, "airflow", driver="psycopg2"),
         environment=environment,
     ) as cluster:
-        timings["airflow up"] = time.monotonic() - began
+        _stage(timings, "airflow up", began)
         listeners: set[Listener] = set(cluster.listeners())
         _prepare_airflow(cluster)
         with fleet.background_workload(server, targets) as traffic:
             _wait_for_live_runs(cluster, listeners)
-            cluster.set_paused(COLLECT, True)  # the repository stands still for the backfills
+            _stage(timings, "live runs", began)
+            _stop_collecting(cluster)  # the repository stands still for the backfills
             _wait_quiet(cluster)
-        timings["live runs"] = time.monotonic() - began
         _assert_all_runs_succeeded(cluster)
         assert traffic["bursts"] > 0, traffic
         _assert_live_collection(repository, registered, since=now)
@@ -144,8 +150,9 @@ def test_planmon_runs_on_a_live_scheduler(executor: str, live_postgres: Postgres
         assert _open_regressions(repository) == [("pg-00", "plan_change")]
 
         first = _backfill(cluster, backfill_from, backfill_to, repository)
+        _stage(timings, "first backfill", began)
         second = _backfill(cluster, backfill_from, backfill_to, repository)
-        timings["backfills"] = time.monotonic() - began
+        _stage(timings, "second backfill", began)
         _assert_all_runs_succeeded(cluster)
         assert second == first, "the second backfill changed the repository"
         _assert_no_duplicates(repository)
@@ -156,7 +163,8 @@ def test_planmon_runs_on_a_live_scheduler(executor: str, live_postgres: Postgres
         listeners |= set(cluster.listeners())
         exposed = [listener for listener in listeners if not listener.loopback_only]
         assert not exposed, f"listening beyond loopback: {exposed}"
-        print(f"\n{executor}: listeners {sorted((l.process, l.address, l.port) for l in listeners)}")
+        bound = sorted((listener.process, listener.address, listener.port) for listener in listeners)
+        print(f"\n{executor}: listeners {bound}")
     repository.close()
     print(f"{executor}: " + ", ".join(f"{stage} at {seconds:.0f} s" for stage, seconds in timings.items()))
 
@@ -171,7 +179,7 @@ def _prepare_airflow(cluster: AirflowCluster) -> None:
 
     def parsed() -> bool:
         found = {dag["dag_id"] for dag in cluster.api("GET", "/dags", limit=100)["dags"]}
-        return ALL_DAGS <= found
+        return found >= ALL_DAGS
 
     _wait_until("planmon's DAGs parsed", parsed, timeout=180)
     errors = cluster.api("GET", "/importErrors")
@@ -202,18 +210,42 @@ def _wait_for_live_runs(cluster: AirflowCluster, listeners: set[Listener]) -> No
                 timeout=LIVE_TIMEOUT_S)  # fmt: skip
 
 
+def _stop_collecting(cluster: AirflowCluster) -> None:
+    """Pause planmon_collect between two of its runs. The scheduler leaves a paused DAG's runs as
+    they are (a running one would never finish), so the pause is taken back and tried again after
+    the run when one started meanwhile; a run it had queued never starts and is deleted."""
+
+    def running() -> list[str]:
+        return [r["dag_run_id"] for r in cluster.dag_runs(COLLECT) if r["state"] == "running"]
+
+    deadline = time.monotonic() + QUIET_TIMEOUT_S
+    while True:
+        _wait_until("planmon_collect between runs", lambda: not running(), timeout=QUIET_TIMEOUT_S,
+                    status=lambda: f"running: {running()}")  # fmt: skip
+        cluster.set_paused(COLLECT, True)
+        if _still(lambda: not running()):  # a scheduler loop that began before the pause is over
+            break
+        assert time.monotonic() < deadline, "planmon_collect was never idle long enough to pause it"
+        cluster.set_paused(COLLECT, False)
+    for run in cluster.dag_runs(COLLECT):
+        if run["state"] == "queued":
+            cluster.api("DELETE", f"/dags/{COLLECT}/dagRuns/{urllib.parse.quote(run['dag_run_id'], safe='')}")
+
+
 def _wait_quiet(cluster: AirflowCluster) -> None:
     """Until no run of planmon's DAGs is queued or running and no asset event waits for one."""
 
-    def quiet() -> bool:
+    def pending() -> list[str]:
+        found = []
         for dag_id in LIVE_DAGS:
-            if any(r["state"] not in TERMINAL for r in cluster.dag_runs(dag_id)):
-                return False
+            found += [f"{dag_id} {r['dag_run_id']} {r['state']}" for r in cluster.dag_runs(dag_id)
+                      if r["state"] not in TERMINAL]  # fmt: skip
             if cluster.api("GET", f"/dags/{dag_id}/assets/queuedEvents")["total_entries"]:
-                return False
-        return True
+                found.append(f"{dag_id}: queued asset events")
+        return found
 
-    _wait_until("every planmon run finished", lambda: quiet() and _still(quiet), timeout=QUIET_TIMEOUT_S)
+    _wait_until("every planmon run finished", lambda: not pending() and _still(lambda: not pending()),
+                timeout=QUIET_TIMEOUT_S, status=lambda: f"pending: {pending()}")  # fmt: skip
 
 
 def _still(check: Callable[[], bool], seconds: float = 6.0) -> bool:
@@ -273,8 +305,9 @@ def _assert_live_collection(repository: Repository, targets: list[Any], *, since
         rows = connection.execute(
             text(
                 "SELECT t.name, count(DISTINCT c.id) AS runs, count(DISTINCT s.id) AS stats "
-                "FROM target t LEFT JOIN collection_run c ON c.target_id = t.id AND c.interval_start >= :since "
-                "AND c.status = 'ok' LEFT JOIN runtime_stats s ON s.target_id = t.id "
+                "FROM target t LEFT JOIN collection_run c ON c.target_id = t.id "
+                "AND c.interval_start >= :since AND c.status = 'ok' "
+                "LEFT JOIN runtime_stats s ON s.target_id = t.id "
                 "AND s.interval_start >= :since GROUP BY t.name ORDER BY t.name"
             ),
             {"since": since},
@@ -290,9 +323,9 @@ def _assert_no_duplicates(repository: Repository) -> None:
     with repository.engine.connect() as connection:
         for table, key in NATURAL_KEYS.items():
             columns = ", ".join(key)
-            total = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
+            total = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
             distinct = connection.execute(
-                text(f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM {table}) AS d")  # noqa: S608
+                text(f"SELECT count(*) FROM (SELECT DISTINCT {columns} FROM {table}) AS d")
             ).scalar_one()
             if total != distinct:
                 duplicates[table] = (total, distinct)
@@ -345,13 +378,22 @@ def _task_hostnames(cluster: AirflowCluster) -> set[str]:
 # -- helpers --------------------------------------------------------------------------------------
 
 
-def _wait_until(description: str, check: Callable[[], T], *, timeout: float) -> T:
+def _wait_until(
+    description: str, check: Callable[[], T], *, timeout: float, status: Callable[[], str] | None = None
+) -> T:
+    """Poll ``check`` until it returns something true; fail after ``timeout`` saying what was pending."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
         if result:
             return result
         if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f} s waiting for {description}", pytrace=False)
+            detail = f" ({status()})" if status is not None else ""
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {description}{detail}", pytrace=False)
         time.sleep(POLL_S)
 
+
+def _stage(timings: dict[str, float], stage: str, began: float) -> None:
+    """Record and show (at once, even when the test fails later) when a stage ended."""
+    timings[stage] = time.monotonic() - began
+    sys.stderr.write(f"[scheduler test] {stage} at {timings[stage]:.0f} s\n")

@@ -103,7 +103,7 @@ def register(repository: Repository, targets: Sequence[FleetTarget]) -> list[Tar
 
 def run_workload(connection: Any, executions: int, seed: int) -> None:
     """One burst of application traffic: the look-up that can regress and a steady one."""
-    rng = random.Random(seed)  # noqa: S311  (workload parameters, not security)
+    rng = random.Random(seed)  # workload parameters, not security
     for _ in range(executions):
         connection.execute(ORDER_TOTAL, (rng.randrange(2000),)).fetchall()
         connection.execute(REGION, (rng.randrange(1, 51),)).fetchall()

@@ -266,14 +266,17 @@ def airflow_cluster(
         raise ValueError(f"executor must be one of {EXECUTORS}, not {executor!r}")
     home.mkdir(parents=True, exist_ok=True)
     with _redis_database(executor) as broker_url:
-        cluster = _prepare(home, executor, metadata_url, result_backend_url, broker_url, environment or {})
+        cluster = _prepare(
+            home, executor, metadata_url, broker_url=broker_url, result_backend_url=result_backend_url,
+            extra=environment or {},
+        )  # fmt: skip
         try:
             for component in cluster.components:
                 component.start()
             _wait_ready(cluster)
             yield cluster
         except BaseException:
-            sys.stderr.write(f"\nAirflow cluster in {home} failed; component logs:\n{cluster.diagnostics()}\n")
+            sys.stderr.write(f"\nAirflow cluster in {home} failed; logs:\n{cluster.diagnostics()}\n")
             raise
         finally:
             _stop(cluster.components)
@@ -283,8 +286,9 @@ def _prepare(
     home: Path,
     executor: str,
     metadata_url: str,
-    result_backend_url: str,
+    *,
     broker_url: str | None,
+    result_backend_url: str,
     extra: Mapping[str, str],
 ) -> AirflowCluster:
     password = secrets.token_urlsafe(16)
@@ -309,20 +313,18 @@ def _prepare(
         component("triggerer", "triggerer", "--skip-serve-logs"),
     ]
     if executor == CELERY_EXECUTOR:
+        python_path = os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
         for name in WORKER_NAMES:
-            cluster.components.append(
-                component(
-                    name, "celery", "worker", "-H", name, "--concurrency", str(WORKER_CONCURRENCY),
-                    "--skip-serve-logs", "--pid", str(home / f"{name}.pid"),
-                    env={
-                        # not served (see the module doc), but two workers never share a port
-                        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                        "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.harness.worker_hostname.worker_hostname",
-                        WORKER_HOSTNAME_VARIABLE: name,
-                        "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT_ROOT), os.environ.get("PYTHONPATH")])),
-                    },
-                )  # fmt: skip
-            )
+            worker_environment = {
+                # not served (see the module doc), but two workers never share a port
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": "tests.harness.worker_hostname.worker_hostname",
+                WORKER_HOSTNAME_VARIABLE: name,
+                "PYTHONPATH": python_path,
+            }
+            command = ["celery", "worker", "-H", name, "--concurrency", str(WORKER_CONCURRENCY),
+                       "--skip-serve-logs", "--pid", str(home / f"{name}.pid")]  # fmt: skip
+            cluster.components.append(component(name, *command, env=worker_environment))
         cluster.worker_hostnames = WORKER_NAMES
     return cluster
 
