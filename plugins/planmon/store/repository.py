@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from planmon.config import Settings
 from planmon.errors import ConfigError, PlanmonError, scrub_secrets
-from planmon.model import PlanRecord, QueryRecord, Target, TargetSpec
+from planmon.model import ConnectionLookup, PlanRecord, QueryRecord, Target, TargetSpec
 from planmon.store import migrate
 from planmon.store.connection import create_repository_engine, describe_url, repository_url
 from planmon.store.schema import (
@@ -137,8 +137,12 @@ class Repository:
         self.engine = engine
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Repository:
-        return cls(create_repository_engine(repository_url(settings)))
+    def from_settings(
+        cls, settings: Settings, connection_lookup: ConnectionLookup | None = None
+    ) -> Repository:
+        """The repository the settings name; a connection id there is resolved by ``connection_lookup``
+        (the store imports no Airflow: ``planmon.airflow.connections.open_repository`` passes Airflow's)."""
+        return cls(create_repository_engine(repository_url(settings, connection_lookup)))
 
     @property
     def location(self) -> str:
