@@ -2,7 +2,8 @@
 
 A throwaway PostgreSQL (the test harness's) gets a repository at the newest schema and 100,000
 SQL Server-like rows (2 targets x 500 plans x 100 fifteen-minute intervals, every value column a
-collector fills), written the way collection writes them (``Repository.upsert_runtime_stats``).
+collector fills), written the way collection writes them: one ``Repository.upsert_runtime_stats``
+per target and interval, so every write lands inside each plan's key range, as in production.
 After VACUUM ANALYZE it prints the heap and the index bytes per row, summed over every partition.
 
     .venv/bin/python scripts/runtime_stats_size.py [--rows 100000] [--revision head]
@@ -46,22 +47,23 @@ FROM (
 """
 
 
-def rows_for(target_id: int, plans: dict[str, int], query_ids: dict[tuple[str, str], int]) -> list[dict[str, Any]]:
+def rows_for(
+    interval: int, target_id: int, plans: dict[str, int], query_ids: dict[tuple[str, str], int]
+) -> list[dict[str, Any]]:
+    start = START + interval * QUARTER
     rows = []
-    for interval in range(INTERVALS):
-        start = START + interval * QUARTER
-        for number, (plan_key, plan_id) in enumerate(sorted(plans.items())):
-            mean = 1000.0 + number * 3.7 + interval
-            rows.append({
-                "target_id": target_id, "plan_id": plan_id, "query_id": query_ids[("", plan_key)],
-                "interval_start": start, "interval_end": start + QUARTER, "execution_type": 0,
-                "executions": 10 + (number + interval) % 400, "errors": 0,
-                "cpu_us_mean": mean, "cpu_us_stdev": mean / 9, "cpu_us_min": mean / 3, "cpu_us_max": mean * 4,
-                "duration_us_mean": mean * 1.4, "duration_us_stdev": mean / 5, "duration_us_min": mean / 2,
-                "duration_us_max": mean * 6, "logical_reads_mean": mean / 10, "logical_reads_stdev": mean / 90,
-                "physical_reads_mean": 0.5, "rows_mean": 12.0, "memory_kb_mean": 1024.0,
-                "source": "query_store",
-            })  # fmt: skip
+    for number, (plan_key, plan_id) in enumerate(sorted(plans.items())):
+        mean = 1000.0 + number * 3.7 + interval
+        rows.append({
+            "target_id": target_id, "plan_id": plan_id, "query_id": query_ids[("", plan_key)],
+            "interval_start": start, "interval_end": start + QUARTER, "execution_type": 0,
+            "executions": 10 + (number + interval) % 400, "errors": 0,
+            "cpu_us_mean": mean, "cpu_us_stdev": mean / 9, "cpu_us_min": mean / 3, "cpu_us_max": mean * 4,
+            "duration_us_mean": mean * 1.4, "duration_us_stdev": mean / 5, "duration_us_min": mean / 2,
+            "duration_us_max": mean * 6, "logical_reads_mean": mean / 10, "logical_reads_stdev": mean / 90,
+            "physical_reads_mean": 0.5, "rows_mean": 12.0, "memory_kb_mean": 1024.0,
+            "source": "query_store",
+        })  # fmt: skip
     return rows
 
 
@@ -70,13 +72,19 @@ def measure(url: URL, revision: str, count: int) -> dict[str, float]:
     try:
         migrate.upgrade(repository.engine, revision)
         per_target = count // TARGETS // INTERVALS
-        written = 0
+        targets = []
         for number in range(TARGETS):
-            target_id = repository.add_target(TargetSpec(name=f"t{number}", engine="sqlserver", conn_id="c")).id
+            target_id = repository.add_target(
+                TargetSpec(name=f"t{number}", engine="sqlserver", conn_id="c")
+            ).id
             keys = [f"{number}-{q}" for q in range(per_target)]
             query_ids = repository.upsert_queries(target_id, [QueryRecord(key) for key in keys])
             plans = repository.upsert_plans(target_id, [PlanRecord(key, key) for key in keys])
-            written += repository.upsert_runtime_stats(rows_for(target_id, plans, query_ids))
+            targets.append((target_id, plans, query_ids))
+        written = 0
+        for interval in range(INTERVALS):
+            for target_id, plans, query_ids in targets:
+                written += repository.upsert_runtime_stats(rows_for(interval, target_id, plans, query_ids))
         with repository.engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
             sizes = connection.execute(text(SIZES)).one()
@@ -92,7 +100,9 @@ def measure(url: URL, revision: str, count: int) -> dict[str, float]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--revision", default="head", help="schema revision to measure (e.g. 0006)")
     args = parser.parse_args()
@@ -100,7 +110,11 @@ def main() -> int:
         with psycopg.connect(server.dsn(), autocommit=True) as connection:
             connection.execute("CREATE DATABASE planmon_size")
         url = URL.create(
-            "postgresql+psycopg", username=server.user, host=server.host, port=server.port, database="planmon_size"
+            "postgresql+psycopg",
+            username=server.user,
+            host=server.host,
+            port=server.port,
+            database="planmon_size",
         )
         result = measure(url, args.revision, args.rows)
     print(

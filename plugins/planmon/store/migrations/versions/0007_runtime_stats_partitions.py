@@ -19,6 +19,7 @@ place. See docs/adr/0005-runtime-stats-partitions.md.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -44,7 +45,7 @@ COLUMNS = (
 )  # fmt: skip
 
 
-def _columns() -> list[sa.Column[object]]:
+def _columns() -> list[sa.Column[Any]]:
     return [
         sa.Column("target_id", Id, nullable=False),
         sa.Column("plan_id", Id, nullable=False, autoincrement=False),
@@ -93,7 +94,8 @@ def _upgrade_in_place() -> None:
 
 
 def _downgrade_in_place() -> None:
-    with op.batch_alter_table(TABLE, schema=None) as batch_op:
+    # SQLite: the id first again, as 0001 made it (SQL Server appends the column; order is cosmetic)
+    with op.batch_alter_table(TABLE, schema=None, partial_reordering=[("id", *COLUMNS)]) as batch_op:
         batch_op.drop_index(batch_op.f("ix_runtime_stats_interval_start"))
         batch_op.drop_constraint(batch_op.f("pk_runtime_stats"), type_="primary")
         # SQLite numbers the rows itself (an INTEGER primary key is the rowid); SQL Server: IDENTITY
