@@ -19,8 +19,8 @@ Purge. :func:`purge_before` deletes the rows whose time column is before a cutof
   locks only ``runtime_stats``, briefly.
 - Everywhere else, bounded batches, each its own transaction, chosen by an index range on the
   server and never shipped to the client: SQLite ``DELETE ... WHERE rowid IN (SELECT rowid ...
-  LIMIT n)``; PostgreSQL and SQL Server ``DELETE`` joined on the primary key to ``SELECT ... LIMIT n``
-  (``TOP n`` on SQL Server).
+  LIMIT n)``; PostgreSQL ``DELETE ... USING (SELECT <primary key> ... LIMIT n)`` joined on the
+  primary key; SQL Server ``DELETE TOP (n) ... WHERE``.
 
 DDL runs under a short ``lock_timeout`` and is retried: it never queues behind a long reader for
 long (everyone else would queue behind it), and it gives way before a deadlock with a writer can be
@@ -292,7 +292,9 @@ def _batch_delete(
         rowid: ColumnClause[Any] = literal_column("rowid")
         chosen = select(rowid).select_from(table).where(*in_range).limit(batch_rows).correlate(None)
         return delete(table).where(rowid.in_(chosen))
-    if dialect in ("postgresql", "mssql"):
+    if dialect == "mssql":  # DELETE TOP (n): the server takes the first n rows of the index range
+        return delete(table).where(*in_range).prefix_with(f"TOP ({int(batch_rows)})", dialect="mssql")
+    if dialect == "postgresql":
         key = [column.name for column in table.primary_key.columns]
         batch = select(*(table.c[name] for name in key)).where(*in_range).limit(batch_rows).subquery("batch")
         # the outer range repeats the inner one, so PostgreSQL prunes partitions on both sides
