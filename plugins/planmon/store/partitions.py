@@ -19,8 +19,9 @@ Purge. :func:`purge_before` deletes the rows whose time column is before a cutof
   locks only ``runtime_stats``, briefly.
 - Everywhere else, bounded batches, each its own transaction, chosen by an index range on the
   server and never shipped to the client: SQLite ``DELETE ... WHERE rowid IN (SELECT rowid ...
-  LIMIT n)``; PostgreSQL ``DELETE ... USING (SELECT <primary key> ... LIMIT n)`` joined on the
-  primary key; SQL Server ``DELETE TOP (n) ... WHERE``.
+  LIMIT n)``; PostgreSQL ``DELETE ... WHERE ctid = ANY(ARRAY(SELECT ctid ... LIMIT n))`` (a TID
+  scan of the rows an index range found; per partition, since a ctid names a row only within
+  one); SQL Server ``DELETE TOP (n) ... WHERE``.
 
 DDL runs under a short ``lock_timeout`` and is retried: it never queues behind a long reader for
 long (everyone else would queue behind it), and it gives way before a deadlock with a writer can be
@@ -40,10 +41,13 @@ from datetime import date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, delete, literal_column, select, text
+from sqlalchemy import ColumnElement, Table, any_, delete, func, literal_column, select, text
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnClause
+from sqlalchemy.sql.expression import TableClause
 
 from planmon.errors import PlanmonError
 
@@ -224,40 +228,52 @@ def purge_before(
     """
     if batch_rows < 1:
         raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
-    deleted = 0
-    if condition is None:
-        deleted += _drop_partitions_before(bind, table, time_column, cutoff)
-    statement = _batch_delete(
-        bind.dialect.name,
-        table,
-        time_column=time_column,
-        cutoff=cutoff,
-        batch_rows=batch_rows,
-        condition=condition,
-    )
-    while True:
-        with _transaction(bind) as connection:
-            gone = int(connection.execute(statement).rowcount or 0)
-        deleted += gone
-        if gone < batch_rows:
-            return deleted
+    deleted, relations = _drop_partitions_before(bind, table, time_column, cutoff, condition)
+    for relation in relations:
+        statement = _batch_delete(
+            bind.dialect.name,
+            relation,
+            time_column=time_column,
+            cutoff=cutoff,
+            batch_rows=batch_rows,
+            condition=condition,
+        )
+        while True:
+            with _transaction(bind) as connection:
+                gone = int(connection.execute(statement).rowcount or 0)
+            deleted += gone
+            if gone < batch_rows:
+                break
+    return deleted
 
 
-def _drop_partitions_before(bind: Bind, table: Table, time_column: str, cutoff: datetime) -> int:
-    """Drop the partitions wholly before ``cutoff`` of a table range-partitioned on ``time_column``;
-    the rows they held."""
+def _drop_partitions_before(
+    bind: Bind, table: Table, time_column: str, cutoff: datetime, condition: ColumnElement[bool] | None
+) -> tuple[int, list[TableClause]]:
+    """On PostgreSQL, drop the partitions wholly before ``cutoff`` of a table range-partitioned on
+    ``time_column``; the rows they held, and the relations whose rows are deleted row by row: the
+    table itself, or each partition left that may hold rows before the cutoff (a physical row
+    address, ctid, names a row only within one partition)."""
     if bind.dialect.name != "postgresql":
-        return 0
+        return 0, [table]
     with _connection(bind) as connection:
         parent = _parent(connection, table)
-        if parent is None or not _partitioned_on(parent, time_column):
-            return 0
-        found = _partition_list(connection, table)
+        found = _partition_list(connection, table) if parent is not None else []
+    if parent is None:
+        return 0, [table]
+    if condition is not None:  # its columns are the parent's: it cannot be applied per partition
+        raise ValueError(f"{table.name} is partitioned: purge it by time alone (no condition)")
     dropped = 0
+    left = []
     for partition in found:
-        if partition.upper is not None and partition.upper <= cutoff:
+        if _partitioned_on(parent, time_column) and partition.upper is not None and partition.upper <= cutoff:
             dropped += _run_ddl(bind, partial(_drop_partition, partition=partition))
-    return dropped
+        elif partition.lower is None or partition.lower < cutoff or not _partitioned_on(parent, time_column):
+            column = table.c[time_column]
+            left.append(
+                sql_table(partition.name, sql_column(column.name, column.type), schema=partition.schema)
+            )
+    return dropped, left
 
 
 def _partitioned_on(parent: _Parent, time_column: str) -> bool:
@@ -277,7 +293,7 @@ def _drop_partition(connection: Connection, *, partition: Partition) -> int:
 
 def _batch_delete(
     dialect: str,
-    table: Table,
+    table: TableClause,
     *,
     time_column: str,
     cutoff: datetime,
@@ -294,13 +310,10 @@ def _batch_delete(
         return delete(table).where(rowid.in_(chosen))
     if dialect == "mssql":  # DELETE TOP (n): the server takes the first n rows of the index range
         return delete(table).where(*in_range).prefix_with(f"TOP ({int(batch_rows)})", dialect="mssql")
-    if dialect == "postgresql":
-        key = [column.name for column in table.primary_key.columns]
-        batch = select(*(table.c[name] for name in key)).where(*in_range).limit(batch_rows).subquery("batch")
-        # the outer range repeats the inner one, so PostgreSQL prunes partitions on both sides
-        return delete(table).where(
-            and_(table.c[time_column] < cutoff, *(table.c[n] == batch.c[n] for n in key))
-        )
+    if dialect == "postgresql":  # the rows' addresses (a TID scan), read in one initplan
+        ctid: ColumnClause[Any] = literal_column("ctid")
+        chosen = select(ctid).select_from(table).where(*in_range).limit(batch_rows).correlate(None)
+        return delete(table).where(ctid == any_(func.array(chosen.scalar_subquery())))
     raise NotImplementedError(f"planmon's repository does not support the {dialect} dialect")
 
 
