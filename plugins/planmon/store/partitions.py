@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 PARTITION_GRAIN = timedelta(days=1)
 LOCK_TIMEOUT_MS = 500  # under PostgreSQL's default deadlock_timeout (1 s): DDL gives way first
-DDL_ATTEMPTS = 30  # with the backoff below: about 40 s of trying before the caller sees an error
+DDL_ATTEMPTS = 30  # with the backoff below: about a minute of trying before the caller sees an error
 _RETRYABLE_SQLSTATES = frozenset({
     "55P03",  # lock_not_available: lock_timeout expired
     "40P01",  # deadlock_detected
