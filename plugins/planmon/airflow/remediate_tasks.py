@@ -15,7 +15,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 
 from planmon.airflow.approval import APPLY, APPROVAL
-from planmon.airflow.connections import connection_exists, connection_factory
+from planmon.airflow.connections import connection_exists, connection_factory, open_repository
 from planmon.config import Settings, load_settings
 from planmon.errors import RefusalReason, RemediationRefused
 from planmon.model import Target
@@ -77,7 +77,7 @@ def propose(conf: Mapping[str, Any] | None, run_id: str | None) -> dict[str, Any
     """Build (or find) the proposal; a refusal is returned as data so the gate can stop the run."""
     settings = load_settings()
     regression_id = regression_id_from(conf)
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         context_target = RemediationStore(repository).regression_context(regression_id).target
         inspector = None
@@ -105,7 +105,7 @@ def gate(proposal: Mapping[str, Any]) -> list[str]:
     if proposal.get("refused"):
         return []
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         row = RemediationStore(repository).get(int(proposal["id"]))
         if row["state"] in (State.APPROVED.value, State.APPLIED.value):
             return [APPLY]  # a re-run after the decision: apply is idempotent
@@ -129,7 +129,7 @@ def record_answer(proposal: Mapping[str, Any] | None, decision: Mapping[str, Any
     """Store an approval's answer on the remediation (idempotent: the first answer stands)."""
     if not proposal or proposal.get("refused") or not decision:
         return
-    with Repository.from_settings(load_settings()) as repository:
+    with open_repository(load_settings()) as repository:
         approved = (decision.get("chosen_options") or [None])[0] == ApprovalOperator.APPROVE
         service.record_decision(
             repository,
@@ -166,7 +166,7 @@ def apply(proposal: Mapping[str, Any], decision: Mapping[str, Any] | None) -> di
     connection; collect right after, so verification counts only executions after the action."""
     settings = load_settings()
     remediation_id = int(proposal["id"])
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         store = RemediationStore(repository)
         record_answer(proposal, decision)  # normally recorded by the approval task already
         row = store.get(remediation_id)
@@ -191,7 +191,7 @@ def poke_verification(proposal: Mapping[str, Any]) -> dict[str, Any] | None:
     """One look: collect the target, judge; None while still waiting for N executions / M minutes."""
     settings = load_settings()
     remediation_id = int(proposal["id"])
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         store = RemediationStore(repository)
         row = store.get(remediation_id)
         if row["state"] != State.APPLIED.value:
@@ -244,7 +244,7 @@ def conclude(proposal: Mapping[str, Any], verdict: Mapping[str, Any]) -> dict[st
         verdict.get("p_value"),
         bool(verdict.get("back_at_baseline")),
     )
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         store = RemediationStore(repository)
         row = store.get(remediation_id)
         target = repository.get_target(store._target_name(int(row["target_id"])))
@@ -264,7 +264,7 @@ def finalize(proposal: Mapping[str, Any] | None, decision: Mapping[str, Any] | N
     settings = load_settings()
     remediation_id = int(proposal["id"])
     record_answer(proposal, decision)  # normally recorded by the approval task already
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         row = RemediationStore(repository).get(remediation_id)
     log.info("remediation %d ends the run %s: %s", remediation_id, row["state"], row["outcome_reason"] or "")
     return {

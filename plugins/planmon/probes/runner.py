@@ -16,9 +16,9 @@ from typing import Any
 from planmon.engines.base import ConnectionFactory
 from planmon.errors import ConfigError, EngineError, EngineErrorReason, PlanParseError, scrub_secrets
 from planmon.model import Target
+from planmon.model.probes import ProbeDefinition
 from planmon.plans import parse_plan, shape_hash
 from planmon.probes import evaluate
-from planmon.probes.definitions import ProbeDefinition
 from planmon.probes.sessions import ProbeSession, driver_failure, open_session
 from planmon.sql import SQLGLOT_DIALECTS
 from planmon.sqlguard import classify_probe

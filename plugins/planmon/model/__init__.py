@@ -7,6 +7,7 @@ engines produce them, analysis consumes them.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -45,6 +46,11 @@ class Severity(StrEnum):
 
 KINDS: tuple[RegressionKind, ...] = tuple(RegressionKind)
 SEVERITIES: tuple[Severity, ...] = tuple(Severity)  # least severe first
+
+# How the domain reaches credentials without importing Airflow: a connection id -> the connection
+# (host, port, login, password, schema, conn_type, extra_dejson). planmon.airflow.connections gives
+# Airflow's lookup to the store and alerting; tests give recorded connections.
+ConnectionLookup = Callable[[str], Any]
 
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
