@@ -341,7 +341,8 @@ def _assert_live_collection(repository: Repository, targets: list[Any], *, since
     with repository.engine.connect() as connection:
         rows = connection.execute(
             text(
-                "SELECT t.name, count(DISTINCT c.id) AS runs, count(DISTINCT s.id) AS stats "
+                "SELECT t.name, count(DISTINCT c.id) AS runs, "
+                "count(DISTINCT s.plan_id || ' ' || s.interval_start || ' ' || s.execution_type) AS stats "
                 "FROM target t LEFT JOIN collection_run c ON c.target_id = t.id "
                 "AND c.interval_start >= :since AND c.status = 'ok' "
                 "LEFT JOIN runtime_stats s ON s.target_id = t.id "
