@@ -75,12 +75,17 @@ class Seeded:
 
 
 def seed_regression(
-    repository: Repository, *, name: str = "shop", mode: str = "approve", **spec: Any
+    repository: Repository,
+    *,
+    name: str = "shop",
+    mode: str = "approve",
+    engine: str = "postgres",
+    **spec: Any,
 ) -> Seeded:
     target = repository.add_target(
         TargetSpec(
             name=name,
-            engine="postgres",
+            engine=engine,
             conn_id=f"{name}_monitor",
             databases=("shop",),
             remediation_mode=mode,
@@ -161,7 +166,7 @@ def seed_with_plans(repository: Repository, *, mode: str = "approve") -> Seeded:
                 insert(index_snapshot).values(
                     target_id=seeded.target_id,
                     database_name="shop",
-                    table_name=snapshot.table,
+                    table_name=snapshot.table.key(),
                     index_name=snapshot.index_name,
                     definition=snapshot.definition,
                     definition_hash=snapshot.index_name,

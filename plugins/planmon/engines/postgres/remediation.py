@@ -3,23 +3,26 @@
 Index builds run ``CREATE INDEX CONCURRENTLY`` (no write lock on the table) with the definition the
 collector captured from ``pg_get_indexdef``; the rollback drops it again ``CONCURRENTLY``. ANALYZE
 has no rollback (old statistics cannot be restored): verification records whether it helped.
+Identifiers are quoted from their (schema, name) pair, never from a dotted string.
 """
 
 from __future__ import annotations
 
 import re
 
-from psycopg import sql
-
-from planmon.remediation.context import (
-    IndexInspector,
+from planmon.engines._proposals import IndexInspector, dropped_baseline_indexes, plan_tables
+from planmon.engines.postgres.dialect import quote_identifier
+from planmon.model import (
+    Action,
+    Evidence,
     IndexSnapshot,
+    Proposal,
+    QualifiedName,
     RegressionContext,
-    dropped_baseline_indexes,
-    plan_tables,
+    Statement,
 )
-from planmon.remediation.model import Action, Proposal, Statement
 
+DEFAULT_SCHEMA = "public"
 _CREATE_INDEX = re.compile(r"^\s*CREATE\s+(UNIQUE\s+)?INDEX\s+(?!CONCURRENTLY\b)", re.IGNORECASE)
 
 
@@ -35,9 +38,9 @@ def propose(context: RegressionContext, inspector: IndexInspector | None = None)
     return proposals
 
 
-def quote_qualified(name: str) -> str:
-    """``schema.table`` as quoted identifiers (psycopg's quoting rules, no connection needed)."""
-    return sql.SQL(".").join(sql.Identifier(part) for part in name.split(".")).as_string(None)
+def quote(name: QualifiedName) -> str:
+    """``schema.name`` as quoted identifiers (psycopg's quoting rules, no connection needed)."""
+    return name.quoted(quote_identifier)
 
 
 def concurrent_definition(definition: str) -> str:
@@ -48,34 +51,34 @@ def concurrent_definition(definition: str) -> str:
 
 
 def recreate_index(context: RegressionContext, snapshot: IndexSnapshot) -> Proposal:
-    schema = snapshot.table.split(".", 1)[0] if "." in snapshot.table else "public"
-    index = quote_qualified(f"{schema}.{snapshot.index_name}")
+    # an index lives in its table's schema
+    index = QualifiedName(snapshot.table.schema or DEFAULT_SCHEMA, snapshot.index_name)
     return Proposal(
         action=Action.RECREATE_INDEX,
         database_name=context.database_name,
         statements=(Statement(concurrent_definition(snapshot.definition)),),
-        rollback=(Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {index}"),),
+        rollback=(Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(index)}"),),
         expected_effect=(
             f"the baseline plan used index {snapshot.index_name} on {snapshot.table}, which is gone; "
             "with it back the planner can return to the baseline plan"
         ),
-        evidence={
-            "index": snapshot.index_name,
-            "table": snapshot.table,
-            "captured_definition": snapshot.definition,
-            "last_seen": str(snapshot.last_seen),
-        },
-        objects=(snapshot.table, f"{schema}.{snapshot.index_name}"),
+        evidence=Evidence(
+            index=snapshot.index_name,
+            table=snapshot.table,
+            captured_definition=snapshot.definition,
+            last_seen=str(snapshot.last_seen),
+        ),
+        objects=(snapshot.table, index),
     )
 
 
-def analyze(context: RegressionContext, tables: list[str]) -> Proposal:
+def analyze(context: RegressionContext, tables: list[QualifiedName]) -> Proposal:
     return Proposal(
         action=Action.ANALYZE,
         database_name=context.database_name,
-        statements=tuple(Statement(f"ANALYZE {quote_qualified(table)}") for table in tables),
+        statements=tuple(Statement(f"ANALYZE {quote(table)}") for table in tables),
         rollback=(),
         expected_effect="fresh statistics on the plan's tables may let the planner choose the baseline plan",
-        evidence={"tables": tables},
+        evidence=Evidence(tables=tuple(tables)),
         objects=tuple(tables),
     )
