@@ -38,6 +38,7 @@ from planmon.model import (
     Statement,
     Target,
 )
+from planmon.sql import SQLGLOT_DIALECTS
 
 log = logging.getLogger(__name__)
 
@@ -114,8 +115,12 @@ class Dialect(abc.ABC):
     """
 
     name: ClassVar[EngineName]
-    sqlglot_dialect: ClassVar[str]
     airflow_hook: ClassVar[HookSpec]
+
+    @property
+    def sqlglot_dialect(self) -> str:
+        """sqlglot's name for this dialect (the read-only guard parses planmon's and probes' SQL with it)."""
+        return SQLGLOT_DIALECTS[self.name]
 
     def __repr__(self) -> str:
         return f"<{self.name} {type(self).__name__}>"
@@ -168,11 +173,15 @@ class Dialect(abc.ABC):
         """An EngineError (reason, scrubbed message, hint) for a driver error while doing ``action``."""
         reason = self.error_reason(exc)
         return EngineError(
-            f"{action} failed: {self.error_message(exc)}",
+            self.failure_summary(exc, action=action, database=database),
             reason=reason,
             target=target,
             hint=self.error_hint(reason, database, settings),
         )
+
+    def failure_summary(self, exc: BaseException, *, action: str, database: str | None) -> str:
+        """``<action> failed: <driver message>`` (EngineError scrubs it again)."""
+        return f"{action} failed: {self.error_message(exc)}"
 
     # -- sessions ----------------------------------------------------------------------------------
 
@@ -252,7 +261,9 @@ class Engine(Dialect):
 
     # -- remediation -------------------------------------------------------------------------------
 
-    @abc.abstractmethod
+    # (context, inspector) -> proposals: ``engines/<engine>/remediation.py``'s ``propose``
+    proposer: ClassVar[staticmethod[[RegressionContext, IndexInspector | None], list[Proposal]]]
+
     def propose(
         self,
         context: RegressionContext,
@@ -260,7 +271,11 @@ class Engine(Dialect):
         inspector: IndexInspector | None = None,
         forcing_state: ForcingState | None = None,
     ) -> list[Proposal]:
-        """Proposals for a regression, in the order a DBA would try them (empty: nothing fits)."""
+        """Proposals for a regression, in the order a DBA would try them (empty: nothing fits).
+
+        ``inspector`` looks at the target's indexes now; ``forcing_state`` is the query's forcing state
+        read live (engines that have plan forcing)."""
+        return type(self).proposer(context, inspector)
 
     def read_forcing_state(
         self, connect: ConnectionFactory, context: RegressionContext, planmon_forced: frozenset[int]

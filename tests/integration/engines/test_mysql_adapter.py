@@ -281,10 +281,10 @@ def test_session_is_read_only_with_a_timeout(mariadb: MariaDBServer, shop: str) 
     try:
         connection = adapter._connection(shop)  # the adapter's own session, as it set it up
         with pytest.raises(EngineError) as timed_out:
-            adapter._run(connection, "SELECT SLEEP(3)", None, "sleeping")
+            adapter._execute(connection, "SELECT SLEEP(3)", action="sleeping")
         assert timed_out.value.reason is EngineErrorReason.TIMEOUT
         with pytest.raises(EngineError) as refused:
-            adapter._run(connection, "INSERT INTO customers VALUES (99, 'x')", None, "writing")
+            adapter._execute(connection, "INSERT INTO customers VALUES (99, 'x')", action="writing")
         assert "READ ONLY" in str(refused.value)
     finally:
         adapter.close()

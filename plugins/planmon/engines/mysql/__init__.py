@@ -10,31 +10,21 @@ from __future__ import annotations
 from typing import Any
 
 from planmon.engines._base import Engine
-from planmon.engines._proposals import IndexInspector
-from planmon.engines.base import ForcingState, ProbeSession, SessionPolicy
+from planmon.engines.base import ProbeSession, SessionPolicy
 from planmon.engines.mysql import remediation
 from planmon.engines.mysql.adapter import Adapter
 from planmon.engines.mysql.dialect import MySqlDialect
 from planmon.engines.mysql.probe import MySqlProbeSession
-from planmon.model import Proposal, RegressionContext
 
 __all__ = ["ENGINE", "Adapter", "MySqlEngine"]
 
 
 class MySqlEngine(MySqlDialect, Engine):
     adapter_type = Adapter
+    proposer = staticmethod(remediation.propose)
 
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         return MySqlProbeSession(connection, policy)
-
-    def propose(
-        self,
-        context: RegressionContext,
-        *,
-        inspector: IndexInspector | None = None,
-        forcing_state: ForcingState | None = None,
-    ) -> list[Proposal]:
-        return remediation.propose(context, inspector)
 
 
 ENGINE = MySqlEngine()

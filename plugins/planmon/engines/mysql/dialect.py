@@ -20,7 +20,7 @@ import mysql.connector
 from planmon.config import Settings
 from planmon.engines._base import Dialect
 from planmon.engines.base import HookSpec, Purpose, SessionPolicy, SessionStep
-from planmon.errors import EngineError, EngineErrorReason, scrub_secrets
+from planmon.errors import EngineErrorReason, scrub_secrets
 from planmon.sql import MARKER
 
 MARIADB, MYSQL = "mariadb", "mysql"
@@ -100,7 +100,6 @@ def session_setup(policy: SessionPolicy, flavor: str | None) -> tuple[SessionSte
 
 class MySqlDialect(Dialect):
     name = "mysql"
-    sqlglot_dialect = "mysql"
     airflow_hook = AIRFLOW_HOOK
 
     def quote_identifier(self, identifier: str) -> str:
@@ -125,18 +124,8 @@ class MySqlDialect(Dialect):
     ) -> str | None:
         return HINTS.get(reason)
 
-    def engine_error(
-        self,
-        exc: BaseException,
-        *,
-        target: str | None,
-        action: str,
-        database: str | None = None,
-        settings: Settings | None = None,
-    ) -> EngineError:
-        # the full driver text (error number and SQLSTATE) is what MySQL DBAs search for
-        reason = self.error_reason(exc)
-        return EngineError(f"{action} failed: {exc}", reason=reason, target=target, hint=HINTS.get(reason))
+    def failure_summary(self, exc: BaseException, *, action: str, database: str | None) -> str:
+        return f"{action} failed: {exc}"  # the error number and SQLSTATE are what MySQL DBAs search for
 
     def session_setup(self, policy: SessionPolicy, *, flavor: str | None = None) -> tuple[SessionStep, ...]:
         return session_setup(policy, flavor)

@@ -9,31 +9,22 @@ from __future__ import annotations
 from typing import Any
 
 from planmon.engines._base import Engine
-from planmon.engines._proposals import IndexInspector
-from planmon.engines.base import ForcingState, ProbeSession, SessionPolicy
+from planmon.engines.base import ProbeSession, SessionPolicy
 from planmon.engines.postgres import remediation
 from planmon.engines.postgres.adapter import Adapter
 from planmon.engines.postgres.dialect import PostgresDialect
 from planmon.engines.postgres.probe import PostgresProbeSession
-from planmon.model import Action, Proposal, RegressionContext
+from planmon.model import Action
 
 __all__ = ["ENGINE", "Adapter", "PostgresEngine"]
 
 
 class PostgresEngine(PostgresDialect, Engine):
     adapter_type = Adapter
+    proposer = staticmethod(remediation.propose)
 
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         return PostgresProbeSession(connection, policy)  # autocommit: it begins and rolls back itself
-
-    def propose(
-        self,
-        context: RegressionContext,
-        *,
-        inspector: IndexInspector | None = None,
-        forcing_state: ForcingState | None = None,
-    ) -> list[Proposal]:
-        return remediation.propose(context, inspector)
 
     def rolls_back_failed(self, action: Action) -> bool:
         # a failed CREATE INDEX CONCURRENTLY leaves an invalid index behind: its rollback drops it

@@ -133,7 +133,6 @@ def engine_error(exc: BaseException, *, target: str | None, action: str) -> Engi
 
 class PostgresDialect(Dialect):
     name = "postgres"
-    sqlglot_dialect = "postgres"
     airflow_hook = AIRFLOW_HOOK
 
     def quote_identifier(self, identifier: str) -> str:

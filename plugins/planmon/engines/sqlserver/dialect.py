@@ -24,7 +24,7 @@ from typing import Any
 from planmon.config import Settings
 from planmon.engines._base import Dialect, set_autocommit
 from planmon.engines.base import HookSpec, Purpose, SessionPolicy, SessionStep
-from planmon.errors import EngineError, EngineErrorReason, scrub_secrets
+from planmon.errors import EngineErrorReason, scrub_secrets
 from planmon.sql import MARKER
 
 AIRFLOW_HOOK = HookSpec(
@@ -180,7 +180,6 @@ def set_query_timeout(connection: Any, policy: SessionPolicy) -> None:
 
 class SqlServerDialect(Dialect):
     name = "sqlserver"
-    sqlglot_dialect = "tsql"
     airflow_hook = AIRFLOW_HOOK
 
     def quote_identifier(self, identifier: str) -> str:
@@ -200,23 +199,9 @@ class SqlServerDialect(Dialect):
     ) -> str | None:
         return _error_hint(reason, database, settings.statement_timeout_ms if settings else 0)
 
-    def engine_error(
-        self,
-        exc: BaseException,
-        *,
-        target: str | None,
-        action: str,
-        database: str | None = None,
-        settings: Settings | None = None,
-    ) -> EngineError:
-        reason = classify_driver_error(exc)
+    def failure_summary(self, exc: BaseException, *, action: str, database: str | None) -> str:
         where = f" (database {database})" if database else ""
-        return EngineError(
-            f"{action}{where} failed: {driver_error_text(exc)}",
-            reason=reason,
-            target=target,
-            hint=self.error_hint(reason, database, settings),
-        )
+        return f"{action}{where} failed: {driver_error_text(exc)}"
 
     def session_setup(self, policy: SessionPolicy, *, flavor: str | None = None) -> tuple[SessionStep, ...]:
         return session_setup(policy)
