@@ -8,7 +8,15 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from planmon.errors import PlanParseError
-from planmon.model import IndexSnapshot, QualifiedName, RegressionContext
+from planmon.model import (
+    Action,
+    Evidence,
+    IndexSnapshot,
+    Proposal,
+    QualifiedName,
+    RegressionContext,
+    Statement,
+)
 from planmon.plans import parse_plan
 from planmon.plans.model import ObjectRef
 
@@ -107,3 +115,52 @@ def _qualified(table: QualifiedName, context: RegressionContext, default_schema:
     if table.schema is not None:
         return table
     return QualifiedName(default_schema, table.name)
+
+
+def recreate_index(
+    context: RegressionContext,
+    snapshot: IndexSnapshot,
+    *,
+    statements: tuple[Statement, ...],
+    rollback: tuple[Statement, ...],
+    objects: tuple[QualifiedName, ...],
+    chooser: str,
+) -> Proposal:
+    """Bring back an index of the baseline plan (``chooser``: who picks plans, planner / optimizer)."""
+    return Proposal(
+        action=Action.RECREATE_INDEX,
+        database_name=context.database_name,
+        statements=statements,
+        rollback=rollback,
+        expected_effect=(
+            f"the baseline plan used index {snapshot.index_name} on {snapshot.table}, which is gone; "
+            f"with it back the {chooser} can return to the baseline plan"
+        ),
+        evidence=Evidence(
+            index=snapshot.index_name,
+            table=snapshot.table,
+            captured_definition=snapshot.definition,
+            last_seen=str(snapshot.last_seen),
+        ),
+        objects=objects,
+    )
+
+
+def refresh_statistics(
+    context: RegressionContext,
+    action: Action,
+    statements: tuple[Statement, ...],
+    tables: Sequence[QualifiedName],
+    expected_effect: str,
+) -> Proposal:
+    """ANALYZE / UPDATE STATISTICS of the plan's tables: no rollback (old statistics cannot be put
+    back), so verification records whether it helped."""
+    return Proposal(
+        action=action,
+        database_name=context.database_name,
+        statements=statements,
+        rollback=(),
+        expected_effect=expected_effect,
+        evidence=Evidence(tables=tuple(tables)),
+        objects=tuple(tables),
+    )

@@ -180,6 +180,19 @@ class RemediationWorkflow:
             and r.evidence.plan_id is not None
         )
 
+    def _move(
+        self,
+        remediation_id: int,
+        to: RemediationState,
+        *,
+        actor: str,
+        values: Mapping[str, Any] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> Remediation:
+        """A compare-and-set transition with its audit entry (``RemediationStore.transition``)."""
+        row = self.store.transition(remediation_id, to, actor=actor, values=values, details=details)
+        return Remediation.from_row(row)
+
     def _now(self, now: datetime | None) -> datetime:
         return as_utc_naive(now or self.clock())
 
@@ -380,14 +393,13 @@ class RemediationWorkflow:
                 else "no answer before the approval timeout (default Reject)"
             )
             values = {"outcome_reason": reason}
-        row = self.store.transition(
+        return self._move(
             remediation_id,
             State.APPROVED if approved else State.REJECTED,
             actor=responded_by or TIMEOUT_ACTOR,
             values=values,
             details={"via": via, "responded_at": at.isoformat()},
         )
-        return Remediation.from_row(row)
 
     # -- apply ---------------------------------------------------------------------------------------
 
@@ -440,14 +452,13 @@ class RemediationWorkflow:
             )
             raise
         applied_at = self.collect_until_now(target, now=now)
-        row = self.store.transition(
+        return self._move(
             remediation_id,
             State.APPLIED,
             actor=self.actor,
             values={"applied_at": applied_at},
             details={"ran": ran, "approved_by": record.approved_by},
         )
-        return Remediation.from_row(row)
 
     def _run(
         self,
@@ -511,14 +522,13 @@ class RemediationWorkflow:
         problem = engine.applied_problem(record, lambda: self._forcing_state(context, engine))
         if problem is None:
             return record
-        row = self.store.transition(
+        return self._move(
             remediation_id,
             State.FAILED,
             actor=SYSTEM,
             values={"outcome": "failed", "outcome_reason": problem},
             details={"force_state": problem},
         )
-        return Remediation.from_row(row)
 
     def verify(self, remediation_id: int, *, now: datetime | None = None) -> Verdict:
         """Judge the post-apply runtime stats already in the repository (see :meth:`look`)."""
@@ -598,7 +608,7 @@ class RemediationWorkflow:
                     target,
                 )
             except EngineError as exc:
-                row = self.store.transition(
+                return self._move(
                     record.id,
                     State.FAILED,
                     actor=SYSTEM,
@@ -609,10 +619,9 @@ class RemediationWorkflow:
                     },
                     details={"error": exc.message},
                 )
-                return Remediation.from_row(row)
         else:
             note = " (this action has no rollback: nothing was undone)"
-        row = self.store.transition(
+        return self._move(
             record.id,
             State.ROLLED_BACK,
             actor=SYSTEM,
@@ -623,7 +632,6 @@ class RemediationWorkflow:
             },
             details={**verification, "rolled_back": bool(record.rollback)},
         )
-        return Remediation.from_row(row)
 
 
 # -- choosing and showing a proposal ----------------------------------------------------------------

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +21,12 @@ from planmon.cli import main
 from planmon.config import load_settings
 from planmon.engines.sqlserver.dialect import bind
 from planmon.errors import RefusalReason, RemediationRefused
-from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.remediation.workflow import RemediationWorkflow
 from planmon.sql import load_sql
 from planmon.store import Repository
 from planmon.store.remediations import RemediationStore
-from tests.unit.remediation.test_sqlserver import _result, _showplans
+from tests.unit.remediation.conftest import seed_sqlserver_regression
+from tests.unit.remediation.test_sqlserver import _result
 
 STATE_FILES = ("remediation_query_plans", "server_properties", "tuning_recommendations")
 
@@ -102,49 +101,13 @@ def server(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Recorded
 
 
 def _regression() -> int:
-    """A plan_change of query 7 on SQL Server: plan 12 regressed, plan 11 was the last good one."""
-    import zlib
-
-    from sqlalchemy import update
-
-    from planmon.store.schema import plan
-
+    """A plan_change of query 7 on SQL Server (tests/unit/remediation/conftest.py), through the
+    ``sales_monitor`` / ``sales_fix`` Airflow connections."""
     with Repository.from_settings(load_settings()) as repository:
         repository.init_schema()
-        target = repository.add_target(
-            TargetSpec(
-                name="sales",
-                engine="sqlserver",
-                conn_id="sales_monitor",
-                databases=("Sales",),
-                remediation_mode="approve",
-                remediation_conn_id="sales_fix",
-            )
+        return seed_sqlserver_regression(
+            repository, conn_id="sales_monitor", remediation_conn_id="sales_fix", databases=("Sales",)
         )
-        query_id = repository.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
-        plan_ids = repository.upsert_plans(
-            target.id, [PlanRecord("11", "7", "Sales"), PlanRecord("12", "7", "Sales")]
-        )
-        with repository.engine.begin() as connection:
-            for key, body in _showplans().items():
-                if str(key) in plan_ids:
-                    connection.execute(
-                        update(plan).where(plan.c.id == plan_ids[str(key)]).values(body=zlib.compress(body))
-                    )
-        detection = {
-            "target_id": target.id,
-            "query_id": query_id,
-            "kind": "plan_change",
-            "severity": "high",
-            "metric": "cpu_us",
-            "baseline_plan_id": plan_ids["11"],
-            "current_plan_id": plan_ids["12"],
-            "baseline_mean": 1200.0,
-            "current_mean": 40000.0,
-            "evidence": {},
-        }
-        [regression_id] = repository.record_regressions([detection], detected_at=datetime(2026, 11, 20, 12))
-    return regression_id
 
 
 def _approve(remediation_id: int) -> None:

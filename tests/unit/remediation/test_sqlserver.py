@@ -222,50 +222,19 @@ def test_unreadable_apc_state_blocks_a_force() -> None:
 
 def test_the_dag_proposes_from_the_state_read_right_before(tmp_path: Path) -> None:
     """The workflow proposes from the state read live (with planmon's own forces), not stored state."""
-    import zlib
-
-    from sqlalchemy import update
     from sqlalchemy.engine import URL
 
-    from planmon.model import PlanRecord, QueryRecord, TargetSpec
     from planmon.remediation.workflow import ForcingStateReader, RemediationWorkflow
     from planmon.store import Repository
     from planmon.store.connection import create_repository_engine
     from planmon.store.remediations import RemediationStore
-    from planmon.store.schema import plan
+    from tests.unit.remediation.conftest import seed_sqlserver_regression
 
     with Repository(
         create_repository_engine(URL.create("sqlite", database=str(tmp_path / "r.db")))
     ) as repository:
         repository.init_schema()
-        spec = TargetSpec(
-            name="sales", engine="sqlserver", conn_id="m", remediation_mode="approve", remediation_conn_id="f"
-        )
-        target = repository.add_target(spec)
-        query_id = repository.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
-        plan_ids = repository.upsert_plans(
-            target.id, [PlanRecord("11", "7", "Sales"), PlanRecord("12", "7", "Sales")]
-        )
-        with repository.engine.begin() as connection:
-            for key, body in _showplans().items():
-                if str(key) not in plan_ids:
-                    continue
-                connection.execute(
-                    update(plan).where(plan.c.id == plan_ids[str(key)]).values(body=zlib.compress(body))
-                )
-        detection = {
-            "target_id": target.id,
-            "query_id": query_id,
-            "kind": "plan_change",
-            "severity": "high",
-            "metric": "cpu_us",
-            "baseline_plan_id": plan_ids["11"],
-            "current_plan_id": plan_ids["12"],
-            "baseline_mean": 1200.0,
-            "current_mean": 40000.0,
-            "evidence": {},
-        }
-        [regression_id] = repository.record_regressions([detection], detected_at=datetime(2026, 11, 20, 12))
+        regression_id = seed_sqlserver_regression(repository)
         asked: list[frozenset[int]] = []
 
         def reader(plans: str) -> ForcingStateReader:

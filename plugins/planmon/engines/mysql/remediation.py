@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import re
 
+from planmon.engines import _proposals as proposals
 from planmon.engines._proposals import IndexInspector, dropped_baseline_indexes, plan_tables
 from planmon.engines.mysql.dialect import quote_identifier
 from planmon.model import (
     Action,
-    Evidence,
     IndexSnapshot,
     Proposal,
     QualifiedName,
@@ -57,32 +57,21 @@ def online_add_index(definition: str) -> tuple[str, str]:
 
 def recreate_index(context: RegressionContext, snapshot: IndexSnapshot) -> Proposal:
     add, drop = online_add_index(snapshot.definition)
-    return Proposal(
-        action=Action.RECREATE_INDEX,
-        database_name=context.database_name,
+    return proposals.recreate_index(
+        context,
+        snapshot,
         statements=(Statement(add),),
         rollback=(Statement(drop),),
-        expected_effect=(
-            f"the baseline plan used index {snapshot.index_name} on {snapshot.table}, which is gone; "
-            "with it back the optimizer can return to the baseline plan"
-        ),
-        evidence=Evidence(
-            index=snapshot.index_name,
-            table=snapshot.table,
-            captured_definition=snapshot.definition,
-            last_seen=str(snapshot.last_seen),
-        ),
         objects=(snapshot.table,),
+        chooser="optimizer",
     )
 
 
 def analyze(context: RegressionContext, tables: list[QualifiedName]) -> Proposal:
-    return Proposal(
-        action=Action.ANALYZE,
-        database_name=context.database_name,
-        statements=(Statement("ANALYZE TABLE " + ", ".join(quote(t) for t in tables)),),
-        rollback=(),
-        expected_effect="fresh index statistics may let the optimizer choose the baseline plan",
-        evidence=Evidence(tables=tuple(tables)),
-        objects=tuple(tables),
+    return proposals.refresh_statistics(
+        context,
+        Action.ANALYZE,
+        (Statement("ANALYZE TABLE " + ", ".join(quote(t) for t in tables)),),
+        tables,
+        "fresh index statistics may let the optimizer choose the baseline plan",
     )

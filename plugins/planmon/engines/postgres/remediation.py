@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import re
 
+from planmon.engines import _proposals as proposals
 from planmon.engines._proposals import IndexInspector, dropped_baseline_indexes, plan_tables
 from planmon.engines.postgres.dialect import quote_identifier
 from planmon.model import (
     Action,
-    Evidence,
     IndexSnapshot,
     Proposal,
     QualifiedName,
@@ -53,32 +53,21 @@ def concurrent_definition(definition: str) -> str:
 def recreate_index(context: RegressionContext, snapshot: IndexSnapshot) -> Proposal:
     # an index lives in its table's schema
     index = QualifiedName(snapshot.table.schema or DEFAULT_SCHEMA, snapshot.index_name)
-    return Proposal(
-        action=Action.RECREATE_INDEX,
-        database_name=context.database_name,
+    return proposals.recreate_index(
+        context,
+        snapshot,
         statements=(Statement(concurrent_definition(snapshot.definition)),),
         rollback=(Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(index)}"),),
-        expected_effect=(
-            f"the baseline plan used index {snapshot.index_name} on {snapshot.table}, which is gone; "
-            "with it back the planner can return to the baseline plan"
-        ),
-        evidence=Evidence(
-            index=snapshot.index_name,
-            table=snapshot.table,
-            captured_definition=snapshot.definition,
-            last_seen=str(snapshot.last_seen),
-        ),
         objects=(snapshot.table, index),
+        chooser="planner",
     )
 
 
 def analyze(context: RegressionContext, tables: list[QualifiedName]) -> Proposal:
-    return Proposal(
-        action=Action.ANALYZE,
-        database_name=context.database_name,
-        statements=tuple(Statement(f"ANALYZE {quote(table)}") for table in tables),
-        rollback=(),
-        expected_effect="fresh statistics on the plan's tables may let the planner choose the baseline plan",
-        evidence=Evidence(tables=tuple(tables)),
-        objects=tuple(tables),
+    return proposals.refresh_statistics(
+        context,
+        Action.ANALYZE,
+        tuple(Statement(f"ANALYZE {quote(table)}") for table in tables),
+        tables,
+        "fresh statistics on the plan's tables may let the planner choose the baseline plan",
     )

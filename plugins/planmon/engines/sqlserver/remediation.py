@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planmon.engines._base import fetch_dicts
-from planmon.engines._proposals import plan_tables
+from planmon.engines._proposals import plan_tables, refresh_statistics
 from planmon.engines.sqlserver.dialect import bind, quote_name
 from planmon.model import (
     Action,
@@ -249,14 +249,12 @@ def evict_plan(context: RegressionContext, plan_handle: bytes) -> Proposal:
 
 
 def update_statistics(context: RegressionContext, tables: Sequence[QualifiedName]) -> Proposal:
-    return Proposal(
-        action=Action.UPDATE_STATISTICS,
-        database_name=context.database_name,
-        statements=tuple(Statement(f"UPDATE STATISTICS {quote(t)}") for t in tables),
-        rollback=(),
-        expected_effect="fresh statistics on the plan's tables may bring back the baseline plan",
-        evidence=Evidence(tables=tuple(tables)),
-        objects=tuple(tables),
+    return refresh_statistics(
+        context,
+        Action.UPDATE_STATISTICS,
+        tuple(Statement(f"UPDATE STATISTICS {quote(t)}") for t in tables),
+        tables,
+        "fresh statistics on the plan's tables may bring back the baseline plan",
     )
 
 
