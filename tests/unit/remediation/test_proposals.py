@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from planmon.engines import get_engine
 from planmon.engines.mysql import remediation as mysql
 from planmon.engines.postgres import remediation as postgres
 from planmon.model import Action, IndexSnapshot, PlanInfo, QualifiedName, RegressionContext, Target
@@ -114,7 +115,7 @@ def test_unique_definitions_and_hostile_names_stay_well_formed() -> None:
         postgres.concurrent_definition(unique)
         == 'CREATE UNIQUE INDEX CONCURRENTLY "we""ird" ON public.orders USING btree (id)'
     )
-    assert postgres.quote(QualifiedName("public", 'or"ders')) == '"public"."or""ders"'
+    assert get_engine("postgres").quote(QualifiedName("public", 'or"ders')) == '"public"."or""ders"'
     with pytest.raises(ValueError, match="not a CREATE INDEX"):
         postgres.concurrent_definition("DROP TABLE orders")
 
@@ -132,4 +133,4 @@ def test_mysql_recreates_online_from_the_captured_definition() -> None:
     assert unique.startswith("ALTER TABLE `shop`.`t` ADD UNIQUE INDEX `u``x` (`a`(10))")
     with pytest.raises(ValueError):
         mysql.online_add_index("ALTER TABLE `shop`.`t` ADD PRIMARY KEY (`id`)")
-    assert mysql.quote(QualifiedName("shop", "or`ders")) == "`shop`.`or``ders`"
+    assert get_engine("mysql").quote(QualifiedName("shop", "or`ders")) == "`shop`.`or``ders`"

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from planmon.config import load_settings
+from planmon.engines import get_engine
 from planmon.engines.sqlserver import remediation as sqlserver
 from planmon.errors import RefusalReason, RemediationRefused
 from planmon.model import Action, PlanInfo, QualifiedName, RegressionContext, Target
@@ -148,8 +149,10 @@ def test_evicting_one_plan_binds_its_handle() -> None:
 
 
 def test_identifiers_are_bracket_quoted() -> None:
-    assert sqlserver.quote(QualifiedName("dbo", "Order]s")) == "[dbo].[Order]]s]"
-    assert sqlserver.quote(QualifiedName("dbo", "Sales.Orders")) == "[dbo].[Sales.Orders]"  # one name
+    assert get_engine("sqlserver").quote(QualifiedName("dbo", "Order]s")) == "[dbo].[Order]]s]"
+    assert (
+        get_engine("sqlserver").quote(QualifiedName("dbo", "Sales.Orders")) == "[dbo].[Sales.Orders]"
+    )  # one name
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import re
 
 from planmon.engines import _proposals as proposals
 from planmon.engines._proposals import IndexInspector, dropped_baseline_indexes, plan_tables
-from planmon.engines.mysql.dialect import quote_identifier
+from planmon.engines.mysql.dialect import DIALECT
 from planmon.model import (
     Action,
     IndexSnapshot,
@@ -27,11 +27,6 @@ _DEFINITION = re.compile(
     r" ON (?P<table>`(?:[^`]|``)+`\.`(?:[^`]|``)+`)"
     r" (?P<columns>\(.*\))$"
 )
-
-
-def quote(name: QualifiedName) -> str:
-    """```database`.`table``` (or ```table```), backticks doubled inside names."""
-    return name.quoted(quote_identifier)
 
 
 def propose(context: RegressionContext, inspector: IndexInspector | None = None) -> list[Proposal]:
@@ -71,7 +66,7 @@ def analyze(context: RegressionContext, tables: list[QualifiedName]) -> Proposal
     return proposals.refresh_statistics(
         context,
         Action.ANALYZE,
-        (Statement("ANALYZE TABLE " + ", ".join(quote(t) for t in tables)),),
+        (Statement("ANALYZE TABLE " + ", ".join(DIALECT.quote(t) for t in tables)),),
         tables,
         "fresh index statistics may let the optimizer choose the baseline plan",
     )

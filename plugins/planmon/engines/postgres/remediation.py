@@ -12,7 +12,7 @@ import re
 
 from planmon.engines import _proposals as proposals
 from planmon.engines._proposals import IndexInspector, dropped_baseline_indexes, plan_tables
-from planmon.engines.postgres.dialect import quote_identifier
+from planmon.engines.postgres.dialect import DIALECT
 from planmon.model import (
     Action,
     IndexSnapshot,
@@ -38,11 +38,6 @@ def propose(context: RegressionContext, inspector: IndexInspector | None = None)
     return proposals
 
 
-def quote(name: QualifiedName) -> str:
-    """``schema.name`` as quoted identifiers (psycopg's quoting rules, no connection needed)."""
-    return name.quoted(quote_identifier)
-
-
 def concurrent_definition(definition: str) -> str:
     """``CREATE [UNIQUE] INDEX name ON ...`` as captured, rebuilt ``CONCURRENTLY``."""
     if not _CREATE_INDEX.match(definition):
@@ -57,7 +52,7 @@ def recreate_index(context: RegressionContext, snapshot: IndexSnapshot) -> Propo
         context,
         snapshot,
         statements=(Statement(concurrent_definition(snapshot.definition)),),
-        rollback=(Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {quote(index)}"),),
+        rollback=(Statement(f"DROP INDEX CONCURRENTLY IF EXISTS {DIALECT.quote(index)}"),),
         objects=(snapshot.table, index),
         chooser="planner",
     )
@@ -67,7 +62,7 @@ def analyze(context: RegressionContext, tables: list[QualifiedName]) -> Proposal
     return proposals.refresh_statistics(
         context,
         Action.ANALYZE,
-        tuple(Statement(f"ANALYZE {quote(table)}") for table in tables),
+        tuple(Statement(f"ANALYZE {DIALECT.quote(table)}") for table in tables),
         tables,
         "fresh statistics on the plan's tables may let the planner choose the baseline plan",
     )

@@ -19,7 +19,7 @@ from typing import Any
 
 from planmon.engines._base import fetch_dicts
 from planmon.engines._proposals import plan_tables, refresh_statistics
-from planmon.engines.sqlserver.dialect import bind, quote_name
+from planmon.engines.sqlserver.dialect import DIALECT, bind
 from planmon.model import (
     Action,
     Evidence,
@@ -153,11 +153,6 @@ def state_from_context(context: RegressionContext) -> QueryStoreState:
     )
 
 
-def quote(name: QualifiedName) -> str:
-    """``[schema].[table]``, ``]`` doubled inside names."""
-    return name.quoted(quote_name)
-
-
 def propose(context: RegressionContext, state: QueryStoreState | None = None) -> list[Proposal]:
     state = state or state_from_context(context)
     proposals: list[Proposal] = []
@@ -252,7 +247,7 @@ def update_statistics(context: RegressionContext, tables: Sequence[QualifiedName
     return refresh_statistics(
         context,
         Action.UPDATE_STATISTICS,
-        tuple(Statement(f"UPDATE STATISTICS {quote(t)}") for t in tables),
+        tuple(Statement(f"UPDATE STATISTICS {DIALECT.quote(t)}") for t in tables),
         tables,
         "fresh statistics on the plan's tables may bring back the baseline plan",
     )
