@@ -134,8 +134,14 @@ def bench_postgres(count: int) -> dict[str, float]:
         repository, plan_ids, target_id, query_id = seeded_repository(url("planmon_bench"))
         rows = make_rows(count, plan_ids, target_id, query_id)
         baseline, base_plans, base_target, base_query = seeded_repository(url("raw_bench"))
+        base_rows = make_rows(count, base_plans, base_target, base_query)
+        # runtime_stats is partitioned by day (ADR 0005): the raw COPY needs its days' partitions,
+        # which planmon's own writes create as they go (and pay for in "first")
+        baseline.ensure_runtime_stats_partitions(
+            min(row["interval_start"] for row in base_rows), max(row["interval_end"] for row in base_rows)
+        )
         baseline.close()
-        raw_rows = full_rows(make_rows(count, base_plans, base_target, base_query))
+        raw_rows = full_rows(base_rows)
 
         def raw_copy() -> None:
             with psycopg.connect(server.dsn("raw_bench")) as connection, connection.cursor() as cursor:

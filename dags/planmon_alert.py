@@ -7,7 +7,6 @@ and the digest goes out even on quiet days. Wiring only: the work is in ``planmo
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -15,10 +14,11 @@ from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from planmon.airflow.assets import REGRESSIONS
 from planmon.airflow.defaults import PLANMON_TAG, default_args
+from planmon.alerting.settings import alert_schedule
 
 DAG_ID = "planmon_alert"
-# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
-SCHEDULE = os.environ.get("PLANMON_ALERT_SCHEDULE", "*/30 * * * *")
+# Validated when the file is parsed (no I/O): a bad value fails this DAG's import naming the variable.
+SCHEDULE = alert_schedule()
 
 
 @dag(

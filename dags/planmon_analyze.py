@@ -11,7 +11,6 @@ mode is not ``off`` each trigger one planmon_remediate run. Wiring only: see pla
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -20,12 +19,13 @@ from airflow.sdk import AssetOrTimeSchedule, CronDataIntervalTimetable, dag, tas
 
 from planmon.airflow.assets import REGRESSIONS, RUNTIME_STATS
 from planmon.airflow.defaults import PLANMON_TAG, default_args
+from planmon.config import dag_setting
 
-# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
-SCHEDULE = os.environ.get("PLANMON_ANALYZE_SCHEDULE", "0 * * * *")
+# Validated when the file is parsed (no I/O): a bad value fails this DAG's import naming the variable.
+SCHEDULE = dag_setting("analyze_schedule")
 # how many batches of targets one run analyses at once (each holds one batch's window in memory)
 BATCH_LABEL = "{{ task.op_kwargs['batch']['targets'][0] }}..{{ task.op_kwargs['batch']['targets'][-1] }}"
-PARALLEL_BATCHES = int(os.environ.get("PLANMON_ANALYZE_PARALLEL_BATCHES", "2"))
+PARALLEL_BATCHES = dag_setting("analyze_parallel_batches")
 
 
 @dag(

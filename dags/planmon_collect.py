@@ -5,7 +5,6 @@ analysis DAG runs on. Wiring only: the work lives in ``planmon.airflow.collect_t
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -13,10 +12,11 @@ from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from planmon.airflow.assets import RUNTIME_STATS
 from planmon.airflow.defaults import PLANMON_TAG, default_args
+from planmon.config import dag_setting
 
-# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
-SCHEDULE = os.environ.get("PLANMON_COLLECT_SCHEDULE", "*/15 * * * *")
-POOL = os.environ.get("PLANMON_TARGETS_POOL", "planmon_targets")
+# Validated when the file is parsed (no I/O): a bad value fails this DAG's import naming the variable.
+SCHEDULE = dag_setting("collect_schedule")
+POOL = dag_setting("targets_pool")
 
 
 @dag(

@@ -8,16 +8,16 @@ the audit log stay). Wiring only: the work is in ``planmon.airflow.maintenance_t
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import CronTriggerTimetable, dag, task
 
 from planmon.airflow.defaults import PLANMON_TAG, default_args
+from planmon.config import dag_setting
 
-# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
-SCHEDULE = os.environ.get("PLANMON_MAINTENANCE_SCHEDULE", "30 3 * * *")
+# Validated when the file is parsed (no I/O): a bad value fails this DAG's import naming the variable.
+SCHEDULE = dag_setting("maintenance_schedule")
 
 
 @dag(

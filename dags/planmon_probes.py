@@ -9,18 +9,18 @@ result, never a blocked run. Wiring only: the work is in ``planmon.airflow.probe
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
 from planmon.airflow.defaults import PLANMON_TAG, default_args
+from planmon.config import dag_setting
 
 DAG_ID = "planmon_probes"
-# Read from the environment directly (no validation, no I/O): settings are validated when tasks run.
-SCHEDULE = os.environ.get("PLANMON_PROBES_SCHEDULE", "*/5 * * * *")
-POOL = os.environ.get("PLANMON_TARGETS_POOL", "planmon_targets")
+# Validated when the file is parsed (no I/O): a bad value fails this DAG's import naming the variable.
+SCHEDULE = dag_setting("probes_schedule")
+POOL = dag_setting("targets_pool")
 
 
 @dag(

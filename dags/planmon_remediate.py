@@ -8,7 +8,6 @@ Wiring only: the work is in ``planmon.airflow.remediate_tasks`` and ``planmon.re
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,21 +15,15 @@ from airflow.sdk import PokeReturnValue, dag, task
 
 from planmon.airflow.approval import APPLY, APPROVAL, DECISION_KEY, RemediationApproval
 from planmon.airflow.defaults import PLANMON_TAG, default_args
+from planmon.config import dag_setting
 
 DAG_ID = "planmon_remediate"
 
 
-def _env_float(name: str, default: float) -> float:
-    """Parse-time knobs read from the environment without I/O; tasks validate the full settings."""
-    try:
-        return float(os.environ.get(name, default))
-    except ValueError:
-        return default
-
-
-APPROVAL_TIMEOUT = timedelta(hours=_env_float("PLANMON_REMEDIATION_APPROVAL_TIMEOUT_HOURS", 24.0))
-POKE_SECONDS = _env_float("PLANMON_REMEDIATION_POKE_SECONDS", 60.0)
-VERIFY_DEADLINE = timedelta(minutes=_env_float("PLANMON_REMEDIATION_VERIFY_MINUTES", 30.0) + 30.0)
+# Validated when the file is parsed (no I/O): a bad value fails this DAG's import naming the variable.
+APPROVAL_TIMEOUT = timedelta(hours=dag_setting("remediation_approval_timeout_hours"))
+POKE_SECONDS = dag_setting("remediation_poke_seconds")
+VERIFY_DEADLINE = timedelta(minutes=dag_setting("remediation_verify_minutes") + 30.0)
 
 
 @dag(

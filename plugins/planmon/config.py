@@ -1,7 +1,10 @@
 """planmon's settings: one typed, validated model read from ``PLANMON_*`` environment variables.
 
 Settings are read when a task or command starts (:func:`load_settings`), never at import, so a DAG
-file parses even when a setting is wrong, and the error shows up in the task log saying how to fix it.
+file parses even when an unrelated setting is wrong, and the error shows up in the task log saying how
+to fix it. The few a DAG file needs when it is parsed (schedules, pools, timeouts) it reads one by one
+with :func:`dag_setting`: validated the same way, so a bad value fails that DAG's import with the
+variable's name instead of falling back silently.
 Secrets never live here: only Airflow connection ids, whose credentials Airflow keeps.
 """
 
@@ -42,6 +45,8 @@ class Settings(BaseModel):
     plans_per_run: int = Field(200, ge=0, le=10_000, description="most plans captured per target per run")
     targets_pool: str = Field("planmon_targets", description="Airflow pool collection tasks run in")
     targets_pool_slots: int = Field(8, ge=1, le=1024, description="size of that pool")
+    analyze_schedule: str = Field("0 * * * *", description="cron of planmon_analyze's data intervals")
+    maintenance_schedule: str = Field("30 3 * * *", description="cron of planmon_maintenance's runs")
 
     # Plan parsing limits
     max_plan_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="largest plan document accepted")
@@ -60,6 +65,9 @@ class Settings(BaseModel):
     )
     analyze_batch_targets: int = Field(
         10, ge=1, le=1000, description="targets analysed together (one mapped analyze task per batch)"
+    )
+    analyze_parallel_batches: int = Field(
+        2, ge=1, le=64, description="batches of targets one planmon_analyze run analyses at once"
     )
 
     # Runtime stats as they age (docs/repository.md): collected rows, then hourly, then daily rows
@@ -105,12 +113,10 @@ class Settings(BaseModel):
     retention_days: int = Field(30, ge=1, le=3650, description="age after which collected data is purged")
     base_url: str | None = Field(None, description="Airflow base URL used in links inside alerts")
 
-    @field_validator("collect_schedule", "probes_schedule")
+    @field_validator("collect_schedule", "probes_schedule", "analyze_schedule", "maintenance_schedule")
     @classmethod
     def _cron_has_five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError("a cron expression has five fields, e.g. '*/15 * * * *'")
-        return value
+        return valid_cron(value)
 
     @model_validator(mode="after")
     def _one_repository_source(self) -> Settings:
@@ -132,6 +138,15 @@ class Settings(BaseModel):
         if self.probes_dir is not None:
             return self.probes_dir.expanduser().resolve()
         return Path(__file__).resolve().parents[2] / "include" / "probes"
+
+
+def valid_cron(value: str) -> str:
+    """A five-field cron expression croniter accepts, else ValueError saying what one looks like."""
+    from croniter import croniter  # type: ignore[import-untyped]
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError("a cron expression has five fields croniter accepts, e.g. '*/15 * * * *'")
+    return value
 
 
 def env_name(field_name: str) -> str:
@@ -167,6 +182,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError(_describe(exc), hint="`planmon config show --help` lists every setting") from exc
 
 
+def dag_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting, read and validated when a DAG file is parsed (no I/O): its value, or its default
+    when ``PLANMON_<NAME>`` is unset or empty. A bad value raises :class:`ConfigError` naming the
+    variable, so the DAG's import fails and Airflow shows why."""
+    if name not in Settings.model_fields:
+        raise KeyError(f"{name} is not a planmon setting")
+    environ = os.environ if environ is None else environ
+    raw = environ.get(env_name(name)) or None
+    try:
+        settings = Settings.model_validate({name: raw} if raw is not None else {})
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc), hint="`planmon config show --help` lists every setting") from exc
+    return getattr(settings, name)
+
+
 # Prefixes validated by their own models (planmon.alerting.settings reads PLANMON_ALERT_*).
 _OWNED_PREFIXES = ("PLANMON_ALERT_",)
 
@@ -178,8 +208,6 @@ _NOT_SETTINGS = frozenset(
         "PLANMON_PG_BINDIR",
         "PLANMON_UPDATE_SNAPSHOTS",
         "PLANMON_REGEN_GOLDEN",
-        "PLANMON_ANALYZE_SCHEDULE",  # read by dags/planmon_analyze.py when it is parsed
-        "PLANMON_MAINTENANCE_SCHEDULE",  # read by dags/planmon_maintenance.py when it is parsed
     }
 )
 

@@ -76,6 +76,24 @@ def test_project_dags_import_without_errors_or_io() -> None:
         assert any(Path(d.fileloc) == path for d in dagbag.dags.values()), f"{path.name} defines no DAG"
 
 
+@pytest.mark.parametrize(
+    ("variable", "dag_file"),
+    [
+        ("PLANMON_COLLECT_SCHEDULE", "planmon_collect.py"),
+        ("PLANMON_ANALYZE_PARALLEL_BATCHES", "planmon_analyze.py"),
+        ("PLANMON_ALERT_SCHEDULE", "planmon_alert.py"),
+        ("PLANMON_REMEDIATION_POKE_SECONDS", "planmon_remediate.py"),
+    ],
+)
+def test_a_bad_parse_time_setting_fails_the_import_naming_it(
+    variable: str, dag_file: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(variable, "not-a-value")
+    errors = load_dagbag(DAGS_FOLDER).import_errors
+    failed = {Path(path).name: message for path, message in errors.items()}
+    assert dag_file in failed and variable in failed[dag_file], errors
+
+
 def test_project_dags_follow_policy() -> None:
     dagbag = load_dagbag(DAGS_FOLDER)
     problems = [problem for dag in dagbag.dags.values() for problem in policy_violations(dag)]

@@ -61,10 +61,10 @@ def _check(repo: Repository, target: Target, run_workload: Callable[[], None], c
     assert any(p.shape_hash and p.body for p in plans), "no plan captured for the workload"
     indexes = repo.index_snapshots(target.id)
     assert {"orders_customer"} <= set(indexes["index_name"]), indexes
-    before = stats.drop(columns=["id"]).sort_values("plan_id").reset_index(drop=True)
+    before = stats.sort_values("plan_id").reset_index(drop=True)
     _collect(repo, target, connect, 1)  # the same window again (a retry): nothing changes
     again = repo.runtime_stats(NOW - timedelta(hours=2), NOW + timedelta(hours=1), target_ids=[target.id])
-    after = again.drop(columns=["id"]).sort_values("plan_id").reset_index(drop=True)
+    after = again.sort_values("plan_id").reset_index(drop=True)
     assert after[["plan_id", "interval_start", "executions"]].equals(
         before[["plan_id", "interval_start", "executions"]]
     )

@@ -2,7 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from planmon.config import describe_settings, load_settings
+from planmon.alerting.settings import alert_schedule
+from planmon.config import dag_setting, describe_settings, load_settings
 from planmon.errors import ConfigError
 
 
@@ -65,3 +66,30 @@ def test_the_readme_lists_every_setting_with_its_default() -> None:
     for variable, default, _ in describe_settings():
         shown = f"`{default}`" if default else "(unset)"
         assert f"| `{variable}` | {shown} |" in readme, f"README's configuration table misses {variable}"
+
+
+def test_a_dag_setting_is_validated_alone_and_defaults_when_unset() -> None:
+    assert dag_setting("analyze_schedule", {}) == "0 * * * *"
+    assert dag_setting("targets_pool", {"PLANMON_TARGETS_POOL": ""}) == "planmon_targets"
+    assert dag_setting("analyze_parallel_batches", {"PLANMON_ANALYZE_PARALLEL_BATCHES": "4"}) == 4
+    # another setting being wrong does not break a DAG that does not read it
+    assert dag_setting("collect_schedule", {"PLANMON_BASELINE_DAYS": "0"}) == "*/15 * * * *"
+
+
+@pytest.mark.parametrize(
+    ("name", "variable", "raw"),
+    [
+        ("collect_schedule", "PLANMON_COLLECT_SCHEDULE", "61 * * * *"),  # five fields, not a valid cron
+        ("analyze_parallel_batches", "PLANMON_ANALYZE_PARALLEL_BATCHES", "two"),
+        ("remediation_poke_seconds", "PLANMON_REMEDIATION_POKE_SECONDS", "0"),
+    ],
+)
+def test_a_bad_dag_setting_fails_naming_the_variable(name: str, variable: str, raw: str) -> None:
+    with pytest.raises(ConfigError, match=variable):
+        dag_setting(name, {variable: raw})
+
+
+def test_the_alert_dag_schedule_is_validated_too() -> None:
+    assert alert_schedule({}) == "*/30 * * * *"
+    with pytest.raises(ConfigError, match="PLANMON_ALERT_SCHEDULE"):
+        alert_schedule({"PLANMON_ALERT_SCHEDULE": "*/30 * * *"})

@@ -13,24 +13,18 @@ from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
+from planmon.airflow.connections import get_connection, open_repository
 from planmon.alerting.dispatch import Dispatcher, DispatchResult
-from planmon.alerting.messages import SEVERITIES, RunLinks
+from planmon.alerting.messages import RunLinks
 from planmon.alerting.routing import build_channels, describe_routes, load_routing
 from planmon.alerting.settings import load_alert_settings, load_planmon_settings
-from planmon.store import Repository
+from planmon.model import KINDS, SEVERITIES
 from planmon.store.alerts import AlertStore
 
 log = logging.getLogger(__name__)
 
 METRIC_PREFIX = "planmon.alert"
 OPEN_METRIC = "planmon.regressions.open"
-KINDS: tuple[str, ...] = (
-    "plan_change",
-    "same_plan",
-    "parameter_sensitive",
-    "error_prone",
-    "forced_plan_failure",
-)
 
 
 @contextmanager
@@ -46,8 +40,9 @@ def open_dispatcher(dag_id: str | None, run_id: str | None) -> Iterator[Dispatch
         default_log_path=alert_settings.log_path or settings.resolved_home / "alerts.log",
         http_timeout=alert_settings.http_timeout_seconds,
         smtp_timeout=alert_settings.smtp_timeout_seconds,
+        connection_getter=get_connection,
     )
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         yield Dispatcher(
             AlertStore(repository),
@@ -86,7 +81,7 @@ def emit_open_regressions() -> dict[str, int]:
     from airflow.sdk.observability.stats import Stats
 
     settings = load_planmon_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         counts = AlertStore(repository).open_regression_counts()
     pairs = {(s, k) for s in SEVERITIES for k in KINDS} | set(counts)

@@ -7,10 +7,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from planmon.airflow.connections import open_repository
 from planmon.airflow.xcom import mapped_results
 from planmon.analysis.service import AnalysisSummary, analyze_repository
 from planmon.config import load_settings
-from planmon.store import Repository
 
 MIN_WINDOW = timedelta(minutes=15)
 DEFAULT_WINDOW = timedelta(hours=1)
@@ -84,7 +84,7 @@ def plan_batches(
     run's window: the mapped ``analyze`` tasks' inputs (empty when no target is enabled)."""
     settings = load_settings()
     window_start, window_end = analysis_window(start, end, collected=collected, run_after=run_after)
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         names = [target.name for target in repository.list_targets(enabled_only=True)]
     size = settings.analyze_batch_targets
@@ -101,7 +101,7 @@ def plan_batches(
 def analyze_batch(batch: dict[str, Any]) -> dict[str, Any]:
     """Analyse one batch of targets over the run's window (idempotent: a retry stores the same)."""
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         summary = analyze_repository(
             repository,
@@ -129,6 +129,6 @@ def remediation_confs(summary: dict[str, Any] | None) -> list[dict[str, int]]:
     ids = list((summary or {}).get("regression_ids") or [])
     if not ids:
         return []
-    with Repository.from_settings(load_settings()) as repository:
+    with open_repository(load_settings()) as repository:
         chosen = RemediationStore(repository).remediation_candidates(ids)
     return [{"regression_id": regression_id} for regression_id in chosen]

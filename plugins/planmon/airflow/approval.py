@@ -47,12 +47,12 @@ def record_answer(proposal: Mapping[str, Any] | None, decision: Mapping[str, Any
     """Store an approval's answer on the remediation (idempotent: the first answer stands)."""
     if not proposal or proposal.get("refused") or not decision:
         return
+    from planmon.airflow.connections import open_repository
     from planmon.config import load_settings
     from planmon.remediation.workflow import RemediationWorkflow
-    from planmon.store import Repository
 
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         RemediationWorkflow(repository, settings).record_decision(
             int(proposal["id"]),
             approved=(decision.get("chosen_options") or [None])[0] == ApprovalOperator.APPROVE,

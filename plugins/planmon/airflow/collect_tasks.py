@@ -7,12 +7,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from planmon.airflow.connections import connection_factory
+from planmon.airflow.connections import connection_factory, open_repository
 from planmon.airflow.xcom import mapped_results
 from planmon.collect import CollectionSummary, collect_target
 from planmon.config import load_settings
 from planmon.errors import EngineError
-from planmon.store import Repository
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +21,7 @@ METRIC_PREFIX = "planmon.collect"
 def enabled_target_names() -> list[str]:
     """Names of the enabled targets: one mapped collection task each."""
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         names = [target.name for target in repository.list_targets(enabled_only=True)]
     log.info("collecting %d enabled target(s)", len(names))
@@ -36,7 +35,7 @@ def collect_one(target_name: str, start: datetime, end: datetime) -> dict[str, A
     it and retries it; the other targets' tasks are independent.
     """
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         target = repository.get_target(target_name)
         connect = connection_factory(target.engine, target.conn_id)
         try:

@@ -11,9 +11,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from planmon.config import Settings, load_settings
 from planmon.engines import get_engine
 from planmon.errors import ConfigError, RefusalReason, RemediationRefused
 from planmon.model import Target
+from planmon.store import Repository
 
 
 def get_connection(conn_id: str) -> Any:
@@ -32,6 +34,11 @@ def get_connection(conn_id: str) -> Any:
                 f"AIRFLOW_CONN_{conn_id.upper()}"
             ),
         ) from exc
+
+
+def open_repository(settings: Settings | None = None) -> Repository:
+    """planmon's repository, its connection id (``PLANMON_REPOSITORY_CONN_ID``) resolved by Airflow."""
+    return Repository.from_settings(settings or load_settings(), connection_lookup=get_connection)
 
 
 def connection_factory(engine: str, conn_id: str) -> Callable[[str | None], Any]:

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from planmon.airflow.connections import open_repository
 from planmon.config import Settings, load_settings
 from planmon.store import Repository
 from planmon.store.repository import utcnow
@@ -24,7 +25,7 @@ def retention_days(settings: Settings, repository: Repository) -> int:
 def purge(logical_date: datetime | None = None) -> dict[str, Any]:
     """Delete what is older than the retention, as of the run's logical date (a re-run deletes the same)."""
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         days = retention_days(settings, repository)
         deleted = repository.purge(now=logical_date, retention_days=days)
@@ -35,7 +36,7 @@ def purge(logical_date: datetime | None = None) -> dict[str, Any]:
 def roll_up(logical_date: datetime | None = None) -> dict[str, Any]:
     """Roll runtime stats up to hourly and daily rows as of the run's logical date (idempotent)."""
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         summary = StatsStore(repository).roll_up(
             now=logical_date or utcnow(),

@@ -13,12 +13,11 @@ from datetime import datetime
 from typing import Any
 
 from planmon.airflow.alert_tasks import open_dispatcher
-from planmon.airflow.connections import connection_factory
+from planmon.airflow.connections import connection_factory, open_repository
 from planmon.alerting.settings import load_planmon_settings
 from planmon.engines.base import ConnectionFactory
 from planmon.model import Target
 from planmon.probes.service import plan_runs, record_run, sync_definitions
-from planmon.store import Repository
 from planmon.store.probes import ProbeStore
 
 log = logging.getLogger(__name__)
@@ -29,7 +28,7 @@ METRIC_PREFIX = "planmon.probe"
 def plan_probe_runs(start: datetime, end: datetime) -> list[dict[str, str]]:
     """Sync the probe files and built-ins into the store; the (probe, target, run_at) runs due now."""
     settings = load_planmon_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         store = ProbeStore(repository)
         sync_definitions(store, settings)
@@ -62,7 +61,7 @@ def run_probe_task(
     business data) nor anything of the connection.
     """
     settings = load_planmon_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         store = ProbeStore(repository)
         summary, alerts = record_run(

@@ -12,14 +12,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from planmon.airflow.approval import APPLY, APPROVAL, record_answer
-from planmon.airflow.connections import AirflowConnections
+from planmon.airflow.connections import AirflowConnections, open_repository
 from planmon.analysis.statistics import Moments
 from planmon.config import load_settings
 from planmon.errors import RefusalReason, RemediationRefused
 from planmon.model import Remediation, RemediationState
 from planmon.remediation.verify import Outcome, Verdict
 from planmon.remediation.workflow import RemediationWorkflow, Route
-from planmon.store import Repository
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +27,7 @@ log = logging.getLogger(__name__)
 def workflow() -> Iterator[RemediationWorkflow]:
     """The remediation workflow on the configured repository, through the targets' Airflow connections."""
     settings = load_settings()
-    with Repository.from_settings(settings) as repository:
+    with open_repository(settings) as repository:
         repository.require_schema()
         yield RemediationWorkflow(repository, settings, AirflowConnections())
 

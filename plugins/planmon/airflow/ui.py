@@ -84,4 +84,11 @@ def build_app() -> FastAPI:
     """The app the plugin mounts at ``/planmon``: every route requires the Airflow login."""
     from airflow.api_fastapi.core_api.security import get_user
 
-    return create_ui_app(user_dependency=get_user, approvals=pending_approvals, login_url=login_url)
+    from planmon.airflow.connections import open_repository
+
+    return create_ui_app(
+        user_dependency=get_user,
+        repository_factory=open_repository,
+        approvals=pending_approvals,
+        login_url=login_url,
+    )

@@ -228,16 +228,14 @@ class SmtpChannel:
     name: str
     conn_id: str
     recipients: tuple[str, ...]
+    connection_getter: Callable[[str], Any]  # conn id -> connection (Airflow's lookup in production)
     sender: str | None = None
     starttls: bool = True
     use_ssl: bool = False
     timeout: float = 30.0
-    connection_getter: Callable[[str], Any] | None = None
 
     def send(self, message: AlertMessage) -> None:
-        from planmon.airflow.connections import get_connection
-
-        connection = (self.connection_getter or get_connection)(self.conn_id)
+        connection = self.connection_getter(self.conn_id)
         mail = self._mail(message, connection)
         try:
             with self._session(connection) as session:

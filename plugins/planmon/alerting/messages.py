@@ -14,19 +14,19 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from planmon.model import SEVERITIES, RegressionKind
 from planmon.plans.normalize import strip_literals
 
-SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 MAX_DIFF_LINES = 12
 MAX_QUERY_CHARS = 300
 # PlanDiff.as_text()'s header holds only planmon's own statement index and shape hashes: kept as is.
 _DIFF_HEADER = re.compile(r"^statement \d+: shape [\w-]+ -> [\w-]+$")
-KIND_LABELS = {
-    "plan_change": "plan change",
-    "same_plan": "slower under the same plan",
-    "parameter_sensitive": "parameter-sensitive plan",
-    "error_prone": "more failed executions",
-    "forced_plan_failure": "forced plan failing",
+KIND_LABELS: dict[str, str] = {
+    RegressionKind.PLAN_CHANGE: "plan change",
+    RegressionKind.SAME_PLAN: "slower under the same plan",
+    RegressionKind.PARAMETER_SENSITIVE: "parameter-sensitive plan",
+    RegressionKind.ERROR_PRONE: "more failed executions",
+    RegressionKind.FORCED_PLAN_FAILURE: "forced plan failing",
 }
 
 
@@ -247,7 +247,7 @@ _EVIDENCE_COLUMNS = ("baseline_mean", "current_mean", "ratio", "impact", "p_valu
 def _what_changed(kind: str, diff_text: str | None) -> str:
     if diff_text:
         return "What changed:\n" + "\n".join(f"  {line}" for line in diff_text.splitlines())
-    if kind == "plan_change":
+    if kind == RegressionKind.PLAN_CHANGE:
         return "What changed: the plan changed (no diff stored)."
     return f"What changed: {KIND_LABELS.get(kind, kind)}; the plan shape is unchanged or unknown."
 
@@ -346,7 +346,7 @@ def build_digest_message(
     ``regressions`` holds (regression row, target, query key) triples.
     """
     links = links or RunLinks()
-    by_severity = {severity: 0 for severity in SEVERITIES}
+    by_severity: dict[str, int] = {severity: 0 for severity in SEVERITIES}
     by_kind: dict[str, int] = {}
     for row, _target, _key in regressions:
         by_severity[str(row["severity"])] = by_severity.get(str(row["severity"]), 0) + 1

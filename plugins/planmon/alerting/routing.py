@@ -25,14 +25,14 @@ from planmon.alerting.channels import (
     slack_url_from_connection,
     webhook_url_from_connection,
 )
-from planmon.alerting.messages import SEVERITIES, TargetInfo, severity_rank
+from planmon.alerting.messages import TargetInfo, severity_rank
 from planmon.errors import ConfigError, PlanmonError
+from planmon.model import SEVERITIES, ConnectionLookup, Severity
 from planmon.yaml_fields import OneOrMany, TextMapping
 
 log = logging.getLogger(__name__)
 
 LOG_CHANNEL = "log"
-Severity = Literal["low", "medium", "high", "critical"]
 
 
 class _Strict(BaseModel):
@@ -45,7 +45,7 @@ class Match(_Strict):
     environment: Annotated[list[str] | None, OneOrMany] = None  # any of these target environments
     tags: Annotated[dict[str, str], TextMapping] = Field(default_factory=dict)  # every k=v ("*": present)
     kinds: Annotated[list[str] | None, OneOrMany] = None  # regression kinds
-    min_severity: Severity = "low"
+    min_severity: Severity = Severity.LOW
 
     def matches(self, target: TargetInfo, *, severity: str, kind: str | None) -> bool:
         if self.environment is not None and target.environment not in self.environment:
@@ -207,9 +207,10 @@ def build_channels(
     default_log_path: Path,
     http_timeout: float,
     smtp_timeout: float,
-    connection_getter: Any = None,
+    connection_getter: ConnectionLookup,
 ) -> dict[str, Channel]:
-    """Every channel the routing file defines (plus ``log``), ready to send.
+    """Every channel the routing file defines (plus ``log``), ready to send; channels that name a
+    connection id resolve it through ``connection_getter`` (Airflow's, given by the caller).
 
     A channel that cannot be set up (say its connection id does not resolve) becomes a
     :class:`BrokenChannel`: its alerts are recorded as failed with the reason, the others still go.
@@ -232,11 +233,8 @@ def _channel(  # noqa: PLR0917 (private helper of build_channels)
     default_log_path: Path,
     http_timeout: float,
     smtp_timeout: float,
-    connection_getter: Any,
+    connection_of: ConnectionLookup,
 ) -> Channel:
-    from planmon.airflow.connections import get_connection
-
-    connection_of = connection_getter or get_connection
     if isinstance(definition, LogChannelDef):
         return LogFileChannel(path=definition.path or default_log_path, name=name)
     if isinstance(definition, WebhookChannelDef):
@@ -264,7 +262,7 @@ def _channel(  # noqa: PLR0917 (private helper of build_channels)
         starttls=smtp.starttls,
         use_ssl=smtp.ssl,
         timeout=smtp_timeout,
-        connection_getter=connection_getter,
+        connection_getter=connection_of,
     )
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from planmon.config import Settings, env_name, load_settings
+from planmon.config import Settings, env_name, load_settings, valid_cron
 from planmon.errors import ConfigError
 
 ALERT_PREFIX = "PLANMON_ALERT_"
@@ -41,9 +41,20 @@ class AlertSettings(BaseModel):
     @field_validator("schedule")
     @classmethod
     def _cron_has_five_fields(cls, value: str) -> str:
-        if len(value.split()) != 5:
-            raise ValueError("a cron expression has five fields, e.g. '*/30 * * * *'")
-        return value
+        return valid_cron(value)
+
+
+def alert_schedule(environ: Mapping[str, str] | None = None) -> str:
+    """planmon_alert's own cron, read and validated when its DAG file is parsed (no I/O); a bad value
+    raises ConfigError naming ``PLANMON_ALERT_SCHEDULE``, so the DAG's import fails saying why."""
+    raw = (os.environ if environ is None else environ).get(ALERT_PREFIX + "SCHEDULE") or None
+    try:
+        return AlertSettings.model_validate({"schedule": raw} if raw is not None else {}).schedule
+    except ValidationError as exc:
+        message = "; ".join(str(error["msg"]) for error in exc.errors())
+        raise ConfigError(
+            f"invalid alerting settings: {ALERT_PREFIX}SCHEDULE: {message} (got {raw!r})"
+        ) from exc
 
 
 def _shared_setting_names() -> frozenset[str]:

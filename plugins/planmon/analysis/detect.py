@@ -44,7 +44,7 @@ import pandas as pd
 from planmon.analysis.frames import DETECTION_COLUMNS, empty_baseline_moments, empty_detections
 from planmon.analysis.statistics import student_t_sf_many, two_proportion_p
 from planmon.config import Settings
-from planmon.model import BASELINE_MOMENT_COLUMNS
+from planmon.model import BASELINE_MOMENT_COLUMNS, RegressionKind, Severity
 
 KEYS = ["target_id", "query_id"]
 PLAN_KEYS = [*KEYS, "plan_id"]
@@ -54,7 +54,11 @@ CORROBORATION_RATIO = 1.2  # duration-only engines: reads/rows examined up by 20
 ERROR_RATE_FLOOR = 0.01  # an error rate under 1% in the current window is noise, not a regression
 ERROR_COUNT_FLOOR = 10  # ... and so are fewer than 10 failed executions
 ERROR_RATE_RISE = 2.0  # the error rate at least doubled
-SEVERITY_SECONDS_PER_HOUR = ((3600.0, "critical"), (600.0, "high"), (60.0, "medium"))  # else "low"
+SEVERITY_SECONDS_PER_HOUR = (
+    (3600.0, Severity.CRITICAL),
+    (600.0, Severity.HIGH),
+    (60.0, Severity.MEDIUM),
+)  # else Severity.LOW
 _SUMS = ("n", "s1", "s2", "sm2", "r1", "x1", "cpu_rows", "intervals")
 
 
@@ -522,7 +526,7 @@ def _persistent(
 def _confirm(row: Any, settings: Settings) -> dict[str, Any]:
     """The detection row of a candidate that passed every gate: kind, corroboration, evidence."""
     t, p = float(row.t), float(row.p)
-    kind = "same_plan" if row.shape == row.shape_base else "plan_change"
+    kind = RegressionKind.SAME_PLAN if row.shape == row.shape_base else RegressionKind.PLAN_CHANGE
     corroboration = _corroboration(row)
     evidence = {
         "rule": f"{row.metric} mean x{row.ratio:.2f} >= {settings.regression_ratio}, t={t:.1f} p={p:.2g}, "
@@ -534,9 +538,10 @@ def _confirm(row: Any, settings: Settings) -> dict[str, Any]:
         "current_plan": _plan_evidence(row, ""),
     }
     severity = _severity(row.impact)
-    if row.metric == "duration_us" and kind == "same_plan" and corroboration["status"] == "not_corroborated":
+    slower_same_work = corroboration["status"] == "not_corroborated"
+    if row.metric == "duration_us" and kind == RegressionKind.SAME_PLAN and slower_same_work:
         evidence["classification"] = "waits_or_blocking"  # slower, but the work done did not grow
-        severity = "low"
+        severity = Severity.LOW
     return _detection(row, kind, t=t, p=p, severity=severity, evidence=evidence)
 
 
@@ -611,7 +616,7 @@ def _sensitive_detection(key: Any, row: Any, plans: pd.DataFrame, *, t: float, p
     return {
         "target_id": _native(key[0]),
         "query_id": _native(key[1]),
-        "kind": "parameter_sensitive",
+        "kind": RegressionKind.PARAMETER_SENSITIVE,
         "metric": row.metric,
         "baseline_plan_id": _native(row.plan_id_base),
         "current_plan_id": _native(row.plan_id),
@@ -669,7 +674,7 @@ def _error_detection(
     return {
         "target_id": _native(key[0]),
         "query_id": _native(key[1]),
-        "kind": "error_prone",
+        "kind": RegressionKind.ERROR_PRONE,
         "metric": "errors",
         "baseline_plan_id": None,
         "current_plan_id": None,
@@ -683,7 +688,7 @@ def _error_detection(
         "impact": failed_now / hours,
         "t_statistic": None,
         "p_value": p,
-        "severity": "high" if now >= 0.1 else "medium",
+        "severity": Severity.HIGH if now >= 0.1 else Severity.MEDIUM,
         "evidence": {
             "rule": f"error rate {before:.2%} -> {now:.2%}, two-proportion p={p:.2g}",
             "failed_executions": failed_now,
@@ -706,7 +711,7 @@ def _forcing_detection(r: Any) -> dict[str, Any]:
     return {
         "target_id": _native(r.target_id),
         "query_id": _native(r.query_id),
-        "kind": "forced_plan_failure",
+        "kind": RegressionKind.FORCED_PLAN_FAILURE,
         "metric": "force_failure_count",
         "baseline_plan_id": _native(r.plan_id),
         "current_plan_id": _native(r.plan_id),
@@ -720,7 +725,7 @@ def _forcing_detection(r: Any) -> dict[str, Any]:
         "impact": float(r.force_failure_count - r.force_failure_count_before),
         "t_statistic": None,
         "p_value": None,
-        "severity": "high",
+        "severity": Severity.HIGH,
         "evidence": {
             "rule": "force_failure_count rose while the plan is forced",
             "last_force_failure_reason": getattr(r, "last_force_failure_reason", None),
@@ -767,11 +772,11 @@ def _plan_evidence(row: Any, suffix: str) -> dict[str, Any]:
     }
 
 
-def _severity(impact: float) -> str:
+def _severity(impact: float) -> Severity:
     for floor, name in SEVERITY_SECONDS_PER_HOUR:
         if impact >= floor:
             return name
-    return "low"
+    return Severity.LOW
 
 
 def _records(frame: pd.DataFrame) -> Iterator[Any]:

@@ -20,13 +20,14 @@ import pandas as pd
 from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
 from planmon.config import Settings
 from planmon.errors import PlanParseError
+from planmon.model import RegressionKind
 from planmon.store.repository import Repository, as_utc_naive
 from planmon.store.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
-DIFF_KINDS = frozenset({"plan_change", "parameter_sensitive"})
-PERFORMANCE_KINDS = frozenset({"plan_change", "same_plan", "parameter_sensitive"})
+DIFF_KINDS = frozenset({RegressionKind.PLAN_CHANGE, RegressionKind.PARAMETER_SENSITIVE})
+PERFORMANCE_KINDS = DIFF_KINDS | {RegressionKind.SAME_PLAN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,6 +290,6 @@ def _back_to_baseline(row: Any, history: pd.DataFrame, settings: Settings) -> bo
         if row.baseline_mean is None or pd.isna(row.baseline_mean):
             return False
         return bool((history["mean"].dropna() < row.baseline_mean * settings.regression_ratio).all())
-    if row.kind == "error_prone":
+    if row.kind == RegressionKind.ERROR_PRONE:
         return bool((history["failure_share"].fillna(0.0) < ERROR_RATE_FLOOR).all())
     return False  # forced_plan_failure: closed by the DBA (or by re-forcing), not by time

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from planmon.airflow import connections
 from planmon.config import load_settings
 from planmon.errors import ConfigError
 from planmon.store import Repository
@@ -15,7 +16,7 @@ from planmon.store import Repository
 
 def open_repository(*, require_schema: bool = True) -> Repository:
     """The repository named by the settings; by default refuses one whose schema is not current."""
-    repository = Repository.from_settings(load_settings())
+    repository = connections.open_repository(load_settings())
     if require_schema:
         try:
             repository.require_schema()

@@ -22,8 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from planmon.airflow.connections import open_repository
 from planmon.demo import workload
 from planmon.demo.workload import Traffic
+from planmon.model import RegressionKind
 
 COLLECT_MINUTES = 5
 ANALYZE_MINUTES = 15
@@ -243,11 +245,10 @@ def _prepare_airflow_and_repository(say: Say) -> None:
 
     from planmon.config import load_settings
     from planmon.model import TargetSpec
-    from planmon.store import Repository
     from planmon.store.remediations import RemediationStore
 
     db.resetdb()
-    with Repository.from_settings(load_settings()) as repository:
+    with open_repository(load_settings()) as repository:
         revision = repository.init_schema()
         target = repository.add_target(
             TargetSpec(
@@ -290,16 +291,15 @@ def _collect_and_regress(
 def _analyze_and_alert(dags: dict[str, Any], timeline: DemoTimeline, result: DemoResult, say: Say) -> None:
     from planmon.analysis.report import regressions_json
     from planmon.config import load_settings
-    from planmon.store import Repository
 
     start, end = timeline.window
     say(f"impact floor for this demo: {DEMO_IMPACT_FLOOR:g} extra s/hour (default 10; the traffic is light)")
     run = run_dag(dags["planmon_analyze"], end)
     result.analysis = xcom(run, "merge") or {}  # the batches' summaries, merged
     say(f"planmon_analyze [{start:%H:%M}, {end:%H:%M}): {result.analysis}")
-    with Repository.from_settings(load_settings()) as repository:
+    with open_repository(load_settings()) as repository:
         result.regressions = regressions_json(repository.regressions(status="open"))
-    if not any(r["kind"] == "plan_change" for r in result.regressions):
+    if not any(r["kind"] == RegressionKind.PLAN_CHANGE for r in result.regressions):
         raise RuntimeError(f"the analysis found no plan_change regression: {result.regressions}")
     alert = run_dag(dags["planmon_alert"], utc_minute())
     result.alerts = xcom(alert, "dispatch") or {}
@@ -311,10 +311,9 @@ def _remediate(dags: dict[str, Any], dsn: str, traffic: Traffic, result: DemoRes
     approval REST route while the application keeps sending traffic for the verification."""
     from planmon.config import load_settings
     from planmon.demo.approvals import approval_responder
-    from planmon.store import Repository
     from planmon.store.remediations import RemediationStore
 
-    regression = next(r for r in result.regressions if r["kind"] == "plan_change")
+    regression = next(r for r in result.regressions if r["kind"] == RegressionKind.PLAN_CHANGE)
     dag = dags["planmon_remediate"]
     triggered = _triggered_remediation(dag.dag_id, regression["id"])
     say(f"planmon_analyze triggered planmon_remediate for regression #{regression['id']}; running it")
@@ -326,7 +325,7 @@ def _remediate(dags: dict[str, Any], dsn: str, traffic: Traffic, result: DemoRes
         run = dag.test(logical_date=triggered.logical_date, run_conf=dict(triggered.conf))
     answered = [a for a in responder.answered if a["status"] == 200]
     say(f"approval answered by '{DEMO_USER}' through Airflow's REST route: {len(answered)} answer(s)")
-    with Repository.from_settings(load_settings()) as repository:
+    with open_repository(load_settings()) as repository:
         store = RemediationStore(repository)
         found = [r for r in store.remediations() if r["regression_id"] == regression["id"]]
         if not found:

@@ -6,6 +6,7 @@ import textwrap
 from typing import Any
 
 from planmon.demo.flow import DEMO_USER, DemoPaths, DemoResult
+from planmon.model import RegressionKind
 
 
 def render_report(result: DemoResult, paths: DemoPaths, *, seconds: float) -> str:
@@ -20,7 +21,7 @@ def render_report(result: DemoResult, paths: DemoPaths, *, seconds: float) -> st
 
 
 def _plan_change(regressions: list[dict[str, Any]]) -> dict[str, Any] | None:
-    return next((r for r in regressions if r["kind"] == "plan_change"), None)
+    return next((r for r in regressions if r["kind"] == RegressionKind.PLAN_CHANGE), None)
 
 
 def _found(regression: dict[str, Any]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.sql import load_sql
 
 _BUILTINS: tuple[dict[str, Any], ...] = (

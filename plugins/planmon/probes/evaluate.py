@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from planmon.probes.definitions import Operator, ProbeDefinition
+from planmon.model.probes import Operator, ProbeDefinition
 
 OK = "ok"
 WARNING = "warning"

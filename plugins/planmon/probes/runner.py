@@ -17,9 +17,9 @@ from planmon.engines import Engine, get_engine
 from planmon.engines.base import ConnectionFactory, ProbeSession
 from planmon.errors import ConfigError, EngineError, EngineErrorReason, PlanParseError, scrub_secrets
 from planmon.model import Target
+from planmon.model.probes import ProbeDefinition
 from planmon.plans import parse_plan, shape_hash
 from planmon.probes import evaluate
-from planmon.probes.definitions import ProbeDefinition
 from planmon.sqlguard import classify_probe
 
 log = logging.getLogger(__name__)

@@ -30,9 +30,10 @@ from planmon.config import Settings
 from planmon.engines.base import ConnectionFactory
 from planmon.errors import PlanmonError
 from planmon.model import Target
+from planmon.model.probes import ProbeDefinition
 from planmon.probes import evaluate
 from planmon.probes.builtin import builtin_probes
-from planmon.probes.definitions import ProbeDefinition, load_probe_directory
+from planmon.probes.definitions import load_probe_directory
 from planmon.probes.runner import ProbeOutcome, run_probe
 from planmon.store.probes import ProbeResultRow, ProbeStore, StoredProbe
 from planmon.store.repository import as_utc_naive

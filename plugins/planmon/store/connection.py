@@ -18,6 +18,7 @@ from sqlalchemy.pool import NullPool
 
 from planmon.config import Settings
 from planmon.errors import ConfigError
+from planmon.model import ConnectionLookup
 
 # Airflow connection type -> SQLAlchemy driver planmon installs.
 DRIVERS = {
@@ -29,8 +30,9 @@ DRIVERS = {
 SQLITE_BUSY_TIMEOUT_MS = 30_000  # concurrent writers wait for the lock instead of failing
 
 
-def repository_url(settings: Settings) -> URL:
-    """The repository's SQLAlchemy URL from the settings (see module docstring for the order)."""
+def repository_url(settings: Settings, connection_lookup: ConnectionLookup | None = None) -> URL:
+    """The repository's SQLAlchemy URL from the settings (see module docstring for the order);
+    ``PLANMON_REPOSITORY_CONN_ID`` is resolved through ``connection_lookup`` (Airflow's)."""
     if settings.repository_url:
         try:
             url = make_url(settings.repository_url)
@@ -41,7 +43,15 @@ def repository_url(settings: Settings) -> URL:
             ) from exc
         return _with_installed_driver(url)
     if settings.repository_conn_id:
-        return _url_from_airflow_connection(settings.repository_conn_id)
+        if connection_lookup is None:
+            raise ConfigError(
+                "PLANMON_REPOSITORY_CONN_ID is set, but nothing here can resolve Airflow connections",
+                hint="open the repository through planmon.airflow.connections.open_repository, "
+                "or set PLANMON_REPOSITORY_URL instead",
+            )
+        return _url_from_connection(
+            settings.repository_conn_id, connection_lookup(settings.repository_conn_id)
+        )
     return URL.create("sqlite", database=str(settings.resolved_home / "planmon.db"))
 
 
@@ -53,10 +63,7 @@ def _with_installed_driver(url: URL) -> URL:
     return url
 
 
-def _url_from_airflow_connection(conn_id: str) -> URL:
-    from planmon.airflow.connections import get_connection
-
-    connection = get_connection(conn_id)
+def _url_from_connection(conn_id: str, connection: Any) -> URL:
     driver = DRIVERS.get(connection.conn_type or "")
     if driver is None:
         raise ConfigError(

@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from sqlalchemy import and_, select, update
 
 from planmon.errors import ConfigError, scrub_secrets
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.store.repository import RepositoryView, as_utc_naive, utcnow
 from planmon.store.schema import probe, probe_result
 from planmon.store.upsert import upsert

@@ -12,18 +12,18 @@ import logging
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Row, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, Table, and_, delete, exists, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from planmon.config import Settings
 from planmon.errors import ConfigError, PlanmonError, scrub_secrets
-from planmon.model import PlanRecord, QueryRecord, Target, TargetSpec
-from planmon.store import migrate
+from planmon.model import ConnectionLookup, PlanRecord, QueryRecord, Target, TargetSpec
+from planmon.store import migrate, partitions
 from planmon.store.connection import create_repository_engine, describe_url, repository_url
 from planmon.store.schema import (
     DEFAULT_SETTINGS,
@@ -49,8 +49,8 @@ from planmon.store.upsert import Merge, upsert
 log = logging.getLogger(__name__)
 
 PURGE_BATCH_ROWS = 5000  # rows deleted per statement: keeps locks and transaction logs short
-RUNTIME_STATS_KEY = ("plan_id", "interval_start", "execution_type")
-RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns if c.name != "id")
+RUNTIME_STATS_KEY = ("plan_id", "interval_start", "execution_type")  # its primary key
+RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns)
 
 
 class RepositoryError(PlanmonError):
@@ -137,8 +137,12 @@ class Repository:
         self.engine = engine
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Repository:
-        return cls(create_repository_engine(repository_url(settings)))
+    def from_settings(
+        cls, settings: Settings, connection_lookup: ConnectionLookup | None = None
+    ) -> Repository:
+        """The repository the settings name; a connection id there is resolved by ``connection_lookup``
+        (the store imports no Airflow: ``planmon.airflow.connections.open_repository`` passes Airflow's)."""
+        return cls(create_repository_engine(repository_url(settings, connection_lookup)))
 
     @property
     def location(self) -> str:
@@ -390,8 +394,23 @@ class Repository:
     def upsert_runtime_stats(self, rows: Sequence[Mapping[str, Any]]) -> int:
         """Store runtime stats rows (columns of ``runtime_stats``) keyed on plan, interval, execution type."""
         prepared = _runtime_stats_rows(rows)
+        self._ensure_runtime_stats_days(_utc_days(prepared))
         with self._errors("storing runtime stats"), self.engine.begin() as connection:
             return upsert(connection, runtime_stats, prepared, key=RUNTIME_STATS_KEY)
+
+    def ensure_runtime_stats_partitions(self, start: datetime, end: datetime) -> list[str]:
+        """Create the missing day partitions of runtime_stats that [start, end) touches; return
+        their names. PostgreSQL only (elsewhere nothing is partitioned: returns []); idempotent and
+        safe when several workers write the same day at once. The writes of runtime stats call it
+        for the days of their rows, each in a short transaction committed before the write."""
+        days = partitions.days_between(as_utc_naive(start), as_utc_naive(end))
+        return self._ensure_runtime_stats_days(set(days))
+
+    def _ensure_runtime_stats_days(self, days: set[date]) -> list[str]:
+        if not days or self.engine.dialect.name != "postgresql":
+            return []
+        with self._errors("creating runtime_stats partitions"):
+            return partitions.ensure_day_partitions(self.engine, runtime_stats, sorted(days))
 
     def runtime_stats(
         self, start: datetime, end: datetime, *, target_ids: Sequence[int] | None = None
@@ -403,7 +422,11 @@ class Repository:
         ]
         if target_ids is not None:
             conditions.append(runtime_stats.c.target_id.in_(list(target_ids)))
-        statement = select(runtime_stats).where(and_(*conditions)).order_by(runtime_stats.c.id)
+        statement = (
+            select(runtime_stats)
+            .where(and_(*conditions))
+            .order_by(runtime_stats.c.interval_start, runtime_stats.c.plan_id, runtime_stats.c.execution_type)
+        )
         with self._errors("reading runtime stats"), self.engine.connect() as connection:
             frame = pd.read_sql(statement, connection)
         return frame
@@ -615,7 +638,11 @@ class Repository:
             ).scalar_one_or_none()
 
     def record_collection(self, write: CollectionWrite) -> None:
-        """Store one target's collection of one interval in a single transaction (all or nothing)."""
+        """Store one target's collection of one interval in a single transaction (all or nothing).
+
+        The runtime_stats partitions its rows need are created first, in a transaction of their own.
+        """
+        self._ensure_runtime_stats_days(_utc_days(write.runtime_stats))
         with self._errors("storing a collection"), self.engine.begin() as connection:
             self._record_collection(connection, write)
 
@@ -770,11 +797,13 @@ class Repository:
         batch_rows: int = PURGE_BATCH_ROWS,
         retention_days: int | None = None,
     ) -> dict[str, int]:
-        """Delete data older than ``retention_days`` (default: the setting) in bounded batches; return
-        rows deleted per table.
+        """Delete data older than ``retention_days`` (default: the setting); return rows deleted per
+        table.
 
-        Never deletes open regressions, pending remediations or the audit log, nor a row that a
-        kept row still references.
+        Every table goes the same way (``planmon.store.partitions.purge_before``): on the server, by
+        time range, in batches of ``batch_rows``; on PostgreSQL runtime_stats' day partitions wholly
+        older than the cutoff are dropped. Never deletes open regressions, pending remediations or
+        the audit log, nor a row that a kept row still references.
         """
         days = self.retention_days() if retention_days is None else retention_days
         if days < 1:
@@ -782,52 +811,33 @@ class Repository:
         cutoff = as_utc_naive(now or utcnow()) - timedelta(days=days)
         pending = ("proposed", "approved", "applied")
         # Children first; a row still referenced by a row that stays is kept (no ON DELETE actions).
-        plans = [
-            (runtime_stats, runtime_stats.c.interval_start < cutoff),
-            (collection_run, collection_run.c.interval_start < cutoff),
-            (alert, and_(alert.c.created_at < cutoff, alert.c.status != "pending")),
-            (
-                probe_result,
-                and_(
-                    probe_result.c.run_at < cutoff,
-                    ~exists().where(alert.c.probe_result_id == probe_result.c.id),
-                ),
-            ),
-            (remediation, and_(remediation.c.updated_at < cutoff, remediation.c.state.not_in(pending))),
+        # (table, its time column, what else a row must satisfy to go)
+        plans: list[tuple[Table, str, ColumnElement[bool] | None]] = [
+            (runtime_stats, "interval_start", None),
+            # a rollup row goes when all of its bucket is older than the cutoff: the retention is kept
+            (runtime_stats_rollup, "interval_start", runtime_stats_rollup.c.interval_end <= cutoff),
+            (collection_run, "interval_start", None),
+            (alert, "created_at", alert.c.status != "pending"),
+            (probe_result, "run_at", ~exists().where(alert.c.probe_result_id == probe_result.c.id)),
+            (remediation, "updated_at", remediation.c.state.not_in(pending)),
             (
                 regression,
+                "last_detected",
                 and_(
                     regression.c.status != "open",
-                    regression.c.last_detected < cutoff,
                     ~exists().where(remediation.c.regression_id == regression.c.id),
                     ~exists().where(alert.c.regression_id == regression.c.id),
                 ),
             ),
         ]
         deleted: dict[str, int] = {}
-        # a rollup row goes when all of its bucket is older than the cutoff: the retention is kept
-        with self._errors("purging runtime_stats_rollup"), self.engine.begin() as connection:
-            gone = connection.execute(
-                delete(runtime_stats_rollup).where(runtime_stats_rollup.c.interval_end <= cutoff)
-            )
-            deleted[runtime_stats_rollup.name] = int(gone.rowcount or 0)
-        for table, condition in plans:
-            deleted[table.name] = self._delete_in_batches(table, condition, batch_rows)
+        for table, time_column, condition in plans:
+            with self._errors(f"purging {table.name}"):
+                deleted[table.name] = partitions.purge_before(
+                    self.engine, table, time_column, cutoff, batch_rows, condition=condition
+                )
         log.info("purged data older than %s: %s", cutoff.isoformat(), deleted)
         return deleted
-
-    def _delete_in_batches(self, table: Any, condition: Any, batch_rows: int) -> int:
-        total = 0
-        while True:
-            with self._errors(f"purging {table.name}"), self.engine.begin() as connection:
-                ids = (
-                    connection.execute(select(table.c.id).where(condition).limit(batch_rows)).scalars().all()
-                )
-                if ids:
-                    connection.execute(delete(table).where(table.c.id.in_(ids)))
-            total += len(ids)
-            if len(ids) < batch_rows:
-                return total
 
     def row_counts(self) -> dict[str, int]:
         """Rows per table (for `planmon init` and tests)."""
@@ -948,6 +958,12 @@ def _runtime_stats_rows(rows: Sequence[Mapping[str, Any]]) -> list[Mapping[str, 
         full["errors"] = full["errors"] or 0
         prepared.append(full)
     return prepared
+
+
+def _utc_days(rows: Iterable[Mapping[str, Any]]) -> set[date]:
+    """The UTC days the rows' intervals start on (rows without a start are refused later)."""
+    starts = {row.get("interval_start") for row in rows}
+    return {as_utc_naive(start).date() for start in starts if isinstance(start, datetime)}
 
 
 def _check_runtime_stats_columns(keys: frozenset[str]) -> None:

@@ -4,7 +4,8 @@ Alembic migrations in ``store/migrations`` create exactly this; ``tests/unit/sto
 checks that the migrated schema and this metadata never drift apart.
 
 Conventions:
-- every table has a surrogate ``id`` and a natural key (a unique constraint) that upserts target;
+- every table has a natural key that upserts target: a unique constraint beside a surrogate ``id``,
+  or, for the runtime-stats tables that nothing refers to, the primary key itself (no id);
 - timestamps are UTC, stored without time zone (SQLite and SQL Server have no portable tz type);
 - times measured on monitored servers are microseconds (Query Store's unit), memory is KB;
 - credentials never appear here: a target names an Airflow connection id;
@@ -114,17 +115,20 @@ plan = Table(
     Index(None, "query_id"),
 )
 
+# One row per plan, collected interval and execution type: the repository's largest table. No
+# surrogate id: nothing refers to a row, and the natural key is the primary key every write upserts on
+# (ADR 0005). On PostgreSQL it is range-partitioned by interval_start, one partition per UTC day
+# (planmon.store.partitions), which the retention drops whole.
 runtime_stats = Table(
     "runtime_stats",
     metadata,
-    Column("id", Id, primary_key=True, autoincrement=True),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
-    Column("plan_id", Id, ForeignKey("plan.id"), nullable=False),
+    Column("plan_id", Id, ForeignKey("plan.id"), primary_key=True, autoincrement=False),
     Column("query_id", Id, ForeignKey("query.id"), nullable=False),
-    Column("interval_start", DateTime, nullable=False),
+    Column("interval_start", DateTime, primary_key=True),
     Column("interval_end", DateTime, nullable=False),
     # 0 regular, 3 aborted, 4 exception (Query Store); other engines: 0
-    Column("execution_type", Integer, nullable=False, default=0),
+    Column("execution_type", Integer, primary_key=True, autoincrement=False, default=0),
     Column("executions", BigInteger, nullable=False),
     Column("errors", BigInteger, nullable=False, default=0),
     Column("cpu_us_mean", Float, nullable=True),
@@ -144,9 +148,11 @@ runtime_stats = Table(
     Column(
         "source", String(32), nullable=False
     ),  # query_store / dm_exec_query_stats / pg_stat_statements / ...
-    UniqueConstraint("plan_id", "interval_start", "execution_type"),
+    # analysis reads a batch of targets over a time range (planmon.store.stats)
     Index(None, "target_id", "interval_start"),
-    Index(None, "query_id", "interval_start"),
+    # the retention purge and the roll-up delete by time range (a partition's range on PostgreSQL)
+    Index(None, "interval_start"),
+    postgresql_partition_by="RANGE (interval_start)",
 )
 
 # Runtime stats rolled up as they age (planmon.store.stats.roll_up): one row per plan, grain, bucket
@@ -157,7 +163,7 @@ runtime_stats = Table(
 # the squared per-interval metric means), so the detector's between-interval variance and interval
 # counts over the baseline come out the same from rollups as from the rows they replaced.
 ROLLUP_GRAINS = ("hour", "day")
-_ROLLUP_OWN = frozenset({"id", "target_id", "plan_id", "query_id", "interval_start", "execution_type"})
+_ROLLUP_OWN = frozenset({"target_id", "plan_id", "query_id", "interval_start", "execution_type"})
 runtime_stats_rollup = Table(
     "runtime_stats_rollup",
     metadata,
@@ -177,6 +183,7 @@ runtime_stats_rollup = Table(
     Column("source_rows", Integer, nullable=False),
     Column("metric_mean_sq", Float, nullable=True),
     Index(None, "target_id", "interval_start"),
+    Index(None, "interval_start"),  # the retention purge deletes by time range
 )
 
 collection_run = Table(

@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 GRAIN_STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 KEY_COLUMNS = ("target_id", "plan_id", "query_id", "execution_type")
 ROLLUP_KEY = tuple(c.name for c in runtime_stats_rollup.primary_key.columns)
-# runtime_stats' columns that the rollup table has too (all but its id), in table order
+# runtime_stats' columns (the rollup table has them all), in table order
 SHARED_COLUMNS = tuple(c.name for c in runtime_stats.columns if c.name in runtime_stats_rollup.c)
 
 
@@ -86,7 +86,7 @@ class StatsStore(RepositoryView):
         target_ids: Sequence[int],
         query_ids: Sequence[int] | None = None,
     ) -> pd.DataFrame:
-        """Rows of every grain starting in [start, end), runtime_stats' columns (no id), in the
+        """Rows of every grain starting in [start, end), runtime_stats' columns, in the
         order of the ``(target_id, interval_start)`` index. ``query_ids`` narrows to those queries."""
         source = _all_grains(
             as_utc_naive(start), as_utc_naive(end), target_ids=target_ids, query_ids=query_ids

@@ -31,7 +31,6 @@ from planmon.store.schema import (
 MAX_PAGE = 200  # largest page a caller may ask for
 TIMELINE_MAX_POINTS = 20_000  # (plan, interval) points of one query's timeline, newest kept
 HISTORY_LIMIT = 200  # remediations / audit entries shown for one regression
-SEVERITIES = ("critical", "high", "medium", "low")
 STATUSES = ("open", "resolved")
 
 
@@ -263,7 +262,9 @@ class UIQueries(RepositoryView):
     def timeline(self, query_id: int, start: datetime, end: datetime) -> Timeline:
         """Per plan and interval starting in [start, end): executions and weighted CPU/duration means.
 
-        One grouped statement over the ``(query_id, interval_start)`` index plus one for the plans.
+        One grouped statement over primary-key ranges (the query's plans, each over the window)
+        plus one for the plans. A plan belongs to one query, so the plan ids find its rows;
+        ``query_id`` stays a filter.
         """
         executions = func.sum(runtime_stats.c.executions)
         cpu_weight = func.sum(case((runtime_stats.c.cpu_us_mean.is_not(None), runtime_stats.c.executions)))
@@ -286,6 +287,7 @@ class UIQueries(RepositoryView):
                 ).label("duration_us_mean"),
             )
             .where(
+                runtime_stats.c.plan_id.in_(select(plan.c.id).where(plan.c.query_id == query_id)),
                 runtime_stats.c.query_id == query_id,
                 runtime_stats.c.interval_start >= start,
                 runtime_stats.c.interval_start < end,

@@ -23,8 +23,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from planmon.config import Settings, load_settings
 from planmon.errors import ConfigError, PlanmonError, PlanParseError
+from planmon.model import KINDS, SEVERITIES
 from planmon.store.repository import Repository
-from planmon.store.ui_queries import SEVERITIES, STATUSES, Page, RegressionFilter, UIQueries, jsonable
+from planmon.store.ui_queries import STATUSES, Page, RegressionFilter, UIQueries, jsonable
 from planmon.ui import charts, views
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -32,7 +33,7 @@ PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # uploaded plan files; PLANMON_MAX_PLAN_BYTES if smaller
 REMEDIATE_DAG_ID = "planmon_remediate"
 APPROVAL_TASK_ID = "approval"  # the HITL task of planmon_remediate
-KINDS = ("plan_change", "same_plan", "parameter_sensitive", "error_prone", "forced_plan_failure")
+SEVERITIES_WORST_FIRST = tuple(reversed(SEVERITIES))
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +186,7 @@ def regression_filter(
     """The regression list's query parameters (``status=all`` for any status); 400 for unknown values."""
     checks = (
         ("status", status, (*STATUSES, "all")),
-        ("severity", severity, SEVERITIES),
+        ("severity", severity, SEVERITIES_WORST_FIRST),
         ("kind", kind, KINDS),
     )
     for name, value, allowed in checks:
@@ -356,7 +357,8 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
         page = context.queries().regressions_page(selection, limit=PAGE_SIZE, offset=offset)
         return _render(
             context, request, "regressions.html", title="Regressions", page=page, pager=_pager(page, request),
-            selection=selection, status=selection.status or "all", severities=SEVERITIES, kinds=KINDS,
+            selection=selection, status=selection.status or "all", severities=SEVERITIES_WORST_FIRST,
+            kinds=KINDS,
         )  # fmt: skip
 
     @app.get("/regressions/{regression_id}", response_class=HTMLResponse)

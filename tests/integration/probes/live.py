@@ -16,13 +16,17 @@ from planmon.alerting.dispatch import Dispatcher
 from planmon.alerting.routing import RoutingConfig, build_channels
 from planmon.config import load_settings
 from planmon.model import Target, TargetSpec
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.probes.service import run_and_record
 from planmon.store import Repository
 from planmon.store.alerts import AlertStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.probes import ProbeStore
 from planmon.store.schema import alert, probe_result
+
+
+def _no_connections(conn_id: str) -> Any:
+    raise AssertionError(f"the log channel needs no connection (asked for {conn_id!r})")
 
 
 @dataclass
@@ -40,7 +44,13 @@ class ProbeBench:
 
     def dispatcher(self) -> Dispatcher:
         routing = RoutingConfig()
-        channels = build_channels(routing, default_log_path=self.alert_log, http_timeout=5, smtp_timeout=5)
+        channels = build_channels(
+            routing,
+            default_log_path=self.alert_log,
+            http_timeout=5,
+            smtp_timeout=5,
+            connection_getter=_no_connections,
+        )
         return Dispatcher(
             AlertStore(self.repository), routing, channels, cooldown=timedelta(0), max_attempts=3
         )

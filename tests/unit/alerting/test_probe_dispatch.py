@@ -10,7 +10,7 @@ from pathlib import Path
 from planmon.alerting.dispatch import Dispatcher
 from planmon.alerting.routing import load_routing
 from planmon.model import TargetSpec
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.probes.service import probe_alerts
 from planmon.store import Repository
 from planmon.store.alerts import AlertStore

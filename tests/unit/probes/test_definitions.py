@@ -8,12 +8,8 @@ import pytest
 
 from planmon.errors import ConfigError
 from planmon.model import Target
-from planmon.probes.definitions import (
-    ProbeDefinition,
-    TargetSelector,
-    load_probe_directory,
-    load_probe_file,
-)
+from planmon.model.probes import ProbeDefinition, TargetSelector
+from planmon.probes.definitions import load_probe_directory, load_probe_file
 
 GOOD = """\
 probes:

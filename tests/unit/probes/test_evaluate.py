@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.probes.evaluate import breaches, evaluate_result, threshold_status
 
 

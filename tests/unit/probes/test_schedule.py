@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from planmon.model import Target
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.probes.service import due_run_at, plan_runs, streak_start
 from planmon.store.probes import ProbeResultRow, StoredProbe
 

@@ -12,7 +12,7 @@ import pymssql
 import pytest
 
 from planmon.model import Target
-from planmon.probes.definitions import ProbeDefinition
+from planmon.model.probes import ProbeDefinition
 from planmon.probes.runner import run_probe
 
 PLAN = (Path(__file__).parents[2] / "fixtures" / "plans" / "sqlserver" / "KeyLookup.sqlplan").read_bytes()

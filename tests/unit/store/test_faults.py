@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy.engine import URL
 
+from planmon.airflow.connections import get_connection
 from planmon.config import load_settings
 from planmon.errors import ConfigError
 from planmon.store import Repository, RepositoryError
@@ -39,7 +40,15 @@ def test_bad_url_is_a_config_error_with_an_example() -> None:
 def test_unresolvable_repository_connection_id_says_how_to_define_it() -> None:
     settings = load_settings({"PLANMON_REPOSITORY_CONN_ID": "planmon_repo_missing"})
     with pytest.raises(ConfigError, match="AIRFLOW_CONN_PLANMON_REPO_MISSING"):
+        repository_url(settings, get_connection)
+
+
+def test_a_repository_connection_id_without_a_lookup_says_what_to_do() -> None:
+    """The store imports no Airflow: whoever opens it with a connection id passes the lookup."""
+    settings = load_settings({"PLANMON_REPOSITORY_CONN_ID": "planmon_repo"})
+    with pytest.raises(ConfigError, match="PLANMON_REPOSITORY_CONN_ID") as caught:
         repository_url(settings)
+    assert "open_repository" in str(caught.value.hint) and "PLANMON_REPOSITORY_URL" in str(caught.value.hint)
 
 
 def test_repository_connection_id_resolves_through_airflow(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,7 +57,7 @@ def test_repository_connection_id_resolves_through_airflow(monkeypatch: pytest.M
         '{"conn_type": "postgres", "host": "127.0.0.1", "port": 5433, "login": "planmon", '
         '"password": "hunter2secret", "schema": "planmon"}',
     )
-    url = repository_url(load_settings({"PLANMON_REPOSITORY_CONN_ID": "planmon_repo"}))
+    url = repository_url(load_settings({"PLANMON_REPOSITORY_CONN_ID": "planmon_repo"}), get_connection)
     assert url.drivername == "postgresql+psycopg" and url.port == 5433 and url.database == "planmon"
     assert "hunter2secret" not in url.render_as_string(hide_password=True)
 

@@ -1,17 +1,26 @@
-"""Migrations create exactly the schema in store/schema.py, go down a step and up again."""
+"""Migrations create exactly the schema in store/schema.py, go down a step and up again, and 0007
+rebuilds runtime_stats (natural primary key, day partitions on PostgreSQL) keeping every row."""
 
 from __future__ import annotations
 
-from alembic.autogenerate import compare_metadata
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from datetime import date, datetime, timedelta
+from typing import Any
 
+from sqlalchemy import MetaData, Table, inspect, select
+
+from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository, migrate
-from planmon.store.schema import metadata
+from planmon.store.partitions import partitions
+from planmon.store.schema import metadata, runtime_stats
+
+T0 = datetime(2026, 11, 29, 18)
 
 
 def _tables(repository: Repository) -> set[str]:
-    return set(inspect(repository.engine).get_table_names()) - {"alembic_version"}
+    with repository.engine.connect() as connection:
+        names = set(inspect(connection).get_table_names()) - {"alembic_version"}
+        found = partitions(connection, runtime_stats) or []
+    return names - {p.name for p in found}
 
 
 def test_upgrade_from_empty_creates_every_table(empty_repository: Repository) -> None:
@@ -21,29 +30,118 @@ def test_upgrade_from_empty_creates_every_table(empty_repository: Repository) ->
 
 
 def test_migrated_schema_matches_the_metadata(repository: Repository) -> None:
-    with repository.engine.connect() as connection:
-        context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, metadata)
-    assert differences == []
+    assert migrate.schema_differences(repository.engine) == []
 
 
-def _differences(repository: Repository) -> list[object]:
-    with repository.engine.connect() as connection:
-        return list(
-            compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
-        )
+def test_a_repository_made_from_the_metadata_matches_a_migrated_one(empty_repository: Repository) -> None:
+    metadata.create_all(empty_repository.engine)
+    assert migrate.schema_differences(empty_repository.engine) == []
 
 
 def test_downgrade_one_step_then_upgrade_again(repository: Repository) -> None:
     head = migrate.head_revision()
     migrate.downgrade(repository.engine, "-1")
     assert repository.schema_revision() != head
-    assert _differences(repository), "the last migration's downgrade changed nothing"
+    assert migrate.schema_differences(repository.engine), "the last migration's downgrade changed nothing"
     assert repository.init_schema() == head
-    assert _differences(repository) == []
+    assert migrate.schema_differences(repository.engine) == []
 
 
 def test_init_is_idempotent_and_keeps_data(repository: Repository) -> None:
     repository.set_setting("retention_days", "45")
     repository.init_schema()
     assert repository.retention_days() == 45
+
+
+# -- 0007: runtime_stats rebuilt ------------------------------------------------------------------
+
+
+def _seed_0006(repository: Repository) -> list[dict[str, Any]]:
+    """Rows over three UTC days written into the 0006 table (with its surrogate id)."""
+    target_id = repository.add_target(TargetSpec(name="t", engine="sqlserver", conn_id="c")).id
+    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_ids = repository.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")])
+    rows = [
+        {
+            "target_id": target_id,
+            "plan_id": plan_id,
+            "query_id": query_id,
+            "interval_start": T0 + timedelta(hours=h),
+            "interval_end": T0 + timedelta(hours=h + 1),
+            "execution_type": execution_type,
+            "executions": 10 + h,
+            "errors": execution_type,
+            "cpu_us_mean": 100.0 * h,
+            "duration_us_stdev": 0.5,
+            "source": "query_store",
+        }
+        for h in range(32)  # 18:00 on day 0 to 01:00 on day 2
+        for plan_id in sorted(plan_ids.values())
+        for execution_type in (0, 3)
+    ]
+    old = Table("runtime_stats", MetaData(), autoload_with=repository.engine)
+    assert "id" in old.c
+    with repository.engine.begin() as connection:
+        connection.execute(old.insert(), rows)
+    return rows
+
+
+def _stored(repository: Repository) -> list[tuple[Any, ...]]:
+    table = Table("runtime_stats", MetaData(), autoload_with=repository.engine)
+    columns = [table.c[name] for name in runtime_stats.c.keys()]  # noqa: SIM118
+    with repository.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(select(*columns).order_by(*columns[:6]))]
+
+
+def test_upgrade_from_0006_keeps_every_row_and_gives_the_fresh_schema(empty_repository: Repository) -> None:
+    repository = empty_repository
+    migrate.upgrade(repository.engine, "0006")
+    rows = _seed_0006(repository)
+    before = _stored(repository)
+    assert len(before) == len(rows) == 128
+
+    assert repository.init_schema() == "0007"
+    assert migrate.schema_differences(repository.engine) == []
+    assert _stored(repository) == before
+    assert "id" not in {c["name"] for c in inspect(repository.engine).get_columns("runtime_stats")}
+    if repository.engine.dialect.name == "postgresql":
+        with repository.engine.connect() as connection:
+            found = partitions(connection, runtime_stats)
+        assert found is not None
+        assert [p.lower.date() for p in found if p.lower] == [
+            date(2026, 11, 29),
+            date(2026, 11, 30),
+            date(2026, 12, 1),
+        ]
+    # the upgraded table takes the same idempotent writes as a fresh one, on old and new days
+    repository.upsert_runtime_stats(rows)
+    later = [{**row, "interval_start": row["interval_start"] + timedelta(days=3),
+              "interval_end": row["interval_end"] + timedelta(days=3)} for row in rows[:4]]  # fmt: skip
+    repository.upsert_runtime_stats(later)
+    assert len(_stored(repository)) == 132
+
+
+def test_downgrade_to_0006_keeps_every_row(repository: Repository) -> None:
+    target_id = repository.add_target(TargetSpec(name="t", engine="postgres", conn_id="c")).id
+    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_id = repository.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
+    repository.upsert_runtime_stats([
+        {"target_id": target_id, "plan_id": plan_id, "query_id": query_id, "executions": h + 1,
+         "interval_start": T0 + timedelta(hours=h), "interval_end": T0 + timedelta(hours=h + 1),
+         "source": "pg_stat_statements"}
+        for h in range(12)
+    ])  # fmt: skip
+    before = _stored(repository)
+    migrate.downgrade(repository.engine, "0006")
+    assert _stored(repository) == before
+    assert [c["name"] for c in inspect(repository.engine).get_columns("runtime_stats")] == [
+        "id",
+        *runtime_stats.c.keys(),
+    ]
+    old = Table("runtime_stats", MetaData(), autoload_with=repository.engine)
+    with repository.engine.connect() as connection:
+        ids = connection.execute(select(old.c.id)).scalars().all()
+    assert len(set(ids)) == 12 and None not in ids  # every row numbered again
+    migrate.upgrade(repository.engine)
+    assert _stored(repository) == before
+    assert migrate.schema_differences(repository.engine) == []

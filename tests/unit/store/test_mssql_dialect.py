@@ -93,6 +93,69 @@ def test_live_sql_server_repository_round_trip(mssql_url: str) -> None:
         repository.upsert_runtime_stats(rows)
         repository.upsert_runtime_stats(rows)
         assert len(repository.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 3
+        # the purge's DELETE TOP (n) batches: the first hour is older than 30 days
+        deleted = repository.purge(now=start + timedelta(days=30, hours=1), retention_days=30, batch_rows=1)
+        assert deleted["runtime_stats"] >= 1
+        assert len(repository.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 2
         repository.remove_target(name)
     finally:
         repository.close()
+
+
+def _migration_sql(revision_file: str, direction: str) -> str:
+    """The T-SQL an Alembic migration sends to SQL Server (offline mode: no server needed)."""
+    import importlib.util
+    import io
+
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
+    from planmon.store.migrate import MIGRATIONS_DIR
+
+    spec = importlib.util.spec_from_file_location("migration", MIGRATIONS_DIR / "versions" / revision_file)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    buffer = io.StringIO()
+    context = MigrationContext.configure(dialect_name="mssql", opts={"as_sql": True, "output_buffer": buffer})
+    with Operations.context(context):
+        getattr(module, direction)()
+    return buffer.getvalue()
+
+
+def test_migration_0007_rekeys_runtime_stats_in_place_on_sql_server() -> None:
+    upgrade = _migration_sql("0007_runtime_stats_partitions.py", "upgrade")
+    statements = [s.strip() for s in upgrade.split("GO") if s.strip()]
+    assert statements == [
+        "DROP INDEX ix_runtime_stats_query_id_interval_start ON runtime_stats;",
+        "ALTER TABLE runtime_stats DROP CONSTRAINT uq_runtime_stats_plan_id_interval_start_execution_type;",
+        "ALTER TABLE runtime_stats DROP CONSTRAINT pk_runtime_stats;",
+        "ALTER TABLE runtime_stats DROP COLUMN id;",
+        "ALTER TABLE runtime_stats ADD CONSTRAINT pk_runtime_stats "
+        "PRIMARY KEY (plan_id, interval_start, execution_type);",
+        "CREATE INDEX ix_runtime_stats_interval_start ON runtime_stats (interval_start);",
+        "CREATE INDEX ix_runtime_stats_rollup_interval_start ON runtime_stats_rollup (interval_start);",
+    ]
+    downgrade = _migration_sql("0007_runtime_stats_partitions.py", "downgrade")
+    assert "ALTER TABLE runtime_stats ADD id BIGINT NOT NULL IDENTITY;" in downgrade
+    for script in (upgrade, downgrade):
+        parsed = sqlglot.parse(script.replace("GO\n", ""), read="tsql")
+        assert all(statement is not None for statement in parsed)
+
+
+def test_purge_batches_are_one_server_side_statement_on_sql_server() -> None:
+    from planmon.store.partitions import _batch_delete
+
+    statement = _batch_delete(
+        "mssql",
+        runtime_stats,
+        time_column="interval_start",
+        cutoff=datetime(2026, 1, 1),
+        batch_rows=5000,
+        condition=None,
+    )
+    sql = str(statement.compile(dialect=mssql.dialect()))
+    assert " ".join(sql.split()) == (
+        "DELETE TOP (5000) FROM runtime_stats WHERE runtime_stats.interval_start < :interval_start_1"
+    )
+    assert sqlglot.parse_one(sql.replace(":", "@"), read="tsql") is not None

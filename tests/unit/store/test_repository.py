@@ -116,8 +116,8 @@ def test_same_runtime_stats_batch_twice_leaves_the_same_rows(repository: Reposit
     repository.upsert_runtime_stats(rows)
     second = repository.runtime_stats(T0, T0 + timedelta(days=1))
     assert len(first) == len(second) == 24
-    assert first.drop(columns=["id"]).equals(second.drop(columns=["id"]))
-    assert list(first["id"]) == list(second["id"])
+    assert "id" not in first.columns  # the natural key is the primary key (ADR 0005)
+    assert first.equals(second)
 
 
 def test_a_rewritten_interval_updates_in_place(repository: Repository) -> None:

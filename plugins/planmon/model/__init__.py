@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from planmon.errors import ConfigError
@@ -20,6 +21,38 @@ EngineName = Literal["sqlserver", "postgres", "mysql"]
 ENGINE_NAMES: tuple[EngineName, ...] = ("sqlserver", "postgres", "mysql")
 RemediationMode = Literal["off", "propose", "approve", "auto"]
 REMEDIATION_MODES: tuple[RemediationMode, ...] = ("off", "propose", "approve", "auto")
+
+
+class RegressionKind(StrEnum):
+    """What kind of regression a detection is (docs/detection.md "Kinds"); stored by its value."""
+
+    PLAN_CHANGE = "plan_change"
+    SAME_PLAN = "same_plan"
+    PARAMETER_SENSITIVE = "parameter_sensitive"
+    ERROR_PRONE = "error_prone"
+    FORCED_PLAN_FAILURE = "forced_plan_failure"
+
+
+class Severity(StrEnum):
+    """How much a regression costs, least first: members compare by rank with ``rank``."""
+
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return SEVERITIES.index(self)
+
+
+KINDS: tuple[RegressionKind, ...] = tuple(RegressionKind)
+SEVERITIES: tuple[Severity, ...] = tuple(Severity)  # least severe first
+
+# How the domain reaches credentials without importing Airflow: a connection id -> the connection
+# (host, port, login, password, schema, conn_type, extra_dejson). planmon.airflow.connections gives
+# Airflow's lookup to the store and alerting; tests give recorded connections.
+ConnectionLookup = Callable[[str], Any]
 
 _TARGET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
