@@ -28,6 +28,7 @@ from planmon.model import (
     Proposal,
     QualifiedName,
     RegressionContext,
+    RegressionKind,
     Remediation,
     Statement,
 )
@@ -156,7 +157,7 @@ def state_from_context(context: RegressionContext) -> QueryStoreState:
 def propose(context: RegressionContext, state: QueryStoreState | None = None) -> list[Proposal]:
     state = state or state_from_context(context)
     proposals: list[Proposal] = []
-    if context.kind == "parameter_sensitive" and state.major_version >= HINTS_MIN_MAJOR:
+    if context.kind == RegressionKind.PARAMETER_SENSITIVE and state.major_version >= HINTS_MIN_MAJOR:
         proposals.append(recompile_hint(context, state))
     baseline_key = context.baseline_plan.plan_key
     if baseline_key and baseline_key.isdigit() and baseline_key != context.current_plan.plan_key:
