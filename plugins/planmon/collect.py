@@ -42,7 +42,7 @@ from planmon.engines.base import (
     StatementStats,
 )
 from planmon.errors import EngineError, PlanmonError, PlanParseError, scrub_secrets
-from planmon.model import PlanRecord, QueryRecord, Target
+from planmon.model import PlanRecord, QualifiedName, QueryRecord, Target
 from planmon.store.repository import (
     CollectionWrite,
     CounterReading,
@@ -127,7 +127,7 @@ def collect_target(
     Airflow task shows it and retries; a missing feature or permission is a status, not an error.
     """
     run = _Run(target, as_utc_naive(start), as_utc_naive(end), as_utc_naive(now or utcnow()), settings)
-    adapter: EngineAdapter = get_engine(target.engine)(
+    adapter = get_engine(target.engine).adapter(
         connect, target_name=target.name, databases=target.databases, settings=settings
     )
     try:
@@ -442,14 +442,16 @@ def _index_definitions(
 ) -> list[IndexDefinition]:
     if not capabilities.available(Aspect.OBJECT_DEFINITIONS):
         return []
-    tables: dict[str, set[str]] = {}
+    tables: dict[str, set[QualifiedName]] = {}
     for plan in captured:
         tables.setdefault(plan.database_name, set()).update(plan.objects)
     definitions: list[IndexDefinition] = []
     try:
         for database_name, names in sorted(tables.items()):
             if names:
-                definitions.extend(adapter.index_definitions(database_name, sorted(names)))
+                definitions.extend(
+                    adapter.index_definitions(database_name, sorted(names, key=QualifiedName.key))
+                )
     except EngineError as exc:
         run.aspects[Aspect.OBJECT_DEFINITIONS.value] = AspectStatus(
             AspectState.ERROR, hint="index definitions could not be read", detail=str(exc)

@@ -69,7 +69,7 @@ def test_analyze_triggers_one_remediation_run_per_new_regression(
         before = session.query(DagRun).filter(DagRun.dag_id == "planmon_remediate").count()
     run = _dag("planmon_analyze").test(logical_date=(SLOW + 2 * HOUR).replace(tzinfo=UTC))  # type: ignore[attr-defined]
     assert run.state == DagRunState.SUCCESS
-    [regression_id] = run.get_task_instance("analyze").xcom_pull(task_ids="analyze")["regression_ids"]
+    [regression_id] = run.get_task_instance("merge").xcom_pull(task_ids="merge")["regression_ids"]
     with create_session() as session:
         triggered = session.query(DagRun).filter(DagRun.dag_id == "planmon_remediate").all()[before:]
         confs = [dict(r.conf or {}) for r in triggered]

@@ -1,6 +1,7 @@
 -- Key and included columns of the rowstore indexes (clustered, nonclustered) on the requested tables of the
 -- current database, in key order, so the adapter can render each index as CREATE INDEX DDL.
--- @tables holds 'schema.table' names. Heaps, XML, spatial, columnstore, hypothetical and disabled indexes are
+-- @tables holds '[schema].[table]' names, each part quoted as QUOTENAME quotes it (so a dot inside a name
+-- cannot be mistaken for the separator). Heaps, XML, spatial, columnstore, hypothetical and disabled indexes are
 -- left out.
 -- reads: sys.indexes (https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-indexes-transact-sql),
 --        sys.index_columns (https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-index-columns-transact-sql),
@@ -38,5 +39,5 @@ JOIN sys.columns AS c
 WHERE i.type IN (1, 2)
     AND i.is_hypothetical = 0
     AND i.is_disabled = 0
-    AND (s.name + N'.' + t.name) IN (@tables)
+    AND (QUOTENAME(s.name) + N'.' + QUOTENAME(t.name)) IN (@tables)
 ORDER BY s.name, t.name, i.index_id, ic.is_included_column, ic.key_ordinal, ic.index_column_id;

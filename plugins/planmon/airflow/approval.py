@@ -1,11 +1,15 @@
-"""The approval step of ``planmon_remediate``: Airflow's ApprovalOperator fed by the proposal.
+"""The approval step of ``planmon_remediate``: Airflow's ApprovalOperator fed by the proposal, and
+the recording of its answer on the remediation.
 
-Kept apart from ``remediate_tasks`` so the DAG file imports only this class at parse time (the task
-callables, and the settings they read, are imported when a task runs).
+Kept apart from ``remediate_tasks`` so the DAG file imports only this class at parse time (the
+workflow, and the settings it reads, are imported when a task runs). ``remediate_tasks`` imports
+from here, never the other way round.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from airflow.providers.standard.operators.hitl import ApprovalOperator
@@ -35,13 +39,41 @@ class RemediationApproval(ApprovalOperator):
                 "responded_at": _iso(event.get("responded_at")),
             }
             context["ti"].xcom_push(key=DECISION_KEY, value=decision)
-            from planmon.airflow.remediate_tasks import record_answer
-
             record_answer(context["ti"].xcom_pull(task_ids=PROPOSE), decision)
         return super().execute_complete(context, event)
 
 
-def _iso(value: Any) -> str | None:
-    from datetime import datetime
+def record_answer(proposal: Mapping[str, Any] | None, decision: Mapping[str, Any] | None) -> None:
+    """Store an approval's answer on the remediation (idempotent: the first answer stands)."""
+    if not proposal or proposal.get("refused") or not decision:
+        return
+    from planmon.airflow.connections import open_repository
+    from planmon.config import load_settings
+    from planmon.remediation.workflow import RemediationWorkflow
 
+    settings = load_settings()
+    with open_repository(settings) as repository:
+        RemediationWorkflow(repository, settings).record_decision(
+            int(proposal["id"]),
+            approved=(decision.get("chosen_options") or [None])[0] == ApprovalOperator.APPROVE,
+            responded_by=_responder(decision),
+            responded_at=_responded_at(decision),
+        )
+
+
+def _responder(decision: Mapping[str, Any]) -> str | None:
+    user = decision.get("responded_by_user") or None
+    if not user:
+        return None
+    return str(user.get("id") or user.get("name"))
+
+
+def _responded_at(decision: Mapping[str, Any]) -> datetime | None:
+    value = decision.get("responded_at")
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value) if isinstance(value, str) else None
+
+
+def _iso(value: Any) -> str | None:
     return value.isoformat() if isinstance(value, datetime) else (str(value) if value else None)

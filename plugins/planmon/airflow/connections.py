@@ -6,12 +6,15 @@ backends and its metadata DB. Errors name the id and how to define it, never a c
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 from typing import Any
 
 from planmon.config import Settings, load_settings
-from planmon.errors import ConfigError
+from planmon.engines import get_engine
+from planmon.errors import ConfigError, RefusalReason, RemediationRefused
+from planmon.model import Target
 from planmon.store import Repository
 
 
@@ -39,37 +42,49 @@ def open_repository(settings: Settings | None = None) -> Repository:
 
 
 def connection_factory(engine: str, conn_id: str) -> Callable[[str | None], Any]:
-    """A function that opens a DB-API connection to the target through its Airflow hook.
+    """A function that opens a DB-API connection to the target through the engine's Airflow hook.
 
     The argument names a database to connect to instead of the connection's own (None: its own).
-    MySQL connections use mysql-connector-python (no build headers needed) unless the connection's
-    extra names another client.
+    Which hook, and its defaults (MySQL: mysql-connector-python, which needs no build headers,
+    unless the connection's extra names another client), is the engine's ``airflow_hook``.
     """
+    spec = get_engine(engine).airflow_hook
+    module_name, _, class_name = spec.hook.partition(":")
 
     def connect(database: str | None) -> Any:
-        if engine == "postgres":
-            from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-            return PostgresHook(postgres_conn_id=conn_id, database=database).get_conn()
-        if engine == "mysql":
-            from airflow.providers.mysql.hooks.mysql import MySqlHook
-
-            hook = MySqlHook(mysql_conn_id=conn_id, schema=database)
+        hook_class = getattr(importlib.import_module(module_name), class_name)
+        hook = hook_class(**{spec.conn_id_argument: conn_id, spec.database_argument: database})
+        missing = {key: value for key, value in spec.extra_defaults.items() if key not in _extra(hook)}
+        if missing:
             # The hook caches this object and get_conn() reads it; assigning hook.connection would be
-            # ignored (a backward-compatibility setter), leaving the mysqlclient default in place.
-            connection = hook.connection
-            extra = connection.extra_dejson or {}
-            if "client" not in extra:
-                connection.extra = json.dumps({**extra, "client": "mysql-connector-python"})
-            return hook.get_conn()
-        if engine == "sqlserver":
-            from airflow.providers.microsoft.mssql.hooks.mssql import MsSqlHook
-
-            return MsSqlHook(mssql_conn_id=conn_id, schema=database).get_conn()
-        raise ConfigError(f"no Airflow hook for engine {engine!r}")
+            # ignored (a backward-compatibility setter), leaving the driver default in place.
+            hook.connection.extra = json.dumps({**_extra(hook), **missing})
+        return hook.get_conn()
 
     get_connection(conn_id)  # fail early, with the hint, when the id does not resolve
     return connect
+
+
+def _extra(hook: Any) -> dict[str, Any]:
+    return dict(hook.connection.extra_dejson or {})
+
+
+class AirflowConnections:
+    """The targets' connections as Airflow resolves them: the collection connection id (read-only
+    use) and the separate remediation connection id (the only one that acts)."""
+
+    def can_collect(self, target: Target) -> bool:
+        return connection_exists(target.conn_id)
+
+    def collection(self, target: Target) -> Callable[[str | None], Any]:
+        return connection_factory(target.engine, target.conn_id)
+
+    def remediation(self, target: Target) -> Callable[[str | None], Any]:
+        if not target.remediation_conn_id:
+            raise RemediationRefused(
+                f"target {target.name!r} has no remediation connection id", reason=RefusalReason.NO_CONNECTION
+            )
+        return connection_factory(target.engine, target.remediation_conn_id)
 
 
 def connection_exists(conn_id: str) -> bool:

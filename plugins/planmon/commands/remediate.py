@@ -7,15 +7,17 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from planmon.commands._common import open_repository, print_json, print_table
 from planmon.config import load_settings
-from planmon.errors import ConfigError, RefusalReason, RemediationRefused
-from planmon.model import REMEDIATION_MODES
-from planmon.remediation import service
-from planmon.remediation.model import Action, State
+from planmon.errors import ConfigError
+from planmon.model import REMEDIATION_MODES, Action, Remediation, RemediationState
 from planmon.remediation.rails import RemediationPolicy
+from planmon.remediation.verify import Outcome
+from planmon.remediation.workflow import RemediationWorkflow
 from planmon.store.remediations import RemediationStore
 
 EXIT_REFUSED = 3
@@ -75,37 +77,33 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     policy.set_defaults(handler=_policy)
 
 
-def _propose(args: argparse.Namespace) -> int:
+@contextmanager
+def _workflow() -> Iterator[RemediationWorkflow]:
+    """The same workflow the DAG runs (every rail, live state), acting as ``cli``, through the targets'
+    Airflow connections (resolved from AIRFLOW_CONN_* variables, a secrets backend or Airflow's DB)."""
+    from planmon.airflow.connections import AirflowConnections
+
     with open_repository() as repository:
-        context = RemediationStore(repository).regression_context(args.regression_id)
-        proposed = service.propose(
-            repository, args.regression_id, inspector=_inspector(context.target), actor="cli"
-        )
+        yield RemediationWorkflow(repository, load_settings(), AirflowConnections(), actor="cli")
+
+
+def _propose(args: argparse.Namespace) -> int:
+    with _workflow() as steps:
+        proposed = steps.propose(args.regression_id)
     if args.json:
         print_json(proposed.as_dict())
         return 0
-    row = proposed.row
+    record = proposed.remediation
     print(
-        f"proposal {proposed.id} ({'new' if proposed.created else 'already open'}): {row['action']}, "
-        f"state {row['state']}"
+        f"proposal {proposed.id} ({'new' if proposed.created else 'already open'}): {record.action.value}, "
+        f"state {record.state.value}"
     )
-    print(f"-- SQL\n{row['sql_text']}\n-- rollback\n{row['rollback_sql'] or '(none)'}")
-    print(f"expected effect: {row['expected_effect']}")
+    print(f"-- SQL\n{record.sql_text}\n-- rollback\n{record.rollback_sql or '(none)'}")
+    print(f"expected effect: {record.expected_effect}")
     for warning in proposed.ledger_warnings:
         print(f"ledger: {warning}")
     print("needs a person's approval" if proposed.needs_approval else "mode auto: runs without approval")
     return 0
-
-
-def _inspector(target: Any) -> Any:
-    """A live look at the target's indexes when its collection connection resolves, else None."""
-    from planmon.airflow.connections import connection_exists
-
-    if not connection_exists(target.conn_id):
-        return None
-    from planmon.airflow.remediate_tasks import index_inspector
-
-    return index_inspector(target, load_settings())
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -158,40 +156,23 @@ def _public(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _apply(args: argparse.Namespace) -> int:
-    from planmon.airflow.connections import connection_factory
-
-    settings = load_settings()
-    with open_repository() as repository:
-        store = RemediationStore(repository)
-        row = store.get(args.proposal_id)
-        if row["state"] == State.PROPOSED.value or (
-            row["state"] != State.APPROVED.value and not row["approved_by"]
+    with _workflow() as steps:
+        record = steps.remediation(args.proposal_id)
+        if record.state is RemediationState.PROPOSED or (
+            record.state is not RemediationState.APPROVED and not record.approved_by
         ):
-            hint = HOW_TO_APPROVE.format(regression=row["regression_id"], id=row["id"])
+            hint = HOW_TO_APPROVE.format(regression=record.regression_id, id=record.id)
             print(
-                f"planmon: refused: proposal {row['id']} is {row['state']} and has no recorded approval; "
-                f"{hint}",
+                f"planmon: refused: proposal {record.id} is {record.state.value} and has no recorded "
+                f"approval; {hint}",
                 file=sys.stderr,
             )
             return EXIT_REFUSED
-        target = repository.get_target(store._target_name(int(row["target_id"])))
-        if not target.remediation_conn_id:
-            raise RemediationRefused(
-                f"target {target.name!r} has no remediation connection id", reason=RefusalReason.NO_CONNECTION
-            )
-        connect = connection_factory(target.engine, target.remediation_conn_id)
-        collect = connection_factory(target.engine, target.conn_id)
-        row = service.apply(
-            repository,
-            args.proposal_id,
-            settings=settings,
-            connect=connect,
-            actor="cli",
-            after_apply=lambda: service.collect_until_now(repository, target, settings, collect),
-        )
+        applied = steps.apply(args.proposal_id)
+        settings = steps.settings
     print(
-        f"proposal {row['id']} is {row['state']} (approved by {row['approved_by']}); "
-        f"run `planmon remediate verify {row['id']}` after "
+        f"proposal {applied.id} is {applied.state.value} (approved by {applied.approved_by}); "
+        f"run `planmon remediate verify {applied.id}` after "
         f"{settings.remediation_verify_executions} executions "
         f"or {settings.remediation_verify_minutes:g} minutes"
     )
@@ -199,27 +180,16 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from planmon.airflow.connections import connection_factory
-
-    settings = load_settings()
-    with open_repository() as repository:
-        store = RemediationStore(repository)
-        row = store.get(args.proposal_id)
-        target = repository.get_target(store._target_name(int(row["target_id"])))
-        moment = service.collect_until_now(
-            repository, target, settings, connection_factory(target.engine, target.conn_id)
-        )
-        verdict = service.verify(repository, args.proposal_id, settings=settings, now=moment)
-        print(verdict.reason)
-        if verdict.outcome.value == "waiting":
+    with _workflow() as steps:
+        looked = steps.look(args.proposal_id)
+        if isinstance(looked, Remediation):  # its action was found not in effect: failed
+            print(f"proposal {looked.id} is {looked.state.value}: {looked.outcome_reason}")
             return 0
-        connect = (
-            connection_factory(target.engine, target.remediation_conn_id)
-            if target.remediation_conn_id
-            else None
-        )
-        row = service.conclude(repository, args.proposal_id, verdict, settings=settings, connect=connect)
-    print(f"proposal {row['id']} is {row['state']}")
+        print(looked.reason)
+        if looked.outcome is Outcome.WAITING:
+            return 0
+        concluded = steps.conclude(args.proposal_id, looked)
+    print(f"proposal {concluded.id} is {concluded.state.value}")
     return 0
 
 

@@ -295,7 +295,7 @@ def _analyze_and_alert(dags: dict[str, Any], timeline: DemoTimeline, result: Dem
     start, end = timeline.window
     say(f"impact floor for this demo: {DEMO_IMPACT_FLOOR:g} extra s/hour (default 10; the traffic is light)")
     run = run_dag(dags["planmon_analyze"], end)
-    result.analysis = xcom(run, "analyze") or {}
+    result.analysis = xcom(run, "merge") or {}  # the batches' summaries, merged
     say(f"planmon_analyze [{start:%H:%M}, {end:%H:%M}): {result.analysis}")
     with open_repository(load_settings()) as repository:
         result.regressions = regressions_json(repository.regressions(status="open"))

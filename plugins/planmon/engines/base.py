@@ -1,8 +1,11 @@
-"""The contract every engine adapter implements, and the records adapters hand to the collector.
+"""The contract of an engine: the records its collector adapter hands over, the adapter and probe
+session protocols, and what a session is opened for.
 
-An adapter reads one monitored server (one target) through a DB-API connection it is given; it
-never writes to the server, never changes its settings and never creates extensions. Everything it
-returns is plain data; the collector (``planmon.collect``) decides what to store.
+An engine (``planmon.engines.get_engine(name)``, one package per engine) opens every session planmon
+has with a monitored server, for one :class:`Purpose`. Its collector adapter reads one target
+through DB-API connections it is given; it never writes to the server, never changes its settings
+and never creates extensions. Everything it returns is plain data; the collector
+(``planmon.collect``) decides what to store.
 
 Units: times in microseconds, memory in KB, timestamps UTC without tzinfo.
 """
@@ -13,9 +16,10 @@ import enum
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
-from planmon.model import EngineName
+from planmon.config import Settings
+from planmon.model import EngineName, QualifiedName
 
 
 class Aspect(enum.StrEnum):
@@ -121,7 +125,7 @@ class CapturedPlan:
     forcing_type: str | None = None
     force_failure_count: int | None = None
     last_force_failure_reason: str | None = None
-    objects: tuple[str, ...] = ()  # qualified tables the plan touches (for index snapshots)
+    objects: tuple[QualifiedName, ...] = ()  # tables the plan touches (for index snapshots)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,25 +142,30 @@ class IndexDefinition:
     """An index on a table a captured plan touches, as DDL the engine can run again."""
 
     database_name: str
-    table: str  # schema.table
+    qualified_table: QualifiedName  # the table the index is on
     index_name: str
     definition: str  # CREATE INDEX ... as the engine reports it
     is_unique: bool = False
     is_primary: bool = False
 
+    @property
+    def table(self) -> str:
+        """The table as the repository keys it (``QualifiedName.key``: ``index_snapshot.table_name``)."""
+        return self.qualified_table.key()
+
 
 class EngineAdapter(Protocol):
-    """What every engine module provides as ``Adapter`` (``planmon.engines.get_engine(name)``).
+    """The collector adapter of an engine (``get_engine(name).adapter(...)``).
 
     Constructed once per target and collection run as
-    ``Adapter(connect, target_name=..., databases=(...), settings=...)`` where ``connect(database)``
+    ``engine.adapter(connect, target_name=..., databases=(...), settings=...)`` where ``connect(database)``
     opens a DB-API connection (``None``: the connection's default database) and ``databases`` are
     the target's listed databases (empty: all the adapter can see). ``close()`` closes every
     connection it opened. Connection failures raise ``EngineError`` with a reason
     (UNREACHABLE, AUTHENTICATION, TIMEOUT, PERMISSION_DENIED) and a scrubbed message.
     """
 
-    engine: EngineName
+    engine: ClassVar[EngineName]
 
     def close(self) -> None: ...
 
@@ -177,8 +186,8 @@ class EngineAdapter(Protocol):
         """Capture plans for these statements (the collector chose them within its budget)."""
         ...
 
-    def index_definitions(self, database_name: str, tables: Iterable[str]) -> list[IndexDefinition]:
-        """Definitions of the indexes on these tables (``schema.table``)."""
+    def index_definitions(self, database_name: str, tables: Iterable[QualifiedName]) -> list[IndexDefinition]:
+        """Definitions of the indexes on these tables (no schema: any schema, or the engine's default)."""
         ...
 
     def statements_sent(self) -> int:
@@ -188,3 +197,91 @@ class EngineAdapter(Protocol):
 
 ConnectionFactory = Callable[[str | None], Any]
 """Opens a DB-API connection to the target (argument: database name, None for the default)."""
+
+
+class ProbeSession(Protocol):
+    """One connection to one target, set up for probes (``Engine.probe_session``); ``close`` releases it."""
+
+    def run(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
+        """(column names, rows, truncated) of ``sql`` run read-only under the statement timeout."""
+        ...
+
+    def explain(self, sql: str) -> bytes:
+        """The estimated plan document of ``sql`` (nothing of it executes)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ForcingState(Protocol):
+    """An engine's live view of who forced which plan of a query (SQL Server Query Store)."""
+
+    def foreign_forces(self) -> list[str]:
+        """Why acting now would override someone else: plans forced by others, APC at work."""
+        ...
+
+
+# -- sessions ---------------------------------------------------------------------------------
+
+
+class Purpose(enum.StrEnum):
+    """What a session with a monitored server is opened for; each engine sets it up accordingly."""
+
+    COLLECT = "collect"  # read-only, statement + lock timeouts, a per-run deadline
+    PROBE = "probe"  # read-only transactions per statement, the probe's own timeout
+    REMEDIATE = "remediate"  # writes, through the remediation connection, inside lock/statement timeouts
+
+
+LOCK_TIMEOUT_CAP_MS = 1000  # read-only sessions never queue longer than this behind another's lock
+
+
+@dataclass(frozen=True, slots=True)
+class SessionPolicy:
+    """How one session is set up: purpose, read-only, timeouts (ms) and, for collection, a deadline."""
+
+    purpose: Purpose
+    statement_timeout_ms: int
+    lock_timeout_ms: int
+    deadline: float | None = None  # time.monotonic() after which optional work stops
+
+    @property
+    def read_only(self) -> bool:
+        return self.purpose is not Purpose.REMEDIATE
+
+    @classmethod
+    def collect(cls, settings: Settings, *, started: float) -> SessionPolicy:
+        timeout = settings.statement_timeout_ms
+        return cls(
+            Purpose.COLLECT,
+            timeout,
+            min(timeout, LOCK_TIMEOUT_CAP_MS),
+            deadline=started + settings.collect_deadline_seconds,
+        )
+
+    @classmethod
+    def probe(cls, timeout_ms: int) -> SessionPolicy:
+        return cls(Purpose.PROBE, timeout_ms, min(timeout_ms, LOCK_TIMEOUT_CAP_MS))
+
+    @classmethod
+    def remediate(cls, *, lock_timeout_ms: int, statement_timeout_ms: int) -> SessionPolicy:
+        return cls(Purpose.REMEDIATE, statement_timeout_ms, lock_timeout_ms)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStep:
+    """One statement that sets a session up; ``optional``: a server that refuses it is fine."""
+
+    sql: str
+    params: Mapping[str, Any] | tuple[Any, ...] | None = None
+    optional: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HookSpec:
+    """Which Airflow hook opens this engine's connections (resolved by ``planmon.airflow.connections``;
+    engines import no Airflow)."""
+
+    hook: str  # module:Class
+    conn_id_argument: str
+    database_argument: str
+    extra_defaults: Mapping[str, Any] = field(default_factory=dict)  # unless the connection says otherwise

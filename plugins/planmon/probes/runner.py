@@ -13,20 +13,18 @@ import time
 from dataclasses import dataclass, replace
 from typing import Any
 
-from planmon.engines.base import ConnectionFactory
+from planmon.engines import Engine, get_engine
+from planmon.engines.base import ConnectionFactory, ProbeSession
 from planmon.errors import ConfigError, EngineError, EngineErrorReason, PlanParseError, scrub_secrets
 from planmon.model import Target
 from planmon.model.probes import ProbeDefinition
 from planmon.plans import parse_plan, shape_hash
 from planmon.probes import evaluate
-from planmon.probes.sessions import ProbeSession, driver_failure, open_session
-from planmon.sql import SQLGLOT_DIALECTS
 from planmon.sqlguard import classify_probe
 
 log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 1000
-_PLAN_FORMATS = {"postgres": "postgres", "mysql": "mysql", "sqlserver": "sqlserver"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +56,7 @@ def guard(probe: ProbeDefinition, engine: str) -> str | None:
     sql = probe.sql_for(engine)
     if sql is None:
         return f"the probe has no SQL for {engine}"
-    read_only, reason = classify_probe(sql, dialect=SQLGLOT_DIALECTS[engine])
+    read_only, reason = classify_probe(sql, dialect=get_engine(engine).sqlglot_dialect)
     return None if read_only else f"refused: the SQL {reason}"
 
 
@@ -79,12 +77,13 @@ def run_probe(
         log.warning("probe %s on %s %s", probe.name, target.name, refusal)
         return ProbeOutcome(evaluate.REFUSED, error=refusal)
     timeout_ms = max(1, round((probe.timeout_seconds or default_timeout_seconds) * 1000))
+    engine = get_engine(target.engine)
     try:
-        session = open_session(target.engine, connect, timeout_ms, probe.database)
+        session = engine.probe_session(connect, timeout_ms, probe.database)
     except Exception as exc:  # the hook and the driver raise many types; all are this probe's failure
-        return _failed(target.engine, exc, "connecting", timeout_ms)
+        return _failed(engine, exc, "connecting", timeout_ms)
     try:
-        return _run_in_session(probe, target, session, sql, timeout_ms=timeout_ms, max_rows=max_rows)
+        return _run_in_session(probe, target, engine, session, sql, timeout_ms=timeout_ms, max_rows=max_rows)
     finally:
         try:
             session.close()
@@ -93,15 +92,22 @@ def run_probe(
 
 
 def _run_in_session(
-    probe: ProbeDefinition, target: Target, session: ProbeSession, sql: str, *, timeout_ms: int, max_rows: int
+    probe: ProbeDefinition,
+    target: Target,
+    engine: Engine,
+    session: ProbeSession,
+    sql: str,
+    *,
+    timeout_ms: int,
+    max_rows: int,
 ) -> ProbeOutcome:
     # The plan first: EXPLAIN does not execute, so a probe that then times out still has its plan.
-    plan_hash, plan_error = _capture_plan(session, sql, target.engine) if probe.capture_plan else (None, None)
+    plan_hash, plan_error = _capture_plan(session, sql, engine) if probe.capture_plan else (None, None)
     began = time.monotonic()
     try:
         columns, rows, truncated = session.run(sql, max_rows)
     except Exception as exc:  # driver errors of any engine: recorded as this probe's outcome
-        failed = _failed(target.engine, exc, "running", timeout_ms)
+        failed = _failed(engine, exc, "running", timeout_ms)
         return replace(
             failed,
             duration_ms=_elapsed_ms(began),
@@ -130,25 +136,25 @@ def _run_in_session(
     )
 
 
-def _capture_plan(session: ProbeSession, sql: str, engine: str) -> tuple[str | None, str | None]:
+def _capture_plan(session: ProbeSession, sql: str, engine: Engine) -> tuple[str | None, str | None]:
     """(shape hash, None) or (None, why not): a failed capture never fails the probe."""
     try:
         body = session.explain(sql)
-        plan = parse_plan(body, engine=_PLAN_FORMATS[engine], source="probe plan")
+        plan = parse_plan(body, engine=engine.plan_format, source="probe plan")
     except PlanParseError as exc:
         return None, _short(f"plan not parsed: {exc.message}")
     except Exception as exc:  # driver errors of any engine, or an unexplainable statement
-        failure = driver_failure(engine, exc)
+        failure = engine.driver_failure(exc)
         return None, _short(f"no plan: {failure[1] if failure else scrub_secrets(str(exc))}")
     if not plan.statements:
         return None, "no plan: the EXPLAIN output holds no statement"
     return shape_hash(plan.statements[0]), None
 
 
-def _failed(engine: str, exc: BaseException, doing: str, timeout_ms: int) -> ProbeOutcome:
+def _failed(engine: Engine, exc: BaseException, doing: str, timeout_ms: int) -> ProbeOutcome:
     if isinstance(exc, EngineError):
         reason, message = exc.reason, exc.message
-    elif (failure := driver_failure(engine, exc)) is not None:
+    elif (failure := engine.driver_failure(exc)) is not None:
         reason, message = failure
     else:
         reason, message = EngineErrorReason.QUERY_FAILED, scrub_secrets(f"{type(exc).__name__}: {exc}")

@@ -13,8 +13,7 @@ from datetime import datetime, time
 from typing import Any
 
 from planmon.errors import ConfigError, RefusalReason, RemediationRefused
-from planmon.model import Target
-from planmon.remediation.model import Action
+from planmon.model import Action, Target
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 EXECUTING_MODES = frozenset({"approve", "auto"})

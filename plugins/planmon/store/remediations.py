@@ -15,8 +15,16 @@ from typing import Any
 from sqlalchemy import and_, func, insert, select, update
 
 from planmon.errors import ConfigError
-from planmon.remediation.context import IndexSnapshot, PlanInfo, RegressionContext
-from planmon.remediation.model import OPEN_STATES, TRANSITIONS, Proposal, State
+from planmon.model import (
+    OPEN_STATES,
+    TRANSITIONS,
+    IndexSnapshot,
+    PlanInfo,
+    Proposal,
+    QualifiedName,
+    RegressionContext,
+    RemediationState,
+)
 from planmon.store.repository import Repository, RepositoryConflict, RepositoryError, RepositoryView, utcnow
 from planmon.store.schema import audit_log, index_snapshot, plan, query, regression, remediation, target
 
@@ -119,7 +127,7 @@ class RemediationStore(RepositoryView):
                 "target_id": context.target.id,
                 "query_id": int(context.regression["query_id"]),
                 "action": proposal.action.value,
-                "state": State.PROPOSED.value,
+                "state": RemediationState.PROPOSED.value,
                 "sql_text": proposal.sql_text,
                 "rollback_sql": proposal.rollback_text,
                 "expected_effect": proposal.expected_effect,
@@ -149,12 +157,14 @@ class RemediationStore(RepositoryView):
         return dict(row), True
 
     def get(self, remediation_id: int) -> dict[str, Any]:
+        """One remediation row, with its target's name (``target``)."""
+        statement = (
+            select(remediation, target.c.name.label("target"))
+            .join(target, target.c.id == remediation.c.target_id)
+            .where(remediation.c.id == remediation_id)
+        )
         with self._errors(f"reading remediation {remediation_id}"), self.engine.connect() as connection:
-            row = (
-                connection.execute(select(remediation).where(remediation.c.id == remediation_id))
-                .mappings()
-                .first()
-            )
+            row = connection.execute(statement).mappings().first()
         if row is None:
             raise ConfigError(
                 f"no remediation with id {remediation_id}", hint="`planmon remediate list` lists them"
@@ -179,7 +189,7 @@ class RemediationStore(RepositoryView):
     def transition(
         self,
         remediation_id: int,
-        to: State,
+        to: RemediationState,
         *,
         actor: str,
         values: Mapping[str, Any] | None = None,
@@ -276,7 +286,15 @@ class RemediationStore(RepositoryView):
                 remediation.c.sql_text,
             )
             .where(remediation.c.query_id == query_id)
-            .where(remediation.c.state.in_([State.KEPT.value, State.ROLLED_BACK.value, State.FAILED.value]))
+            .where(
+                remediation.c.state.in_(
+                    [
+                        RemediationState.KEPT.value,
+                        RemediationState.ROLLED_BACK.value,
+                        RemediationState.FAILED.value,
+                    ]
+                )
+            )
             .order_by(remediation.c.id)
         )
         with self._errors("reading the remediation ledger"), self.engine.connect() as connection:
@@ -335,7 +353,7 @@ def _plan_info(row: Any) -> PlanInfo:
 
 def _snapshot(row: Any) -> IndexSnapshot:
     return IndexSnapshot(
-        table=row["table_name"],
+        table=QualifiedName.from_key(row["table_name"]),
         index_name=row["index_name"],
         definition=row["definition"],
         is_unique=bool(row["is_unique"]),

@@ -15,7 +15,7 @@ import pytest
 from planmon.config import Settings
 from planmon.engines import get_engine
 from planmon.engines.base import Aspect, AspectState, StatementStats
-from planmon.engines.mysql import (
+from planmon.engines.mysql.adapter import (
     HINT_DIGEST_CONSUMER,
     HINT_GRANT,
     HINT_HISTORY_LONG_CONSUMER,
@@ -23,6 +23,7 @@ from planmon.engines.mysql import (
     Adapter,
 )
 from planmon.errors import EngineError, EngineErrorReason
+from planmon.model import QualifiedName
 from planmon.plans.parse import parse_plan
 from tests.harness.servers import MariaDBServer, ServerUnavailable, free_port, mariadb_server
 
@@ -107,7 +108,7 @@ def _orders_digest(stats: list[StatementStats], shop: str) -> StatementStats | N
 
 
 def test_get_engine_resolves_the_adapter() -> None:
-    assert get_engine("mysql") is Adapter
+    assert get_engine("mysql").adapter_type is Adapter
     assert Adapter.engine == "mysql"
 
 
@@ -166,7 +167,7 @@ def test_planmon_statements_never_appear(mariadb: MariaDBServer, shop: str) -> N
         first.capabilities()
         stats = first.runtime_stats(_now(), _now())
         first.plans([s for s in stats if s.database_name == shop])
-        first.index_definitions(shop, [f"{shop}.orders"])
+        first.index_definitions(shop, [QualifiedName(shop, "orders")])
     finally:
         first.close()
     second = _adapter(mariadb)  # a later run, on another connection, over every schema
@@ -215,8 +216,8 @@ def test_plan_captured_from_the_history_sample(mariadb: MariaDBServer, shop: str
     parsed = parse_plan(plan.body, engine="mysql")
     tables = {node.object.table for s in parsed.statements for node in s.nodes() if node.object}
     assert tables == {"orders"}
-    assert plan.objects == (f"{shop}.orders",)
-    assert captured[1].objects == (f"{shop}.customers", f"{shop}.orders")  # aliases resolved
+    assert plan.objects == (QualifiedName(shop, "orders"),)
+    assert captured[1].objects == (QualifiedName(shop, "customers"), QualifiedName(shop, "orders"))  # aliases
     assert json.loads(plan.body)["query_block"]
     assert [(f.query_key, "no sample" in f.reason) for f in failed] == [("0" * 32, True)]
 
@@ -241,7 +242,14 @@ def test_statements_without_a_plan_become_failures(
 
 
 def test_index_definitions_recreate_the_indexes(mariadb: MariaDBServer, shop: str, adapter: Adapter) -> None:
-    definitions = adapter.index_definitions(shop, [f"{shop}.orders", "customers", "other_schema.orders"])
+    definitions = adapter.index_definitions(
+        shop,
+        [
+            QualifiedName(shop, "orders"),
+            QualifiedName(None, "customers"),
+            QualifiedName("other_schema", "orders"),
+        ],
+    )
     by_name = {(d.table, d.index_name): d for d in definitions}
     orders = f"`{shop}`.`orders`"
     assert by_name[(f"{shop}.orders", "PRIMARY")].definition == f"ALTER TABLE {orders} ADD PRIMARY KEY (`id`)"
@@ -259,7 +267,7 @@ def test_index_definitions_recreate_the_indexes(mariadb: MariaDBServer, shop: st
     assert len(definitions) == 5
     # The definition is DDL the server accepts: drop the index and create it again from it.
     _execute(mariadb, [f"DROP INDEX ux_customer_total ON {orders}", unique.definition])
-    again = {d.index_name: d for d in adapter.index_definitions(shop, ["orders"])}
+    again = {d.index_name: d for d in adapter.index_definitions(shop, [QualifiedName(None, "orders")])}
     assert again["ux_customer_total"] == unique
 
 
@@ -273,10 +281,10 @@ def test_session_is_read_only_with_a_timeout(mariadb: MariaDBServer, shop: str) 
     try:
         connection = adapter._connection(shop)  # the adapter's own session, as it set it up
         with pytest.raises(EngineError) as timed_out:
-            adapter._run(connection, "SELECT SLEEP(3)", None, "sleeping")
+            adapter._execute(connection, "SELECT SLEEP(3)", action="sleeping")
         assert timed_out.value.reason is EngineErrorReason.TIMEOUT
         with pytest.raises(EngineError) as refused:
-            adapter._run(connection, "INSERT INTO customers VALUES (99, 'x')", None, "writing")
+            adapter._execute(connection, "INSERT INTO customers VALUES (99, 'x')", action="writing")
         assert "READ ONLY" in str(refused.value)
     finally:
         adapter.close()
@@ -303,7 +311,9 @@ def test_without_select_on_performance_schema(
     adapter = _adapter(mariadb, (shop,), user=user, password=password)
     try:
         capabilities = adapter.capabilities()
-        assert adapter.index_definitions(shop, ["orders"])  # information_schema still answers
+        assert adapter.index_definitions(
+            shop, [QualifiedName(None, "orders")]
+        )  # information_schema still answers
     finally:
         adapter.close()
     runtime = capabilities.aspects[Aspect.RUNTIME_STATS]

@@ -20,8 +20,10 @@ from psycopg import sql
 from planmon.config import Settings
 from planmon.engines import get_engine
 from planmon.engines.base import Aspect, AspectState, CapturedPlan, StatementStats
-from planmon.engines.postgres import UTILITY_PATTERN, Adapter, engine_error
+from planmon.engines.postgres.adapter import UTILITY_PATTERN, Adapter
+from planmon.engines.postgres.dialect import engine_error
 from planmon.errors import EngineError, EngineErrorReason
+from planmon.model import QualifiedName
 from planmon.plans.fingerprint import shape_hash
 from planmon.plans.parse import parse_plan
 from planmon.sql import MARKER
@@ -121,7 +123,7 @@ def stats_for(adapter: Adapter, text: str) -> StatementStats:
 
 
 def test_get_engine_resolves_the_adapter() -> None:
-    assert get_engine("postgres") is Adapter
+    assert get_engine("postgres").adapter_type is Adapter
 
 
 def test_capabilities_of_a_fully_set_up_server(server: PostgresServer) -> None:
@@ -296,7 +298,7 @@ def test_generic_plan_of_a_parameterised_statement(server: PostgresServer) -> No
         "pg_json",
         None,
     )
-    assert "public.orders" in plan.objects
+    assert QualifiedName("public", "orders") in plan.objects
     hashes = [shape_hash(parse_plan(p.body, engine="postgres").statements[0]) for p in (plan, second[0])]
     assert hashes[0] == hashes[1]
     assert prepared == (0,)
@@ -322,7 +324,7 @@ def test_statements_without_a_plan_become_failures(server: PostgresServer) -> No
         assert captured == [] and failed[0].query_key == doomed.query_key
         assert 'relation "doomed" does not exist' in failed[0].reason
         # the session is usable afterwards (rolled back, nothing left prepared)
-        assert adapter.index_definitions(MONITORED, ["public.ledger"])
+        assert adapter.index_definitions(MONITORED, [QualifiedName("public", "ledger")])
 
 
 def test_plans_for_statements_read_by_another_adapter(server: PostgresServer) -> None:
@@ -332,7 +334,7 @@ def test_plans_for_statements_read_by_another_adapter(server: PostgresServer) ->
         statement = stats_for(reader, "SELECT note FROM ledger WHERE id = $1")
     with adapter_for(server) as capturer:
         captured, failed = capturer.plans([statement])
-    assert failed == [] and captured[0].objects == ("public.ledger",)
+    assert failed == [] and captured[0].objects == (QualifiedName("public", "ledger"),)
 
 
 def test_plan_capture_gives_up_behind_a_lock(server: PostgresServer) -> None:
@@ -356,7 +358,14 @@ def test_plan_capture_gives_up_behind_a_lock(server: PostgresServer) -> None:
 
 def test_index_definitions(server: PostgresServer) -> None:
     with adapter_for(server) as adapter:
-        definitions = adapter.index_definitions(MONITORED, ["public.orders", "orders", "public.missing"])
+        definitions = adapter.index_definitions(
+            MONITORED,
+            [
+                QualifiedName("public", "orders"),
+                QualifiedName(None, "orders"),
+                QualifiedName("public", "missing"),
+            ],
+        )
     by_name = {d.index_name: d for d in definitions}
     assert set(by_name) == {"orders_pkey", "orders_customer"}
     assert by_name["orders_pkey"].is_primary and by_name["orders_pkey"].is_unique

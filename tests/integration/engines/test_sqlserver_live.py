@@ -17,7 +17,7 @@ import pytest
 
 from planmon.config import Settings
 from planmon.engines.base import Aspect, AspectState
-from planmon.engines.sqlserver import Adapter
+from planmon.engines.sqlserver.adapter import Adapter
 from planmon.plans.parse import parse_plan
 from planmon.sql import MARKER
 

@@ -20,12 +20,11 @@ from typing import Any
 import pytest
 
 from planmon.config import Settings
+from planmon.engines import get_engine
+from planmon.engines.sqlserver import remediation as sqlserver
 from planmon.errors import RefusalReason, RemediationRefused
-from planmon.model import Target
-from planmon.remediation import rails, sqlserver
-from planmon.remediation.context import PlanInfo, RegressionContext
-from planmon.remediation.execute import run_statements
-from planmon.remediation.model import Action
+from planmon.model import Action, PlanInfo, RegressionContext, Target
+from planmon.remediation import rails
 
 pytestmark = pytest.mark.mssql
 
@@ -117,8 +116,7 @@ def test_force_read_back_foreign_force_and_rollback(connect: Any, marked_query: 
     plan_id = state.plans[0].plan_id
 
     def run(statements: Any) -> None:
-        run_statements(
-            "sqlserver",
+        get_engine("sqlserver").run_statements(
             connect,
             None,
             statements,

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -26,7 +27,7 @@ from planmon.engines.base import (
     StatementStats,
 )
 from planmon.errors import EngineError, EngineErrorReason
-from planmon.model import Target, TargetSpec
+from planmon.model import QualifiedName, Target, TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
 from planmon.store.schema import collection_run, index_snapshot, plan, runtime_stats
@@ -99,7 +100,13 @@ class FakeAdapter:
             else:
                 body = self.server.plan_bodies.get(s.query_key, PG_PLAN)
                 plans.append(
-                    CapturedPlan(s.query_key, s.database_name, body, "pg_json", objects=("public.orders",))
+                    CapturedPlan(
+                        s.query_key,
+                        s.database_name,
+                        body,
+                        "pg_json",
+                        objects=(QualifiedName("public", "orders"),),
+                    )
                 )
         return plans, failures
 
@@ -107,7 +114,12 @@ class FakeAdapter:
         self.server.sent += 1
         return [
             IndexDefinition(
-                database_name, "public.orders", "orders_pkey", "CREATE UNIQUE INDEX ...", True, True
+                database_name,
+                QualifiedName("public", "orders"),
+                "orders_pkey",
+                "CREATE UNIQUE INDEX ...",
+                True,
+                True,
             )
         ]
 
@@ -125,7 +137,7 @@ def repository(tmp_path: Path) -> Iterator[Repository]:
 
 @pytest.fixture
 def server(monkeypatch: pytest.MonkeyPatch) -> FakeEngine:
-    monkeypatch.setattr(collect, "get_engine", lambda name: FakeAdapter)
+    monkeypatch.setattr(collect, "get_engine", lambda name: SimpleNamespace(adapter=FakeAdapter))
     return FakeEngine()
 
 

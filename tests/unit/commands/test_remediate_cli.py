@@ -10,7 +10,7 @@ import pytest
 
 from planmon.cli import main
 from planmon.config import load_settings
-from planmon.remediation import service
+from planmon.remediation.workflow import RemediationWorkflow
 from planmon.store import Repository
 from tests.unit.remediation.conftest import seed_with_plans
 
@@ -50,7 +50,9 @@ def test_apply_without_approval_refuses_and_says_how(
 def test_list_shows_the_ledger(seeded_home: int, capsys: pytest.CaptureFixture[str]) -> None:
     main(["remediate", "propose", str(seeded_home), "--json"])
     with Repository.from_settings(load_settings()) as repository:
-        service.record_decision(repository, 1, approved=False, responded_by="dba_bob")
+        RemediationWorkflow(repository, load_settings()).record_decision(
+            1, approved=False, responded_by="dba_bob"
+        )
     capsys.readouterr()
     assert main(["remediate", "list", "--json"]) == 0
     [entry] = json.loads(capsys.readouterr().out)["remediations"]

@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from planmon.engines.mysql import (
+from planmon.engines.mysql.adapter import (
     OWN_QUERY_DIGEST_PREFIX,
     build_index_definitions,
-    error_reason,
     pyformat,
     unexplainable_reason,
 )
+from planmon.engines.mysql.dialect import error_reason
 from planmon.errors import EngineErrorReason
 from planmon.sql import MARKER, load_sql, sql_root
 

@@ -14,15 +14,15 @@ import psycopg
 import pytest
 
 from planmon.engines.base import Aspect, AspectState
-from planmon.engines.postgres import (
+from planmon.engines.postgres.adapter import (
     MARKER_PATTERN,
     ServerInfo,
     build_capabilities,
-    error_reason,
     explain_steps,
     parameter_count,
     unexplainable_reason,
 )
+from planmon.engines.postgres.dialect import error_reason
 from planmon.errors import EngineErrorReason
 from planmon.sql import MARKER, load_sql, sql_root
 

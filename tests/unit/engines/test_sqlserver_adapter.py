@@ -29,8 +29,10 @@ from sqlglot import exp
 from planmon.config import Settings
 from planmon.engines import get_engine
 from planmon.engines.base import Aspect, AspectState, StatementStats
-from planmon.engines.sqlserver import Adapter, classify_driver_error, decode_readonly_reason
+from planmon.engines.sqlserver.adapter import Adapter, decode_readonly_reason
+from planmon.engines.sqlserver.dialect import classify_driver_error
 from planmon.errors import EngineError, EngineErrorReason
+from planmon.model import QualifiedName
 from planmon.sql import MARKER, load_sql, sql_root
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "engines" / "sqlserver"
@@ -519,7 +521,7 @@ def test_result_fixture_is_the_select_list_of_its_sql(fixture: str) -> None:
 
 
 def test_adapter_is_found_by_engine_name() -> None:
-    assert get_engine("sqlserver") is Adapter
+    assert get_engine("sqlserver").adapter_type is Adapter
     assert Adapter.engine == "sqlserver"
 
 
@@ -699,7 +701,7 @@ def test_plan_cache_plans_are_read_as_text_by_plan_hash() -> None:
     [plan] = plans
     assert plan.plan_key == plan.engine_plan_hash == "0x0102030405060708"
     assert plan.body.startswith(b"<ShowPlanXML") and plan.body_format == "showplan_xml"
-    assert plan.objects == ("dbo.Orders",)
+    assert plan.objects == (QualifiedName("dbo", "Orders"),)
     assert [f.reason for f in failures] == ["the plan belongs to an encrypted module"]
     [(_, text, params)] = server.executed("plan_cache_plans")
     assert "xml" not in text.lower()
@@ -843,7 +845,7 @@ def test_plan_deeper_than_128_levels_is_read_as_text_and_never_cast() -> None:
         captured, failures = adapter.plans(adapter.runtime_stats(*WINDOW))
     [plan] = [p for p in captured if p.plan_key == "11"]
     assert plan.body == deep.encode("utf-8")
-    assert plan.objects == ("dbo.Orders",)
+    assert plan.objects == (QualifiedName("dbo", "Orders"),)
     assert not failures
     for _, text, params in server.executed("query_store_plans"):
         tree = sqlglot.parse_one(_mssql.substitute_params(text, params).decode(), read="tsql")
@@ -864,7 +866,7 @@ def test_plans_carry_their_forcing_state(sales: tuple[Adapter, FakeServer]) -> N
     assert (auto.is_forced, auto.forcing_type) == (True, "AUTO")
     assert (auto.force_failure_count, auto.last_force_failure_reason) == (2, "NO_INDEX")
     assert auto.engine_plan_hash == "0x0102030405060708"
-    assert auto.objects == ("dbo.Orders",)
+    assert auto.objects == (QualifiedName("dbo", "Orders"),)
     unforced = by_plan["12"]
     assert (unforced.is_forced, unforced.forcing_type, unforced.last_force_failure_reason) == (
         False,
@@ -930,7 +932,9 @@ def test_tuning_recommendations_are_parsed(sales: tuple[Adapter, FakeServer]) ->
 
 def test_index_definitions_are_rendered_as_create_index(sales: tuple[Adapter, FakeServer]) -> None:
     adapter, server = sales
-    definitions = adapter.index_definitions("Sales", ["[dbo].[Orders]", "dbo.Orders"])
+    definitions = adapter.index_definitions(
+        "Sales", [QualifiedName("dbo", "Orders"), QualifiedName(None, "Orders")]
+    )
     by_name = {d.index_name: d for d in definitions}
     assert (
         by_name["PK_Orders"].definition
@@ -943,7 +947,7 @@ def test_index_definitions_are_rendered_as_create_index(sales: tuple[Adapter, Fa
     )
     assert all(d.table == "dbo.Orders" and d.database_name == "Sales" for d in definitions)
     [(database, _, params)] = server.executed("index_columns")
-    assert (database, params) == ("Sales", {"tables_0": "dbo.Orders"})
+    assert (database, params) == ("Sales", {"tables_0": "[dbo].[Orders]"})
 
 
 def test_sessions_are_prepared_once_and_all_closed() -> None:

@@ -12,8 +12,8 @@ import sqlglot
 from pymssql import _mssql
 from sqlglot import exp
 
-from planmon.engines import sqlserver
-from planmon.engines.sqlserver import bind
+from planmon.engines.sqlserver import adapter as sqlserver
+from planmon.engines.sqlserver.dialect import bind
 from planmon.sql import MARKER, REQUIRED_HEADERS, load_sql, sql_root
 
 SQL_DIR = sql_root() / "sqlserver"
@@ -28,7 +28,7 @@ SAMPLE_VALUES: dict[str, object] = {
     "window_end": datetime(2026, 11, 23, 7, 15),
     "plan_ids": [11, 12, 13],
     "query_plan_hashes": [bytearray.fromhex("0102030405060708"), bytearray.fromhex("2122232425262728")],
-    "tables": ["dbo.Orders", "sales.Order Lines"],
+    "tables": ["[dbo].[Orders]", "[sales].[Order Lines]"],
     "databases": ["Sales", "O'Brien"],
     "all_databases": 0,
     "query_id": 7,
@@ -37,7 +37,7 @@ SAMPLE_VALUES: dict[str, object] = {
 
 def test_every_file_is_used_by_the_adapter() -> None:
     """Used by the collection adapter, or by remediation (which reads forcing state before acting)."""
-    from planmon.remediation import sqlserver as remediation
+    from planmon.engines.sqlserver import remediation
 
     adapter_source = Path(sqlserver.__file__).read_text(encoding="utf-8")
     adapter_source += Path(remediation.__file__).read_text(encoding="utf-8")

@@ -75,12 +75,17 @@ class Seeded:
 
 
 def seed_regression(
-    repository: Repository, *, name: str = "shop", mode: str = "approve", **spec: Any
+    repository: Repository,
+    *,
+    name: str = "shop",
+    mode: str = "approve",
+    engine: str = "postgres",
+    **spec: Any,
 ) -> Seeded:
     target = repository.add_target(
         TargetSpec(
             name=name,
-            engine="postgres",
+            engine=engine,
             conn_id=f"{name}_monitor",
             databases=("shop",),
             remediation_mode=mode,
@@ -161,7 +166,7 @@ def seed_with_plans(repository: Repository, *, mode: str = "approve") -> Seeded:
                 insert(index_snapshot).values(
                     target_id=seeded.target_id,
                     database_name="shop",
-                    table_name=snapshot.table,
+                    table_name=snapshot.table.key(),
                     index_name=snapshot.index_name,
                     definition=snapshot.definition,
                     definition_hash=snapshot.index_name,
@@ -172,6 +177,50 @@ def seed_with_plans(repository: Repository, *, mode: str = "approve") -> Seeded:
                 )
             )
     return seeded
+
+
+def seed_sqlserver_regression(repository: Repository, **spec: Any) -> int:
+    """A plan_change of query 7 in database Sales on a SQL Server target ``sales`` (mode approve):
+    plan 12 regressed, plan 11 (in Query Store) was the last good one; their recorded showplans."""
+    import zlib
+
+    from sqlalchemy import update
+
+    from planmon.store.schema import plan
+    from tests.unit.remediation.test_sqlserver import _showplans
+
+    target = repository.add_target(
+        TargetSpec(
+            name="sales",
+            engine="sqlserver",
+            remediation_mode="approve",
+            **{"conn_id": "m", "remediation_conn_id": "f", **spec},
+        )
+    )
+    query_id = repository.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
+    plan_ids = repository.upsert_plans(
+        target.id, [PlanRecord("11", "7", "Sales"), PlanRecord("12", "7", "Sales")]
+    )
+    with repository.engine.begin() as connection:
+        for key, body in _showplans().items():
+            if str(key) in plan_ids:
+                connection.execute(
+                    update(plan).where(plan.c.id == plan_ids[str(key)]).values(body=zlib.compress(body))
+                )
+    detection = {
+        "target_id": target.id,
+        "query_id": query_id,
+        "kind": "plan_change",
+        "severity": "high",
+        "metric": "cpu_us",
+        "baseline_plan_id": plan_ids["11"],
+        "current_plan_id": plan_ids["12"],
+        "baseline_mean": 1200.0,
+        "current_mean": 40000.0,
+        "evidence": {},
+    }
+    [regression_id] = repository.record_regressions([detection], detected_at=DETECTED)
+    return regression_id
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from planmon.model import Target
-from planmon.remediation import mysql, postgres
-from planmon.remediation.context import IndexSnapshot, PlanInfo, RegressionContext
-from planmon.remediation.model import Action
+from planmon.engines import get_engine
+from planmon.engines.mysql import remediation as mysql
+from planmon.engines.postgres import remediation as postgres
+from planmon.model import Action, IndexSnapshot, PlanInfo, QualifiedName, RegressionContext, Target
 
 SEEN = datetime(2026, 11, 20, 10)
 LATER = datetime(2026, 11, 20, 12)
@@ -36,9 +36,10 @@ INDEX_SCAN = pg_plan(
 SEQ_SCAN = pg_plan(
     {"Node Type": "Seq Scan", "Relation Name": "orders", "Schema": "public", "Alias": "orders"}
 )
+ORDERS = QualifiedName("public", "orders")
 SNAPSHOT = [
     IndexSnapshot(
-        "public.orders",
+        ORDERS,
         "orders_customer",
         "CREATE INDEX orders_customer ON public.orders USING btree (customer)",
         False,
@@ -47,7 +48,7 @@ SNAPSHOT = [
         SEEN,
     ),
     IndexSnapshot(
-        "public.orders",
+        ORDERS,
         "orders_pkey",
         "CREATE UNIQUE INDEX orders_pkey ON public.orders USING btree (id)",
         True,
@@ -76,14 +77,14 @@ def _context(engine: str, baseline: bytes, current: bytes, indexes: list[IndexSn
 
 
 def test_postgres_recreates_the_dropped_index_concurrently_then_offers_analyze() -> None:
-    asked: list[tuple[str, list[str]]] = []
+    asked: list[tuple[str, list[QualifiedName]]] = []
 
-    def inspector(database: str, tables: Any) -> set[tuple[str, str]]:
+    def inspector(database: str, tables: Any) -> set[tuple[QualifiedName, str]]:
         asked.append((database, list(tables)))
-        return {("public.orders", "orders_pkey")}  # orders_customer is gone
+        return {(ORDERS, "orders_pkey")}  # orders_customer is gone
 
     proposals = postgres.propose(_context("postgres", INDEX_SCAN, SEQ_SCAN, SNAPSHOT), inspector)
-    assert asked == [("shop", ["public.orders"])]
+    assert asked == [("shop", [ORDERS])]
     assert [p.action for p in proposals] == [Action.RECREATE_INDEX, Action.ANALYZE]
     recreate = proposals[0]
     assert (
@@ -91,14 +92,14 @@ def test_postgres_recreates_the_dropped_index_concurrently_then_offers_analyze()
         == "CREATE INDEX CONCURRENTLY orders_customer ON public.orders USING btree (customer);"
     )
     assert recreate.rollback_text == 'DROP INDEX CONCURRENTLY IF EXISTS "public"."orders_customer";'
-    assert recreate.evidence["captured_definition"] == SNAPSHOT[0].definition
+    assert recreate.evidence.captured_definition == SNAPSHOT[0].definition
     assert proposals[1].sql_text == 'ANALYZE "public"."orders";' and proposals[1].rollback == ()
 
 
 def test_postgres_index_still_there_means_no_recreate() -> None:
     proposals = postgres.propose(
         _context("postgres", INDEX_SCAN, SEQ_SCAN, SNAPSHOT),
-        lambda db, t: {("public.orders", "orders_customer")},
+        lambda db, t: {(ORDERS, "orders_customer")},
     )
     assert [p.action for p in proposals] == [Action.ANALYZE]
 
@@ -114,7 +115,7 @@ def test_unique_definitions_and_hostile_names_stay_well_formed() -> None:
         postgres.concurrent_definition(unique)
         == 'CREATE UNIQUE INDEX CONCURRENTLY "we""ird" ON public.orders USING btree (id)'
     )
-    assert postgres.quote_qualified('public.or"ders') == '"public"."or""ders"'
+    assert get_engine("postgres").quote(QualifiedName("public", 'or"ders')) == '"public"."or""ders"'
     with pytest.raises(ValueError, match="not a CREATE INDEX"):
         postgres.concurrent_definition("DROP TABLE orders")
 
@@ -132,4 +133,4 @@ def test_mysql_recreates_online_from_the_captured_definition() -> None:
     assert unique.startswith("ALTER TABLE `shop`.`t` ADD UNIQUE INDEX `u``x` (`a`(10))")
     with pytest.raises(ValueError):
         mysql.online_add_index("ALTER TABLE `shop`.`t` ADD PRIMARY KEY (`id`)")
-    assert mysql.quote_qualified("shop.or`ders") == "`shop`.`or``ders`"
+    assert get_engine("mysql").quote(QualifiedName("shop", "or`ders")) == "`shop`.`or``ders`"

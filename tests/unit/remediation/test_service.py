@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 from sqlalchemy import update
 
-from planmon.config import load_settings
+from planmon.config import Settings, load_settings
+from planmon.engines.sqlserver import remediation as sqlserver
 from planmon.errors import EngineError, RefusalReason, RemediationRefused
-from planmon.remediation import service, sqlserver
-from planmon.remediation.model import Action, Proposal, State, Statement
+from planmon.model import Action, Proposal, Remediation, Statement
+from planmon.model import RemediationState as State
+from planmon.remediation import rails, workflow
 from planmon.remediation.verify import Outcome
+from planmon.remediation.workflow import FixedConnections, ForcingStateReader, RemediationWorkflow
 from planmon.store import Repository
 from planmon.store.remediations import RemediationStore, StaleTransition
 from planmon.store.schema import plan
@@ -38,6 +41,18 @@ RECREATE = Proposal(
 )
 
 
+def _workflow(
+    repository: Repository,
+    target: FakeTarget | None = None,
+    *,
+    settings: Settings = SETTINGS,
+    reader: ForcingStateReader | None = None,
+) -> RemediationWorkflow:
+    """The workflow with the fake target as the remediation connection (None: none can be opened)."""
+    connections = FixedConnections(remediate=target.connect if target is not None else None)
+    return RemediationWorkflow(repository, settings, connections, forcing_state_reader=reader)
+
+
 def _propose(seeded: Seeded, proposal: Proposal = RECREATE) -> int:
     store = RemediationStore(seeded.repository)
     row, _created = store.create(
@@ -46,22 +61,23 @@ def _propose(seeded: Seeded, proposal: Proposal = RECREATE) -> int:
     return int(row["id"])
 
 
-def _approved(seeded: Seeded, proposal: Proposal = RECREATE) -> int:
+def _approved(seeded: Seeded, proposal: Proposal = RECREATE, reader: ForcingStateReader | None = None) -> int:
     remediation_id = _propose(seeded, proposal)
-    service.check_rails(seeded.repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON)
-    service.record_decision(seeded.repository, remediation_id, approved=True, responded_by="dba_alice")
+    steps = _workflow(seeded.repository, reader=reader)
+    steps.check_rails(remediation_id, now=WEDNESDAY_NOON)
+    steps.record_decision(remediation_id, approved=True, responded_by="dba_alice")
     return remediation_id
 
 
-def _apply(seeded: Seeded, remediation_id: int, target: FakeTarget, at: datetime) -> dict[str, Any]:
-    return service.apply(
-        seeded.repository,
-        remediation_id,
-        settings=SETTINGS,
-        connect=target.connect,
-        now=at,
-        after_apply=lambda: at,
-    )
+def _apply(
+    seeded: Seeded,
+    remediation_id: int,
+    target: FakeTarget,
+    at: datetime,
+    reader: ForcingStateReader | None = None,
+) -> Remediation:
+    """Apply at ``at``; nothing was collected before, so the apply moment is ``at`` too."""
+    return _workflow(seeded.repository, target, reader=reader).apply(remediation_id, now=at)
 
 
 def test_nothing_runs_without_an_approval(repository: Repository, fake_target: FakeTarget) -> None:
@@ -77,10 +93,10 @@ def test_nothing_runs_without_an_approval(repository: Repository, fake_target: F
 def test_a_rejection_is_final_and_names_who_rejected(repository: Repository, fake_target: FakeTarget) -> None:
     seeded = seed_regression(repository)
     remediation_id = _propose(seeded)
-    row = service.record_decision(repository, remediation_id, approved=False, responded_by="dba_bob")
-    assert row["state"] == "rejected" and row["outcome_reason"] == "rejected by dba_bob"
-    later = service.record_decision(repository, remediation_id, approved=True, responded_by="dba_alice")
-    assert later["state"] == "rejected"  # the first answer stands
+    row = _workflow(repository).record_decision(remediation_id, approved=False, responded_by="dba_bob")
+    assert row.state == "rejected" and row.outcome_reason == "rejected by dba_bob"
+    later = _workflow(repository).record_decision(remediation_id, approved=True, responded_by="dba_alice")
+    assert later.state == "rejected"  # the first answer stands
     with pytest.raises(RemediationRefused):
         _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
     assert fake_target.connections == 0
@@ -89,9 +105,9 @@ def test_a_rejection_is_final_and_names_who_rejected(repository: Repository, fak
 def test_a_timeout_rejects_as_planmon(repository: Repository) -> None:
     seeded = seed_regression(repository)
     remediation_id = _propose(seeded)
-    service.record_decision(repository, remediation_id, approved=False, responded_by=None)
+    _workflow(repository).record_decision(remediation_id, approved=False, responded_by=None)
     trail = RemediationStore(repository).audit_trail(remediation_id)
-    assert trail[-1]["actor"] == service.TIMEOUT_ACTOR and trail[-1]["action"] == "remediation.rejected"
+    assert trail[-1]["actor"] == workflow.TIMEOUT_ACTOR and trail[-1]["action"] == "remediation.rejected"
 
 
 def test_apply_runs_once_with_timeouts_and_records_the_approver(
@@ -101,7 +117,7 @@ def test_apply_runs_once_with_timeouts_and_records_the_approver(
     remediation_id = _approved(seeded)
     row = _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
     again = _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)  # a retried task
-    assert row["state"] == again["state"] == "applied" and row["approved_by"] == "dba_alice"
+    assert row.state == again.state == "applied" and row.approved_by == "dba_alice"
     assert fake_target.statements == [RECREATE.statements[0].sql]
     assert [params for sql, params in fake_target.sent if "set_config" in sql] == [
         ("5000ms",),
@@ -130,13 +146,15 @@ def test_rate_limit_refuses_the_next_action_in_the_hour(
         seeded, Proposal(Action.ANALYZE, "shop", (Statement('ANALYZE "public"."orders"'),), (), "x")
     )
     with pytest.raises(RemediationRefused) as refused:
-        service.check_rails(repository, second, settings=settings, now=WEDNESDAY_NOON + timedelta(minutes=30))
+        _workflow(repository, settings=settings).check_rails(
+            second, now=WEDNESDAY_NOON + timedelta(minutes=30)
+        )
     assert refused.value.reason is RefusalReason.RATE_LIMIT
     row = RemediationStore(repository).get(second)
     assert row["state"] == "refused" and row["outcome_reason"].startswith("rate_limit: ")
     # an hour later the same rail lets a new proposal through
     third = _propose(seeded, Proposal(Action.ANALYZE, "shop", (Statement('ANALYZE "public"."t2"'),), (), "x"))
-    service.check_rails(repository, third, settings=settings, now=WEDNESDAY_NOON + timedelta(minutes=61))
+    _workflow(repository, settings=settings).check_rails(third, now=WEDNESDAY_NOON + timedelta(minutes=61))
 
 
 def test_maintenance_window_is_checked_when_proposed_and_again_at_apply(
@@ -163,7 +181,7 @@ def test_a_plan_forced_by_someone_else_is_never_acted_on(repository: Repository)
         )
     remediation_id = _propose(seeded)
     with pytest.raises(RemediationRefused) as refused:
-        service.check_rails(repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON)
+        _workflow(repository).check_rails(remediation_id, now=WEDNESDAY_NOON)
     assert refused.value.reason is RefusalReason.FORCED_BY_OTHERS and "plan bad (MANUAL)" in str(
         refused.value
     )
@@ -176,12 +194,12 @@ def test_modes_that_never_execute(repository: Repository, mode: str, reason: Ref
     seeded = seed_regression(repository, mode=mode)
     if mode == "off":
         with pytest.raises(RemediationRefused) as refused:
-            service.propose(repository, seeded.regression_id)
+            _workflow(repository).propose(seeded.regression_id)
         assert refused.value.reason is reason
         return
     remediation_id = _propose(seeded)
     with pytest.raises(RemediationRefused) as refused:
-        service.check_rails(repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON)
+        _workflow(repository).check_rails(remediation_id, now=WEDNESDAY_NOON)
     assert refused.value.reason is reason
     assert RemediationStore(repository).get(remediation_id)["state"] == "proposed"  # visible, never run
 
@@ -192,21 +210,15 @@ def test_an_action_that_does_not_help_is_rolled_back_and_remembered(
     seeded = seed_regression(repository)
     remediation_id = _approved(seeded)
     _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
-    early = service.verify(
-        repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON + timedelta(minutes=1)
-    )
+    early = _workflow(repository).verify(remediation_id, now=WEDNESDAY_NOON + timedelta(minutes=1))
     assert early.outcome is Outcome.WAITING  # no executions yet, and M minutes not over
     for minute in range(3):  # after the action, the query is as slow as when it regressed
         add_stats(seeded, WEDNESDAY_NOON + timedelta(minutes=minute), plan="bad", mean=1000.0)
-    verdict = service.verify(
-        repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON + timedelta(minutes=3)
-    )
+    verdict = _workflow(repository).verify(remediation_id, now=WEDNESDAY_NOON + timedelta(minutes=3))
     assert verdict.outcome is Outcome.NOT_BETTER and verdict.post is not None and verdict.post.n == 150
-    row = service.conclude(
-        repository, remediation_id, verdict, settings=SETTINGS, connect=fake_target.connect
-    )
-    assert row["state"] == "rolled_back" and row["outcome"] == "rolled_back"
-    assert row["outcome_reason"].startswith("not better: post-apply mean 1000")
+    row = _workflow(repository, fake_target).conclude(remediation_id, verdict)
+    assert row.state == "rolled_back" and row.outcome == "rolled_back"
+    assert row.outcome_reason.startswith("not better: post-apply mean 1000")
     assert fake_target.statements[-1] == RECREATE.rollback[0].sql
     assert repository.regressions()["status"].tolist() == ["open"]
 
@@ -216,9 +228,9 @@ def test_an_action_that_does_not_help_is_rolled_back_and_remembered(
     analyze = Proposal(
         Action.ANALYZE, "shop", (Statement('ANALYZE "public"."orders"'),), (), "fresh statistics"
     )
-    chosen, notes = service.choose(context, [RECREATE, analyze])
+    chosen, notes = workflow.choose(context, [RECREATE, analyze])
     assert chosen is analyze and "was tried on this query before and rolled back" in notes[0]
-    chosen, notes = service.choose(context, [RECREATE])  # nothing else to offer: proposed, but said so
+    chosen, notes = workflow.choose(context, [RECREATE])  # nothing else to offer: proposed, but said so
     assert chosen is RECREATE and notes and notes[0].startswith("recreate_index (remediation ")
 
 
@@ -229,19 +241,12 @@ def test_an_action_that_helps_is_kept_and_resolves_the_regression(
     remediation_id = _approved(seeded)
     _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
     add_stats(seeded, WEDNESDAY_NOON + timedelta(minutes=1), plan="good", mean=110.0)
-    verdict = service.verify(
-        repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON + timedelta(minutes=2)
-    )
+    verdict = _workflow(repository).verify(remediation_id, now=WEDNESDAY_NOON + timedelta(minutes=2))
     assert verdict.outcome is Outcome.BETTER and verdict.back_at_baseline
-    row = service.conclude(
-        repository, remediation_id, verdict, settings=SETTINGS, connect=fake_target.connect
-    )
-    assert row["state"] == "kept" and row["verification"]["post_apply"]["executions"] == 50
+    row = _workflow(repository, fake_target).conclude(remediation_id, verdict)
+    assert row.state == "kept" and row.verification["post_apply"]["executions"] == 50
     assert repository.regressions()["status"].tolist() == ["resolved"]
-    assert (
-        service.conclude(repository, remediation_id, verdict, settings=SETTINGS, connect=None)["state"]
-        == "kept"
-    )
+    assert _workflow(repository).conclude(remediation_id, verdict).state == "kept"
 
 
 def test_too_few_executions_after_m_minutes_rolls_back(
@@ -250,14 +255,10 @@ def test_too_few_executions_after_m_minutes_rolls_back(
     seeded = seed_regression(repository)
     remediation_id = _approved(seeded)
     _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
-    verdict = service.verify(
-        repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON + timedelta(minutes=11)
-    )
+    verdict = _workflow(repository).verify(remediation_id, now=WEDNESDAY_NOON + timedelta(minutes=11))
     assert verdict.outcome is Outcome.INSUFFICIENT
-    row = service.conclude(
-        repository, remediation_id, verdict, settings=SETTINGS, connect=fake_target.connect
-    )
-    assert row["state"] == "rolled_back" and "too few" in row["outcome_reason"]
+    row = _workflow(repository, fake_target).conclude(remediation_id, verdict)
+    assert row.state == "rolled_back" and "too few" in row.outcome_reason
 
 
 def test_a_failing_statement_is_recorded_scrubbed_and_cleaned_up(repository: Repository) -> None:
@@ -276,13 +277,13 @@ def test_auto_mode_runs_allow_listed_actions_without_a_person(repository: Reposi
     seeded = seed_regression(repository, mode="auto")
     store = RemediationStore(repository)
     target = store.regression_context(seeded.regression_id).target
-    assert service.rails.needs_approval(target, Action.RECREATE_INDEX)  # no allow-list: a person decides
+    assert rails.needs_approval(target, Action.RECREATE_INDEX)  # no allow-list: a person decides
     store.set_policy("shop", {"allowed_actions": ["analyze"]}, actor="dba")
     target = store.regression_context(seeded.regression_id).target
-    assert not service.rails.needs_approval(target, Action.ANALYZE)
+    assert not rails.needs_approval(target, Action.ANALYZE)
     remediation_id = _propose(seeded)  # recreate_index is not on the allow-list: refused in every mode
     with pytest.raises(RemediationRefused) as refused:
-        service.check_rails(repository, remediation_id, settings=SETTINGS, now=WEDNESDAY_NOON)
+        _workflow(repository).check_rails(remediation_id, now=WEDNESDAY_NOON)
     assert refused.value.reason is RefusalReason.NOT_ALLOWED
 
 
@@ -291,18 +292,24 @@ def test_a_failing_sql_server_force_is_recorded_with_its_reason(
 ) -> None:
     from tests.unit.remediation.test_sqlserver import _state
 
-    seeded = seed_regression(repository)
+    def reads(plans: str) -> ForcingStateReader:
+        """Query Store read live: the recorded plans of query 7 (planmon's own forces not foreign)."""
+        return lambda context, ours: _state(plans, planmon_forced=ours)
+
+    seeded = seed_regression(repository, engine="sqlserver")
     force = sqlserver.force_plan(
         RemediationStore(repository).regression_context(seeded.regression_id), _state("free"), 11
     )
-    remediation_id = _approved(seeded, force)
-    _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON)
+    remediation_id = _approved(seeded, force, reads("free"))
+    _apply(seeded, remediation_id, fake_target, WEDNESDAY_NOON, reads("free"))
     assert fake_target.sent[-1] == (
         "EXEC sys.sp_query_store_force_plan @query_id = %s, @plan_id = %s",
         (7, 11),
     )
-    assert service.check_force(repository, remediation_id, _state("forced_by_planmon", planmon_forced=[11]))
-    assert not service.check_force(repository, remediation_id, _state("force_failing"))
+    held = _workflow(repository, reader=reads("forced_by_planmon")).check_applied(remediation_id)
+    assert held.state is State.APPLIED
+    failing = _workflow(repository, reader=reads("force_failing")).check_applied(remediation_id)
+    assert failing.state is State.FAILED
     row = RemediationStore(repository).get(remediation_id)
     assert row["state"] == "failed"
     assert row["outcome_reason"] == "plan 11: forcing fails: NO_INDEX (force_failure_count 3)"
@@ -335,5 +342,5 @@ def test_two_runs_proposing_at_once_store_one_proposal(
 def test_a_final_remediation_does_not_block_the_next_proposal(repository: Repository) -> None:
     seeded = seed_regression(repository)
     rejected = _propose(seeded)
-    service.record_decision(repository, rejected, approved=False, responded_by="dba_bob")
+    _workflow(repository).record_decision(rejected, approved=False, responded_by="dba_bob")
     assert _propose(seeded) != rejected  # a new proposal for the same regression and action

@@ -12,11 +12,12 @@ from typing import Any
 import pytest
 
 from planmon.config import load_settings
+from planmon.engines import get_engine
+from planmon.engines.sqlserver import remediation as sqlserver
 from planmon.errors import RefusalReason, RemediationRefused
-from planmon.model import Target
-from planmon.remediation import rails, sqlserver
-from planmon.remediation.context import PlanInfo, RegressionContext
-from planmon.remediation.model import Action, State
+from planmon.model import Action, PlanInfo, QualifiedName, RegressionContext, Target
+from planmon.model import RemediationState as State
+from planmon.remediation import rails
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 RECORDED = FIXTURES / "remediation" / "sqlserver"
@@ -119,7 +120,7 @@ def test_planmons_own_force_is_not_foreign_and_only_it_may_be_unforced() -> None
     state = _state("forced_by_planmon", planmon_forced=[11])
     assert state.foreign_forces() == []
     undo = sqlserver.unforce_plan(state, 11, database_name="Sales", undoes=41)
-    assert undo.statements[0].params == (7, 11) and undo.evidence["undoes"] == 41
+    assert undo.statements[0].params == (7, 11) and undo.evidence.undoes == 41
     rails.check(rails.RailInput(_target(), Action.UNFORCE_PLAN, datetime(2026, 11, 25, 12), 0, 2, undoes=41))
     with pytest.raises(RemediationRefused) as refused:
         rails.check(rails.RailInput(_target(), Action.UNFORCE_PLAN, datetime(2026, 11, 25, 12), 0, 2))
@@ -148,8 +149,10 @@ def test_evicting_one_plan_binds_its_handle() -> None:
 
 
 def test_identifiers_are_bracket_quoted() -> None:
-    assert sqlserver.quote_qualified("dbo.Order]s") == "[dbo].[Order]]s]"
-    assert sqlserver.quote_qualified("[Sales].[dbo].[Orders]") == "[Sales].[dbo].[Orders]"
+    assert get_engine("sqlserver").quote(QualifiedName("dbo", "Order]s")) == "[dbo].[Order]]s]"
+    assert (
+        get_engine("sqlserver").quote(QualifiedName("dbo", "Sales.Orders")) == "[dbo].[Sales.Orders]"
+    )  # one name
 
 
 @pytest.mark.parametrize(
@@ -221,75 +224,42 @@ def test_unreadable_apc_state_blocks_a_force() -> None:
 
 
 def test_the_dag_proposes_from_the_state_read_right_before(tmp_path: Path) -> None:
-    """service.propose asks the reader (live Query Store) with planmon's own forces, not stored state."""
-    import zlib
-
-    from sqlalchemy import update
+    """The workflow proposes from the state read live (with planmon's own forces), not stored state."""
     from sqlalchemy.engine import URL
 
-    from planmon.model import PlanRecord, QueryRecord, TargetSpec
-    from planmon.remediation import service
+    from planmon.remediation.workflow import ForcingStateReader, RemediationWorkflow
     from planmon.store import Repository
     from planmon.store.connection import create_repository_engine
     from planmon.store.remediations import RemediationStore
-    from planmon.store.schema import plan
+    from tests.unit.remediation.conftest import seed_sqlserver_regression
 
     with Repository(
         create_repository_engine(URL.create("sqlite", database=str(tmp_path / "r.db")))
     ) as repository:
         repository.init_schema()
-        spec = TargetSpec(
-            name="sales", engine="sqlserver", conn_id="m", remediation_mode="approve", remediation_conn_id="f"
-        )
-        target = repository.add_target(spec)
-        query_id = repository.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
-        plan_ids = repository.upsert_plans(
-            target.id, [PlanRecord("11", "7", "Sales"), PlanRecord("12", "7", "Sales")]
-        )
-        with repository.engine.begin() as connection:
-            for key, body in _showplans().items():
-                if str(key) not in plan_ids:
-                    continue
-                connection.execute(
-                    update(plan).where(plan.c.id == plan_ids[str(key)]).values(body=zlib.compress(body))
-                )
-        detection = {
-            "target_id": target.id,
-            "query_id": query_id,
-            "kind": "plan_change",
-            "severity": "high",
-            "metric": "cpu_us",
-            "baseline_plan_id": plan_ids["11"],
-            "current_plan_id": plan_ids["12"],
-            "baseline_mean": 1200.0,
-            "current_mean": 40000.0,
-            "evidence": {},
-        }
-        [regression_id] = repository.record_regressions([detection], detected_at=datetime(2026, 11, 20, 12))
+        regression_id = seed_sqlserver_regression(repository)
         asked: list[frozenset[int]] = []
 
-        def reader(plans: str) -> service.QueryStoreReader:
+        def reader(plans: str) -> ForcingStateReader:
             def read(context: RegressionContext, ours: frozenset[int]) -> sqlserver.QueryStoreState:
                 asked.append(ours)
                 return _state(plans, planmon_forced=ours)
 
             return read
 
-        elsewhere = service.propose(repository, regression_id, query_store_reader=reader("forced_manual"))
-        assert elsewhere.row["action"] == "update_statistics"  # never a force over someone else's
+        settings = load_settings({})
+
+        def workflow(plans: str) -> RemediationWorkflow:
+            return RemediationWorkflow(repository, settings, forcing_state_reader=reader(plans))
+
+        elsewhere = workflow("forced_manual").propose(regression_id)
+        assert elsewhere.remediation.action == "update_statistics"  # never a force over someone else's
         RemediationStore(repository).transition(elsewhere.id, State.REFUSED, actor="test")
-        free = service.propose(repository, regression_id, query_store_reader=reader("free"))
-        assert free.row["action"] == "force_plan" and "sp_query_store_force_plan" in free.body
+        free = workflow("free").propose(regression_id)
+        assert free.remediation.action == "force_plan" and "sp_query_store_force_plan" in free.body
         assert asked == [frozenset(), frozenset()]
         # someone forces a plan while the approval waits: the rails, reading live again, refuse
-        settings = load_settings({})
         with pytest.raises(RemediationRefused) as refused:
-            service.check_rails(
-                repository,
-                free.id,
-                settings=settings,
-                now=datetime(2026, 11, 25, 12),
-                query_store_reader=reader("forced_manual"),
-            )
+            workflow("forced_manual").check_rails(free.id, now=datetime(2026, 11, 25, 12))
         assert refused.value.reason is RefusalReason.FORCED_BY_OTHERS
         assert RemediationStore(repository).get(free.id)["state"] == "refused"

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import re
 
-from planmon.remediation.context import (
-    IndexInspector,
+from planmon.engines import _proposals as proposals
+from planmon.engines._proposals import IndexInspector, dropped_baseline_indexes, plan_tables
+from planmon.engines.mysql.dialect import DIALECT
+from planmon.model import (
+    Action,
     IndexSnapshot,
+    Proposal,
+    QualifiedName,
     RegressionContext,
-    dropped_baseline_indexes,
-    plan_tables,
+    Statement,
 )
-from planmon.remediation.model import Action, Proposal, Statement
 
 ONLINE = "ALGORITHM=INPLACE, LOCK=NONE"
 _DEFINITION = re.compile(
@@ -26,17 +29,10 @@ _DEFINITION = re.compile(
 )
 
 
-def quote(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
-
-
-def quote_qualified(name: str) -> str:
-    return ".".join(quote(part) for part in name.split(".", 1))
-
-
 def propose(context: RegressionContext, inspector: IndexInspector | None = None) -> list[Proposal]:
     proposals = [recreate_index(context, s) for s in dropped_baseline_indexes(context, "mysql", inspector)]
-    tables = plan_tables(context, "mysql")
+    # a table the plan names without its database lives in the statement's database
+    tables = plan_tables(context, "mysql", default_schema=context.database_name or None)
     if tables:
         proposals.append(analyze(context, tables))
     return proposals
@@ -56,33 +52,21 @@ def online_add_index(definition: str) -> tuple[str, str]:
 
 def recreate_index(context: RegressionContext, snapshot: IndexSnapshot) -> Proposal:
     add, drop = online_add_index(snapshot.definition)
-    return Proposal(
-        action=Action.RECREATE_INDEX,
-        database_name=context.database_name,
+    return proposals.recreate_index(
+        context,
+        snapshot,
         statements=(Statement(add),),
         rollback=(Statement(drop),),
-        expected_effect=(
-            f"the baseline plan used index {snapshot.index_name} on {snapshot.table}, which is gone; "
-            "with it back the optimizer can return to the baseline plan"
-        ),
-        evidence={
-            "index": snapshot.index_name,
-            "table": snapshot.table,
-            "captured_definition": snapshot.definition,
-            "last_seen": str(snapshot.last_seen),
-        },
         objects=(snapshot.table,),
+        chooser="optimizer",
     )
 
 
-def analyze(context: RegressionContext, tables: list[str]) -> Proposal:
-    qualified = [t if "." in t else f"{context.database_name}.{t}" for t in tables]
-    return Proposal(
-        action=Action.ANALYZE,
-        database_name=context.database_name,
-        statements=(Statement("ANALYZE TABLE " + ", ".join(quote_qualified(t) for t in qualified)),),
-        rollback=(),
-        expected_effect="fresh index statistics may let the optimizer choose the baseline plan",
-        evidence={"tables": qualified},
-        objects=tuple(qualified),
+def analyze(context: RegressionContext, tables: list[QualifiedName]) -> Proposal:
+    return proposals.refresh_statistics(
+        context,
+        Action.ANALYZE,
+        (Statement("ANALYZE TABLE " + ", ".join(DIALECT.quote(t) for t in tables)),),
+        tables,
+        "fresh index statistics may let the optimizer choose the baseline plan",
     )

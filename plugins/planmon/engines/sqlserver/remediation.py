@@ -17,8 +17,22 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from planmon.remediation.context import RegressionContext, plan_tables
-from planmon.remediation.model import Action, Proposal, Statement
+from planmon.engines._base import fetch_dicts
+from planmon.engines._proposals import plan_tables, refresh_statistics
+from planmon.engines.sqlserver.dialect import DIALECT, bind
+from planmon.model import (
+    Action,
+    Evidence,
+    ForcingSnapshot,
+    PlanForcing,
+    Proposal,
+    QualifiedName,
+    RegressionContext,
+    RegressionKind,
+    Remediation,
+    Statement,
+)
+from planmon.sql import load_sql
 
 HINTS_MIN_MAJOR = 16  # Query Store hints: SQL Server 2022
 # APC has forced (or will force) a plan of the query; Unknown: its state could not be read
@@ -47,6 +61,13 @@ class QueryStoreState:
 
     def plan(self, plan_id: int) -> PlanState | None:
         return next((p for p in self.plans if p.plan_id == plan_id), None)
+
+    def snapshot(self) -> ForcingSnapshot:
+        """What a force proposal records of this state (to tell a failing force afterwards)."""
+        return ForcingSnapshot(
+            tuple(PlanForcing(p.plan_id, p.is_forced, p.forcing_type) for p in self.plans),
+            tuple(self.apc_states),
+        )
 
     def foreign_forces(self) -> list[str]:
         """Why a force would override someone else: forced plans not planmon's, APC at work."""
@@ -133,18 +154,10 @@ def state_from_context(context: RegressionContext) -> QueryStoreState:
     )
 
 
-def quote(name: str) -> str:
-    return "[" + name.replace("]", "]]") + "]"
-
-
-def quote_qualified(name: str) -> str:
-    return ".".join(quote(part.strip("[]")) for part in name.split("."))
-
-
 def propose(context: RegressionContext, state: QueryStoreState | None = None) -> list[Proposal]:
     state = state or state_from_context(context)
     proposals: list[Proposal] = []
-    if context.kind == "parameter_sensitive" and state.major_version >= HINTS_MIN_MAJOR:
+    if context.kind == RegressionKind.PARAMETER_SENSITIVE and state.major_version >= HINTS_MIN_MAJOR:
         proposals.append(recompile_hint(context, state))
     baseline_key = context.baseline_plan.plan_key
     if baseline_key and baseline_key.isdigit() and baseline_key != context.current_plan.plan_key:
@@ -175,7 +188,7 @@ def force_plan(context: RegressionContext, state: QueryStoreState, plan_id: int)
             ),
         ),
         expected_effect=f"query {state.query_id} runs its last good plan {plan_id} again",
-        evidence={"query_id": state.query_id, "plan_id": plan_id, "forcing_state": _state_evidence(state)},
+        evidence=Evidence(query_id=state.query_id, plan_id=plan_id, forcing_state=state.snapshot()),
     )
 
 
@@ -196,7 +209,7 @@ def unforce_plan(state: QueryStoreState, plan_id: int, *, database_name: str, un
             ),
         ),
         expected_effect=f"query {state.query_id} is optimised freely again",
-        evidence={"query_id": state.query_id, "plan_id": plan_id, "undoes": undoes},
+        evidence=Evidence(query_id=state.query_id, plan_id=plan_id, undoes=undoes),
     )
 
 
@@ -212,7 +225,7 @@ def recompile_hint(context: RegressionContext, state: QueryStoreState) -> Propos
         ),
         rollback=(Statement("EXEC sys.sp_query_store_clear_hints @query_id = %s", (state.query_id,)),),
         expected_effect="each execution compiles for its own parameter values (no sniffed plan reused)",
-        evidence={"query_id": state.query_id, "hint": "OPTION(RECOMPILE)"},
+        evidence=Evidence(query_id=state.query_id, hint="OPTION(RECOMPILE)"),
     )
 
 
@@ -227,30 +240,18 @@ def evict_plan(context: RegressionContext, plan_handle: bytes) -> Proposal:
         ),
         rollback=(),
         expected_effect="the next execution compiles a fresh plan (only this plan leaves the cache)",
-        evidence={"plan_handle": "0x" + plan_handle.hex()},
+        evidence=Evidence(plan_handle="0x" + plan_handle.hex()),
     )
 
 
-def update_statistics(context: RegressionContext, tables: Sequence[str]) -> Proposal:
-    return Proposal(
-        action=Action.UPDATE_STATISTICS,
-        database_name=context.database_name,
-        statements=tuple(Statement(f"UPDATE STATISTICS {quote_qualified(t)}") for t in tables),
-        rollback=(),
-        expected_effect="fresh statistics on the plan's tables may bring back the baseline plan",
-        evidence={"tables": list(tables)},
-        objects=tuple(tables),
+def update_statistics(context: RegressionContext, tables: Sequence[QualifiedName]) -> Proposal:
+    return refresh_statistics(
+        context,
+        Action.UPDATE_STATISTICS,
+        tuple(Statement(f"UPDATE STATISTICS {DIALECT.quote(t)}") for t in tables),
+        tables,
+        "fresh statistics on the plan's tables may bring back the baseline plan",
     )
-
-
-def _state_evidence(state: QueryStoreState) -> dict[str, Any]:
-    return {
-        "plans": [
-            {"plan_id": p.plan_id, "is_forced": p.is_forced, "forcing_type": p.forcing_type}
-            for p in state.plans
-        ],
-        "apc_states": list(state.apc_states),
-    }
 
 
 def force_outcome(before: PlanState | None, after: PlanState | None) -> tuple[bool, str]:
@@ -277,15 +278,13 @@ def read_state(
     Without VIEW SERVER STATE the recommendations cannot be read: then automatic plan correction's
     state is unknown and the proposal says so instead of assuming it is idle.
     """
-    from planmon.sql import load_sql
-
-    plans = _rows(connection, load_sql("sqlserver", "remediation_query_plans"), {"query_id": query_id})
+    plans = _rows(connection, "remediation_query_plans", {"query_id": query_id})
     if not major_version:
-        server = _rows(connection, load_sql("sqlserver", "server_properties"), None)
+        server = _rows(connection, "server_properties")
         version = str(server[0]["product_version"] or "0") if server else "0"
         major_version = int(version.split(".")[0] or 0)
     try:
-        recommendations = _rows(connection, load_sql("sqlserver", "tuning_recommendations"), None)
+        recommendations = _rows(connection, "tuning_recommendations")
     except Exception:  # permission denied or before SQL Server 2017: treated as "unknown"
         recommendations = [_unknown_recommendation(query_id)]
     return state_from_results(
@@ -302,16 +301,27 @@ def _unknown_recommendation(query_id: int) -> dict[str, Any]:
     }
 
 
-def _rows(connection: Any, sql_text: str, params: Mapping[str, Any] | None) -> list[dict[str, Any]]:
-    from planmon.engines.sqlserver import bind
-
+def _rows(connection: Any, name: str, params: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    sql_text = load_sql("sqlserver", name)
     cursor = connection.cursor()
     try:
         if params is not None:
             cursor.execute(*bind(sql_text, params))
         else:
             cursor.execute(sql_text)
-        columns = [column[0] for column in cursor.description or ()]
-        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+        return fetch_dicts(cursor)
     finally:
         cursor.close()
+
+
+def applied_problem(remediation: Remediation, state: QueryStoreState) -> str | None:
+    """Why planmon's force is not in effect (forced, and no new failure), read back live; None: it is."""
+    if remediation.action is not Action.FORCE_PLAN or remediation.evidence.plan_id is None:
+        return None
+    plan_id = remediation.evidence.plan_id
+    recorded = (
+        remediation.evidence.forcing_state.plan(plan_id) if remediation.evidence.forcing_state else None
+    )
+    before = PlanState(plan_id) if recorded is None else PlanState(plan_id, recorded.is_forced)
+    ok, why = force_outcome(before, state.plan(plan_id))
+    return None if ok else f"plan {plan_id}: {why}"

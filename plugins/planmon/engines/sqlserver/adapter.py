@@ -20,17 +20,17 @@ Session choices, made once per connection:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
-import re
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from planmon.config import Settings
+from planmon.engines._base import AdapterBase, number
 from planmon.engines.base import (
     OK,
     Aspect,
@@ -38,21 +38,27 @@ from planmon.engines.base import (
     AspectStatus,
     Capabilities,
     CapturedPlan,
-    ConnectionFactory,
     EngineAdapter,
     IndexDefinition,
     PlanCaptureFailure,
     StatementStats,
 )
-from planmon.errors import EngineError, EngineErrorReason, PlanParseError, scrub_secrets
-from planmon.model import EngineName
+from planmon.engines.sqlserver.dialect import (
+    DIALECT,
+    PERMISSION_HINT,
+    bind,
+    quote_name,
+)
+from planmon.errors import EngineError, EngineErrorReason, PlanParseError
+from planmon.model import EngineName, QualifiedName
 from planmon.plans.normalize import strip_literals
 from planmon.plans.parse import parse_plan
-from planmon.sql import MARKER, load_sql
+from planmon.sql import load_sql
 
 log = logging.getLogger(__name__)
 
 ENGINE: EngineName = "sqlserver"
+DEFAULT_SCHEMA = "dbo"
 QUERY_STORE = "query_store"
 PLAN_CACHE = "plan_cache"
 NO_SOURCE = "none"
@@ -62,13 +68,6 @@ PAGE_KB = 8  # Query Store reports memory grants in 8-KB pages
 _IN_LIST_CHUNK = 500  # values per IN (...) list: keeps each statement (and its compile) small
 _READABLE_STATES = frozenset({"READ_WRITE", "READ_ONLY", "READ_CAPTURE_SECONDARY"})
 _SQL_SERVER_2017 = 14
-
-# Session settings, sent once per connection (why: see the module docstring). They live here and not in
-# include/sql because that directory only holds read-only queries and the guard refuses SET statements.
-_SESSION_SETUP = (
-    f"{MARKER} SET NOCOUNT ON; SET LOCK_TIMEOUT %(lock_timeout_ms)s; "
-    "SET TRANSACTION ISOLATION LEVEL READ UNCOMMITTED; SET DEADLOCK_PRIORITY LOW;"
-)
 
 # readonly_reason bits of sys.database_query_store_options and their documented meaning.
 READ_ONLY_REASONS: tuple[tuple[int, str], ...] = (
@@ -83,128 +82,10 @@ READ_ONLY_REASONS: tuple[tuple[int, str], ...] = (
 )
 _SIZE_LIMIT_BIT = 65536
 
-# SQL Server and DB-Library error numbers, by what they mean for a collection.
-_AUTHENTICATION_ERRORS = frozenset({18452, 18456, 18486, 18487, 18488})
-_PERMISSION_ERRORS = frozenset({229, 262, 297, 300, 916, 4060})
-_TIMEOUT_ERRORS = frozenset({-2, 1222, 20003})
-_UNREACHABLE_ERRORS = frozenset({20002, 20004, 20006, 20009, 20017, 20047})
-_DBLIB_NUMBER = re.compile(r"DB-Lib error message (\d+)")
-_PARAMETER = re.compile(r"(?<![@\w])@([A-Za-z_]\w*)")
-
-PERMISSION_HINT = (
-    "GRANT VIEW SERVER STATE TO [login]; and in each monitored database GRANT VIEW DATABASE STATE TO [user] "
-    "(SQL Server 2022+: VIEW SERVER PERFORMANCE STATE / VIEW DATABASE PERFORMANCE STATE are enough)"
-)
-
 _T = TypeVar("_T")
 
 
-# --- binding ------------------------------------------------------------------------------------------
-
-
-def bind(sql: str, params: Mapping[str, object]) -> tuple[str, dict[str, object]]:
-    """Turn the ``@name`` parameters of a planmon SQL file into pymssql placeholders, values kept apart.
-
-    The files use T-SQL ``@name`` so they stay T-SQL that sqlglot and SSMS can read; pymssql wants
-    ``%(name)s``. A list or tuple value becomes one placeholder per element (``IN (@ids)`` ->
-    ``IN (%(ids_0)s, %(ids_1)s)``). No value is ever formatted into the text here: pymssql quotes each
-    value itself (it has no server-side parameters). The files keep ``@`` out of literals and comments.
-    """
-    bound: dict[str, object] = {}
-
-    def placeholder(match: re.Match[str]) -> str:
-        name = match.group(1)
-        if name not in params:
-            raise ValueError(f"no value given for @{name}")
-        value = params[name]
-        if isinstance(value, list | tuple):
-            if not value:
-                raise ValueError(f"@{name} is an empty list")
-            keys = [f"{name}_{index}" for index in range(len(value))]
-            bound.update(zip(keys, value, strict=True))
-            return ", ".join(f"%({key})s" for key in keys)
-        bound[name] = value
-        return f"%({name})s"
-
-    return _PARAMETER.sub(placeholder, sql), bound
-
-
-# --- error mapping ------------------------------------------------------------------------------------
-
-
-def driver_error_number(exc: BaseException) -> int | None:
-    """The SQL Server (or DB-Library) error number of a pymssql error, when it carries one."""
-    args: tuple[Any, ...] = exc.args
-    if len(args) == 1 and isinstance(args[0], tuple):
-        args = args[0]
-    if args and isinstance(args[0], int) and not isinstance(args[0], bool):
-        return args[0]
-    number = getattr(exc, "number", None)
-    return number if isinstance(number, int) else None
-
-
-def driver_error_text(exc: BaseException) -> str:
-    """The driver's message as text (pymssql carries bytes), secrets scrubbed."""
-    args: tuple[Any, ...] = exc.args
-    if len(args) == 1 and isinstance(args[0], tuple):
-        args = args[0]
-    parts = [
-        part.decode("utf-8", "replace") if isinstance(part, bytes) else str(part)
-        for part in args
-        if not isinstance(part, int)
-    ]
-    text = " ".join(" ".join(parts).split()) or type(exc).__name__
-    return scrub_secrets(text)
-
-
-def classify_driver_error(exc: BaseException) -> EngineErrorReason:
-    """The EngineErrorReason of a driver error: login, permission, timeout, unreachable or failed query."""
-    numbers = [driver_error_number(exc)]
-    numbers += [int(found) for found in _DBLIB_NUMBER.findall(driver_error_text(exc))]
-    for reason, known in (
-        (EngineErrorReason.AUTHENTICATION, _AUTHENTICATION_ERRORS),
-        (EngineErrorReason.PERMISSION_DENIED, _PERMISSION_ERRORS),
-        (EngineErrorReason.TIMEOUT, _TIMEOUT_ERRORS),
-        (EngineErrorReason.UNREACHABLE, _UNREACHABLE_ERRORS),
-    ):
-        if any(number in known for number in numbers):
-            return reason
-    if isinstance(exc, TimeoutError):
-        return EngineErrorReason.TIMEOUT
-    if isinstance(exc, ConnectionError | OSError):
-        return EngineErrorReason.UNREACHABLE
-    return EngineErrorReason.QUERY_FAILED
-
-
-def _error_hint(reason: EngineErrorReason, database: str | None, timeout_ms: int) -> str | None:
-    where = f" in database {quote_name(database)}" if database else ""
-    hints = {
-        EngineErrorReason.AUTHENTICATION: (
-            "check the login and password of the target's Airflow connection; the SQL Server error log "
-            "says why error 18456 was raised (its state number)"
-        ),
-        EngineErrorReason.PERMISSION_DENIED: (
-            f"the login lacks a permission{where}: {PERMISSION_HINT}; a database it cannot open needs "
-            "CREATE USER [user] FOR LOGIN [login] there"
-        ),
-        EngineErrorReason.TIMEOUT: (
-            f"the statement ran longer than {timeout_ms} ms or waited for a lock (LOCK_TIMEOUT){where}: "
-            "raise PLANMON_STATEMENT_TIMEOUT_MS or lower PLANMON_COLLECT_ROW_LIMIT"
-        ),
-        EngineErrorReason.UNREACHABLE: (
-            "check the host, port and firewall of the target's Airflow connection and that SQL Server "
-            "accepts TCP connections"
-        ),
-    }
-    return hints.get(reason)
-
-
 # --- small helpers --------------------------------------------------------------------------------------
-
-
-def quote_name(name: str) -> str:
-    """``name`` as a bracket-quoted T-SQL identifier (``]`` doubled), for DDL and hints."""
-    return "[" + name.replace("]", "]]") + "]"
 
 
 def hex_hash(value: object) -> str | None:
@@ -225,10 +106,6 @@ def utc_naive(value: object) -> datetime | None:
     if moment.tzinfo is not None:
         moment = moment.astimezone(UTC).replace(tzinfo=None)
     return moment
-
-
-def _number(value: object) -> float | None:
-    return None if value is None else float(value)  # type: ignore[arg-type]
 
 
 def _chunks(values: Sequence[_T], size: int = _IN_LIST_CHUNK) -> Iterator[Sequence[_T]]:
@@ -315,22 +192,22 @@ class _RuntimeKey:
         self.executions += count
         self.cpu.add(
             count,
-            _number(row.get("avg_cpu_time")),
-            _number(row.get("stdev_cpu_time")),
-            _number(row.get("min_cpu_time")),
-            _number(row.get("max_cpu_time")),
+            number(row.get("avg_cpu_time")),
+            number(row.get("stdev_cpu_time")),
+            number(row.get("min_cpu_time")),
+            number(row.get("max_cpu_time")),
         )
         self.duration.add(
             count,
-            _number(row.get("avg_duration")),
-            _number(row.get("stdev_duration")),
-            _number(row.get("min_duration")),
-            _number(row.get("max_duration")),
+            number(row.get("avg_duration")),
+            number(row.get("stdev_duration")),
+            number(row.get("min_duration")),
+            number(row.get("max_duration")),
         )
-        self.logical_reads.add(count, _number(row.get("avg_logical_io_reads")))
-        self.physical_reads.add(count, _number(row.get("avg_physical_io_reads")))
-        self.rows.add(count, _number(row.get("avg_rowcount")))
-        self.memory_pages.add(count, _number(row.get("avg_query_max_used_memory")))
+        self.logical_reads.add(count, number(row.get("avg_logical_io_reads")))
+        self.physical_reads.add(count, number(row.get("avg_physical_io_reads")))
+        self.rows.add(count, number(row.get("avg_rowcount")))
+        self.memory_pages.add(count, number(row.get("avg_query_max_used_memory")))
 
     def to_stats(self, database_name: str) -> StatementStats:
         row = self.row
@@ -457,8 +334,8 @@ def _cumulative_stats(
 # --- plans, recommendations, indexes: row mapping -------------------------------------------------------
 
 
-def plan_objects(body: bytes, *, database_name: str) -> tuple[str, ...]:
-    """``schema.table`` of every table of ``database_name`` the plan reads or writes (temp tables left out).
+def plan_objects(body: bytes, *, database_name: str) -> tuple[QualifiedName, ...]:
+    """(schema, table) of every table of ``database_name`` the plan reads or writes (temp tables left out).
 
     A plan planmon cannot parse is still kept (its body is the evidence); it just names no objects.
     """
@@ -467,7 +344,7 @@ def plan_objects(body: bytes, *, database_name: str) -> tuple[str, ...]:
     except PlanParseError as exc:
         log.warning("plan of database %s could not be parsed for its objects: %s", database_name, exc)
         return ()
-    tables: set[str] = set()
+    tables: set[QualifiedName] = set()
     for statement in plan.statements:
         for node in statement.nodes():
             ref = node.object
@@ -475,8 +352,8 @@ def plan_objects(body: bytes, *, database_name: str) -> tuple[str, ...]:
                 continue
             if ref.database and ref.database.lower() != database_name.lower():
                 continue
-            tables.add(f"{ref.schema}.{ref.table}")
-    return tuple(sorted(tables))
+            tables.add(QualifiedName(ref.schema, ref.table))
+    return tuple(sorted(tables, key=QualifiedName.key))
 
 
 def _none_if_none(value: object) -> str | None:
@@ -601,21 +478,12 @@ def _index_definition(columns: Sequence[Mapping[str, Any]], database_name: str) 
         ddl += f" WHERE {first['filter_definition']}"
     return IndexDefinition(
         database_name=database_name,
-        table=f"{first['schema_name']}.{first['table_name']}",
+        qualified_table=QualifiedName(str(first["schema_name"]), str(first["table_name"])),
         index_name=str(first["index_name"]),
         definition=ddl,
         is_unique=bool(first["is_unique"]),
         is_primary=bool(first["is_primary_key"]),
     )
-
-
-def plain_table_name(name: str) -> str:
-    """``[dbo].[Orders]`` / ``dbo.Orders`` / ``Orders`` -> ``dbo.Orders`` (no schema: dbo)."""
-    parts = [part.strip().strip("[]").replace("]]", "]") for part in name.split(".")]
-    parts = [part for part in parts if part]
-    if len(parts) == 1:
-        return f"dbo.{parts[0]}"
-    return ".".join(parts[-2:])
 
 
 # --- capabilities ---------------------------------------------------------------------------------------
@@ -785,116 +653,35 @@ _STATE_OF_REASON = {
 # --- the adapter ----------------------------------------------------------------------------------------
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """Reads one SQL Server target (``planmon.engines.base.EngineAdapter``)."""
 
-    engine: EngineName = ENGINE
+    engine: ClassVar[EngineName] = ENGINE
+    dialect = DIALECT
 
-    def __init__(
-        self,
-        connect: ConnectionFactory,
-        *,
-        target_name: str,
-        databases: Sequence[str] = (),
-        settings: Settings,
-    ) -> None:
-        self._connect = connect
-        self._target = target_name
-        self._listed = tuple(databases)
-        self._settings = settings
-        self._connections: dict[str | None, Any] = {}
-        self._statements = 0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._probe: ServerProbe | None = None
 
     # connections and statements
 
-    def close(self) -> None:
-        """Close every connection this adapter opened (a failing close is logged, the others still close)."""
-        connections, self._connections = self._connections, {}
-        for database, connection in connections.items():
-            self._close_one(connection, database)
+    def _connect_action(self, database: str | None) -> str:
+        return "connecting"  # the error names the database
 
-    def _close_one(self, connection: Any, database: str | None) -> None:
-        try:
-            connection.close()
-        except Exception as exc:  # a failing close is reported, and closing goes on for the others
-            log.warning("target %s: closing the connection to %s failed: %s", self._target, database, exc)
+    def _setup_action(self, database: str | None) -> str:
+        return "session setup"
 
-    def statements_sent(self) -> int:
-        return self._statements
-
-    def _error(self, exc: BaseException, database: str | None, action: str) -> EngineError:
-        reason = classify_driver_error(exc)
-        where = f" (database {database})" if database else ""
-        return EngineError(
-            f"{action}{where} failed: {driver_error_text(exc)}",
-            reason=reason,
-            target=self._target,
-            hint=_error_hint(reason, database, self._settings.statement_timeout_ms),
-        )
-
-    def _connection(self, database: str | None) -> Any:
-        if database in self._connections:
-            return self._connections[database]
-        try:
-            connection = self._connect(database)
-        except Exception as exc:  # hook/driver: any failure
-            raise self._error(exc, database, "connecting") from exc
-        try:
-            self._prepare_session(connection, database)
-        except EngineError:
-            self._close_one(connection, database)  # never keep a session without its settings
-            raise
-        self._connections[database] = connection
-        return connection
-
-    def _prepare_session(self, connection: Any, database: str | None) -> None:
-        autocommit = getattr(connection, "autocommit", None)
-        if callable(autocommit):
-            autocommit(True)  # plain reads: no implicit transaction left open between statements
-        driver_connection = getattr(connection, "_conn", None)  # pymssql's _mssql connection
-        if driver_connection is not None and getattr(driver_connection, "query_timeout", None) == 0:
-            driver_connection.query_timeout = max(1, math.ceil(self._settings.statement_timeout_ms / 1000))
-        self._execute(
-            connection,
-            database,
-            "session setup",
-            _SESSION_SETUP,
-            {"lock_timeout_ms": self._settings.statement_timeout_ms},
-        )
-
-    def _execute(
-        self, connection: Any, database: str | None, what: str, text: str, params: Mapping[str, object]
-    ) -> list[dict[str, Any]]:
-        self._statements += 1
-        try:
-            cursor = connection.cursor()
-            try:
-                if params:
-                    cursor.execute(text, dict(params))
-                else:
-                    cursor.execute(text)
-                columns = [column[0] for column in cursor.description or ()]
-                fetched = cursor.fetchall() if columns else []
-            finally:
-                cursor.close()
-        except Exception as exc:  # driver errors -> EngineError
-            raise self._error(exc, database, what) from exc
-        return [
-            dict(row) if isinstance(row, Mapping) else dict(zip(columns, row, strict=True)) for row in fetched
-        ]
-
-    def _run(
-        self, database: str | None, name: str, params: Mapping[str, object] | None = None
+    def _query(
+        self, name: str, params: Mapping[str, Any] | None = None, *, database: str | None = None
     ) -> list[dict[str, Any]]:
         """Run ``include/sql/sqlserver/<name>.sql`` in ``database`` (None: the default one) -> rows."""
         text, bound = bind(load_sql(ENGINE, name), params or {})
         connection = self._connection(database)
         started = time.monotonic()
-        rows = self._execute(connection, database, f"{name}.sql", text, bound)
+        rows = self._execute(connection, text, bound, action=f"{name}.sql", database=database)
         log.debug(
             "target %s: %s.sql in %s -> %d rows in %.3fs",
-            self._target,
+            self.target_name,
             name,
             database or "(default database)",
             len(rows),
@@ -918,7 +705,7 @@ class Adapter:
         log.info(
             "target %s: SQL Server %s, Query Store readable in %d of %d database(s), runtime stats from %s, "
             "VIEW SERVER STATE %s",
-            self._target,
+            self.target_name,
             probe.product_version,
             len(probe.query_store_databases),
             len(probe.databases),
@@ -946,7 +733,7 @@ class Adapter:
         return self._probe
 
     def _run_probe(self) -> ServerProbe:
-        server = self._run(None, "server_properties")[0]
+        server = self._query("server_properties", database=None)[0]
         version = str(server.get("product_version") or "0")
         major = int(version.split(".", maxsplit=1)[0] or 0)
         view_server_state = bool(server.get("has_view_server_state")) or bool(
@@ -963,10 +750,10 @@ class Adapter:
         )
 
     def _database_states(self) -> list[DatabaseState]:
-        if self._listed:
-            return [DatabaseState(name) for name in self._listed]
+        if self.databases:
+            return [DatabaseState(name) for name in self.databases]
         states = []
-        for row in self._run(None, "databases"):
+        for row in self._query("databases", database=None):
             state = DatabaseState(str(row["name"]))
             if row.get("has_db_access") == 0:
                 state.problem = AspectStatus(
@@ -981,7 +768,7 @@ class Adapter:
         if state.problem is not None:
             return state
         try:
-            permission = self._run(state.name, "database_permissions")[0]
+            permission = self._query("database_permissions", database=state.name)[0]
             state.view_database_state = bool(permission.get("has_view_database_state"))
             if not state.view_database_state:
                 state.problem = AspectStatus(
@@ -990,13 +777,12 @@ class Adapter:
                     "(Query Store views need it)",
                 )
                 return state
-            options = self._run(state.name, "query_store_options")
+            options = self._query("query_store_options", database=state.name)
             state.options = options[0] if options else None
             state.problem = query_store_problem(state.name, state.options)
             state.tuning = self._probe_tuning(state.name, major)
         except EngineError as exc:
-            if exc.reason in (EngineErrorReason.UNREACHABLE, EngineErrorReason.AUTHENTICATION):
-                raise
+            self._raise_if_connection_level(exc)
             state.problem = AspectStatus(
                 _STATE_OF_REASON.get(exc.reason, AspectState.ERROR), hint=exc.hint, detail=exc.message
             )
@@ -1007,10 +793,11 @@ class Adapter:
         if major < _SQL_SERVER_2017:
             return {"readable": False, "why": "automatic tuning exists from SQL Server 2017"}
         try:
-            count = self._run(database, "tuning_recommendations_count")[0].get("recommendation_count")
+            count = self._query("tuning_recommendations_count", database=database)[0].get(
+                "recommendation_count"
+            )
         except EngineError as exc:
-            if exc.reason in (EngineErrorReason.UNREACHABLE, EngineErrorReason.AUTHENTICATION):
-                raise
+            self._raise_if_connection_level(exc)
             return {"readable": False, "why": exc.message, "hint": exc.hint}
         return {"readable": True, "recommendations": int(count or 0)}
 
@@ -1020,13 +807,14 @@ class Adapter:
         if start >= end:
             raise ValueError(f"the window must not be empty: start {start} is not before end {end}")
         probe = self._ensure_probe()
-        limit = self._settings.collect_row_limit
+        limit = self.settings.collect_row_limit
         if probe.source == QUERY_STORE:
             params = {"window_start": utc_naive(start), "window_end": utc_naive(end), "row_limit": limit}
             stats = self._per_database(
                 probe.query_store_databases,
                 lambda database: aggregate_runtime_rows(
-                    self._run(database, "query_store_runtime_stats", params), database_name=database
+                    self._query("query_store_runtime_stats", params, database=database),
+                    database_name=database,
                 ),
             )
             return top_plans_by_cpu(stats, limit)
@@ -1034,12 +822,12 @@ class Adapter:
             names = [state.name for state in probe.databases]
             cache_params: dict[str, object] = {
                 "row_limit": limit,
-                "all_databases": 0 if self._listed else 1,
+                "all_databases": 0 if self.databases else 1,
                 "databases": names or [""],
             }
-            rows = self._run(None, "plan_cache_stats", cache_params)
+            rows = self._query("plan_cache_stats", cache_params, database=None)
             log.info(
-                "target %s: %d plan-cache counter rows (Query Store unreadable)", self._target, len(rows)
+                "target %s: %d plan-cache counter rows (Query Store unreadable)", self.target_name, len(rows)
             )
             return plan_cache_stats(rows, row_limit=limit)
         raise self._no_source_error(probe, "runtime statistics")
@@ -1054,7 +842,7 @@ class Adapter:
         return EngineError(
             f"{what} cannot be read: no database has a readable Query Store and VIEW SERVER STATE is missing",
             reason=reason,
-            target=self._target,
+            target=self.target_name,
             hint=status.hint,
         )
 
@@ -1067,14 +855,13 @@ class Adapter:
             try:
                 found = read(database)
             except EngineError as exc:
-                if exc.reason in (EngineErrorReason.UNREACHABLE, EngineErrorReason.AUTHENTICATION):
-                    raise
-                log.warning("target %s: database %s skipped: %s", self._target, database, exc)
+                self._raise_if_connection_level(exc)
+                log.warning("target %s: database %s skipped: %s", self.target_name, database, exc)
                 failures.append(exc)
                 continue
             log.info(
                 "target %s: database %s -> %d records in %.2fs",
-                self._target,
+                self.target_name,
                 database,
                 len(found),
                 time.monotonic() - started,
@@ -1113,10 +900,12 @@ class Adapter:
         name = "query_store_plans" if probe.major_version >= _SQL_SERVER_2017 else "query_store_plans_2016"
         captured: list[CapturedPlan] = []
         for database, by_plan in wanted.items():
-            rows = self._plan_rows(database, name, sorted(by_plan))
+            rows, asked = self._chunked(sorted(by_plan), functools.partial(self._plans_of, name, database))
             found = {int(row["plan_id"]): row for row in rows}
             for plan_id, statement in by_plan.items():
                 row = found.get(plan_id)
+                if plan_id not in asked:
+                    continue  # the deadline passed first: neither captured nor failed
                 if row is None:
                     failures.append(_failure(statement, f"plan_id {plan_id} is no longer in Query Store"))
                 elif row.get("query_plan") is None:
@@ -1127,11 +916,22 @@ class Adapter:
                     captured.append(captured_plan_from_query_store(row, database_name=database))
         return captured, failures
 
-    def _plan_rows(self, database: str, name: str, plan_ids: Sequence[int]) -> list[dict[str, Any]]:
+    def _plans_of(self, name: str, database: str, plan_ids: Sequence[int]) -> list[dict[str, Any]]:
+        return self._query(name, {"plan_ids": list(plan_ids)}, database=database)
+
+    def _chunked(
+        self, keys: Sequence[_T], read: Callable[[Sequence[_T]], list[dict[str, Any]]]
+    ) -> tuple[list[dict[str, Any]], set[_T]]:
+        """``read`` the keys a chunk at a time until the collection deadline passes: (rows, keys asked)."""
         rows: list[dict[str, Any]] = []
-        for chunk in _chunks(plan_ids):
-            rows.extend(self._run(database, name, {"plan_ids": list(chunk)}))
-        return rows
+        asked: set[_T] = set()
+        for chunk in _chunks(keys):
+            if self.past_deadline():
+                self._deadline_stop(len(keys) - len(asked))
+                break
+            rows.extend(read(chunk))
+            asked.update(chunk)
+        return rows, asked
 
     def _plan_cache_plans(
         self, statements: Sequence[StatementStats]
@@ -1145,15 +945,19 @@ class Adapter:
                 failures.append(
                     _failure(statement, f"plan key {statement.plan_key!r} is not a query_plan_hash")
                 )
-        rows: list[dict[str, Any]] = []
-        for chunk in _chunks(sorted(wanted)):
+        rows, asked = self._chunked(
+            sorted(wanted),
             # bytearray: pymssql sends it as a 0x... binary literal (bytes may go out as a quoted string)
-            hashes = [bytearray(plan_hash) for plan_hash in chunk]
-            rows.extend(self._run(None, "plan_cache_plans", {"query_plan_hashes": hashes}))
+            lambda chunk: self._query(
+                "plan_cache_plans", {"query_plan_hashes": [bytearray(h) for h in chunk]}, database=None
+            ),
+        )
         found = {bytes(row["query_plan_hash"]): row for row in rows if row.get("query_plan_hash") is not None}
         captured: list[CapturedPlan] = []
         for plan_hash, statement in wanted.items():
             row = found.get(plan_hash)
+            if plan_hash not in asked:
+                continue  # the deadline passed first: neither captured nor failed
             if row is not None and row.get("encrypted"):
                 failures.append(_failure(statement, "the plan belongs to an encrypted module"))
             elif row is None or row.get("query_plan") is None:
@@ -1182,16 +986,22 @@ class Adapter:
             raise EngineError(
                 f"automatic tuning recommendations do not exist in SQL Server {probe.product_version}",
                 reason=EngineErrorReason.FEATURE_UNAVAILABLE,
-                target=self._target,
+                target=self.target_name,
                 hint="sys.dm_db_tuning_recommendations exists from SQL Server 2017",
             )
-        return [recommendation_from_row(row) for row in self._run(database, "tuning_recommendations")]
+        return [
+            recommendation_from_row(row) for row in self._query("tuning_recommendations", database=database)
+        ]
 
-    def index_definitions(self, database_name: str, tables: Iterable[str]) -> list[IndexDefinition]:
-        names = sorted({plain_table_name(table) for table in tables if table.strip()})
+    def index_definitions(self, database_name: str, tables: Iterable[QualifiedName]) -> list[IndexDefinition]:
+        """Definitions of the indexes on ``tables`` (no schema: dbo), matched by their bracket-quoted
+        names (``QUOTENAME(schema) + '.' + QUOTENAME(table)``), so no name is split on a dot."""
+        names = sorted(
+            {QualifiedName(t.schema or DEFAULT_SCHEMA, t.name).quoted(quote_name) for t in tables if t.name}
+        )
         rows: list[dict[str, Any]] = []
         for chunk in _chunks(names):
-            rows.extend(self._run(database_name, "index_columns", {"tables": list(chunk)}))
+            rows.extend(self._query("index_columns", {"tables": list(chunk)}, database=database_name))
         return index_definitions_from_rows(rows, database_name=database_name)
 
 

@@ -15,20 +15,17 @@ them under that text and ``runtime_stats`` leaves them out. The queries live in
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
-from psycopg.rows import dict_row
 
-from planmon.config import Settings
+from planmon.engines._base import AdapterBase, number, plan_document
 from planmon.engines.base import (
     OK,
     Aspect,
@@ -36,13 +33,20 @@ from planmon.engines.base import (
     AspectStatus,
     Capabilities,
     CapturedPlan,
-    ConnectionFactory,
     IndexDefinition,
     PlanCaptureFailure,
     StatementStats,
 )
-from planmon.errors import EngineError, EngineErrorReason, PlanParseError, scrub_secrets
-from planmon.model import EngineName
+from planmon.engines.postgres.dialect import (
+    BEGIN,
+    DIALECT,
+    ROLLBACK,
+    driver_message,
+    engine_error,
+    error_reason,
+)
+from planmon.errors import EngineError, EngineErrorReason, PlanParseError
+from planmon.model import EngineName, QualifiedName
 from planmon.plans.normalize import strip_literals
 from planmon.plans.parse import parse_plan
 from planmon.sql import MARKER, load_sql
@@ -52,7 +56,6 @@ log = logging.getLogger(__name__)
 MIN_VERSION_NUM = 130000  # total_exec_time and friends
 STATEMENTS_INFO_VERSION_NUM = 140000  # pg_stat_statements_info (extension 1.9)
 GENERIC_PLAN_VERSION_NUM = 160000  # EXPLAIN (GENERIC_PLAN)
-LOCK_TIMEOUT_CAP_MS = 1000  # planmon never queues longer than this behind another session's lock
 PREPARED_NAME = "planmon_stmt"
 
 # pg_stat_statements entries that are not worth tracking: transaction control and session commands
@@ -64,85 +67,10 @@ UTILITY_PATTERN = (
 )
 MARKER_PATTERN = MARKER + "%"
 
-BEGIN = f"{MARKER} BEGIN READ ONLY"
-ROLLBACK = f"{MARKER} ROLLBACK"
-
 _LEADING_COMMENTS = re.compile(r"^\s*(?:(?:/\*(?:[^*]|\*+[^*/])*\*+/|--[^\n]*(?:\n|$))\s*)*")
 _EXPLAINABLE = re.compile(r"(?:select|with|values|table|insert|update|delete|merge)\b|\(", re.IGNORECASE)
 _PARAMETER = re.compile(r"(?<![\w$])\$(\d+)(?!\w)")
 _MORE_AFTER_SEMICOLON = re.compile(r";\s*\S")
-
-
-# ---------------------------------------------------------------------------------------------
-# Errors
-
-
-_SQLSTATE_REASONS: dict[str, EngineErrorReason] = {
-    "57014": EngineErrorReason.TIMEOUT,  # query_canceled (statement_timeout)
-    "55P03": EngineErrorReason.TIMEOUT,  # lock_not_available (lock_timeout)
-    "42501": EngineErrorReason.PERMISSION_DENIED,
-    "28P01": EngineErrorReason.AUTHENTICATION,
-    "28000": EngineErrorReason.AUTHENTICATION,
-    "3D000": EngineErrorReason.AUTHENTICATION,  # the login names a database that does not exist
-}
-# Connection failures carry no SQLSTATE in libpq: recognise them by message.
-_MESSAGE_REASONS: tuple[tuple[re.Pattern[str], EngineErrorReason], ...] = (
-    (
-        re.compile(
-            r"password authentication failed|authentication failed|role \S+ does not exist"
-            r"|database \S+ does not exist|no pg_hba\.conf entry|password is required",
-            re.IGNORECASE,
-        ),
-        EngineErrorReason.AUTHENTICATION,
-    ),
-    (
-        re.compile(
-            r"connection refused|could not translate host name|name or service not known|timeout expired"
-            r"|no route to host|network is unreachable|could not connect|server closed the connection"
-            r"|connection timed out|connection is closed|consuming input failed",
-            re.IGNORECASE,
-        ),
-        EngineErrorReason.UNREACHABLE,
-    ),
-)
-_HINTS: dict[EngineErrorReason, str] = {
-    EngineErrorReason.UNREACHABLE: "check the Airflow connection's host and port and that the server runs",
-    EngineErrorReason.AUTHENTICATION: "check the login, password and database of the Airflow connection",
-    EngineErrorReason.TIMEOUT: "raise PLANMON_STATEMENT_TIMEOUT_MS or look for sessions holding locks",
-    EngineErrorReason.PERMISSION_DENIED: "GRANT pg_read_all_stats TO the monitoring role",
-}
-
-
-def error_reason(exc: BaseException) -> EngineErrorReason:
-    """How a psycopg error failed: by SQLSTATE when the server sent one, else by libpq's message."""
-    sqlstate = getattr(exc, "sqlstate", None)
-    if sqlstate in _SQLSTATE_REASONS:
-        return _SQLSTATE_REASONS[sqlstate]
-    message = str(exc)
-    for pattern, reason in _MESSAGE_REASONS:
-        if pattern.search(message):
-            return reason
-    if sqlstate is None and isinstance(exc, psycopg.OperationalError):
-        return EngineErrorReason.UNREACHABLE  # a failure with no server answer is a connection problem
-    return EngineErrorReason.QUERY_FAILED
-
-
-def driver_message(exc: BaseException) -> str:
-    """The driver's message on one line, secrets scrubbed.
-
-    For server errors only the primary message: the full text adds a ``LINE 1: ...`` excerpt of the
-    statement, which belongs neither in logs nor in a remembered capture failure.
-    """
-    primary = getattr(getattr(exc, "diag", None), "message_primary", None)
-    return scrub_secrets(" ".join(str(primary or exc).split()))
-
-
-def engine_error(exc: BaseException, *, target: str | None, action: str) -> EngineError:
-    """An :class:`EngineError` for a psycopg error that happened while doing ``action``."""
-    reason = error_reason(exc)
-    return EngineError(
-        f"{action} failed: {driver_message(exc)}", reason=reason, target=target, hint=_HINTS.get(reason)
-    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,7 +92,7 @@ class ExplainSteps:
 
 def parameter_count(text: str) -> int:
     """The highest ``$n`` placeholder in a normalised statement (0: none)."""
-    return max((int(number) for number in _PARAMETER.findall(text)), default=0)
+    return max((int(found) for found in _PARAMETER.findall(text)), default=0)
 
 
 def unexplainable_reason(text: str) -> str | None:
@@ -205,24 +133,15 @@ def explain_steps(text: str, server_version_num: int) -> ExplainSteps:
     )
 
 
-def plan_objects(body: bytes) -> tuple[str, ...]:
-    """``schema.table`` of every table the plan touches, in first-seen order."""
+def plan_objects(body: bytes) -> tuple[QualifiedName, ...]:
+    """(schema, table) of every table the plan touches, in first-seen order."""
     plan = parse_plan(body, engine="postgres")
-    seen: dict[str, None] = {}
+    seen: dict[QualifiedName, None] = {}
     for statement in plan.statements:
         for node in statement.nodes():
             if node.object is not None and node.object.table:
-                seen.setdefault(node.object.qualified_table, None)
+                seen.setdefault(QualifiedName(node.object.schema, node.object.table), None)
     return tuple(seen)
-
-
-def _plan_body(value: Any) -> bytes:
-    """EXPLAIN (FORMAT JSON) output as bytes; psycopg hands the json column over already decoded."""
-    if isinstance(value, bytes):
-        return value
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    return json.dumps(value).encode("utf-8")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,101 +321,54 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC).replace(tzinfo=None)
 
 
-def _number(value: float | Decimal | int | None) -> float | None:
-    return None if value is None else float(value)
-
-
 # ---------------------------------------------------------------------------------------------
 # The adapter
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """Reads one PostgreSQL target through connections from ``connect`` (one per database, lazily)."""
 
-    engine: EngineName = "postgres"
+    engine: ClassVar[EngineName] = "postgres"
+    dialect = DIALECT
+    _driver_errors = (psycopg.Error,)
 
-    def __init__(
-        self,
-        connect: ConnectionFactory,
-        *,
-        target_name: str,
-        databases: Sequence[str] = (),
-        settings: Settings,
-    ) -> None:
-        self._connect = connect
-        self.target_name = target_name
-        self.databases = tuple(databases)
-        self.settings = settings
-        self._connections: dict[str | None, psycopg.Connection[Any]] = {}
-        self._sent = 0
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._server: ServerInfo | None = None
         self._capabilities: Capabilities | None = None
         # (database, queryid) -> normalised text as pg_stat_statements has it, for EXPLAIN
         self._texts: dict[tuple[str, str], str] = {}
-        self._deadline = time.monotonic() + settings.collect_deadline_seconds
 
     # -- connections and statements ------------------------------------------------------------
 
-    def statements_sent(self) -> int:
-        return self._sent
-
-    def close(self) -> None:
-        """Close every connection this adapter opened."""
-        while self._connections:
-            _, connection = self._connections.popitem()
-            connection.close()
-
-    def _connection(self, database: str | None) -> psycopg.Connection[Any]:
+    def _resolve_database(self, database: str | None) -> str | None:
         if self._server is not None and database == self._server.row["database_name"]:
-            database = None  # the stats connection already reads that database
-        cached = self._connections.get(database)
-        if cached is not None:
-            return cached
-        where = f"database {database}" if database else "the default database"
-        try:
-            connection: psycopg.Connection[Any] = self._connect(database)
-            connection.autocommit = True
-        except psycopg.Error as exc:
-            raise engine_error(exc, target=self.target_name, action=f"connecting to {where}") from exc
-        timeout = self.settings.statement_timeout_ms
-        try:
-            self._query(
-                connection,
-                load_sql("postgres", "session_setup"),
-                {"statement_timeout": str(timeout), "lock_timeout": str(min(timeout, LOCK_TIMEOUT_CAP_MS))},
-                action=f"setting up the session on {where}",
-            )
-        except EngineError:
-            connection.close()
-            raise
-        self._connections[database] = connection
-        log.info(
-            "postgres target %s: connected to %s (read-only, timeout %d ms)", self.target_name, where, timeout
-        )
-        return connection
+            return None  # the stats connection already reads that database
+        return database
 
-    def _send(
-        self, connection: psycopg.Connection[Any], sql: str, params: Mapping[str, Any] | None = None
-    ) -> list[dict[str, Any]]:
-        """Send one statement (counted) and return its rows as dicts; psycopg errors propagate."""
-        self._sent += 1
-        with connection.cursor(row_factory=dict_row) as cursor:
-            cursor.execute(sql, params, prepare=False)  # no server-side prepared statements of our own
-            return cursor.fetchall() if cursor.description is not None else []
+    def _set_up(self, connection: Any, database: str | None) -> None:
+        super()._set_up(connection, database)
+        log.info(
+            "postgres target %s: connected to %s (read-only, timeout %d ms)",
+            self.target_name,
+            f"database {database}" if database else "the default database",
+            self.policy.statement_timeout_ms,
+        )
+
+    def _cursor_execute(self, cursor: Any, sql: str, params: Any) -> None:
+        cursor.execute(sql, params, prepare=False)  # no server-side prepared statements of our own
 
     def _query(
         self,
-        connection: psycopg.Connection[Any],
-        sql: str,
+        name: str,
         params: Mapping[str, Any] | None = None,
         *,
-        action: str,
+        database: str | None = None,
+        action: str = "",
     ) -> list[dict[str, Any]]:
-        """:meth:`_send`, with psycopg errors turned into :class:`EngineError`."""
-        try:
-            return self._send(connection, sql, params)
-        except psycopg.Error as exc:
-            raise engine_error(exc, target=self.target_name, action=action) from exc
+        return self._execute(
+            self._connection(database), load_sql("postgres", name), params, action=action or f"reading {name}"
+        )
 
     # -- capabilities --------------------------------------------------------------------------
 
@@ -529,7 +401,7 @@ class Adapter:
 
     def _probe_server(self) -> ServerInfo:
         connection = self._connection(None)
-        (row,) = self._query(connection, load_sql("postgres", "server_info"), action="probing the server")
+        (row,) = self._execute(connection, load_sql("postgres", "server_info"), action="probing the server")
         if not _has_statements_info(row):
             return ServerInfo(row)
         try:
@@ -554,7 +426,7 @@ class Adapter:
         began = time.monotonic()
         connection = self._connection(None)
         reset_at = self._stats_reset(connection)
-        rows = self._query(
+        rows = self._execute(
             connection,
             load_sql("postgres", "runtime_stats"),
             {
@@ -578,7 +450,7 @@ class Adapter:
     def _stats_reset(self, connection: psycopg.Connection[Any]) -> datetime | None:
         if self._server is None or not _has_statements_info(self._server.row):
             return None
-        rows = self._query(
+        rows = self._execute(
             connection, load_sql("postgres", "statements_info"), action="reading pg_stat_statements_info"
         )
         return _utc(rows[0]["stats_reset"]) if rows else None
@@ -596,9 +468,9 @@ class Adapter:
             duration_us_sum_squares=float(row["exec_ms_sum_squares"]) * ms_to_us * ms_to_us,
             duration_us_min=float(row["min_exec_ms"]) * ms_to_us,
             duration_us_max=float(row["max_exec_ms"]) * ms_to_us,
-            logical_reads_total=_number(row["shared_blks_accessed"]),
-            physical_reads_total=_number(row["shared_blks_read"]),
-            rows_total=_number(row["rows"]),
+            logical_reads_total=number(row["shared_blks_accessed"]),
+            physical_reads_total=number(row["shared_blks_read"]),
+            rows_total=number(row["rows"]),
             query_text=strip_literals(text),
             cumulative=True,
             counters_reset_at=reset_at,
@@ -644,8 +516,7 @@ class Adapter:
         queryids = [int(key) for key in missing if re.fullmatch(r"-?\d+", key)]
         if queryids:
             rows = self._query(
-                self._connection(None),
-                load_sql("postgres", "statement_texts"),
+                "statement_texts",
                 {"queryids": queryids},
                 action="reading statement texts from pg_stat_statements",
             )
@@ -671,11 +542,9 @@ class Adapter:
             for statement in statements:
                 yield PlanCaptureFailure(statement.query_key, database, exc.message)
             return
-        for statement in statements:
-            if time.monotonic() > self._deadline:
-                log.warning(
-                    "postgres target %s: collection deadline passed, plan capture stopped", self.target_name
-                )
+        for done, statement in enumerate(statements):
+            if self.past_deadline():
+                self._deadline_stop(len(statements) - done)  # the rest is neither captured nor failed
                 return
             text = texts.get((database, statement.query_key))
             yield self._capture(connection, statement, text, server_version_num)
@@ -705,7 +574,7 @@ class Adapter:
                 "postgres target %s: no plan for query %s in %s (%s)", self.target_name, key, database, reason
             )
             return PlanCaptureFailure(key, database, reason)
-        body = _plan_body(value)
+        body = plan_document(value)
         return CapturedPlan(
             query_key=key,
             database_name=database,
@@ -729,7 +598,7 @@ class Adapter:
                 self._send(connection, steps.deallocate)
         return next(iter(rows[0].values()))
 
-    def _objects(self, body: bytes, key: str) -> tuple[str, ...]:
+    def _objects(self, body: bytes, key: str) -> tuple[QualifiedName, ...]:
         try:
             return plan_objects(body)
         except PlanParseError as exc:
@@ -740,17 +609,15 @@ class Adapter:
 
     # -- object definitions --------------------------------------------------------------------
 
-    def index_definitions(self, database_name: str, tables: Iterable[str]) -> list[IndexDefinition]:
-        """The indexes of ``tables`` (``schema.table``; a bare name matches any schema), one query."""
-        wanted = sorted(set(tables))
+    def index_definitions(self, database_name: str, tables: Iterable[QualifiedName]) -> list[IndexDefinition]:
+        """The indexes of ``tables`` (no schema: a table of that name in any schema), one query."""
+        wanted = sorted(set(tables), key=QualifiedName.key)
         if not wanted:
             return []
-        schemas = [table.split(".", 1)[0] if "." in table else None for table in wanted]
-        names = [table.split(".", 1)[1] if "." in table else table for table in wanted]
         rows = self._query(
-            self._connection(database_name or None),
-            load_sql("postgres", "index_definitions"),
-            {"schemas": schemas, "tables": names},
+            "index_definitions",
+            {"schemas": [table.schema for table in wanted], "tables": [table.name for table in wanted]},
+            database=database_name or None,
             action=f"reading index definitions in database {database_name}",
         )
         log.info(
@@ -763,7 +630,7 @@ class Adapter:
         return [
             IndexDefinition(
                 database_name=database_name,
-                table=f"{row['schema_name']}.{row['table_name']}",
+                qualified_table=QualifiedName(row["schema_name"], row["table_name"]),
                 index_name=row["index_name"],
                 definition=row["definition"],
                 is_unique=bool(row["is_unique"]),

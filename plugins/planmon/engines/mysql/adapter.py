@@ -33,14 +33,13 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
-import mysql.connector
 import sqlglot
 from sqlglot import TokenType, exp
 from sqlglot.errors import SqlglotError
 
-from planmon.config import Settings
+from planmon.engines._base import AdapterBase, number
 from planmon.engines.base import (
     OK,
     Aspect,
@@ -48,13 +47,19 @@ from planmon.engines.base import (
     AspectStatus,
     Capabilities,
     CapturedPlan,
-    ConnectionFactory,
     IndexDefinition,
     PlanCaptureFailure,
     StatementStats,
 )
+from planmon.engines.mysql.dialect import (
+    DIALECT,
+    DRIVER_ERRORS,
+    MARIADB,
+    MYSQL,
+    quote_identifier,
+)
 from planmon.errors import EngineError, EngineErrorReason, PlanParseError
-from planmon.model import EngineName
+from planmon.model import EngineName, QualifiedName
 from planmon.plans.normalize import strip_literals
 from planmon.plans.parse import parse_plan
 from planmon.sql import MARKER, load_sql
@@ -65,27 +70,6 @@ ENGINE = "mysql"
 PICOSECONDS_PER_MICROSECOND = 1_000_000
 OWN_QUERY_DIGEST_PREFIX = "SELECT `planmon` ."  # how every planmon query's DIGEST_TEXT starts
 
-_DRIVER_ERRORS = (mysql.connector.Error, OSError)
-_UNREACHABLE = frozenset({2002, 2003, 2005, 2006, 2013, 2055})
-_AUTHENTICATION = frozenset({1045, 1251, 1698, 2059, 2061})
-_PERMISSION_DENIED = frozenset({1044, 1142, 1143, 1227, 1370})
-_TIMEOUT = frozenset({3024, 1969})  # MySQL max_execution_time, MariaDB max_statement_time
-_CONNECTION_LEVEL = (
-    EngineErrorReason.UNREACHABLE,
-    EngineErrorReason.AUTHENTICATION,
-    EngineErrorReason.TIMEOUT,
-)
-_HINTS = {
-    EngineErrorReason.UNREACHABLE: "check the host and port of the target's Airflow connection, "
-    "that the server runs and that the Airflow worker may reach it",
-    EngineErrorReason.AUTHENTICATION: "check the user and password of the target's Airflow connection",
-    EngineErrorReason.PERMISSION_DENIED: "GRANT SELECT ON performance_schema.* and PROCESS to planmon's user",
-    EngineErrorReason.TIMEOUT: "the statement ran longer than PLANMON_STATEMENT_TIMEOUT_MS",
-}
-
-_SET_READ_ONLY = f"{MARKER} SET SESSION TRANSACTION READ ONLY"
-_SET_TIMEOUT_MYSQL = f"{MARKER} SET SESSION max_execution_time = %(milliseconds)s"  # SELECT only
-_SET_TIMEOUT_MARIADB = f"{MARKER} SET SESSION max_statement_time = %(seconds)s"
 _EXPLAIN = f"{MARKER} EXPLAIN FORMAT=JSON "
 
 # ``:name`` placeholders (what sqlglot reads in the files) become the driver's ``%(name)s``;
@@ -116,19 +100,6 @@ HINT_DIGEST_TABLE_FULL = (
 def pyformat(sql: str) -> str:
     """``:name`` placeholders of a planmon SQL file as mysql-connector's ``%(name)s``."""
     return _PLACEHOLDER.sub(lambda m: f"%({m.group(1)})s" if m.group(1) else m.group(0), sql)
-
-
-def error_reason(errno: int | None) -> EngineErrorReason:
-    """The EngineError reason of a MySQL/MariaDB error number (client errors 2xxx included)."""
-    for errnos, reason in (
-        (_UNREACHABLE, EngineErrorReason.UNREACHABLE),
-        (_AUTHENTICATION, EngineErrorReason.AUTHENTICATION),
-        (_PERMISSION_DENIED, EngineErrorReason.PERMISSION_DENIED),
-        (_TIMEOUT, EngineErrorReason.TIMEOUT),
-    ):
-        if errno in errnos:
-            return reason
-    return EngineErrorReason.QUERY_FAILED
 
 
 def unexplainable_reason(sql_text: str) -> str | None:
@@ -167,42 +138,26 @@ class ServerInfo:
 
     @property
     def flavor(self) -> str:
-        return "mariadb" if self.is_mariadb else "mysql"
+        return MARIADB if self.is_mariadb else MYSQL
 
 
-class Adapter:
+class Adapter(AdapterBase):
     """Reads one MySQL 8 / MariaDB 10.6+ target through connections opened lazily by ``connect``."""
 
-    engine: EngineName = "mysql"
+    engine: ClassVar[EngineName] = "mysql"
+    dialect = DIALECT
+    _driver_errors = DRIVER_ERRORS
+    # a dropped schema or one without access: asked once per run (connection-level failures end it)
+    _unusable_reasons = frozenset(EngineErrorReason) - {
+        EngineErrorReason.UNREACHABLE,
+        EngineErrorReason.AUTHENTICATION,
+        EngineErrorReason.TIMEOUT,
+    }
 
-    def __init__(
-        self,
-        connect: ConnectionFactory,
-        *,
-        target_name: str,
-        databases: Sequence[str] = (),
-        settings: Settings,
-    ) -> None:
-        self._connect = connect
-        self._target_name = target_name
-        self._databases = tuple(databases)
-        self._settings = settings
-        self._connections: dict[str | None, Any] = {}
-        self._unusable_databases: dict[str, EngineError] = {}
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._server: ServerInfo | None = None
         self._own_digests: set[str] = set()
-        self._sent = 0
-
-    # -- lifecycle ------------------------------------------------------------------------------
-
-    def close(self) -> None:
-        """Close every connection this adapter opened."""
-        connections, self._connections = self._connections, {}
-        for connection in connections.values():
-            _close_quietly(connection)
-
-    def statements_sent(self) -> int:
-        return self._sent
 
     # -- capabilities ---------------------------------------------------------------------------
 
@@ -230,7 +185,7 @@ class Adapter:
         }
         log.info(
             "target %s: %s %s, %s",
-            self._target_name,
+            self.target_name,
             server.flavor,
             server.version,
             ", ".join(f"{aspect.value}={status.state.value}" for aspect, status in aspects.items()),
@@ -265,7 +220,7 @@ class Adapter:
             details["warning"] = HINT_DIGEST_TABLE_FULL
             log.warning(
                 "target %s: digest table holds %d of %d digests, %s lost",
-                self._target_name,
+                self.target_name,
                 digest_rows,
                 server.digests_size,
                 lost,
@@ -281,14 +236,14 @@ class Adapter:
         try:
             self._explain(probe, None)
         except EngineError as exc:
-            self._raise_if_connection(exc)
+            self._raise_if_connection_level(exc)
             return _status_of(exc)
         if not server.has_sample_text and not consumers.get("events_statements_history_long"):
             return AspectStatus(AspectState.UNAVAILABLE, hint=HINT_HISTORY_LONG_CONSUMER)
         return OK
 
     def _object_definitions_status(self) -> AspectStatus:
-        database = self._databases[0] if self._databases else "information_schema"
+        database = self.databases[0] if self.databases else "information_schema"
         _, status = self._probe("index_columns", {"database": database, "tables": "[]"})
         return status
 
@@ -299,7 +254,7 @@ class Adapter:
         try:
             return self._query(name, params), OK
         except EngineError as exc:
-            self._raise_if_connection(exc)
+            self._raise_if_connection_level(exc)
             return [], _status_of(exc)
 
     # -- runtime statistics ---------------------------------------------------------------------
@@ -307,17 +262,17 @@ class Adapter:
     def runtime_stats(self, start: datetime, end: datetime) -> list[StatementStats]:
         """Cumulative digest counters as of now (the window is the collector's business), top N by time."""
         server = self._server_info()
-        limit = self._settings.collect_row_limit
+        limit = self.settings.collect_row_limit
         rows = self._query(
             "digest_stats_cpu" if server.has_cpu_time else "digest_stats",
-            {"databases": json.dumps(list(self._databases)), "row_limit": limit + len(self._own_digests)},
+            {"databases": json.dumps(list(self.databases)), "row_limit": limit + len(self._own_digests)},
         )
         stats = [_statement_stats(row) for row in rows if _text(row["digest"]) not in self._own_digests][
             :limit
         ]
         log.info(
             "target %s: %d digests read (cumulative, window %s..%s), %d own statement digests left out",
-            self._target_name,
+            self.target_name,
             len(stats),
             start.isoformat(),
             end.isoformat(),
@@ -336,7 +291,10 @@ class Adapter:
         samples = self._samples(sorted({statement.query_key for statement in statements}))
         captured: list[CapturedPlan] = []
         failed: list[PlanCaptureFailure] = []
-        for statement in statements:
+        for done, statement in enumerate(statements):
+            if self.past_deadline():
+                self._deadline_stop(len(statements) - done)  # the rest is neither captured nor failed
+                break
             sample = samples.get((statement.query_key, statement.database_name)) or samples.get(
                 (statement.query_key, None)
             )
@@ -346,7 +304,7 @@ class Adapter:
             else:
                 failed.append(outcome)
         log.info(
-            "target %s: %d plans captured, %d could not be", self._target_name, len(captured), len(failed)
+            "target %s: %d plans captured, %d could not be", self.target_name, len(captured), len(failed)
         )
         return captured, failed
 
@@ -373,7 +331,7 @@ class Adapter:
         try:
             body = self._explain(sample, database or None)
         except EngineError as exc:
-            self._raise_if_connection(exc)
+            self._raise_if_connection_level(exc)
             return PlanCaptureFailure(key, database, exc.message)
         return CapturedPlan(
             query_key=key,
@@ -386,7 +344,7 @@ class Adapter:
 
     def _explain(self, sql_text: str, database: str | None) -> bytes:
         """The JSON plan of ``sql_text`` in ``database``; the text is explained, never executed."""
-        rows = self._run(self._connection(database), _EXPLAIN + sql_text, None, "EXPLAIN")
+        rows = self._execute(self._connection(database), _EXPLAIN + sql_text, action="EXPLAIN")
         if not rows:
             raise EngineError("EXPLAIN returned no plan", reason=EngineErrorReason.QUERY_FAILED)
         document = next(iter(rows[0].values()))
@@ -394,16 +352,19 @@ class Adapter:
 
     # -- object definitions ---------------------------------------------------------------------
 
-    def index_definitions(self, database_name: str, tables: Iterable[str]) -> list[IndexDefinition]:
-        """CREATE INDEX / ADD PRIMARY KEY definitions of the indexes on ``tables`` of one schema."""
-        names = sorted({name for table in tables if (name := _table_in(database_name, table))})
+    def index_definitions(self, database_name: str, tables: Iterable[QualifiedName]) -> list[IndexDefinition]:
+        """CREATE INDEX / ADD PRIMARY KEY definitions of the indexes on ``tables`` of one schema
+        (a table without schema is taken to be in ``database_name``; others are left out)."""
+        names = sorted(
+            {table.name for table in tables if table.schema in (None, database_name) and table.name}
+        )
         if not names:
             return []
         rows = self._query("index_columns", {"database": database_name, "tables": json.dumps(names)})
         definitions = build_index_definitions(database_name, rows)
         log.info(
             "target %s: %d index definitions on %d tables of %s",
-            self._target_name,
+            self.target_name,
             len(definitions),
             len(names),
             database_name,
@@ -417,37 +378,20 @@ class Adapter:
         assert self._server is not None
         return self._server
 
-    def _connection(self, database: str | None) -> Any:
-        """The open connection to ``database`` (None: the default), opened and set up on first use."""
-        connection = self._connections.get(database)
-        if connection is not None:
-            return connection
-        if database is not None and database in self._unusable_databases:
-            raise self._unusable_databases[database]
-        try:
-            connection = self._connect(database)
-        except _DRIVER_ERRORS as exc:
-            error = self._engine_error(exc, f"connecting to {database or 'the server'}")
-            if database is not None and error.reason not in _CONNECTION_LEVEL:
-                self._unusable_databases[database] = error  # dropped schema, no access: ask once per run
-            raise error from exc
-        try:
-            self._prepare(connection, database)
-        except EngineError:
-            _close_quietly(connection)
-            raise
-        self._connections[database] = connection
-        return connection
-
-    def _prepare(self, connection: Any, database: str | None) -> None:
+    def _set_up(self, connection: Any, database: str | None) -> None:
         if self._server is None:
             self._server = self._read_server_info(connection)
-        self._set_up_session(connection, self._server)
+        super()._set_up(connection, database)  # statement timeout, read-only transactions
         if database is None and self._server.performance_schema:
             self._learn_own_digests(connection)
 
+    def _flavor(self) -> str | None:
+        return None if self._server is None else self._server.flavor
+
     def _read_server_info(self, connection: Any) -> ServerInfo:
-        row = self._run(connection, load_sql(ENGINE, "server_info"), None, "reading the server version")[0]
+        row = self._execute(connection, load_sql(ENGINE, "server_info"), action="reading the server version")[
+            0
+        ]
         version = _text(row["version"])
         return ServerInfo(
             version=version,
@@ -458,24 +402,15 @@ class Adapter:
             has_sample_text=bool(int(row["has_sample_text"])),
         )
 
-    def _set_up_session(self, connection: Any, server: ServerInfo) -> None:
-        """Statement timeout and read-only transactions for everything this session runs."""
-        timeout_ms = self._settings.statement_timeout_ms
-        if server.is_mariadb:
-            self._run(connection, _SET_TIMEOUT_MARIADB, {"seconds": timeout_ms / 1000}, "setting a timeout")
-        else:
-            self._run(connection, _SET_TIMEOUT_MYSQL, {"milliseconds": timeout_ms}, "setting a timeout")
-        self._run(connection, _SET_READ_ONLY, None, "making the session read-only")
-
     def _learn_own_digests(self, connection: Any) -> None:
         """Remember the digests this session's statements so far (driver and session SETs) carry."""
         try:
-            rows = self._run(
-                connection, load_sql(ENGINE, "own_statement_digests"), None, "reading own digests"
+            rows = self._execute(
+                connection, load_sql(ENGINE, "own_statement_digests"), action="reading own digests"
             )
         except EngineError as exc:
-            self._raise_if_connection(exc)
-            log.info("target %s: own statement digests unknown (%s)", self._target_name, exc.message)
+            self._raise_if_connection_level(exc)
+            log.info("target %s: own statement digests unknown (%s)", self.target_name, exc.message)
             return
         self._own_digests.update(_text(row["digest"]) for row in rows)
 
@@ -483,48 +418,9 @@ class Adapter:
         self, name: str, params: Mapping[str, Any] | None = None, *, database: str | None = None
     ) -> list[dict[str, Any]]:
         sql = load_sql(ENGINE, name)
-        return self._run(self._connection(database), pyformat(sql) if params else sql, params, name)
-
-    def _run(
-        self, connection: Any, sql: str, params: Mapping[str, Any] | None, action: str
-    ) -> list[dict[str, Any]]:
-        """Execute one statement and fetch its rows as dicts; driver errors become EngineError."""
-        self._sent += 1
-        try:
-            cursor = connection.cursor()
-            try:
-                cursor.execute(sql, dict(params) if params else None)
-                if cursor.description is None:
-                    return []
-                columns = [column[0] for column in cursor.description]
-                return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
-            finally:
-                cursor.close()
-        except _DRIVER_ERRORS as exc:
-            raise self._engine_error(exc, action) from exc
-
-    def _engine_error(self, exc: BaseException, action: str) -> EngineError:
-        errno = getattr(exc, "errno", None)
-        reason = error_reason(errno if isinstance(errno, int) else None)
-        if reason is EngineErrorReason.QUERY_FAILED and isinstance(exc, OSError):
-            reason = EngineErrorReason.UNREACHABLE
-        return EngineError(
-            f"{action} failed: {exc}", reason=reason, target=self._target_name, hint=_HINTS.get(reason)
+        return self._execute(
+            self._connection(database), pyformat(sql) if params else sql, params, action=name
         )
-
-    @staticmethod
-    def _raise_if_connection(exc: EngineError) -> None:
-        """Connection-level failures end the run; anything else is the aspect's or statement's problem."""
-        if exc.reason in (EngineErrorReason.UNREACHABLE, EngineErrorReason.AUTHENTICATION):
-            raise exc
-
-
-def _close_quietly(connection: Any) -> None:
-    """Close a connection; a failure to close is logged (the server drops it anyway)."""
-    try:
-        connection.close()
-    except _DRIVER_ERRORS as exc:
-        log.info("closing a connection failed: %s", exc)
 
 
 def _status_of(exc: EngineError) -> AspectStatus:
@@ -537,10 +433,6 @@ def _text(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", errors="replace")
     return "" if value is None else str(value)
-
-
-def _number(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _microseconds(picoseconds: Any) -> float | None:
@@ -559,7 +451,7 @@ def _statement_stats(row: Mapping[str, Any]) -> StatementStats:
         duration_us_total=_microseconds(row["timer_wait_sum"]),
         duration_us_min=_microseconds(row["timer_wait_min"]),
         duration_us_max=_microseconds(row["timer_wait_max"]),
-        rows_examined_total=_number(row["rows_examined"]),
+        rows_examined_total=number(row["rows_examined"]),
         rows_total=float(row["rows_sent"] or 0) + float(row["rows_affected"] or 0),
         query_text=None if digest_text is None else strip_literals(_text(digest_text)),
         cumulative=True,
@@ -567,16 +459,8 @@ def _statement_stats(row: Mapping[str, Any]) -> StatementStats:
     )
 
 
-def _table_in(database_name: str, table: str) -> str | None:
-    """The table name of ``schema.table`` (or a bare name) when it lives in ``database_name``."""
-    schema, _, name = table.rpartition(".")
-    if schema and schema.strip("`") != database_name:
-        return None
-    return name.strip("`") or None
-
-
-def plan_objects(body: bytes, sql_text: str, database_name: str) -> tuple[str, ...]:
-    """Qualified tables (``schema.table``) a captured plan touches.
+def plan_objects(body: bytes, sql_text: str, database_name: str) -> tuple[QualifiedName, ...]:
+    """(database, table) of every table a captured plan touches (database None: unknown).
 
     MySQL plans name tables by their alias, so aliases are resolved through the statement text.
     """
@@ -586,28 +470,24 @@ def plan_objects(body: bytes, sql_text: str, database_name: str) -> tuple[str, .
         log.info("captured plan could not be parsed for its tables: %s", exc.message)
         return ()
     aliases = _table_aliases(sql_text, database_name)
-    tables: set[str] = set()
+    tables: set[QualifiedName] = set()
     for statement in plan.statements:
         for node in statement.nodes():
             if node.object is not None:
                 table = node.object.table
-                tables.add(aliases.get(table, f"{database_name}.{table}" if database_name else table))
-    return tuple(sorted(tables))
+                tables.add(aliases.get(table, QualifiedName(database_name or None, table)))
+    return tuple(sorted(tables, key=QualifiedName.key))
 
 
-def _table_aliases(sql_text: str, database_name: str) -> dict[str, str]:
+def _table_aliases(sql_text: str, database_name: str) -> dict[str, QualifiedName]:
     try:
         tree = sqlglot.parse_one(sql_text, read="mysql")
     except SqlglotError:
         return {}
     return {
-        table.alias_or_name: ".".join(part for part in (table.db or database_name, table.name) if part)
+        table.alias_or_name: QualifiedName(table.db or database_name or None, table.name)
         for table in tree.find_all(exp.Table)
     }
-
-
-def _quote(identifier: str) -> str:
-    return "`" + identifier.replace("`", "``") + "`"
 
 
 def build_index_definitions(database_name: str, rows: Iterable[Mapping[str, Any]]) -> list[IndexDefinition]:
@@ -630,7 +510,7 @@ def _index_definition(
     database_name: str, table: str, index_name: str, parts: list[Mapping[str, Any]]
 ) -> IndexDefinition:
     columns = ", ".join(_key_part(part) for part in parts)
-    target = f"{_quote(database_name)}.{_quote(table)}"
+    target = QualifiedName(database_name, table).quoted(quote_identifier)
     unique = not int(parts[0]["non_unique"])
     index_type = _text(parts[0]["index_type"]).upper()
     if index_name == "PRIMARY":
@@ -638,10 +518,10 @@ def _index_definition(
     else:
         kind = "UNIQUE " if unique else {"FULLTEXT": "FULLTEXT ", "SPATIAL": "SPATIAL "}.get(index_type, "")
         using = " USING HASH" if index_type == "HASH" else ""
-        definition = f"CREATE {kind}INDEX {_quote(index_name)} ON {target} ({columns}){using}"
+        definition = f"CREATE {kind}INDEX {quote_identifier(index_name)} ON {target} ({columns}){using}"
     return IndexDefinition(
         database_name=database_name,
-        table=f"{database_name}.{table}",
+        qualified_table=QualifiedName(database_name, table),
         index_name=index_name,
         definition=definition,
         is_unique=unique,
@@ -650,7 +530,7 @@ def _index_definition(
 
 
 def _key_part(part: Mapping[str, Any]) -> str:
-    text = _quote(_text(part["column_name"]))
+    text = quote_identifier(_text(part["column_name"]))
     if part["sub_part"] is not None:
         text += f"({int(part['sub_part'])})"
     if _text(part["collation"]).upper() == "D":
