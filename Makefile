@@ -41,8 +41,9 @@ demo: install ## run the main job end to end on an embedded PostgreSQL (about a 
 test: install lint typecheck compose-check ## install everything and run the whole suite
 	$(RUN)/pytest
 
-lint: install ## ruff, including Airflow's AIR rules
+lint: install ## ruff (with Airflow's AIR rules) and the layering contracts (import-linter, ADR 0007)
 	$(RUN)/ruff check .
+	cd plugins && $(RUN)/lint-imports --config $(PROJECT_ROOT)/pyproject.toml
 
 typecheck: install ## mypy (strict) on the planmon package
 	$(RUN)/mypy
