@@ -273,31 +273,48 @@ def _stats_values(
     return values
 
 
-def relation_size(connection: psycopg.Connection[Any], table: Table) -> tuple[int, int]:
-    """(bytes of the table and its indexes, summed over its partitions when partitioned; rows)."""
-    kind = connection.execute(
-        "SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [table.name]
-    ).fetchone()
-    if kind is None:
+# The table (heap with TOAST, free-space and visibility maps) and each of its indexes; a partitioned
+# table or index ('p', 'I') has no storage of its own: its partitions' (pg_partition_tree) add up.
+RELATION_PARTS_SQL = """
+WITH parts AS (
+    SELECT c.oid, c.relname, c.relkind, 0 AS position FROM pg_class c WHERE c.oid = to_regclass(%(table)s)
+    UNION ALL
+    SELECT i.indexrelid, ic.relname, ic.relkind, 1 FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+    WHERE i.indrelid = to_regclass(%(table)s)
+)
+SELECT p.relname,
+       CASE WHEN p.relkind IN ('p', 'I') THEN
+                (SELECT coalesce(sum(CASE WHEN p.relkind = 'p' THEN pg_table_size(t.relid)
+                                          ELSE pg_relation_size(t.relid) END), 0)
+                 FROM pg_partition_tree(p.oid) t)
+            WHEN p.relkind = 'i' THEN pg_relation_size(p.oid)
+            ELSE pg_table_size(p.oid) END
+FROM parts p ORDER BY p.position, p.relname
+"""
+
+
+def relation_parts(connection: psycopg.Connection[Any], table: Table) -> dict[str, int]:
+    """Bytes of the table and of each of its indexes, every partition summed (see RELATION_PARTS_SQL)."""
+    parts = {
+        str(name): int(size) for name, size in connection.execute(RELATION_PARTS_SQL, {"table": table.name})
+    }
+    if not parts:
         raise RuntimeError(f"table {table.name} not found in the repository")
-    if kind[0] == "p":
-        size = connection.execute(
-            "SELECT coalesce(sum(pg_total_relation_size(relid)), 0) FROM pg_partition_tree(%s::regclass)",
-            [table.name],
-        ).fetchone()
-    else:
-        size = connection.execute("SELECT pg_total_relation_size(%s::regclass)", [table.name]).fetchone()
-    rows = connection.execute(
-        select(func.count()).select_from(table).compile(dialect=DIALECT).string
-    ).fetchone()
-    assert size is not None and rows is not None
-    return int(size[0]), int(rows[0])
+    return parts
 
 
 def bytes_per_row(server: PostgresServer, table: Table) -> float:
+    """Bytes of the table and its indexes per row; prints each part's share."""
+    count = select(func.count()).select_from(table).compile(dialect=DIALECT).string
     with psycopg.connect(server.dsn(DATABASE), autocommit=True) as connection:
-        size, rows = relation_size(connection, table)
-    return size / rows if rows else float("nan")
+        parts = relation_parts(connection, table)
+        row = connection.execute(count).fetchone()
+    rows = int(row[0]) if row else 0
+    if not rows:
+        return float("nan")
+    shares = ", ".join(f"{name} {size / rows:.0f}" for name, size in parts.items())
+    print(f"  {table.name}: {sum(parts.values()) / rows:.0f} bytes per row of {rows:,} ({shares})")
+    return sum(parts.values()) / rows
 
 
 def vacuum_analyze(server: PostgresServer) -> float:
