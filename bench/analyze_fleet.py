@@ -29,7 +29,7 @@ Goals: analysis <= 3x the aggregate and peak RSS < 2 GB; purge <= 2x the plain D
 (``--no-goals`` only reports). ``--quick`` is a small size (5 targets x 100 queries x 72 h) for tests.
 
     .venv/bin/python bench/analyze_fleet.py [--quick] [--no-goals] [--targets 50] [--queries 1000]
-        [--hours 168] [--memory-cap-gb 8] [--profile FILE.prof]
+        [--hours 168] [--memory-cap-gb 8] [--profile FILE.prof] [--explain-ms 500]
 """
 
 from __future__ import annotations
@@ -419,6 +419,7 @@ def measure_analysis(
     memory_cap: int,
     home: Path,
     profile: Path | None,
+    explain_ms: float | None,
 ) -> None:
     """(a): the analysis process vs the psql aggregate, and ``planmon --help``."""
     env = planmon_env(server, home)
@@ -441,8 +442,12 @@ def measure_analysis(
     _report_analysis(analysis, figures, memory_cap)
     if profile is not None:
         profiled = run_process(planmon_command(*window_args, profile=profile), env=env, memory_cap=memory_cap)
-        print(f"profile of a second analysis run ({profiled.seconds:.1f} s under cProfile) in {profile}")
+        print(f"profile of another analysis run ({profiled.seconds:.1f} s under cProfile) in {profile}")
         _print_profile(profile)
+    if explain_ms is not None:
+        plans = explained_run(server, planmon_command(*window_args), env=env, slower_than_ms=explain_ms)
+        print(f"plans of the analysis' statements over {explain_ms:g} ms (auto_explain, another run):")
+        print(plans or "  (none)")
 
 
 def _report_analysis(analysis: ProcessRun, figures: Figures, memory_cap: int) -> None:
@@ -464,6 +469,34 @@ def _report_analysis(analysis: ProcessRun, figures: Figures, memory_cap: int) ->
         f"peak RSS {figures.peak_rss_mb:,.0f} MiB, "
         f"{figures.detected:,} regressions; ratio to the aggregate {figures.analysis_ratio:.2f}x"
     )
+
+
+def explained_run(
+    server: PostgresServer, command: Sequence[str], *, env: dict[str, str], slower_than_ms: float
+) -> str:
+    """Run ``command`` with auto_explain (ANALYZE, BUFFERS) on for the repository database's new
+    sessions; the plans of its statements slower than ``slower_than_ms``, from the server log."""
+    log = server.datadir.parent / "server.log"  # where planmon.embedded starts the server logging
+    offset = log.stat().st_size
+    settings = {
+        "session_preload_libraries": "auto_explain",
+        "auto_explain.log_min_duration": f"{slower_than_ms:g}ms",
+        "auto_explain.log_analyze": "on",
+        "auto_explain.log_buffers": "on",
+    }
+    with psycopg.connect(server.dsn("postgres"), autocommit=True) as connection:
+        for name, value in settings.items():  # bench-owned names and values, not input
+            connection.execute(f"ALTER DATABASE {DATABASE} SET {name} = '{value}'")
+    try:
+        run_process(command, env=env)
+    finally:
+        with psycopg.connect(server.dsn("postgres"), autocommit=True) as connection:
+            connection.execute(f"ALTER DATABASE {DATABASE} RESET ALL")
+    with log.open(errors="replace") as text:
+        text.seek(offset)
+        lines = text.read().splitlines()
+    plans = [line for line in lines if "duration:" in line or line.startswith(("\t", " "))]
+    return "\n".join(line if len(line) <= 300 else line[:300] + " ..." for line in plans)[-40_000:]
 
 
 def _print_profile(path: Path, top: int = 30) -> None:
@@ -547,14 +580,42 @@ def projection_gb(settings: Settings, rows_per_query_interval: float, fine: floa
 
 def run(server: PostgresServer, size: Size, args: argparse.Namespace, settings: Settings) -> Figures:
     figures = Figures()
-    create_database(server, DATABASE)
     window_end = START + timedelta(hours=size.hours)
-    window = Window(window_end - timedelta(hours=1) - timedelta(days=settings.baseline_days),
-                    window_end - timedelta(hours=1), window_end)  # fmt: skip
+    window_start = window_end - timedelta(hours=1)
+    window = Window(window_start - timedelta(days=settings.baseline_days), window_start, window_end)
+    load_and_roll_up(server, size, args, settings, figures, now=window_end)
+    with tempfile.TemporaryDirectory(prefix="planmon-fleet-home-") as home:
+        measure_analysis(
+            server,
+            window,
+            figures,
+            memory_cap=int(args.memory_cap_gb * 2**30),
+            home=Path(home),
+            profile=args.profile,
+            explain_ms=args.explain_ms,
+        )
+    measure_purge(server, settings, figures)
+    report_storage(size, settings, figures)
+    return figures
+
+
+def load_and_roll_up(
+    server: PostgresServer,
+    size: Size,
+    args: argparse.Namespace,
+    settings: Settings,
+    figures: Figures,
+    *,
+    now: datetime,
+) -> None:
+    """The repository as the maintenance DAG keeps it: schema, the fleet's rows, then rolled up."""
+    create_database(server, DATABASE)
     with Repository(create_repository_engine(make_url(repository_url(server)))) as repository:
         revision = repository.init_schema()
-        print(f"repository schema at revision {revision}; loading {size.targets} targets x {size.queries:,} "
-              f"queries x {size.hours} hourly intervals")  # fmt: skip
+        print(
+            f"repository schema at revision {revision}; loading {size.targets} targets x "
+            f"{size.queries:,} queries x {size.hours} hourly intervals"
+        )
         started = time.perf_counter()
         figures.rows, positives = load_fleet(
             repository, server, size, seed=args.seed, positive_share=args.positive_share
@@ -568,18 +629,19 @@ def run(server: PostgresServer, size: Size, args: argparse.Namespace, settings: 
         figures.stats_bytes_per_row = bytes_per_row(server, runtime_stats)
         started = time.perf_counter()
         rolled = StatsStore(repository).roll_up(
-            now=window_end, fine_days=settings.stats_fine_days, hourly_days=settings.stats_hourly_days
+            now=now, fine_days=settings.stats_fine_days, hourly_days=settings.stats_hourly_days
         )
         figures.rollup_s = time.perf_counter() - started
         figures.rolled_rows = rolled.hour_rows_replaced + rolled.day_rows_replaced
-    print(f"StatsStore.roll_up (fine {settings.stats_fine_days} d, hourly {settings.stats_hourly_days} d): "
-          f"{figures.rollup_s:.1f} s, {rolled.as_dict()}")  # fmt: skip
+    print(
+        f"StatsStore.roll_up (fine {settings.stats_fine_days} d, hourly {settings.stats_hourly_days} d): "
+        f"{figures.rollup_s:.1f} s, {rolled.as_dict()}"
+    )
     print(f"VACUUM (ANALYZE) after the roll-up: {vacuum_analyze(server):.1f} s")
     figures.rollup_bytes_per_row = bytes_per_row(server, runtime_stats_rollup)
-    with tempfile.TemporaryDirectory(prefix="planmon-fleet-home-") as home:
-        measure_analysis(server, window, figures, memory_cap=int(args.memory_cap_gb * 2**30), home=Path(home),
-                         profile=args.profile)  # fmt: skip
-    measure_purge(server, settings, figures)
+
+
+def report_storage(size: Size, settings: Settings, figures: Figures) -> None:
     per_query_interval = figures.rows / (size.targets * size.queries * size.hours)
     figures.projection_gb = projection_gb(
         settings, per_query_interval, figures.stats_bytes_per_row, figures.rollup_bytes_per_row
@@ -594,7 +656,6 @@ def run(server: PostgresServer, size: Size, args: argparse.Namespace, settings: 
         f"projection, {fleet['targets']} targets x {fleet['queries']:,} queries x {fleet['days']} days "
         f"at 15-minute intervals: {figures.projection_gb:.1f} GB of runtime stats"
     )
-    return figures
 
 
 def check_goals(figures: Figures) -> None:
@@ -642,6 +703,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=21)
     parser.add_argument("--memory-cap-gb", type=float, default=8.0, help="address-space cap of the analysis")
     parser.add_argument("--profile", type=Path, help="also run the analysis under cProfile into this file")
+    parser.add_argument(
+        "--explain-ms",
+        type=float,
+        help="also run the analysis under auto_explain; print the plans of its statements over this many ms",
+    )
     args = parser.parse_args(argv)
     base = QUICK if args.quick else FULL
     size = Size(args.targets or base.targets, args.queries or base.queries, args.hours or base.hours)
