@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import psycopg
 from sqlalchemy import Float, Table, cast, func, select, union_all
 from sqlalchemy.dialects import postgresql
@@ -177,52 +178,45 @@ def plan_bodies() -> list[bytes]:
     return [(FIXTURES / name).read_bytes() for name in PLAN_BODIES]
 
 
-def load_fleet(
-    repository: Repository,
-    server: PostgresServer,
-    size: Size,
-    *,
-    seed: int,
-    positive_share: float,
-    via: str = "copy",
-) -> tuple[int, int]:
-    """Targets, queries and plans through the repository, runtime stats by binary COPY; returns
-    (runtime-stats rows, regressing queries)."""
+@dataclass(frozen=True)
+class FleetTarget:
+    """One stored target: its repository id, its generated runtime stats (in interval order, not
+    loaded yet) and the maps from the generator's query and plan numbers to the repository's ids."""
+
+    target_id: int
+    stats: pd.DataFrame
+    query_map: np.ndarray
+    plan_map: np.ndarray
+
+
+def store_fleet(
+    repository: Repository, size: Size, *, seed: int, positive_share: float
+) -> tuple[list[FleetTarget], int]:
+    """Targets, queries and plans through the repository; (the targets, regressing queries)."""
     bodies = plan_bodies()
-    rows = positives = 0
-    with psycopg.connect(server.dsn(DATABASE), autocommit=True) as connection:
-        # the generated rows reference what was just stored: skip the per-row FK triggers while loading
-        connection.execute("SET session_replication_role = replica")
-        for index in range(size.targets):
-            spec = TargetSpec(name=f"fleet-{index:03d}", engine="sqlserver", conn_id="bench_fleet")
-            target_id = repository.add_target(spec).id
-            data = generate(
-                size.queries,
-                seed + index,
-                baseline_hours=size.hours - 1,
-                window_hours=1,
-                targets=1,
-                start=START,
-                positive_share=positive_share,
-                scenario_weights=ONE_HOUR_WEIGHTS,
-            )
-            rows += _load_target(repository, connection, target_id, data, bodies, via=via)
-            positives += sum(1 for kind in data.labels.values() if kind is not None)
-            if (index + 1) % 10 == 0 or index + 1 == size.targets:
-                print(f"  loaded {index + 1}/{size.targets} targets, {rows:,} runtime-stats rows", flush=True)
-    return rows, positives
+    targets: list[FleetTarget] = []
+    positives = 0
+    for index in range(size.targets):
+        spec = TargetSpec(name=f"fleet-{index:03d}", engine="sqlserver", conn_id="bench_fleet")
+        target_id = repository.add_target(spec).id
+        data = generate(
+            size.queries,
+            seed + index,
+            baseline_hours=size.hours - 1,
+            window_hours=1,
+            targets=1,
+            start=START,
+            positive_share=positive_share,
+            scenario_weights=ONE_HOUR_WEIGHTS,
+        )
+        targets.append(_store_target(repository, target_id, data, bodies))
+        positives += sum(1 for kind in data.labels.values() if kind is not None)
+    return targets, positives
 
 
-def _load_target(
-    repository: Repository,
-    connection: psycopg.Connection[Any],
-    target_id: int,
-    data: SyntheticData,
-    bodies: Sequence[bytes],
-    *,
-    via: str,
-) -> int:
-    """One target: its queries and plans (repository upserts), then its runtime stats (COPY)."""
+def _store_target(
+    repository: Repository, target_id: int, data: SyntheticData, bodies: Sequence[bytes]
+) -> FleetTarget:
     query_numbers = sorted({int(q) for q in data.plans["query_id"]})
     query_ids = repository.upsert_queries(
         target_id,
@@ -243,10 +237,44 @@ def _load_target(
         for row in data.plans.itertuples(index=False)
     ]
     plan_ids = repository.upsert_plans(target_id, records)
-    query_map = _lookup({q: query_ids[("", f"q{q}")] for q in query_numbers})
-    plan_map = _lookup({int(p): plan_ids[f"p{p}"] for p in data.plans["plan_id"]})
-    values = _stats_values(data, target_id, query_map, plan_map, np.random.default_rng(target_id))
-    frame = complete(runtime_stats, values, len(data.stats))
+    return FleetTarget(
+        target_id=target_id,
+        stats=data.stats,
+        query_map=_lookup({q: query_ids[("", f"q{q}")] for q in query_numbers}),
+        plan_map=_lookup({int(p): plan_ids[f"p{p}"] for p in data.plans["plan_id"]}),
+    )
+
+
+def load_interval_range(
+    repository: Repository,
+    connection: psycopg.Connection[Any],
+    targets: Sequence[FleetTarget],
+    start: datetime,
+    end: datetime,
+    *,
+    via: str,
+) -> int:
+    """Every target's runtime stats of intervals starting in [start, end); rows written."""
+    rows = 0
+    for target in targets:
+        starts = target.stats["interval_start"].to_numpy()
+        first, last = np.searchsorted(starts, [np.datetime64(start), np.datetime64(end)])
+        if last > first:
+            rows += _write_stats(repository, connection, target, slice(int(first), int(last)), via=via)
+    return rows
+
+
+def _write_stats(
+    repository: Repository,
+    connection: psycopg.Connection[Any],
+    target: FleetTarget,
+    rows: slice,
+    *,
+    via: str,
+) -> int:
+    stats = target.stats.iloc[rows]
+    rng = np.random.default_rng([target.target_id, rows.start])
+    frame = complete(runtime_stats, _stats_values(stats, target, rng), len(stats))
     if via == "copy":
         try:
             with connection.transaction():
@@ -255,7 +283,7 @@ def _load_target(
             if "partition" not in str(exc):
                 raise
             # a partitioned runtime_stats without a partition for these days yet: the repository's
-            # own write makes what it needs; the next targets' COPYs then find the partitions
+            # own write makes what it needs; the next COPYs then find the partitions
             print(f"  COPY found no partition ({exc.diag.message_primary}); writing through the repository")
     return repository.upsert_runtime_stats(frame.astype(object).where(frame.notna(), None).to_dict("records"))
 
@@ -266,16 +294,13 @@ def _lookup(mapping: dict[int, int]) -> np.ndarray:
     return table
 
 
-def _stats_values(
-    data: SyntheticData, target_id: int, query_map: np.ndarray, plan_map: np.ndarray, rng: np.random.Generator
-) -> dict[str, Any]:
+def _stats_values(stats: pd.DataFrame, target: FleetTarget, rng: np.random.Generator) -> dict[str, Any]:
     """runtime_stats values by column name: the generator's, plus the Query Store columns it leaves
     out (min/max, reads, rows, memory), derived from them; columns not named here stay NULL."""
-    stats = data.stats
     values: dict[str, Any] = {name: stats[name].to_numpy() for name in stats.columns}
-    values["target_id"] = np.full(len(stats), target_id, dtype=np.int64)
-    values["query_id"] = query_map[stats["query_id"].to_numpy()]
-    values["plan_id"] = plan_map[stats["plan_id"].to_numpy()]
+    values["target_id"] = np.full(len(stats), target.target_id, dtype=np.int64)
+    values["query_id"] = target.query_map[stats["query_id"].to_numpy()]
+    values["plan_id"] = target.plan_map[stats["plan_id"].to_numpy()]
     single = stats["executions"].to_numpy() == 1
     for metric in ("cpu_us", "duration_us"):
         mean = stats[f"{metric}_mean"].to_numpy()
@@ -601,7 +626,7 @@ def run(server: PostgresServer, size: Size, args: argparse.Namespace, settings: 
     window_end = START + timedelta(hours=size.hours)
     window_start = window_end - timedelta(hours=1)
     window = Window(window_start - timedelta(days=settings.baseline_days), window_start, window_end)
-    load_and_roll_up(server, size, args, settings, figures, now=window_end)
+    load_and_roll_up(server, size, args, settings, figures)
     with tempfile.TemporaryDirectory(prefix="planmon-fleet-home-") as home:
         measure_analysis(
             server,
@@ -623,10 +648,10 @@ def load_and_roll_up(
     args: argparse.Namespace,
     settings: Settings,
     figures: Figures,
-    *,
-    now: datetime,
 ) -> None:
-    """The repository as the maintenance DAG keeps it: schema, the fleet's rows, then rolled up."""
+    """The repository as the store keeps it: schema, queries and plans, then a day of runtime stats
+    at a time, each day followed by the maintenance DAG's roll-up and a VACUUM (ANALYZE) standing in
+    for autovacuum, so runtime_stats reuses the space the roll-up freed as it does in production."""
     create_database(server, DATABASE)
     with Repository(create_repository_engine(make_url(repository_url(server)))) as repository:
         revision = repository.init_schema()
@@ -635,28 +660,59 @@ def load_and_roll_up(
             f"{size.queries:,} queries x {size.hours} hourly intervals"
         )
         started = time.perf_counter()
-        figures.rows, positives = load_fleet(
-            repository, server, size, seed=args.seed, positive_share=args.positive_share, via=args.load_via
-        )
+        targets, positives = store_fleet(repository, size, seed=args.seed, positive_share=args.positive_share)
         figures.load_s = time.perf_counter() - started
-        print(
-            f"loaded {figures.rows:,} runtime-stats rows ({positives:,} regressing queries) "
-            f"in {figures.load_s:.1f} s"
-        )
-        vacuum_analyze(server)
-        figures.stats_bytes_per_row = bytes_per_row(server, runtime_stats)
-        started = time.perf_counter()
-        rolled = StatsStore(repository).roll_up(
-            now=now, fine_days=settings.stats_fine_days, hourly_days=settings.stats_hourly_days
-        )
-        figures.rollup_s = time.perf_counter() - started
-        figures.rolled_rows = rolled.hour_rows_replaced + rolled.day_rows_replaced
-    print(
-        f"StatsStore.roll_up (fine {settings.stats_fine_days} d, hourly {settings.stats_hourly_days} d): "
-        f"{figures.rollup_s:.1f} s, {rolled.as_dict()}"
-    )
-    print(f"VACUUM (ANALYZE) after the roll-up: {vacuum_analyze(server):.1f} s")
+        print(f"  queries and plans stored in {figures.load_s:.1f} s ({positives:,} regressing queries)")
+        with psycopg.connect(server.dsn(DATABASE), autocommit=True) as connection:
+            # the generated rows reference what was stored: no per-row FK triggers while loading
+            connection.execute("SET session_replication_role = replica")
+            days = DailyLoad(repository, connection, server, targets, size, settings, figures, args.load_via)
+            for first_hour in range(0, size.hours, 24):
+                days.day(first_hour)
     figures.rollup_bytes_per_row = bytes_per_row(server, runtime_stats_rollup)
+    print(
+        f"loaded {figures.rows:,} runtime-stats rows in {figures.load_s:.1f} s; StatsStore.roll_up "
+        f"(fine {settings.stats_fine_days} d, hourly {settings.stats_hourly_days} d) after each day: "
+        f"{figures.rollup_s:.1f} s in all, {figures.rolled_rows:,} rows rolled up"
+    )
+
+
+@dataclass
+class DailyLoad:
+    """Loads the fleet's runtime stats one day at a time, each day followed by the roll-up."""
+
+    repository: Repository
+    connection: psycopg.Connection[Any]
+    server: PostgresServer
+    targets: Sequence[FleetTarget]
+    size: Size
+    settings: Settings
+    figures: Figures
+    via: str
+
+    def day(self, first_hour: int) -> None:
+        start = START + timedelta(hours=first_hour)
+        end = START + timedelta(hours=min(first_hour + 24, self.size.hours))
+        started = time.perf_counter()
+        rows = load_interval_range(self.repository, self.connection, self.targets, start, end, via=self.via)
+        loaded = time.perf_counter() - started
+        self.figures.rows += rows
+        self.figures.load_s += loaded
+        if end == START + timedelta(hours=self.size.hours):  # densest: the last day's rows are all in
+            self.figures.stats_bytes_per_row = bytes_per_row(self.server, runtime_stats)
+        started = time.perf_counter()
+        rolled = StatsStore(self.repository).roll_up(
+            now=end, fine_days=self.settings.stats_fine_days, hourly_days=self.settings.stats_hourly_days
+        )
+        rolled_up = time.perf_counter() - started
+        self.figures.rollup_s += rolled_up
+        self.figures.rolled_rows += rolled.hour_rows_replaced + rolled.day_rows_replaced
+        vacuumed = vacuum_analyze(self.server)
+        print(
+            f"  {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M}: {rows:,} rows in {loaded:.1f} s; roll_up "
+            f"{rolled_up:.1f} s {rolled.as_dict()}; VACUUM (ANALYZE) {vacuumed:.1f} s",
+            flush=True,
+        )
 
 
 def report_storage(size: Size, settings: Settings, figures: Figures) -> None:
