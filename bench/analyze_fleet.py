@@ -7,9 +7,10 @@ targets x 1,000 SQL Server queries x 168 hourly intervals of Query Store-shaped 
 3% of the queries regress in the last hour, and a one-hour spike falls in it for 1 in 24 of the
 generator's spiking queries), about 9.7 M rows COPYed in binary (bench/_pgcopy.py,
 typed from planmon.store.schema), with queries and plans (showplan bodies from tests/fixtures)
-written by the repository's own upserts. Rows older than ``stats_fine_days`` are then rolled up by
-the store's own ``StatsStore.roll_up`` (timed), so the repository looks as the maintenance DAG keeps
-it at the settings in force (PLANMON_STATS_FINE_DAYS, PLANMON_STATS_HOURLY_DAYS).
+written by the repository's own upserts. The runtime stats go in a day at a time, each day followed
+by the store's own ``StatsStore.roll_up`` (timed) and a VACUUM (ANALYZE) standing in for autovacuum,
+so the repository looks as the daily maintenance DAG keeps it at the settings in force
+(PLANMON_STATS_FINE_DAYS, PLANMON_STATS_HOURLY_DAYS), runtime_stats' free space included.
 
 Measured in the same run, each against a baseline doing the same work the plainest way:
   (a) one hourly analysis of every target, as a whole process: ``planmon analyze --start --end`` (the
