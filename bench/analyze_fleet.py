@@ -31,7 +31,7 @@ Goals: analysis <= 3x the aggregate and peak RSS < 2 GB; purge <= 2x the plain D
 
     .venv/bin/python bench/analyze_fleet.py [--quick] [--no-goals] [--targets 50] [--queries 1000]
         [--hours 168] [--memory-cap-gb 8] [--load-via copy|repository] [--profile FILE.prof]
-        [--explain-ms 500]
+        [--explain-ms 500] [--pgoptions "-c jit=off"]
 """
 
 from __future__ import annotations
@@ -455,6 +455,15 @@ class Window:
     end: datetime
 
 
+@dataclass(frozen=True)
+class Diagnostics:
+    """Further analysis runs after the measured one, to see where its time goes (none by default)."""
+
+    profile: Path | None = None  # cProfile output file
+    explain_ms: float | None = None  # auto_explain threshold
+    pgoptions: str | None = None  # libpq PGOPTIONS for a re-run of both sides, e.g. "-c jit=off"
+
+
 def measure_analysis(
     server: PostgresServer,
     window: Window,
@@ -462,8 +471,7 @@ def measure_analysis(
     *,
     memory_cap: int,
     home: Path,
-    profile: Path | None,
-    explain_ms: float | None,
+    diagnostics: Diagnostics,
 ) -> None:
     """(a): the analysis process vs the psql aggregate, and ``planmon --help``."""
     env = planmon_env(server, home)
@@ -484,13 +492,41 @@ def measure_analysis(
     window_args = ("analyze", "--start", window.start.isoformat(), "--end", window.end.isoformat())
     analysis = run_process(planmon_command(*window_args), env=env, memory_cap=memory_cap)
     _report_analysis(analysis, figures, memory_cap)
-    if profile is not None:
-        profiled = run_process(planmon_command(*window_args, profile=profile), env=env, memory_cap=memory_cap)
-        print(f"profile of another analysis run ({profiled.seconds:.1f} s under cProfile) in {profile}")
-        _print_profile(profile)
-    if explain_ms is not None:
-        plans = explained_run(server, planmon_command(*window_args), env=env, slower_than_ms=explain_ms)
-        print(f"plans of the analysis' statements over {explain_ms:g} ms (auto_explain, another run):")
+    _diagnose(server, env, window_args, aggregate, diagnostics, memory_cap=memory_cap)
+
+
+def _diagnose(
+    server: PostgresServer,
+    env: dict[str, str],
+    window_args: Sequence[str],
+    aggregate: Sequence[str],
+    diagnostics: Diagnostics,
+    *,
+    memory_cap: int,
+) -> None:
+    """The further runs (after the measured one: they see its regressions open)."""
+    if diagnostics.pgoptions is not None:
+        options = {**env, "PGOPTIONS": diagnostics.pgoptions}
+        run_process(aggregate, env=options)
+        plain = run_process(aggregate, env=options)
+        again = run_process(planmon_command(*window_args), env=options, memory_cap=memory_cap)
+        print(
+            f"with PGOPTIONS={diagnostics.pgoptions!r}: aggregate {plain.seconds:.2f} s, analysis "
+            f"{again.seconds:.2f} s (exit {again.returncode}, peak RSS {again.peak_rss / 2**20:,.0f} MiB), "
+            f"ratio {again.seconds / plain.seconds:.2f}x"
+        )
+    if diagnostics.profile is not None:
+        command = planmon_command(*window_args, profile=diagnostics.profile)
+        profiled = run_process(command, env=env, memory_cap=memory_cap)
+        print(
+            f"profile of another analysis run ({profiled.seconds:.1f} s under cProfile, peak RSS "
+            f"{profiled.peak_rss / 2**20:,.0f} MiB) in {diagnostics.profile}"
+        )
+        _print_profile(diagnostics.profile)
+    if diagnostics.explain_ms is not None:
+        threshold = diagnostics.explain_ms
+        plans = explained_run(server, planmon_command(*window_args), env=env, slower_than_ms=threshold)
+        print(f"plans of the analysis' statements over {threshold:g} ms (auto_explain, another run):")
         print(plans or "  (none)")
 
 
@@ -635,8 +671,7 @@ def run(server: PostgresServer, size: Size, args: argparse.Namespace, settings: 
             figures,
             memory_cap=int(args.memory_cap_gb * 2**30),
             home=Path(home),
-            profile=args.profile,
-            explain_ms=args.explain_ms,
+            diagnostics=Diagnostics(args.profile, args.explain_ms, args.pgoptions),
         )
     measure_purge(server, settings, figures)
     report_storage(size, settings, figures)
@@ -784,6 +819,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="runtime stats by binary COPY (default) or through Repository.upsert_runtime_stats",
     )
     parser.add_argument("--profile", type=Path, help="also run the analysis under cProfile into this file")
+    parser.add_argument(
+        "--pgoptions",
+        help="also re-run the aggregate and the analysis with these libpq PGOPTIONS, e.g. '-c jit=off'",
+    )
     parser.add_argument(
         "--explain-ms",
         type=float,
