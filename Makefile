@@ -57,9 +57,11 @@ compose-check: ## validate docker-compose.yml (with .env.example's placeholders)
 		echo "docker compose config: skipped (no 'docker compose' or 'docker-compose' CLI here); tests/test_compose.py checks the file"; \
 	fi
 
-bench: install ## benchmarks: each prints a ratio against a baseline measured in the same run
-	@set -e; shopt -s nullglob; scripts=(bench/[!_]*.py); [ $${#scripts[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }; \
-	for script in "$${scripts[@]}"; do echo "== $$script"; $(RUN)/python "$$script"; done
+bench: install ## every benchmark (each prints a ratio against a baseline measured in the same run); fails after all ran if any failed
+	@shopt -s nullglob; scripts=(bench/[!_]*.py); [ $${#scripts[@]} -gt 0 ] || { echo "no benchmarks yet"; exit 0; }; \
+	failed=(); for script in "$${scripts[@]}"; do echo "== $$script"; $(RUN)/python "$$script" || failed+=("$$script"); done; \
+	if [ $${#failed[@]} -gt 0 ]; then echo "== $${#failed[@]} of $${#scripts[@]} benchmarks failed: $${failed[*]}"; exit 1; fi; \
+	echo "== all $${#scripts[@]} benchmarks passed"
 
 airflow: install ## Airflow (API on 127.0.0.1:$(AIRFLOW_PORT)) with planmon's DAGs and plugin; Ctrl-C stops it
 	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW_PORT=$(AIRFLOW_PORT) scripts/airflow-local.sh

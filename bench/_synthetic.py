@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -136,17 +137,21 @@ def generate(
     targets: int = 2,
     start: datetime = START,
     positive_share: float | None = None,
+    scenario_weights: Mapping[str, float] | None = None,
 ) -> SyntheticData:
     """Generate ``queries`` labelled queries; the same arguments always give the same frames.
 
-    ``positive_share`` rescales the scenario weights so that regressions make up that share of the
+    ``scenario_weights`` replaces the relative weights of the scenarios it names (e.g. fewer
+    one-interval spikes when the window is one hour: a spike lands in a given hour once a day);
+    ``positive_share`` then rescales the weights so that regressions make up that share of the
     queries (default: the weights of SCENARIOS, about 36% positives).
     """
     if queries < 1 or window_hours < 1 or baseline_hours < 1:
         raise ValueError("need at least one query, one window interval and one baseline interval")
     rng = np.random.default_rng(seed)
     hours = baseline_hours + window_hours
-    q = _draw_queries(rng, queries, baseline_hours, window_hours, _weights(positive_share))
+    weights = _weights(positive_share, scenario_weights or {})
+    q = _draw_queries(rng, queries, baseline_hours, window_hours, weights)
     stats = _runtime_stats(rng, q, hours, targets, start)
     plans = _plans(rng, q, stats, targets)
     keys = [(1 + i % targets, i + 1) for i in range(queries)]
@@ -163,8 +168,11 @@ def generate(
     )
 
 
-def _weights(positive_share: float | None) -> np.ndarray:
-    weights = np.array([weight for _kind, weight in SCENARIOS.values()])
+def _weights(positive_share: float | None, overrides: Mapping[str, float]) -> np.ndarray:
+    unknown = set(overrides) - set(SCENARIOS)
+    if unknown:
+        raise ValueError(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(SCENARIO_NAMES)}")
+    weights = np.array([overrides.get(name, weight) for name, (_kind, weight) in SCENARIOS.items()])
     if positive_share is None:
         return weights / weights.sum()
     if not 0.0 < positive_share < 1.0:
