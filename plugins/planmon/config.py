@@ -188,13 +188,28 @@ def dag_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
     variable, so the DAG's import fails and Airflow shows why."""
     if name not in Settings.model_fields:
         raise KeyError(f"{name} is not a planmon setting")
-    environ = os.environ if environ is None else environ
-    raw = environ.get(env_name(name)) or None
+    return one_setting(Settings, name, env_name(name), environ, label="settings")
+
+
+def one_setting(
+    model: type[BaseModel],
+    name: str,
+    variable: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    label: str,
+) -> Any:
+    """Field ``name`` of ``model`` read alone from ``variable`` (its default when unset or empty),
+    validated by the model; a bad value is a ConfigError naming the variable."""
+    raw = (os.environ if environ is None else environ).get(variable) or None
     try:
-        settings = Settings.model_validate({name: raw} if raw is not None else {})
+        return getattr(model.model_validate({name: raw} if raw is not None else {}), name)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc), hint="`planmon config show --help` lists every setting") from exc
-    return getattr(settings, name)
+        message = "; ".join(str(error["msg"]) for error in exc.errors())
+        raise ConfigError(
+            f"invalid {label}: {variable}: {message} (got {raw!r})",
+            hint="`planmon config show --help` lists every setting",
+        ) from exc
 
 
 # Prefixes validated by their own models (planmon.alerting.settings reads PLANMON_ALERT_*).

@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from planmon.config import Settings, env_name, load_settings, valid_cron
+from planmon.config import Settings, env_name, load_settings, one_setting, valid_cron
 from planmon.errors import ConfigError
 
 ALERT_PREFIX = "PLANMON_ALERT_"
@@ -47,14 +47,10 @@ class AlertSettings(BaseModel):
 def alert_schedule(environ: Mapping[str, str] | None = None) -> str:
     """planmon_alert's own cron, read and validated when its DAG file is parsed (no I/O); a bad value
     raises ConfigError naming ``PLANMON_ALERT_SCHEDULE``, so the DAG's import fails saying why."""
-    raw = (os.environ if environ is None else environ).get(ALERT_PREFIX + "SCHEDULE") or None
-    try:
-        return AlertSettings.model_validate({"schedule": raw} if raw is not None else {}).schedule
-    except ValidationError as exc:
-        message = "; ".join(str(error["msg"]) for error in exc.errors())
-        raise ConfigError(
-            f"invalid alerting settings: {ALERT_PREFIX}SCHEDULE: {message} (got {raw!r})"
-        ) from exc
+    schedule: str = one_setting(
+        AlertSettings, "schedule", ALERT_PREFIX + "SCHEDULE", environ, label="alerting settings"
+    )
+    return schedule
 
 
 def _shared_setting_names() -> frozenset[str]:

@@ -18,8 +18,8 @@ from planmon.commands._common import open_repository, print_json, print_table
 from planmon.config import Settings, load_settings
 from planmon.errors import ConfigError
 from planmon.model import ENGINE_NAMES, Target
-from planmon.model.probes import PROBE_FILE_SUFFIXES, ProbeDefinition
-from planmon.probes.definitions import load_probe_file
+from planmon.model.probes import ProbeDefinition
+from planmon.probes.definitions import PROBE_FILE_SUFFIXES, load_probe_file
 from planmon.probes.runner import guard
 from planmon.probes.service import BUILTIN_SOURCE, load_definitions, sync_definitions, utc_now_second
 from planmon.store import Repository

@@ -23,7 +23,6 @@ Severity = Literal["warning", "critical"]
 
 PROBE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 MAX_TIMEOUT_SECONDS = 3600
-PROBE_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 class _Strict(BaseModel):

@@ -16,7 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from planmon.errors import ConfigError
-from planmon.model.probes import PROBE_FILE_SUFFIXES, ProbeDefinition
+from planmon.model.probes import ProbeDefinition
+
+PROBE_FILE_SUFFIXES = (".yaml", ".yml")
 
 
 def validate_probe(raw: Any, *, source: str, position: str = "probe") -> ProbeDefinition:
