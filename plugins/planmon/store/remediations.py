@@ -25,7 +25,8 @@ from planmon.model import (
     RegressionContext,
     RemediationState,
 )
-from planmon.store.repository import Repository, RepositoryConflict, RepositoryError, RepositoryView, utcnow
+from planmon.store.audit import AuditEntry, append_audit
+from planmon.store.repository import RepositoryConflict, RepositoryError, RepositoryView, utcnow
 from planmon.store.schema import audit_log, index_snapshot, plan, query, regression, remediation, target
 
 REMEDIATION_COLUMNS = tuple(c.name for c in remediation.columns)
@@ -141,17 +142,19 @@ class RemediationStore(RepositoryView):
                     insert(remediation).values(**values).returning(remediation.c.id)
                 ).scalar_one()
             )
-            Repository._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action="remediation.propose",
-                target_id=context.target.id,
-                subject=f"remediation:{new_id}",
-                details={
-                    "regression_id": context.regression_id,
-                    "action": proposal.action.value,
-                    "dag_run_id": dag_run_id,
-                },
+                AuditEntry(
+                    actor=actor,
+                    action="remediation.propose",
+                    target_id=context.target.id,
+                    subject=f"remediation:{new_id}",
+                    details={
+                        "regression_id": context.regression_id,
+                        "action": proposal.action.value,
+                        "dag_run_id": dag_run_id,
+                    },
+                ),
             )
             row = connection.execute(select(remediation).where(remediation.c.id == new_id)).mappings().one()
         return dict(row), True
@@ -223,13 +226,15 @@ class RemediationStore(RepositoryView):
                 .mappings()
                 .one()
             )
-            Repository._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action=f"remediation.{to.value}",
-                target_id=int(row["target_id"]),
-                subject=f"remediation:{remediation_id}",
-                details=dict(details or {}),
+                AuditEntry(
+                    actor=actor,
+                    action=f"remediation.{to.value}",
+                    target_id=int(row["target_id"]),
+                    subject=f"remediation:{remediation_id}",
+                    details=dict(details or {}),
+                ),
             )
         return dict(row)
 
@@ -308,13 +313,15 @@ class RemediationStore(RepositoryView):
                 .where(target.c.id == existing.id)
                 .values(remediation_policy=dict(policy), updated_at=utcnow())
             )
-            Repository._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action="target.remediation_policy",
-                target_id=existing.id,
-                subject=f"target:{target_name}",
-                details=dict(policy),
+                AuditEntry(
+                    actor=actor,
+                    action="target.remediation_policy",
+                    target_id=existing.id,
+                    subject=f"target:{target_name}",
+                    details=dict(policy),
+                ),
             )
 
     def set_mode(
@@ -326,13 +333,15 @@ class RemediationStore(RepositoryView):
             values["remediation_conn_id"] = remediation_conn_id
         with self._errors(f"updating target {target_name!r}"), self.engine.begin() as connection:
             connection.execute(update(target).where(target.c.id == existing.id).values(**values))
-            Repository._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action="target.remediation_mode",
-                target_id=existing.id,
-                subject=f"target:{target_name}",
-                details={"mode": mode, "remediation_conn_id": remediation_conn_id},
+                AuditEntry(
+                    actor=actor,
+                    action="target.remediation_mode",
+                    target_id=existing.id,
+                    subject=f"target:{target_name}",
+                    details={"mode": mode, "remediation_conn_id": remediation_conn_id},
+                ),
             )
 
 

@@ -24,6 +24,7 @@ from planmon.config import Settings
 from planmon.errors import ConfigError, PlanmonError, scrub_secrets
 from planmon.model import ConnectionLookup, PlanRecord, QueryRecord, Target, TargetSpec
 from planmon.store import migrate, partitions
+from planmon.store.audit import AuditEntry, append_audit
 from planmon.store.connection import create_repository_engine, describe_url, repository_url
 from planmon.store.schema import (
     DEFAULT_SETTINGS,
@@ -208,13 +209,15 @@ class Repository:
         try:
             with self._errors(f"adding target {spec.name!r}"), self.engine.begin() as connection:
                 connection.execute(insert(target).values(**values))
-                self._audit(
+                append_audit(
                     connection,
-                    actor="planmon",
-                    action="target.add",
-                    target_id=None,
-                    subject=f"target:{spec.name}",
-                    details={"engine": spec.engine},
+                    AuditEntry(
+                        actor="planmon",
+                        action="target.add",
+                        target_id=None,
+                        subject=f"target:{spec.name}",
+                        details={"engine": spec.engine},
+                    ),
                 )
         except RepositoryConflict as exc:
             raise ConfigError(
@@ -246,13 +249,15 @@ class Repository:
                 update(target).where(target.c.id == existing.id).values(enabled=enabled, updated_at=utcnow())
             )
             action = "target.enable" if enabled else "target.disable"
-            self._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action=action,
-                target_id=existing.id,
-                subject=f"target:{name}",
-                details={},
+                AuditEntry(
+                    actor=actor,
+                    action=action,
+                    target_id=existing.id,
+                    subject=f"target:{name}",
+                    details={},
+                ),
             )
         return self.get_target(name)
 
@@ -275,13 +280,15 @@ class Repository:
             for table in (*children, collection_run, probe_result):
                 connection.execute(delete(table).where(table.c.target_id == existing.id))
             connection.execute(delete(target).where(target.c.id == existing.id))
-            self._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action="target.remove",
-                target_id=existing.id,
-                subject=f"target:{name}",
-                details={},
+                AuditEntry(
+                    actor=actor,
+                    action="target.remove",
+                    target_id=existing.id,
+                    subject=f"target:{name}",
+                    details={},
+                ),
             )
 
     # -- collected data ---------------------------------------------------------------------------
@@ -524,13 +531,15 @@ class Repository:
             inserted = connection.execute(insert(regression).values(**row).returning(regression.c.id))
             new_id = int(inserted.scalar_one())
             details = {"kind": detection["kind"], "severity": detection.get("severity")}
-            self._audit(
+            append_audit(
                 connection,
-                actor="planmon",
-                action="regression.open",
-                target_id=detection["target_id"],
-                subject=f"regression:{new_id}",
-                details=details,
+                AuditEntry(
+                    actor="planmon",
+                    action="regression.open",
+                    target_id=detection["target_id"],
+                    subject=f"regression:{new_id}",
+                    details=details,
+                ),
             )
             return new_id
         changes: dict[str, Any] = {"first_detected": min(existing.first_detected, detected_at)}
@@ -554,13 +563,15 @@ class Repository:
                 )
                 if result.rowcount:
                     closed += 1
-                    self._audit(
+                    append_audit(
                         connection,
-                        actor="planmon",
-                        action="regression.resolve",
-                        target_id=None,
-                        subject=f"regression:{regression_id}",
-                        details={"reason": reason},
+                        AuditEntry(
+                            actor="planmon",
+                            action="regression.resolve",
+                            target_id=None,
+                            subject=f"regression:{regression_id}",
+                            details={"reason": reason},
+                        ),
                     )
         return closed
 
@@ -725,35 +736,16 @@ class Repository:
     ) -> None:
         """Append to the audit log (there is no way to change or delete an entry)."""
         with self._errors("writing the audit log"), self.engine.begin() as connection:
-            self._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action=action,
-                target_id=target_id,
-                subject=subject,
-                details=details or {},
+                AuditEntry(
+                    actor=actor,
+                    action=action,
+                    target_id=target_id,
+                    subject=subject,
+                    details=details or {},
+                ),
             )
-
-    @staticmethod
-    def _audit(
-        connection: Connection,
-        *,
-        actor: str,
-        action: str,
-        target_id: int | None,
-        subject: str | None,
-        details: Mapping[str, Any],
-    ) -> None:
-        connection.execute(
-            insert(audit_log).values(
-                at=utcnow(),
-                actor=actor,
-                action=action,
-                target_id=target_id,
-                subject=subject,
-                details=dict(details),
-            )
-        )
 
     def audit_entries(self, *, limit: int = 100) -> pd.DataFrame:
         statement = select(audit_log).order_by(audit_log.c.id.desc()).limit(limit)
@@ -771,13 +763,15 @@ class Repository:
         row = {"key": key, "value": value, "updated_at": utcnow()}
         with self._errors(f"writing setting {key!r}"), self.engine.begin() as connection:
             upsert(connection, setting, [row], key=["key"])
-            self._audit(
+            append_audit(
                 connection,
-                actor=actor,
-                action="setting.set",
-                target_id=None,
-                subject=f"setting:{key}",
-                details={"value": value},
+                AuditEntry(
+                    actor=actor,
+                    action="setting.set",
+                    target_id=None,
+                    subject=f"setting:{key}",
+                    details={"value": value},
+                ),
             )
 
     def retention_days(self) -> int:
