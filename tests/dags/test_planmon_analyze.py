@@ -10,6 +10,7 @@ import pytest
 from planmon.config import load_settings
 from planmon.model import TargetSpec
 from planmon.store import Repository
+from planmon.store.regressions import RegressionStore
 from tests.harness.seeds import HOUR, SLOW, seed
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -40,4 +41,4 @@ def test_analyze_an_interval_twice(airflow_db: None, tmp_path: Path, monkeypatch
     assert summaries[0]["by_kind"] == {"plan_change": 1} and summaries[0]["targets"] == 2
     assert summaries[0]["regression_ids"] == summaries[1]["regression_ids"]
     with Repository.from_settings(load_settings()) as repository:
-        assert len(repository.regressions()) == 1
+        assert len(RegressionStore(repository).regressions()) == 1

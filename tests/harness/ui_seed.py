@@ -16,6 +16,7 @@ from planmon.config import Settings
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.plans import parse_plan, shape_hash
 from planmon.store import Repository
+from planmon.store.regressions import RegressionStore
 from planmon.store.schema import query, regression, remediation, target
 
 HOUR = timedelta(hours=1)
@@ -113,7 +114,7 @@ def seed_fleet(repository: Repository, settings: Settings) -> SeededFleet:
         })  # fmt: skip
     repository.upsert_runtime_stats(rows)
     analyze_repository(repository, window_start=SLOW, window_end=SLOW + SLOW_HOURS * HOUR, settings=settings)
-    found = repository.regressions(status="open")
+    found = RegressionStore(repository).regressions(status="open")
     assert len(found) == 1, f"the seeded slowdown should open one regression, found {len(found)}"
     regression_id = int(found["id"].iloc[0])
 

@@ -17,6 +17,7 @@ from planmon.config import load_settings
 from planmon.model import TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
+from planmon.store.regressions import RegressionStore
 from tests.harness.servers import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -78,7 +79,7 @@ def test_dropped_index_is_a_plan_change_and_the_steady_query_is_not(
         baseline_start=T0,
         settings=SETTINGS,
     )
-    found = regressions_json(repository.regressions(status="open"))
+    found = regressions_json(RegressionStore(repository).regressions(status="open"))
     assert summary.by_kind == {"plan_change": 1}, found
     regression = found[0]
     assert "orders" in (regression["query_text"] or "") and regression["ratio"] > 2

@@ -16,6 +16,7 @@ import pytest
 from planmon.config import load_settings
 from planmon.model import TargetSpec
 from planmon.store import Repository
+from planmon.store.regressions import RegressionStore
 from planmon.store.remediations import RemediationStore
 from tests.harness.approvals import approval_responder
 from tests.harness.remediation import background, collect_history, small_workload_settings
@@ -163,7 +164,7 @@ def test_approved_online_index_recreation_is_kept_and_resolves_the_regression(
     )
     with Repository.from_settings(load_settings()) as repository:
         [remediation] = RemediationStore(repository).remediations()
-        regression = repository.regressions()
+        regression = RegressionStore(repository).regressions()
     assert remediation["state"] == "kept", remediation["outcome_reason"]
     assert remediation["approved_by"] == "dba_alice"
     assert (

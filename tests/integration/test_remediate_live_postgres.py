@@ -16,6 +16,7 @@ import pytest
 from planmon.config import load_settings
 from planmon.model import TargetSpec
 from planmon.store import Repository
+from planmon.store.regressions import RegressionStore
 from planmon.store.remediations import RemediationStore
 from tests.harness.approvals import approval_responder
 from tests.harness.remediation import background, collect_history, small_workload_settings
@@ -163,7 +164,7 @@ def test_approved_index_recreation_is_applied_verified_kept_and_resolves_the_reg
     with Repository.from_settings(load_settings()) as repository:
         [remediation] = RemediationStore(repository).remediations()
         trail = RemediationStore(repository).audit_trail(int(remediation["id"]))
-        regression = repository.regressions()
+        regression = RegressionStore(repository).regressions()
     assert remediation["action"] == "recreate_index"
     assert remediation["state"] == "kept", remediation["outcome_reason"]
     assert remediation["approved_by"] == "dba_alice"
@@ -206,7 +207,7 @@ def test_rejected_approval_runs_nothing_on_the_target(
     assert states["apply"] == "skipped" and states["wait_for_verification"] == "skipped"
     with Repository.from_settings(load_settings()) as repository:
         [remediation] = RemediationStore(repository).remediations()
-        regression = repository.regressions()
+        regression = RegressionStore(repository).regressions()
     assert remediation["state"] == "rejected"
     assert remediation["outcome_reason"] == "rejected by dba_bob" and remediation["applied_at"] is None
     assert regression.loc[regression["id"] == regression_id, "status"].item() == "open"

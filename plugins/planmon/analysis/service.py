@@ -21,6 +21,7 @@ from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
 from planmon.config import Settings
 from planmon.errors import PlanParseError
 from planmon.model import RegressionKind
+from planmon.store.regressions import RegressionStore
 from planmon.store.repository import Repository, as_utc_naive
 from planmon.store.stats import StatsStore
 
@@ -156,10 +157,8 @@ def _analyze_batch(
         settings=settings,
         baseline=baseline,
     )
-    records = [
-        _with_diff(repository, {str(k): v for k, v in row.items()}) for row in detections.to_dict("records")
-    ]
-    ids = repository.record_regressions(records, detected_at=end)
+    records = _with_diffs(repository, [_without_nan(row) for row in detections.to_dict("records")])
+    ids = RegressionStore(repository).record_regressions(records, detected_at=end)
     resolved = _auto_resolve(
         repository, target_ids=target_ids, detected=records, base=base, end=end, settings=settings
     )
@@ -193,31 +192,67 @@ def _counts(records: Sequence[dict[str, Any]], key: str) -> dict[str, int]:
     return counts
 
 
-def _with_diff(repository: Repository, detection: dict[str, Any]) -> dict[str, Any]:
-    """Attach the plan diff (structured and as text) when both plans' documents are stored."""
-    record = {k: (None if isinstance(v, float) and np.isnan(v) else v) for k, v in detection.items()}
+def _without_nan(detection: dict[Any, Any]) -> dict[str, Any]:
+    return {str(k): (None if isinstance(v, float) and np.isnan(v) else v) for k, v in detection.items()}
+
+
+def _diff_pair(record: dict[str, Any]) -> tuple[int, int] | None:
+    """(baseline plan id, current plan id) of a detection that gets a plan diff, else None."""
     if record["kind"] not in DIFF_KINDS or not record["baseline_plan_id"] or not record["current_plan_id"]:
-        return record
-    record["diff"] = plan_diff(repository, int(record["baseline_plan_id"]), int(record["current_plan_id"]))
-    return record
+        return None
+    return int(record["baseline_plan_id"]), int(record["current_plan_id"])
 
 
-def plan_diff(repository: Repository, before_id: int, after_id: int) -> dict[str, Any] | None:
-    """The diff of two stored plans, or None when a document is missing or cannot be read."""
-    from planmon.plans import diff_statements, parse_plan
+def _with_diffs(repository: Repository, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Attach the plan diff (structured and as text) where both plans' documents are stored.
 
-    bodies = [repository.plan_body(before_id), repository.plan_body(after_id)]
-    if not all(bodies):
-        return None
-    try:
-        before, after = (parse_plan(body) for body in bodies if body)
-    except PlanParseError as exc:
-        log.warning("plan diff of plans %d and %d skipped: %s", before_id, after_id, exc)
-        return None
-    if not before.statements or not after.statements:
-        return None
-    diff = diff_statements(before.statements[0], after.statements[0])
-    return {"text": diff.as_text(), **diff.as_dict()}
+    The batch's plan documents are read in one go and each is parsed once, however many
+    detections share it."""
+    pairs = {i: pair for i, record in enumerate(records) if (pair := _diff_pair(record))}
+    if not pairs:
+        return records
+    bodies = repository.plan_bodies({plan_id for pair in pairs.values() for plan_id in pair})
+    parsed = PlanCache(bodies)
+    for i, (before_id, after_id) in pairs.items():
+        records[i]["diff"] = parsed.diff(before_id, after_id)
+    return records
+
+
+class PlanCache:
+    """Stored plan documents, parsed on first use; a document that cannot be read is parsed once."""
+
+    def __init__(self, bodies: dict[int, bytes]) -> None:
+        self.bodies = bodies
+        self.parsed: dict[int, Any] = {}
+
+    def statement(self, plan_id: int) -> Any:
+        """The plan's first statement, or None (no document, unreadable, or no statements)."""
+        if plan_id not in self.parsed:
+            self.parsed[plan_id] = self._first_statement(plan_id)
+        return self.parsed[plan_id]
+
+    def _first_statement(self, plan_id: int) -> Any:
+        from planmon.plans import parse_plan
+
+        body = self.bodies.get(plan_id)
+        if body is None:
+            return None
+        try:
+            document = parse_plan(body)
+        except PlanParseError as exc:
+            log.warning("plan diffs with plan %d skipped: %s", plan_id, exc)
+            return None
+        return document.statements[0] if document.statements else None
+
+    def diff(self, before_id: int, after_id: int) -> dict[str, Any] | None:
+        """The diff of two stored plans, or None when a document is missing or cannot be read."""
+        from planmon.plans import diff_statements
+
+        before, after = self.statement(before_id), self.statement(after_id)
+        if before is None or after is None:
+            return None
+        diff = diff_statements(before, after)
+        return {"text": diff.as_text(), **diff.as_dict()}
 
 
 def _auto_resolve(
@@ -234,7 +269,8 @@ def _auto_resolve(
 
     Only the open regressions' queries are read row by row (their intervals since the baseline start).
     """
-    open_now = repository.regressions(status="open", target_ids=target_ids)
+    regressions = RegressionStore(repository)
+    open_now = regressions.regressions(status="open", target_ids=target_ids)
     if open_now.empty:
         return 0
     still = {(d["target_id"], d["query_id"], d["kind"]) for d in detected}
@@ -263,7 +299,7 @@ def _auto_resolve(
         if history is not None and _back_to_baseline(row, history, settings):
             back.append(int(row.id))
     reason = f"back at baseline for {settings.resolve_after_intervals} intervals"
-    return repository.resolve_regressions(back, resolved_at=end, reason=reason) if back else 0
+    return regressions.resolve_regressions(back, resolved_at=end, reason=reason) if back else 0
 
 
 def _recent_intervals(stats: pd.DataFrame, end: datetime, count: int) -> dict[tuple[Any, Any], pd.DataFrame]:

@@ -60,6 +60,7 @@ def _analyze(args: argparse.Namespace) -> int:
         _print(found, as_json=args.json)
         return 0
     from planmon.analysis.service import analyze_repository
+    from planmon.store.regressions import RegressionStore
 
     if start is None or end is None:
         end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -69,7 +70,7 @@ def _analyze(args: argparse.Namespace) -> int:
             repository, window_start=start, window_end=end, settings=settings,
             baseline_start=args.baseline_start, target_names=args.target,
         )  # fmt: skip
-        frame = repository.regressions()
+        frame = RegressionStore(repository).regressions()
         frame = frame[frame["id"].isin(summary.regression_ids)]
         found = regressions_json(frame)
     if not args.json:
@@ -80,8 +81,10 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _regressions(args: argparse.Namespace) -> int:
+    from planmon.store.regressions import RegressionStore
+
     with open_repository() as repository:
-        found = regressions_json(repository.regressions(status=args.status))
+        found = regressions_json(RegressionStore(repository).regressions(status=args.status))
     _print(found, as_json=args.json)
     return 0
 

@@ -26,6 +26,7 @@ from planmon.airflow.connections import open_repository
 from planmon.demo import workload
 from planmon.demo.workload import Traffic
 from planmon.model import RegressionKind
+from planmon.store.regressions import RegressionStore
 
 COLLECT_MINUTES = 5
 ANALYZE_MINUTES = 15
@@ -298,7 +299,7 @@ def _analyze_and_alert(dags: dict[str, Any], timeline: DemoTimeline, result: Dem
     result.analysis = xcom(run, "merge") or {}  # the batches' summaries, merged
     say(f"planmon_analyze [{start:%H:%M}, {end:%H:%M}): {result.analysis}")
     with open_repository(load_settings()) as repository:
-        result.regressions = regressions_json(repository.regressions(status="open"))
+        result.regressions = regressions_json(RegressionStore(repository).regressions(status="open"))
     if not any(r["kind"] == RegressionKind.PLAN_CHANGE for r in result.regressions):
         raise RuntimeError(f"the analysis found no plan_change regression: {result.regressions}")
     alert = run_dag(dags["planmon_alert"], utc_minute())
@@ -331,7 +332,7 @@ def _remediate(dags: dict[str, Any], dsn: str, traffic: Traffic, result: DemoRes
         if not found:
             raise RuntimeError(f"planmon_remediate ({run.state}) proposed nothing: {responder.errors}")
         remediation = found[0]
-        status = repository.regressions().set_index("id").loc[regression["id"], "status"]
+        status = RegressionStore(repository).regressions().set_index("id").loc[regression["id"], "status"]
         result.audit = [
             {key: str(value) for key, value in entry.items()}
             for entry in store.audit_trail(int(remediation["id"]))

@@ -41,6 +41,7 @@ from planmon.model import (
 )
 from planmon.remediation import rails
 from planmon.remediation.verify import Verdict, judge, post_apply_moments, regression_moments
+from planmon.store.regressions import RegressionStore
 from planmon.store.remediations import RemediationStore
 from planmon.store.repository import Repository, as_utc_naive, utcnow
 
@@ -583,7 +584,7 @@ class RemediationWorkflow:
                 values={"outcome": "kept", "outcome_reason": verdict.reason, "verification": verification},
                 details=verification,
             )
-            self.repository.resolve_regressions(
+            RegressionStore(self.repository).resolve_regressions(
                 [record.regression_id],
                 resolved_at=utcnow(),
                 reason=f"remediation {remediation_id} ({record.action.value}) verified: {verdict.reason}",

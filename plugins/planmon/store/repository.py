@@ -49,6 +49,7 @@ from planmon.store.upsert import Merge, upsert
 
 log = logging.getLogger(__name__)
 
+PLAN_IDS_PER_STATEMENT = 1000  # ids per IN list: below every driver's parameter limit
 PURGE_BATCH_ROWS = 5000  # rows deleted per statement: keeps locks and transaction logs short
 RUNTIME_STATS_KEY = ("plan_id", "interval_start", "execution_type")  # its primary key
 RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns)
@@ -385,11 +386,17 @@ class Repository:
         result = connection.execute(select(plan.c.plan_key, plan.c.id).where(plan.c.target_id == target_id))
         return {r.plan_key: r.id for r in result}
 
-    def plan_body(self, plan_id: int) -> bytes | None:
-        """The stored plan document, decompressed (None when only the summary was kept)."""
-        with self._errors(f"reading plan {plan_id}"), self.engine.connect() as connection:
-            body = connection.execute(select(plan.c.body).where(plan.c.id == plan_id)).scalar_one_or_none()
-        return zlib.decompress(body) if body else None
+    def plan_bodies(self, plan_ids: Iterable[int]) -> dict[int, bytes]:
+        """Stored plan documents by plan id, decompressed; plans kept as a summary only are absent.
+        One statement per ``PLAN_IDS_PER_STATEMENT`` ids."""
+        ids = sorted(set(plan_ids))
+        bodies: dict[int, bytes] = {}
+        with self._errors("reading plan documents"), self.engine.connect() as connection:
+            for first in range(0, len(ids), PLAN_IDS_PER_STATEMENT):
+                chunk = ids[first : first + PLAN_IDS_PER_STATEMENT]
+                rows = connection.execute(select(plan.c.id, plan.c.body).where(plan.c.id.in_(chunk)))
+                bodies.update({int(row.id): zlib.decompress(row.body) for row in rows if row.body})
+        return bodies
 
     def plans(self, plan_ids: Iterable[int]) -> pd.DataFrame:
         """Plans by id (without bodies): key, shape hash, engine hash, summary, forcing state."""
@@ -489,125 +496,6 @@ class Repository:
         with self._errors("reading plans"), self.engine.connect() as connection:
             frame = pd.read_sql(statement, connection)
         return frame.rename(columns={"id": "plan_id"})
-
-    def record_regressions(
-        self, detections: Sequence[Mapping[str, Any]], *, detected_at: datetime
-    ) -> list[int]:
-        """Open or update one regression per (target, query, kind); return their ids.
-
-        ``detected_at`` is the analysed window's end, so re-running an interval writes the same values
-        and an older interval re-run after a newer one never overwrites the newer detection.
-        """
-        detected_at = as_utc_naive(detected_at)
-        ids = []
-        with self._errors("storing regressions"), self.engine.begin() as connection:
-            for detection in detections:
-                ids.append(self._record_regression(connection, detection, detected_at))
-        return ids
-
-    def _record_regression(
-        self, connection: Connection, detection: Mapping[str, Any], detected_at: datetime
-    ) -> int:
-        key = (
-            (regression.c.target_id == detection["target_id"])
-            & (regression.c.query_id == detection["query_id"])
-            & (regression.c.kind == detection["kind"])
-            & (regression.c.open_key == "open")
-        )
-        columns = (regression.c.id, regression.c.first_detected, regression.c.last_detected)
-        existing = connection.execute(select(*columns).where(key)).first()
-        values = {name: detection.get(name) for name in _REGRESSION_VALUES}
-        if existing is None:
-            row = {
-                "target_id": detection["target_id"],
-                "query_id": detection["query_id"],
-                "kind": detection["kind"],
-                "status": "open",
-                "open_key": "open",
-                "first_detected": detected_at,
-                "last_detected": detected_at,
-                **values,
-            }
-            inserted = connection.execute(insert(regression).values(**row).returning(regression.c.id))
-            new_id = int(inserted.scalar_one())
-            details = {"kind": detection["kind"], "severity": detection.get("severity")}
-            append_audit(
-                connection,
-                AuditEntry(
-                    actor="planmon",
-                    action="regression.open",
-                    target_id=detection["target_id"],
-                    subject=f"regression:{new_id}",
-                    details=details,
-                ),
-            )
-            return new_id
-        changes: dict[str, Any] = {"first_detected": min(existing.first_detected, detected_at)}
-        if detected_at >= existing.last_detected:
-            changes.update(values, last_detected=detected_at)
-        connection.execute(update(regression).where(regression.c.id == existing.id).values(**changes))
-        return int(existing.id)
-
-    def resolve_regressions(
-        self, regression_ids: Sequence[int], *, resolved_at: datetime, reason: str
-    ) -> int:
-        """Close these open regressions (the query is back at its baseline); return how many closed."""
-        resolved_at = as_utc_naive(resolved_at)
-        closed = 0
-        with self._errors("resolving regressions"), self.engine.begin() as connection:
-            for regression_id in regression_ids:
-                result = connection.execute(
-                    update(regression)
-                    .where((regression.c.id == regression_id) & (regression.c.status == "open"))
-                    .values(status="resolved", open_key=str(regression_id), resolved_at=resolved_at)
-                )
-                if result.rowcount:
-                    closed += 1
-                    append_audit(
-                        connection,
-                        AuditEntry(
-                            actor="planmon",
-                            action="regression.resolve",
-                            target_id=None,
-                            subject=f"regression:{regression_id}",
-                            details={"reason": reason},
-                        ),
-                    )
-        return closed
-
-    def regressions(
-        self, *, status: str | None = None, target_ids: Sequence[int] | None = None
-    ) -> pd.DataFrame:
-        """Regressions with their target name, the engine's query identity and text, and plan keys."""
-        base_plan, current_plan = plan.alias("base_plan"), plan.alias("current_plan")
-        statement = (
-            select(
-                regression,
-                target.c.name.label("target"),
-                query.c.query_key,
-                query.c.query_text,
-                base_plan.c.plan_key.label("baseline_plan_key"),
-                current_plan.c.plan_key.label("current_plan_key"),
-            )
-            .join(target, target.c.id == regression.c.target_id)
-            .join(query, query.c.id == regression.c.query_id)
-            .outerjoin(base_plan, base_plan.c.id == regression.c.baseline_plan_id)
-            .outerjoin(current_plan, current_plan.c.id == regression.c.current_plan_id)
-            .order_by(regression.c.id)
-        )
-        if status is not None:
-            statement = statement.where(regression.c.status == status)
-        if target_ids is not None:
-            statement = statement.where(regression.c.target_id.in_(list(target_ids)))
-        with self._errors("reading regressions"), self.engine.connect() as connection:
-            return pd.read_sql(statement, connection)
-
-    def open_regressions(self, *, target_id: int | None = None) -> pd.DataFrame:
-        statement = select(regression).where(regression.c.status == "open").order_by(regression.c.id)
-        if target_id is not None:
-            statement = statement.where(regression.c.target_id == target_id)
-        with self._errors("reading open regressions"), self.engine.connect() as connection:
-            return pd.read_sql(statement, connection)
 
     # -- collection bookkeeping ------------------------------------------------------------------
 
@@ -967,12 +855,6 @@ def _check_runtime_stats_columns(keys: frozenset[str]) -> None:
     unknown = keys - _RUNTIME_STATS_ALLOWED
     if unknown:
         raise PlanmonError(f"runtime stats row has unknown columns {', '.join(sorted(unknown))}")
-
-
-_REGRESSION_VALUES = (
-    "severity", "metric", "baseline_plan_id", "current_plan_id", "baseline_mean", "current_mean",
-    "ratio", "impact", "p_value", "evidence", "diff",
-)  # fmt: skip
 
 
 def _stats_with_ids(

@@ -72,6 +72,7 @@ class StatsStore(RepositoryView):
             source.c.target_id, source.c.query_id, source.c.plan_id
         )
         with self._errors("summing the baseline's runtime stats"), self.engine.connect() as connection:
+            _without_jit(connection)
             rows = connection.execute(statement).all()
         frame = pd.DataFrame(rows, columns=list(BASELINE_MOMENT_COLUMNS))
         for name in BASELINE_MOMENT_COLUMNS[3:]:
@@ -95,6 +96,7 @@ class StatsStore(RepositoryView):
             source.c.target_id, source.c.interval_start, source.c.plan_id, source.c.execution_type
         )
         with self._errors("reading runtime stats"), self.engine.connect() as connection:
+            _without_jit(connection)
             frame = pd.read_sql(statement, connection)
         return frame
 
@@ -122,6 +124,7 @@ class StatsStore(RepositoryView):
             by_day.setdefault(_bucket_start(bucket, "day"), []).append(bucket)
         for day_buckets in by_day.values():  # one transaction per day: few commits, short locks
             with self._errors(f"rolling up runtime stats into {grain}s"), self.engine.begin() as connection:
+                _without_jit(connection)
                 for bucket in day_buckets:
                     rows_replaced += _roll_bucket(connection, table, from_grain, grain, bucket)
             buckets += len(day_buckets)
@@ -154,6 +157,19 @@ class StatsStore(RepositoryView):
                     return buckets
                 buckets.append(bucket)
                 after = bucket + step
+
+
+def _without_jit(connection: Connection) -> None:
+    """PostgreSQL: no JIT compilation for the rest of this transaction.
+
+    The analysis' reads and the roll-up are cheap per row and wide in expressions (a dozen
+    conditional sums, two dozen pooled columns): their estimated cost crosses ``jit_above_cost``,
+    and PostgreSQL then spends longer compiling them than running them (2.8 s of a 2.9 s baseline
+    sum, measured by bench/analyze_fleet.py with auto_explain).
+    ``SET LOCAL`` ends with the transaction, so the pooled connection goes back unchanged.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL jit = off")
 
 
 def _bucket_start(moment: datetime, grain: str) -> datetime:

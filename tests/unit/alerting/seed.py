@@ -21,7 +21,7 @@ _CHANGES = [
     {"kind": "access", "message": "orders: Index Seek (ix_customer) became Clustered Index Scan"},
     {"kind": "predicate", "message": "orders: predicate [customer_id] = 4711 AND [email] = 'bob@x.org'"},
 ]
-# As planmon.analysis.service.plan_diff stores it: PlanDiff.as_dict() plus its text.
+# As planmon.analysis.service.PlanCache.diff stores it: PlanDiff.as_dict() plus its text.
 PLAN_DIFF = {
     "text": "statement 0: shape ab12cd -> ef34gh\n" + "\n".join(f"  {c['message']}" for c in _CHANGES),
     "statement_index": 0,

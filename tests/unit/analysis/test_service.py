@@ -15,6 +15,7 @@ from planmon.config import load_settings
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
+from planmon.store.regressions import RegressionStore
 from tests.harness.seeds import HOUR, SLOW, seed
 
 SETTINGS = load_settings({"PLANMON_RESOLVE_AFTER_INTERVALS": "3"})
@@ -36,7 +37,7 @@ def test_a_plan_change_opens_one_regression_that_later_hours_update(repository: 
     seed(repository, slow_hours=3)
     first, second = analyze(repository, 0), analyze(repository, 1)
     assert first.by_kind == {"plan_change": 1} and first.regression_ids == second.regression_ids
-    regressions = repository.regressions()
+    regressions = RegressionStore(repository).regressions()
     assert len(regressions) == 1
     row = regressions.iloc[0]
     assert (row.status, row.kind, row.baseline_plan_key, row.current_plan_key) == (
@@ -54,9 +55,9 @@ def test_reanalysing_a_window_and_backfilling_backwards_change_nothing(repositor
     seed(repository, slow_hours=3)
     for hour in (2, 1, 0, 2, 0):  # a backfill run backwards, then repeats
         analyze(repository, hour)
-    reference = repository.regressions().drop(columns=["id"])
+    reference = RegressionStore(repository).regressions().drop(columns=["id"])
     analyze(repository, 1)
-    again = repository.regressions().drop(columns=["id"])
+    again = RegressionStore(repository).regressions().drop(columns=["id"])
     assert len(again) == 1
     assert again.equals(reference)
     assert again.iloc[0].first_detected == SLOW + HOUR and again.iloc[0].last_detected == SLOW + 3 * HOUR
@@ -67,7 +68,7 @@ def test_it_resolves_after_the_query_is_back_at_baseline(repository: Repository)
     analyze(repository, 1)
     assert analyze(repository, 3).resolved == 0  # one good hour is not enough
     assert analyze(repository, 5).resolved == 1  # three good hours in a row
-    regressions = repository.regressions()
+    regressions = RegressionStore(repository).regressions()
     assert list(regressions["status"]) == ["resolved"]
     assert regressions.iloc[0].open_key == str(regressions.iloc[0].id)
     actions = list(repository.audit_entries()["action"])
@@ -81,7 +82,7 @@ def test_backfilling_windows_before_the_regression_leaves_it_open(repository: Re
     for _ in range(2):  # a backfill from before the slowdown (at baseline back then), twice
         for hour in (-4, -3, -2, -1, 0, 1):
             assert analyze(repository, hour).resolved == 0, hour
-        states.append(repository.regressions())
+        states.append(RegressionStore(repository).regressions())
     first, second = states
     assert list(first["status"]) == ["open"] and list(first["id"]) == found.regression_ids
     assert first.iloc[0].first_detected == SLOW + HOUR  # the backfill found its start
@@ -93,7 +94,7 @@ def test_a_new_regression_after_resolution_opens_a_new_row(repository: Repositor
     analyze(repository, 1)
     analyze(repository, 5)
     assert analyze(repository, 0).detected == 1
-    statuses = sorted(repository.regressions()["status"])
+    statuses = sorted(RegressionStore(repository).regressions()["status"])
     assert statuses == ["open", "resolved"]
 
 
@@ -117,5 +118,5 @@ def test_a_rising_force_failure_count_is_reported_in_the_window_that_saw_it(repo
         repository, window_start=moment - 3 * HOUR, window_end=moment - 2 * HOUR, settings=SETTINGS
     )
     assert earlier.detected == 0
-    regression = repository.regressions().iloc[0]
+    regression = RegressionStore(repository).regressions().iloc[0]
     assert (regression.baseline_mean, regression.current_mean) == (23, 25)

@@ -15,6 +15,7 @@ from sqlalchemy.engine import URL
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
+from planmon.store.regressions import RegressionStore
 
 DETECTED = datetime(2026, 11, 20, 12, 0)
 
@@ -100,7 +101,7 @@ def seed_regression(
         target.id,
         [PlanRecord("good", "q1", "shop", shape_hash="a"), PlanRecord("bad", "q1", "shop", shape_hash="b")],
     )
-    [regression_id] = repository.record_regressions(
+    [regression_id] = RegressionStore(repository).record_regressions(
         [
             {
                 "target_id": target.id,
@@ -219,7 +220,7 @@ def seed_sqlserver_regression(repository: Repository, **spec: Any) -> int:
         "current_mean": 40000.0,
         "evidence": {},
     }
-    [regression_id] = repository.record_regressions([detection], detected_at=DETECTED)
+    [regression_id] = RegressionStore(repository).record_regressions([detection], detected_at=DETECTED)
     return regression_id
 
 

@@ -22,6 +22,7 @@ from planmon.remediation import rails, workflow
 from planmon.remediation.verify import Outcome
 from planmon.remediation.workflow import FixedConnections, ForcingStateReader, RemediationWorkflow
 from planmon.store import Repository
+from planmon.store.regressions import RegressionStore
 from planmon.store.remediations import RemediationStore, StaleTransition
 from planmon.store.schema import plan
 from tests.unit.remediation.conftest import FakeTarget, Seeded, add_stats, seed_regression
@@ -220,7 +221,7 @@ def test_an_action_that_does_not_help_is_rolled_back_and_remembered(
     assert row.state == "rolled_back" and row.outcome == "rolled_back"
     assert row.outcome_reason.startswith("not better: post-apply mean 1000")
     assert fake_target.statements[-1] == RECREATE.rollback[0].sql
-    assert repository.regressions()["status"].tolist() == ["open"]
+    assert RegressionStore(repository).regressions()["status"].tolist() == ["open"]
 
     store = RemediationStore(repository)
     context = store.regression_context(seeded.regression_id)
@@ -245,7 +246,7 @@ def test_an_action_that_helps_is_kept_and_resolves_the_regression(
     assert verdict.outcome is Outcome.BETTER and verdict.back_at_baseline
     row = _workflow(repository, fake_target).conclude(remediation_id, verdict)
     assert row.state == "kept" and row.verification["post_apply"]["executions"] == 50
-    assert repository.regressions()["status"].tolist() == ["resolved"]
+    assert RegressionStore(repository).regressions()["status"].tolist() == ["resolved"]
     assert _workflow(repository).conclude(remediation_id, verdict).state == "kept"
 
 

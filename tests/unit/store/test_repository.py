@@ -169,7 +169,7 @@ def test_plan_body_is_stored_once_and_compressed(repository: Repository) -> None
     ids = repository.upsert_plans(target_id, [PlanRecord("p1", "q1", body=body, summary={"cost": 1})])
     again = repository.upsert_plans(target_id, [PlanRecord("p1", "q1", body=b"other", summary={"cost": 2})])
     assert ids == again
-    assert repository.plan_body(ids["p1"]) == body
+    assert repository.plan_bodies([ids["p1"]]) == {ids["p1"]: body}
     with repository.engine.connect() as connection:
         stored = connection.execute(select(plan.c.body, plan.c.summary)).one()
     assert len(stored.body) < len(body) / 10
