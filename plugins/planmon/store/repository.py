@@ -51,7 +51,7 @@ log = logging.getLogger(__name__)
 
 PLAN_IDS_PER_STATEMENT = 1000  # ids per IN list: below every driver's parameter limit
 PURGE_BATCH_ROWS = 5000  # rows deleted per statement: keeps locks and transaction logs short
-RUNTIME_STATS_KEY = ("plan_id", "interval_start", "execution_type")  # its primary key
+RUNTIME_STATS_KEY = tuple(c.name for c in runtime_stats.primary_key.columns)  # the upserts' key
 RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns)
 
 

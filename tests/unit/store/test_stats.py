@@ -9,12 +9,18 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+from sqlalchemy import text
 
 from planmon.analysis.detect import baseline_moments, detect
 from planmon.config import Settings
 from planmon.model import BASELINE_MOMENT_COLUMNS, PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.connection import create_repository_engine
+from planmon.store.partitions import partitions
+from planmon.store.schema import runtime_stats
 from planmon.store.stats import StatsStore
+from tests.harness.servers import PostgresServer
+from tests.unit.store.conftest import fresh_postgres_url
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 11, 1)
@@ -148,3 +154,32 @@ def test_roll_up_twice_changes_nothing_and_late_rows_join_their_bucket(repositor
 def test_hourly_must_not_be_shorter_than_fine(repository: Repository) -> None:
     with pytest.raises(ValueError, match="hourly_days"):
         StatsStore(repository).roll_up(now=WINDOW_END, fine_days=3, hourly_days=2)
+
+
+@pytest.mark.postgres
+def test_a_whole_rolled_day_leaves_an_empty_partition_not_dead_rows(postgres: PostgresServer) -> None:
+    repository = Repository(create_repository_engine(fresh_postgres_url(postgres)))
+    try:
+        repository.init_schema()
+        _rolled_days_are_truncated(repository)
+    finally:
+        repository.close()
+
+
+def _rolled_days_are_truncated(repository: Repository) -> None:
+    target_ids, stored = _seed(repository, queries=2)
+    store = StatsStore(repository)
+    now = WINDOW_END
+    summary = store.roll_up(now=now, fine_days=2, hourly_days=4)
+    cutoff = (now - timedelta(days=2)).replace(minute=0)
+    with repository.engine.connect() as connection:
+        found = partitions(connection, runtime_stats) or []
+        sizes = {
+            p.lower: int(connection.execute(text(f"SELECT pg_relation_size('{p.name}')")).scalar_one())
+            for p in found
+            if p.lower is not None and p.upper is not None and p.upper <= cutoff
+        }
+    assert sizes and set(sizes.values()) == {0}, sizes  # emptied by TRUNCATE: no pages left
+    assert summary.hour_rows_replaced == int((pd.to_datetime(stored["interval_start"]) < cutoff).sum())
+    rows = store.window_rows(T0, WINDOW_END, target_ids=target_ids)
+    assert int(rows["executions"].sum()) == int(stored["executions"].sum())
