@@ -9,9 +9,9 @@ is followed here. A server-generated surrogate key (``Table.autoincrement_column
 server; a column the caller gives no values for gets its scalar default, or NULL when nullable,
 and anything else is an error naming the column.
 
-Binary COPY rows are fixed width here: rows are encoded in groups of one NULL pattern (a value is
-NULL where it is None/NaN/NaT), and a text column must hold one string per load (the benchmarks'
-``source``); a varying text column is refused with a message, not loaded wrong.
+Binary COPY rows are fixed width here: rows are encoded in runs of one NULL pattern (a value is
+NULL where it is None/NaN/NaT), in the frame's order, and a text column must hold one string per
+load; a varying text column is refused with a message, not loaded wrong.
 """
 
 from __future__ import annotations
@@ -77,12 +77,16 @@ def copy_frame(connection: psycopg.Connection[Any], table: Table, frame: pd.Data
     encoded = [_encode(column, frame[column.name]) for column in columns]
     nulls = np.stack([null for _data, null in encoded], axis=1) if encoded else np.zeros((len(frame), 0))
     patterns, group = np.unique(nulls, axis=0, return_inverse=True)
+    group = group.ravel()
+    # runs of consecutive rows sharing a NULL pattern, so the rows go in the frame's order (the
+    # order a caller chose, e.g. the repository's key order, is the order indexes are built in)
+    starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.array([], int)
+    ends = np.r_[starts[1:], len(group)]
     statement = f"COPY {table.name} ({names}) FROM STDIN (FORMAT BINARY)"
     with connection.cursor() as cursor, cursor.copy(statement) as copy:
         copy.write(SIGNATURE)
-        for index, pattern in enumerate(patterns):
-            selected = np.flatnonzero(group.ravel() == index)
-            copy.write(_rows(encoded, pattern, selected))
+        for start, end in zip(starts, ends, strict=True):
+            copy.write(_rows(encoded, patterns[group[start]], np.arange(start, end)))
         copy.write(TRAILER)
     return len(frame)
 

@@ -6,7 +6,8 @@ targets x 1,000 SQL Server queries x 168 hourly intervals of Query Store-shaped 
 (bench/_synthetic.py: diurnal load, aborted/exception rows, plans that alternate or recompile; about
 3% of the queries regress in the last hour, and a one-hour spike falls in it for 1 in 24 of the
 generator's spiking queries), about 9.7 M rows COPYed in binary (bench/_pgcopy.py,
-typed from planmon.store.schema), with queries and plans (showplan bodies from tests/fixtures)
+typed from planmon.store.schema) in the order collection writes them (an interval at a time, one
+write per target, rows in key order), with queries and plans (showplan bodies from tests/fixtures)
 written by the repository's own upserts. The runtime stats go in a day at a time, each day followed
 by the store's own ``StatsStore.roll_up`` (timed) and a VACUUM (ANALYZE) standing in for autovacuum,
 so the repository looks as the daily maintenance DAG keeps it at the settings in force
@@ -71,6 +72,7 @@ from planmon.embedded import PostgresServer, postgres_bindir, postgres_server  #
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
+from planmon.store.repository import RUNTIME_STATS_KEY  # noqa: E402
 from planmon.store.schema import runtime_stats, runtime_stats_rollup  # noqa: E402
 from planmon.store.stats import StatsStore  # noqa: E402
 
@@ -255,13 +257,21 @@ def load_interval_range(
     *,
     via: str,
 ) -> int:
-    """Every target's runtime stats of intervals starting in [start, end); rows written."""
+    """Every target's runtime stats of intervals starting in [start, end); rows written.
+
+    Written as collection writes them: an interval at a time, one write per target, its rows in the
+    repository's key order; the order rows arrive in is the order indexes are built in, and so
+    part of the bytes per row measured."""
     rows = 0
-    for target in targets:
-        starts = target.stats["interval_start"].to_numpy()
-        first, last = np.searchsorted(starts, [np.datetime64(start), np.datetime64(end)])
-        if last > first:
-            rows += _write_stats(repository, connection, target, slice(int(first), int(last)), via=via)
+    moment = start
+    while moment < end:
+        following = moment + timedelta(hours=1)
+        for target in targets:
+            starts = target.stats["interval_start"].to_numpy()
+            first, last = np.searchsorted(starts, [np.datetime64(moment), np.datetime64(following)])
+            if last > first:
+                rows += _write_stats(repository, connection, target, slice(int(first), int(last)), via=via)
+        moment = following
     return rows
 
 
@@ -276,6 +286,7 @@ def _write_stats(
     stats = target.stats.iloc[rows]
     rng = np.random.default_rng([target.target_id, rows.start])
     frame = complete(runtime_stats, _stats_values(stats, target, rng), len(stats))
+    frame = frame.sort_values(list(RUNTIME_STATS_KEY), ignore_index=True)
     if via == "copy":
         try:
             with connection.transaction():
@@ -313,7 +324,6 @@ def _stats_values(stats: pd.DataFrame, target: FleetTarget, rng: np.random.Gener
     values["physical_reads_mean"] = reads * rng.uniform(0.0, 0.05, len(stats))
     values["rows_mean"] = np.exp(rng.uniform(0.0, 7.0, len(stats)))
     values["memory_kb_mean"] = rng.uniform(0.0, 2048.0, len(stats))
-    values["source"] = np.full(len(stats), "query_store", dtype=object)
     return values
 
 

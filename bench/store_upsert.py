@@ -66,7 +66,6 @@ def make_rows(count: int, plan_ids: list[int], target_id: int, query_id: int) ->
             "duration_us_stdev": 80.0,
             "logical_reads_mean": 120.0,
             "rows_mean": 3.0,
-            "source": "bench",
         }
         for plan_id in plan_ids
         for i in range(intervals)

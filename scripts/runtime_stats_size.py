@@ -62,7 +62,6 @@ def rows_for(
             "duration_us_mean": mean * 1.4, "duration_us_stdev": mean / 5, "duration_us_min": mean / 2,
             "duration_us_max": mean * 6, "logical_reads_mean": mean / 10, "logical_reads_stdev": mean / 90,
             "physical_reads_mean": 0.5, "rows_mean": 12.0, "memory_kb_mean": 1024.0,
-            "source": "query_store",
         })  # fmt: skip
     return rows
 

@@ -483,18 +483,17 @@ def _stats_rows(
 ) -> list[dict[str, Any]]:
     """Rows of ``runtime_stats`` keyed by plan_key (the repository turns keys into ids)."""
     captured_now = {(p.database_name, p.query_key): p.plan_key for p in plans}
-    source = run.target.engine
     rows = []
     for stats in interval_stats:
         key = (stats.database_name, stats.query_key)
         state = captures.get(key)
         plan_key = stats.plan_key or captured_now.get(key) or (state.last_plan_key if state else None)
         plan_key = plan_key or _derived_plan_key(stats.database_name, stats.query_key, None)
-        rows.append(_stats_row(stats, plan_key, run, source))
+        rows.append(_stats_row(stats, plan_key, run))
     return rows
 
 
-def _stats_row(stats: StatementStats, plan_key: str, run: _Run, source: str) -> dict[str, Any]:
+def _stats_row(stats: StatementStats, plan_key: str, run: _Run) -> dict[str, Any]:
     executions = stats.executions
 
     def mean(total: float | None, given: float | None = None) -> float | None:
@@ -524,7 +523,6 @@ def _stats_row(stats: StatementStats, plan_key: str, run: _Run, source: str) -> 
         "rows_mean": mean(stats.rows_total),
         "rows_examined_mean": mean(stats.rows_examined_total),
         "memory_kb_mean": stats.memory_kb_mean,
-        "source": source,
     }
 
 

@@ -30,7 +30,7 @@ def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -
                 "target_id": target_id, "plan_id": plan_ids[plan], "query_id": query_id,
                 "interval_start": start + h * HOUR, "interval_end": start + (h + 1) * HOUR,
                 "executions": 600, "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.05,
-                "duration_us_mean": cpu * 1.1, "source": "query_store",
+                "duration_us_mean": cpu * 1.1,
             })  # fmt: skip
 
     add(T0, 7 * 24, "p1", 10_000.0)

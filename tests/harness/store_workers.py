@@ -25,7 +25,6 @@ def stats_rows(writer: int, keys: range, plan_id: int, target_id: int, query_id:
             "execution_type": 0,
             "executions": writer,
             "cpu_us_mean": float(writer * 1_000_000 + k),
-            "source": "test",
         }
         for k in keys
     ]

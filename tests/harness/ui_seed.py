@@ -110,7 +110,7 @@ def seed_fleet(repository: Repository, settings: Settings) -> SeededFleet:
             "target_id": shop.id, "plan_id": plan_ids[key], "query_id": query_id,
             "interval_start": start, "interval_end": start + HOUR, "executions": 600,
             "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.05, "duration_us_mean": cpu * 1.3,
-            "duration_us_stdev": cpu * 0.08, "logical_reads_mean": cpu / 10, "source": "pg_stat_statements",
+            "duration_us_stdev": cpu * 0.08, "logical_reads_mean": cpu / 10,
         })  # fmt: skip
     repository.upsert_runtime_stats(rows)
     analyze_repository(repository, window_start=SLOW, window_end=SLOW + SLOW_HOURS * HOUR, settings=settings)

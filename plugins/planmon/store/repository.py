@@ -806,7 +806,7 @@ def _plan_row(target_id: int, query_id: int, record: PlanRecord, now: datetime) 
 
 
 _RUNTIME_STATS_REQUIRED = frozenset(
-    {"target_id", "plan_id", "query_id", "interval_start", "interval_end", "executions", "source"}
+    {"target_id", "plan_id", "query_id", "interval_start", "interval_end", "executions"}
 )
 _RUNTIME_STATS_ALLOWED = frozenset(RUNTIME_STATS_COLUMNS)
 

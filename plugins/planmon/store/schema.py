@@ -27,6 +27,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -145,9 +146,8 @@ runtime_stats = Table(
     Column("rows_mean", Float, nullable=True),  # rows returned
     Column("rows_examined_mean", Float, nullable=True),  # MySQL rows examined
     Column("memory_kb_mean", Float, nullable=True),
-    Column(
-        "source", String(32), nullable=False
-    ),  # query_store / dm_exec_query_stats / pg_stat_statements / ...
+    # No per-row source: the engine that produced a row is its target's (migration 0008 dropped the
+    # column, which repeated target.engine in every row).
     # analysis reads a batch of targets over a time range (planmon.store.stats)
     Index(None, "target_id", "interval_start"),
     # the retention purge and the roll-up delete by time range (a partition's range on PostgreSQL)
@@ -169,10 +169,10 @@ runtime_stats_rollup = Table(
     metadata,
     # No surrogate id: nothing refers to a rollup row, and the natural key is what every write and
     # read uses (an id and its index would add about a fifth to each row).
-    Column("plan_id", Id, ForeignKey("plan.id"), primary_key=True, autoincrement=False),
-    Column("grain", String(8), primary_key=True),  # hour / day
-    Column("interval_start", DateTime, primary_key=True),
-    Column("execution_type", Integer, primary_key=True, autoincrement=False),
+    Column("plan_id", Id, ForeignKey("plan.id"), nullable=False, autoincrement=False),
+    Column("grain", String(8), nullable=False),  # hour / day
+    Column("interval_start", DateTime, nullable=False),
+    Column("execution_type", Integer, nullable=False, autoincrement=False),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("query_id", Id, ForeignKey("query.id"), nullable=False),
     *(
@@ -182,8 +182,11 @@ runtime_stats_rollup = Table(
     ),
     Column("source_rows", Integer, nullable=False),
     Column("metric_mean_sq", Float, nullable=True),
-    Index(None, "target_id", "interval_start"),
-    Index(None, "interval_start"),  # the retention purge deletes by time range
+    # The key leads with time: the roll-up writes a bucket at a time, oldest first, so its entries
+    # append at the right of the index and pages stay full (50 bytes a row, where the plan-first key
+    # of 0006-0007 split pages half-empty at 67), and the purge and the roll-up's probes range over it.
+    PrimaryKeyConstraint("interval_start", "grain", "plan_id", "execution_type"),
+    Index(None, "target_id", "interval_start"),  # analysis reads a batch of targets over a time range
 )
 
 collection_run = Table(

@@ -140,7 +140,6 @@ def add_stats(seeded: Seeded, start: datetime, *, plan: str, mean: float, execut
                 "executions": executions,
                 "duration_us_mean": mean,
                 "duration_us_stdev": mean * 0.1,
-                "source": "pg_stat_statements",
             }
         ]
     )

@@ -1,5 +1,6 @@
-"""Migrations create exactly the schema in store/schema.py, go down a step and up again, and 0007
-rebuilds runtime_stats (natural primary key, day partitions on PostgreSQL) keeping every row."""
+"""Migrations create exactly the schema in store/schema.py, go down a step and up again; 0007
+rebuilds runtime_stats (natural primary key, day partitions on PostgreSQL) and 0008 narrows both
+runtime-stats tables, each keeping every row."""
 
 from __future__ import annotations
 
@@ -100,7 +101,7 @@ def test_upgrade_from_0006_keeps_every_row_and_gives_the_fresh_schema(empty_repo
     before = _stored(repository)
     assert len(before) == len(rows) == 128
 
-    assert repository.init_schema() == "0007"
+    assert repository.init_schema() == "0008"
     assert migrate.schema_differences(repository.engine) == []
     assert _stored(repository) == before
     assert "id" not in {c["name"] for c in inspect(repository.engine).get_columns("runtime_stats")}
@@ -114,6 +115,7 @@ def test_upgrade_from_0006_keeps_every_row_and_gives_the_fresh_schema(empty_repo
             date(2026, 12, 1),
         ]
     # the upgraded table takes the same idempotent writes as a fresh one, on old and new days
+    rows = [{name: value for name, value in row.items() if name != "source"} for row in rows]  # 0008
     repository.upsert_runtime_stats(rows)
     later = [{**row, "interval_start": row["interval_start"] + timedelta(days=3),
               "interval_end": row["interval_end"] + timedelta(days=3)} for row in rows[:4]]  # fmt: skip
@@ -128,7 +130,7 @@ def test_downgrade_to_0006_keeps_every_row(repository: Repository) -> None:
     repository.upsert_runtime_stats([
         {"target_id": target_id, "plan_id": plan_id, "query_id": query_id, "executions": h + 1,
          "interval_start": T0 + timedelta(hours=h), "interval_end": T0 + timedelta(hours=h + 1),
-         "source": "pg_stat_statements"}
+}
         for h in range(12)
     ])  # fmt: skip
     before = _stored(repository)
@@ -137,6 +139,7 @@ def test_downgrade_to_0006_keeps_every_row(repository: Repository) -> None:
     assert [c["name"] for c in inspect(repository.engine).get_columns("runtime_stats")] == [
         "id",
         *runtime_stats.c.keys(),
+        "source",  # 0008 dropped it; its downgrade restores it from target.engine
     ]
     old = Table("runtime_stats", MetaData(), autoload_with=repository.engine)
     with repository.engine.connect() as connection:
@@ -145,3 +148,68 @@ def test_downgrade_to_0006_keeps_every_row(repository: Repository) -> None:
     migrate.upgrade(repository.engine)
     assert _stored(repository) == before
     assert migrate.schema_differences(repository.engine) == []
+
+
+# -- 0008: no per-row source; the rollup keyed by time first --------------------------------------
+
+
+def _stats_tables(repository: Repository) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of both runtime-stats tables as the database holds them, columns by name."""
+    rows = {}
+    for name in ("runtime_stats", "runtime_stats_rollup"):
+        table = Table(name, MetaData(), autoload_with=repository.engine)
+        columns = sorted(table.c, key=lambda column: column.name)
+        with repository.engine.connect() as connection:
+            rows[name] = [tuple(row) for row in connection.execute(select(*columns).order_by(*columns))]
+    return rows
+
+
+def test_0008_keeps_every_row_both_ways_and_restores_source_from_the_target(
+    empty_repository: Repository,
+) -> None:
+    repository = empty_repository
+    migrate.upgrade(repository.engine, "0007")
+    target_id = repository.add_target(TargetSpec(name="t", engine="sqlserver", conn_id="c")).id
+    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_ids = sorted(
+        repository.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")]).values()
+    )
+    common = {
+        "target_id": target_id,
+        "query_id": query_id,
+        "executions": 3,
+        "errors": 0,
+        "source": "sqlserver",
+    }
+    fine = [{**common, "plan_id": p, "execution_type": e, "interval_start": T0 + timedelta(hours=h),
+             "interval_end": T0 + timedelta(hours=h + 1)}
+            for h in range(30) for p in plan_ids for e in (0, 3)]  # fmt: skip
+    rolled = [{**common, "plan_id": p, "execution_type": 0, "grain": grain, "source_rows": 4,
+               "interval_start": T0 - step * n, "interval_end": T0 - step * (n - 1)}
+              for grain, step in (("hour", timedelta(hours=1)), ("day", timedelta(days=1)))
+              for n in range(1, 4) for p in plan_ids]  # fmt: skip
+    repository.ensure_runtime_stats_partitions(T0, T0 + timedelta(hours=30))
+    with repository.engine.begin() as connection:
+        for name, rows in (("runtime_stats", fine), ("runtime_stats_rollup", rolled)):
+            connection.execute(Table(name, MetaData(), autoload_with=connection).insert(), rows)
+    before = _stats_tables(repository)
+    assert [len(rows) for rows in before.values()] == [120, 12]
+
+    assert repository.init_schema() == "0008"
+    assert migrate.schema_differences(repository.engine) == []
+    columns = {name: [c["name"] for c in inspect(repository.engine).get_columns(name)] for name in before}
+    assert all("source" not in names for names in columns.values())
+    without_source = {
+        name: [tuple(v for c, v in zip(sorted([*columns[name], "source"]), row, strict=True) if c != "source")
+               for row in rows]
+        for name, rows in before.items()
+    }  # fmt: skip
+    assert _stats_tables(repository) == without_source
+    assert inspect(repository.engine).get_pk_constraint("runtime_stats_rollup")["constrained_columns"] == [
+        "interval_start", "grain", "plan_id", "execution_type",
+    ]  # fmt: skip
+    migrate.downgrade(repository.engine, "0007")
+    assert _stats_tables(repository) == before  # source back, from target.engine
+    assert inspect(repository.engine).get_pk_constraint("runtime_stats_rollup")["constrained_columns"] == [
+        "plan_id", "grain", "interval_start", "execution_type",
+    ]  # fmt: skip

@@ -84,7 +84,6 @@ def test_live_sql_server_repository_round_trip(mssql_url: str) -> None:
                 "plan_id": plan_id,
                 "query_id": query_id,
                 "executions": 5,
-                "source": "t",
                 "interval_start": start + timedelta(hours=h),
                 "interval_end": start + timedelta(hours=h + 1),
             }
@@ -138,6 +137,25 @@ def test_migration_0007_rekeys_runtime_stats_in_place_on_sql_server() -> None:
     ]
     downgrade = _migration_sql("0007_runtime_stats_partitions.py", "downgrade")
     assert "ALTER TABLE runtime_stats ADD id BIGINT NOT NULL IDENTITY;" in downgrade
+    for script in (upgrade, downgrade):
+        parsed = sqlglot.parse(script.replace("GO\n", ""), read="tsql")
+        assert all(statement is not None for statement in parsed)
+
+
+def test_migration_0008_narrows_both_stats_tables_in_place_on_sql_server() -> None:
+    upgrade = _migration_sql("0008_runtime_stats_narrower.py", "upgrade")
+    statements = [s.strip() for s in upgrade.split("GO") if s.strip()]
+    assert statements == [
+        "ALTER TABLE runtime_stats DROP COLUMN source;",
+        "ALTER TABLE runtime_stats_rollup DROP COLUMN source;",
+        "DROP INDEX ix_runtime_stats_rollup_interval_start ON runtime_stats_rollup;",
+        "ALTER TABLE runtime_stats_rollup DROP CONSTRAINT pk_runtime_stats_rollup;",
+        "ALTER TABLE runtime_stats_rollup ADD CONSTRAINT pk_runtime_stats_rollup "
+        "PRIMARY KEY (interval_start, grain, plan_id, execution_type);",
+    ]
+    downgrade = _migration_sql("0008_runtime_stats_narrower.py", "downgrade")
+    assert "UPDATE runtime_stats SET source = (SELECT target.engine FROM target" in downgrade
+    assert "ALTER TABLE runtime_stats ALTER COLUMN source VARCHAR(32) NOT NULL;" in downgrade
     for script in (upgrade, downgrade):
         parsed = sqlglot.parse(script.replace("GO\n", ""), read="tsql")
         assert all(statement is not None for statement in parsed)

@@ -50,7 +50,6 @@ def _rows(
             "interval_end": start + (h + 1) * HOUR,
             "executions": 5,
             "cpu_us_mean": 100.0 + h,
-            "source": "test",
         }
         for h in range(hours)
         for plan_id in plan_ids
@@ -136,7 +135,6 @@ def test_a_collection_write_creates_the_partitions_of_its_rows(repository: Repos
         "interval_start": start,
         "interval_end": start + timedelta(minutes=15),
         "executions": 3,
-        "source": "query_store",
     }
     later = {
         **row,

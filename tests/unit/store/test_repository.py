@@ -35,7 +35,6 @@ def _stats_rows(
             "cpu_us_mean": 1000.0 + h,
             "cpu_us_stdev": 10.0,
             "duration_us_mean": 1500.0 + h,
-            "source": "pg_stat_statements",
         }
         for h in range(hours)
     ]

@@ -61,7 +61,6 @@ def _seed(repository: Repository, *, queries: int = 6, seed: int = 7) -> tuple[l
                         "cpu_us_min": mean * 0.5 if cpu else None, "cpu_us_max": mean * 2 if cpu else None,
                         "duration_us_mean": mean * 1.3, "duration_us_stdev": mean * 0.2,
                         "logical_reads_mean": None if q == 3 else mean / 10, "rows_examined_mean": 5.0,
-                        "source": "query_store" if cpu else "pg_stat_statements",
                     })  # fmt: skip
             moment += QUARTER
     repository.upsert_runtime_stats(rows)

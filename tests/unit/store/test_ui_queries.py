@@ -58,7 +58,7 @@ def test_timeline_weights_means_by_executions_across_execution_types(
     repository.upsert_runtime_stats([{
         "target_id": fleet.target_id, "plan_id": fleet.plan_ids["p-seq"], "query_id": fleet.query_id,
         "interval_start": start, "interval_end": start + timedelta(hours=1), "execution_type": 3,
-        "executions": 200, "cpu_us_mean": 80_000.0, "duration_us_mean": None, "source": "query_store",
+        "executions": 200, "cpu_us_mean": 80_000.0, "duration_us_mean": None,
     }])  # fmt: skip
     timeline = UIQueries(repository).timeline(fleet.query_id, start, start + timedelta(hours=1))
     [point] = timeline.points
