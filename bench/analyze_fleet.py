@@ -19,7 +19,7 @@ Measured in the same run, each against a baseline doing the same work the plaine
       query, plan, execution type`` of the rows the analysis considers (the baseline window and the
       analysed window, every grain) run by ``psql`` in its own process. ``planmon --help``'s process
       time is reported too: the CLI's start-up is part of the analysis' wall time.
-  (b) the retention purge of the oldest day: ``Repository.purge`` (cutoff one day after the oldest
+  (b) the retention purge of the oldest day: ``RetentionStore.purge`` (cutoff one day after the oldest
       data) vs ``DELETE FROM <table> WHERE interval_start < cutoff`` on each runtime-stats table of
       an identical copy of the database (CREATE DATABASE ... TEMPLATE).
   (c) bytes per row of runtime_stats (as loaded) and runtime_stats_rollup (as rolled up), table and
@@ -71,6 +71,7 @@ from planmon.embedded import PostgresServer, postgres_bindir, postgres_server  #
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
+from planmon.store.retention import RetentionStore  # noqa: E402
 from planmon.store.schema import runtime_stats, runtime_stats_rollup  # noqa: E402
 from planmon.store.stats import StatsStore  # noqa: E402
 
@@ -601,7 +602,7 @@ def oldest_interval(server: PostgresServer) -> datetime:
 
 
 def measure_purge(server: PostgresServer, settings: Settings, figures: Figures) -> None:
-    """(b): Repository.purge of the oldest day vs a plain DELETE of it on an identical copy."""
+    """(b): RetentionStore.purge of the oldest day vs a plain DELETE of it on an identical copy."""
     cutoff = oldest_interval(server) + timedelta(days=1)
     started = time.perf_counter()
     create_database(server, COPY_DATABASE, template=DATABASE)
@@ -620,7 +621,7 @@ def measure_purge(server: PostgresServer, settings: Settings, figures: Figures) 
     days = settings.retention_days
     with Repository(create_repository_engine(make_url(repository_url(server)))) as repository:
         started = time.perf_counter()
-        purged = repository.purge(now=cutoff + timedelta(days=days), retention_days=days)
+        purged = RetentionStore(repository).purge(now=cutoff + timedelta(days=days), retention_days=days)
         figures.purge_s = time.perf_counter() - started
     figures.purged_rows = sum(purged.get(table.name, 0) for table in STATS_TABLES)
     figures.purge_ratio = figures.purge_s / figures.delete_s
@@ -629,7 +630,7 @@ def measure_purge(server: PostgresServer, settings: Settings, figures: Figures) 
         f"{deleted:,} rows"
     )
     print(
-        f"Repository.purge (retention {days} days, same cutoff): {figures.purge_s:.2f} s, "
+        f"RetentionStore.purge (retention {days} days, same cutoff): {figures.purge_s:.2f} s, "
         f"{figures.purged_rows:,} runtime-stats rows {purged}; ratio {figures.purge_ratio:.2f}x"
     )
     if figures.purged_rows != deleted:

@@ -32,6 +32,7 @@ from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
 from planmon.store.repository import RUNTIME_STATS_COLUMNS  # noqa: E402
+from planmon.store.retention import RetentionStore  # noqa: E402
 from tests.harness.servers import postgres_server  # noqa: E402
 
 PLANS = 200
@@ -111,7 +112,7 @@ def bench_sqlite(count: int, workdir: Path) -> dict[str, float]:
         "first": timed(lambda: repository.upsert_runtime_stats(rows)),
         "rerun": timed(lambda: repository.upsert_runtime_stats(rows)),
     }
-    assert repository.row_counts()["runtime_stats"] == len(rows)
+    assert RetentionStore(repository).row_counts()["runtime_stats"] == len(rows)
     repository.close()
     return result
 
@@ -155,7 +156,7 @@ def bench_postgres(count: int) -> dict[str, float]:
             "first": timed(lambda: repository.upsert_runtime_stats(rows)),
             "rerun": timed(lambda: repository.upsert_runtime_stats(rows)),
         }
-        assert repository.row_counts()["runtime_stats"] == len(rows)
+        assert RetentionStore(repository).row_counts()["runtime_stats"] == len(rows)
         repository.close()
         return result
 

@@ -8,15 +8,14 @@ this module has no path that updates or deletes it.
 from __future__ import annotations
 
 import hashlib
-import logging
 import zlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, exists, func, insert, or_, select, update
+from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -33,7 +32,6 @@ from planmon.store.schema import (
     collection_run,
     counter_snapshot,
     index_snapshot,
-    metadata,
     plan,
     plan_capture,
     probe_result,
@@ -47,9 +45,6 @@ from planmon.store.schema import (
 )
 from planmon.store.upsert import Merge, upsert
 
-log = logging.getLogger(__name__)
-
-PURGE_BATCH_ROWS = 5000  # rows deleted per statement: keeps locks and transaction logs short
 RUNTIME_STATS_KEY = ("plan_id", "interval_start", "execution_type")  # its primary key
 RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns)
 
@@ -723,7 +718,7 @@ class Repository:
                 statement.order_by(index_snapshot.c.table_name, index_snapshot.c.index_name), connection
             )
 
-    # -- audit, settings, retention ---------------------------------------------------------------
+    # -- audit and settings -----------------------------------------------------------------------
 
     def audit(
         self,
@@ -773,73 +768,6 @@ class Repository:
                     details={"value": value},
                 ),
             )
-
-    def retention_days(self) -> int:
-        raw = self.get_setting("retention_days") or DEFAULT_SETTINGS["retention_days"]
-        try:
-            days = int(raw)
-        except ValueError as exc:
-            raise ConfigError(f"setting retention_days is {raw!r}, not a whole number of days") from exc
-        if days < 1:
-            raise ConfigError(f"setting retention_days is {days}; it must be at least 1")
-        return days
-
-    def purge(
-        self,
-        *,
-        now: datetime | None = None,
-        batch_rows: int = PURGE_BATCH_ROWS,
-        retention_days: int | None = None,
-    ) -> dict[str, int]:
-        """Delete data older than ``retention_days`` (default: the setting); return rows deleted per
-        table.
-
-        Every table goes the same way (``planmon.store.partitions.purge_before``): on the server, by
-        time range, in batches of ``batch_rows``; on PostgreSQL runtime_stats' day partitions wholly
-        older than the cutoff are dropped. Never deletes open regressions, pending remediations or
-        the audit log, nor a row that a kept row still references.
-        """
-        days = self.retention_days() if retention_days is None else retention_days
-        if days < 1:
-            raise ConfigError(f"retention of {days} days would purge everything; it must be at least 1")
-        cutoff = as_utc_naive(now or utcnow()) - timedelta(days=days)
-        pending = ("proposed", "approved", "applied")
-        # Children first; a row still referenced by a row that stays is kept (no ON DELETE actions).
-        # (table, its time column, what else a row must satisfy to go)
-        plans: list[tuple[Table, str, ColumnElement[bool] | None]] = [
-            (runtime_stats, "interval_start", None),
-            # a rollup row goes when all of its bucket is older than the cutoff: the retention is kept
-            (runtime_stats_rollup, "interval_start", runtime_stats_rollup.c.interval_end <= cutoff),
-            (collection_run, "interval_start", None),
-            (alert, "created_at", alert.c.status != "pending"),
-            (probe_result, "run_at", ~exists().where(alert.c.probe_result_id == probe_result.c.id)),
-            (remediation, "updated_at", remediation.c.state.not_in(pending)),
-            (
-                regression,
-                "last_detected",
-                and_(
-                    regression.c.status != "open",
-                    ~exists().where(remediation.c.regression_id == regression.c.id),
-                    ~exists().where(alert.c.regression_id == regression.c.id),
-                ),
-            ),
-        ]
-        deleted: dict[str, int] = {}
-        for table, time_column, condition in plans:
-            with self._errors(f"purging {table.name}"):
-                deleted[table.name] = partitions.purge_before(
-                    self.engine, table, time_column, cutoff, batch_rows, condition=condition
-                )
-        log.info("purged data older than %s: %s", cutoff.isoformat(), deleted)
-        return deleted
-
-    def row_counts(self) -> dict[str, int]:
-        """Rows per table (for `planmon init` and tests)."""
-        with self._errors("counting rows"), self.engine.connect() as connection:
-            return {
-                name: int(connection.execute(select(func.count()).select_from(table)).scalar_one())
-                for name, table in sorted(metadata.tables.items())
-            }
 
     # -- errors -----------------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from sqlalchemy import MetaData, Table, inspect, select
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository, migrate
 from planmon.store.partitions import partitions
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import metadata, runtime_stats
 
 T0 = datetime(2026, 11, 29, 18)
@@ -50,7 +51,7 @@ def test_downgrade_one_step_then_upgrade_again(repository: Repository) -> None:
 def test_init_is_idempotent_and_keeps_data(repository: Repository) -> None:
     repository.set_setting("retention_days", "45")
     repository.init_schema()
-    assert repository.retention_days() == 45
+    assert RetentionStore(repository).retention_days() == 45
 
 
 # -- 0007: runtime_stats rebuilt ------------------------------------------------------------------

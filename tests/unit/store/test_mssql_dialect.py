@@ -20,6 +20,7 @@ from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
 from planmon.store.repository import RUNTIME_STATS_COLUMNS, RUNTIME_STATS_KEY
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import metadata, runtime_stats
 from planmon.store.upsert import Merge, mssql_merge_sql
 
@@ -94,7 +95,8 @@ def test_live_sql_server_repository_round_trip(mssql_url: str) -> None:
         repository.upsert_runtime_stats(rows)
         assert len(repository.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 3
         # the purge's DELETE TOP (n) batches: the first hour is older than 30 days
-        deleted = repository.purge(now=start + timedelta(days=30, hours=1), retention_days=30, batch_rows=1)
+        retention = RetentionStore(repository)
+        deleted = retention.purge(now=start + timedelta(days=30, hours=1), retention_days=30, batch_rows=1)
         assert deleted["runtime_stats"] >= 1
         assert len(repository.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 2
         repository.remove_target(name)

@@ -25,6 +25,7 @@ from planmon.store.partitions import (
     purge_before,
 )
 from planmon.store.repository import CollectionWrite
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import runtime_stats, runtime_stats_rollup
 
 T0 = datetime(2026, 12, 1)  # midnight UTC: day n of the tests is T0 + n days
@@ -228,11 +229,12 @@ def test_a_table_in_the_way_of_a_partition_is_an_error_that_names_it(postgres: A
 
 
 def test_purge_drops_whole_days_and_deletes_the_rest_of_the_straddling_one(repository: Repository) -> None:
+    retention = RetentionStore(repository)
     target_id, query_id, plan_ids = _ids(repository)
     repository.upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=4 * 24))  # days 0-3
     now = T0 + timedelta(days=32, hours=5)  # retention 30 days: cutoff day 2, 05:00
     with _statements(repository.engine) as statements:
-        deleted = repository.purge(now=now, batch_rows=4)
+        deleted = retention.purge(now=now, batch_rows=4)
     assert deleted["runtime_stats"] == 2 * (2 * 24 + 5)
     left = repository.runtime_stats(T0, T0 + timedelta(days=5))
     assert len(left) == 2 * (2 * 24 - 5)
@@ -251,7 +253,7 @@ def test_purge_drops_whole_days_and_deletes_the_rest_of_the_straddling_one(repos
         assert sum(s.startswith("DELETE FROM runtime_stats ") for s in stats_statements) == 27  # 106 / 4
     # nothing is shipped to the client: every statement on runtime_stats' rows is a DELETE
     assert not [s for s in stats_statements if s.startswith("SELECT") and "FROM runtime_stats " in s]
-    assert repository.purge(now=now, batch_rows=4)["runtime_stats"] == 0  # a re-run deletes nothing
+    assert retention.purge(now=now, batch_rows=4)["runtime_stats"] == 0  # a re-run deletes nothing
 
 
 def test_purge_on_sqlite_deletes_by_rowid_range_in_bounded_batches(tmp_path: Any) -> None:
@@ -299,7 +301,7 @@ def test_purge_of_rollups_keeps_a_bucket_the_cutoff_cuts_and_goes_in_batches(rep
         connection.execute(runtime_stats_rollup.insert(), rows)
     now = T0 + timedelta(days=30, hours=3, minutes=30)  # cutoff 03:30 on day 0
     with _statements(repository.engine) as statements:
-        deleted = repository.purge(now=now, batch_rows=3)
+        deleted = RetentionStore(repository).purge(now=now, batch_rows=3)
     # day rows (all before day 0) and the hours starting 00:00-02:00 go; 03:00-04:00 is cut: it stays
     assert deleted["runtime_stats_rollup"] == 2 * 2 + 2 * 3
     with repository.engine.connect() as connection:

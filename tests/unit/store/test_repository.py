@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select, update
 from planmon.errors import ConfigError, PlanmonError
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import alert, audit_log, plan, regression, remediation, runtime_stats
 
 T0 = datetime(2026, 11, 20, 12, 0)
@@ -150,7 +151,7 @@ def test_runtime_stats_rows_are_checked_before_anything_is_written(repository: R
     rows[2] = {k: v for k, v in rows[2].items() if k != "executions"}
     with pytest.raises(PlanmonError, match="lacks executions"):
         repository.upsert_runtime_stats(rows)
-    assert repository.row_counts()["runtime_stats"] == 0
+    assert RetentionStore(repository).row_counts()["runtime_stats"] == 0
 
 
 def test_a_failing_batch_writes_nothing(repository: Repository) -> None:
@@ -159,7 +160,7 @@ def test_a_failing_batch_writes_nothing(repository: Repository) -> None:
     rows[-1]["plan_id"] = 987654  # violates the foreign key only at the very end
     with pytest.raises(PlanmonError):
         repository.upsert_runtime_stats(rows)
-    assert repository.row_counts()["runtime_stats"] == 0
+    assert RetentionStore(repository).row_counts()["runtime_stats"] == 0
 
 
 def test_plan_body_is_stored_once_and_compressed(repository: Repository) -> None:
@@ -228,10 +229,12 @@ def test_collection_errors_are_stored_without_secrets(repository: Repository) ->
 def test_audit_log_has_no_update_or_delete_path() -> None:
     import inspect
 
-    import planmon.store.repository as module
+    import planmon.store.repository
+    import planmon.store.retention
 
-    source = inspect.getsource(module)
-    assert "update(audit_log" not in source and "delete(audit_log" not in source
+    for module in (planmon.store.repository, planmon.store.retention):
+        source = inspect.getsource(module)
+        assert "update(audit_log" not in source and "delete(audit_log" not in source
 
 
 def test_purge_removes_old_data_in_batches_and_keeps_what_must_stay(repository: Repository) -> None:
@@ -270,10 +273,11 @@ def test_purge_removes_old_data_in_batches_and_keeps_what_must_stay(repository: 
             )
         )
     repository.audit("tester", "old.entry")
-    deleted = repository.purge(now=now, batch_rows=5)
+    retention = RetentionStore(repository)
+    deleted = retention.purge(now=now, batch_rows=5)
     assert deleted["runtime_stats"] == 12
     assert deleted["regression"] == 1
-    counts = repository.row_counts()
+    counts = retention.row_counts()
     assert counts["runtime_stats"] == 36
     assert counts["regression"] == 1 and counts["remediation"] == 1
     with repository.engine.connect() as connection:
@@ -314,7 +318,7 @@ def test_removing_a_target_removes_its_data_but_not_the_audit_log(repository: Re
             )
         )
     repository.remove_target("orders-prod")
-    counts = repository.row_counts()
+    counts = RetentionStore(repository).row_counts()
     assert [t.id for t in repository.list_targets()] == [other_id]
     assert all(counts[name] == 0 for name in ("query", "plan", "runtime_stats", "regression", "alert"))
     assert counts["audit_log"] >= 3
@@ -323,4 +327,4 @@ def test_removing_a_target_removes_its_data_but_not_the_audit_log(repository: Re
 def test_retention_setting_must_be_a_positive_number(repository: Repository) -> None:
     repository.set_setting("retention_days", "0")
     with pytest.raises(ConfigError, match="at least 1"):
-        repository.purge()
+        RetentionStore(repository).purge()

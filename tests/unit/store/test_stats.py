@@ -14,6 +14,7 @@ from planmon.analysis.detect import baseline_moments, detect
 from planmon.config import Settings
 from planmon.model import BASELINE_MOMENT_COLUMNS, PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.retention import RetentionStore
 from planmon.store.stats import StatsStore
 
 HOUR = timedelta(hours=1)
@@ -107,13 +108,14 @@ def test_detection_from_sums_and_window_rows_equals_detection_from_every_row(rep
 
 
 def test_roll_up_keeps_the_baseline_sums_and_every_execution(repository: Repository) -> None:
+    retention = RetentionStore(repository)
     target_ids, _stored = _seed(repository)
     store = StatsStore(repository)
     before = store.baseline_moments(T0, WINDOW_START, target_ids=target_ids)
-    fine_before = repository.row_counts()["runtime_stats"]
+    fine_before = retention.row_counts()["runtime_stats"]
     now = WINDOW_END
     summary = store.roll_up(now=now, fine_days=2, hourly_days=4)
-    counts = repository.row_counts()
+    counts = retention.row_counts()
     assert summary.hour_buckets > 0 and summary.day_buckets > 0
     assert counts["runtime_stats_rollup"] > 0
     assert counts["runtime_stats"] < fine_before
