@@ -70,6 +70,7 @@ from planmon.config import Settings, load_settings  # noqa: E402
 from planmon.embedded import PostgresServer, postgres_bindir, postgres_server  # noqa: E402
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
+from planmon.store.collection import CollectionStore  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
 from planmon.store.retention import RetentionStore  # noqa: E402
 from planmon.store.schema import runtime_stats, runtime_stats_rollup  # noqa: E402
@@ -219,8 +220,9 @@ def store_fleet(
 def _store_target(
     repository: Repository, target_id: int, data: SyntheticData, bodies: Sequence[bytes]
 ) -> FleetTarget:
+    collection = CollectionStore(repository)
     query_numbers = sorted({int(q) for q in data.plans["query_id"]})
-    query_ids = repository.upsert_queries(
+    query_ids = collection.upsert_queries(
         target_id,
         [QueryRecord(f"q{q}", query_text=f"SELECT /* fleet query {q} */ col FROM tab WHERE id = ?")
          for q in query_numbers],
@@ -238,7 +240,7 @@ def _store_target(
         )
         for row in data.plans.itertuples(index=False)
     ]
-    plan_ids = repository.upsert_plans(target_id, records)
+    plan_ids = collection.upsert_plans(target_id, records)
     return FleetTarget(
         target_id=target_id,
         stats=data.stats,
@@ -287,7 +289,8 @@ def _write_stats(
             # a partitioned runtime_stats without a partition for these days yet: the repository's
             # own write makes what it needs; the next COPYs then find the partitions
             print(f"  COPY found no partition ({exc.diag.message_primary}); writing through the repository")
-    return repository.upsert_runtime_stats(frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return CollectionStore(repository).upsert_runtime_stats(records)
 
 
 def _lookup(mapping: dict[int, int]) -> np.ndarray:
@@ -817,7 +820,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--load-via",
         choices=("copy", "repository"),
         default="copy",
-        help="runtime stats by binary COPY (default) or through Repository.upsert_runtime_stats",
+        help="runtime stats by binary COPY (default) or through CollectionStore.upsert_runtime_stats",
     )
     parser.add_argument("--profile", type=Path, help="also run the analysis under cProfile into this file")
     parser.add_argument(

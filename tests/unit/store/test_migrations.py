@@ -10,6 +10,7 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository, migrate
+from planmon.store.collection import CollectionStore
 from planmon.store.partitions import partitions
 from planmon.store.retention import RetentionStore
 from planmon.store.schema import metadata, runtime_stats
@@ -59,9 +60,10 @@ def test_init_is_idempotent_and_keeps_data(repository: Repository) -> None:
 
 def _seed_0006(repository: Repository) -> list[dict[str, Any]]:
     """Rows over three UTC days written into the 0006 table (with its surrogate id)."""
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="t", engine="sqlserver", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_ids = repository.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")])
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_ids = collection.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")])
     rows = [
         {
             "target_id": target_id,
@@ -115,18 +117,20 @@ def test_upgrade_from_0006_keeps_every_row_and_gives_the_fresh_schema(empty_repo
             date(2026, 12, 1),
         ]
     # the upgraded table takes the same idempotent writes as a fresh one, on old and new days
-    repository.upsert_runtime_stats(rows)
+    collection = CollectionStore(repository)
+    collection.upsert_runtime_stats(rows)
     later = [{**row, "interval_start": row["interval_start"] + timedelta(days=3),
               "interval_end": row["interval_end"] + timedelta(days=3)} for row in rows[:4]]  # fmt: skip
-    repository.upsert_runtime_stats(later)
+    collection.upsert_runtime_stats(later)
     assert len(_stored(repository)) == 132
 
 
 def test_downgrade_to_0006_keeps_every_row(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="t", engine="postgres", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_id = repository.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
-    repository.upsert_runtime_stats([
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_id = collection.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
+    collection.upsert_runtime_stats([
         {"target_id": target_id, "plan_id": plan_id, "query_id": query_id, "executions": h + 1,
          "interval_start": T0 + timedelta(hours=h), "interval_end": T0 + timedelta(hours=h + 1),
          "source": "pg_stat_statements"}
