@@ -20,7 +20,7 @@ Measured in the same run, each against a baseline doing the same work the plaine
       query, plan, execution type`` of the rows the analysis considers (the baseline window and the
       analysed window, every grain) run by ``psql`` in its own process. ``planmon --help``'s process
       time is reported too: the CLI's start-up is part of the analysis' wall time.
-  (b) the retention purge of the oldest day: ``Repository.purge`` (cutoff one day after the oldest
+  (b) the retention purge of the oldest day: ``RetentionStore.purge`` (cutoff one day after the oldest
       data) vs ``DELETE FROM <table> WHERE interval_start < cutoff`` on each runtime-stats table of
       an identical copy of the database (CREATE DATABASE ... TEMPLATE).
   (c) bytes per row of runtime_stats (as loaded) and runtime_stats_rollup (as rolled up), table and
@@ -71,8 +71,10 @@ from planmon.config import Settings, load_settings  # noqa: E402
 from planmon.embedded import PostgresServer, postgres_bindir, postgres_server  # noqa: E402
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
+from planmon.store.collection import CollectionStore  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
 from planmon.store.repository import RUNTIME_STATS_KEY  # noqa: E402
+from planmon.store.retention import RetentionStore  # noqa: E402
 from planmon.store.schema import runtime_stats, runtime_stats_rollup  # noqa: E402
 from planmon.store.stats import StatsStore  # noqa: E402
 
@@ -220,8 +222,9 @@ def store_fleet(
 def _store_target(
     repository: Repository, target_id: int, data: SyntheticData, bodies: Sequence[bytes]
 ) -> FleetTarget:
+    collection = CollectionStore(repository)
     query_numbers = sorted({int(q) for q in data.plans["query_id"]})
-    query_ids = repository.upsert_queries(
+    query_ids = collection.upsert_queries(
         target_id,
         [QueryRecord(f"q{q}", query_text=f"SELECT /* fleet query {q} */ col FROM tab WHERE id = ?")
          for q in query_numbers],
@@ -239,7 +242,7 @@ def _store_target(
         )
         for row in data.plans.itertuples(index=False)
     ]
-    plan_ids = repository.upsert_plans(target_id, records)
+    plan_ids = collection.upsert_plans(target_id, records)
     return FleetTarget(
         target_id=target_id,
         stats=data.stats,
@@ -297,7 +300,8 @@ def _write_stats(
             # a partitioned runtime_stats without a partition for these days yet: the repository's
             # own write makes what it needs; the next COPYs then find the partitions
             print(f"  COPY found no partition ({exc.diag.message_primary}); writing through the repository")
-    return repository.upsert_runtime_stats(frame.astype(object).where(frame.notna(), None).to_dict("records"))
+    records = frame.astype(object).where(frame.notna(), None).to_dict("records")
+    return CollectionStore(repository).upsert_runtime_stats(records)
 
 
 def _lookup(mapping: dict[int, int]) -> np.ndarray:
@@ -611,7 +615,7 @@ def oldest_interval(server: PostgresServer) -> datetime:
 
 
 def measure_purge(server: PostgresServer, settings: Settings, figures: Figures) -> None:
-    """(b): Repository.purge of the oldest day vs a plain DELETE of it on an identical copy."""
+    """(b): RetentionStore.purge of the oldest day vs a plain DELETE of it on an identical copy."""
     cutoff = oldest_interval(server) + timedelta(days=1)
     started = time.perf_counter()
     create_database(server, COPY_DATABASE, template=DATABASE)
@@ -630,7 +634,7 @@ def measure_purge(server: PostgresServer, settings: Settings, figures: Figures) 
     days = settings.retention_days
     with Repository(create_repository_engine(make_url(repository_url(server)))) as repository:
         started = time.perf_counter()
-        purged = repository.purge(now=cutoff + timedelta(days=days), retention_days=days)
+        purged = RetentionStore(repository).purge(now=cutoff + timedelta(days=days), retention_days=days)
         figures.purge_s = time.perf_counter() - started
     figures.purged_rows = sum(purged.get(table.name, 0) for table in STATS_TABLES)
     figures.purge_ratio = figures.purge_s / figures.delete_s
@@ -639,7 +643,7 @@ def measure_purge(server: PostgresServer, settings: Settings, figures: Figures) 
         f"{deleted:,} rows"
     )
     print(
-        f"Repository.purge (retention {days} days, same cutoff): {figures.purge_s:.2f} s, "
+        f"RetentionStore.purge (retention {days} days, same cutoff): {figures.purge_s:.2f} s, "
         f"{figures.purged_rows:,} runtime-stats rows {purged}; ratio {figures.purge_ratio:.2f}x"
     )
     if figures.purged_rows != deleted:
@@ -826,7 +830,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--load-via",
         choices=("copy", "repository"),
         default="copy",
-        help="runtime stats by binary COPY (default) or through Repository.upsert_runtime_stats",
+        help="runtime stats by binary COPY (default) or through CollectionStore.upsert_runtime_stats",
     )
     parser.add_argument("--profile", type=Path, help="also run the analysis under cProfile into this file")
     parser.add_argument(

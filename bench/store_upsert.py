@@ -30,8 +30,9 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
+from planmon.store.collection import RUNTIME_STATS_COLUMNS, CollectionStore  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
-from planmon.store.repository import RUNTIME_STATS_COLUMNS  # noqa: E402
+from planmon.store.retention import RetentionStore  # noqa: E402
 from tests.harness.servers import postgres_server  # noqa: E402
 
 PLANS = 200
@@ -41,9 +42,10 @@ GOAL = 0.5
 def seeded_repository(url: URL) -> tuple[Repository, list[int], int, int]:
     repository = Repository(create_repository_engine(url))
     repository.init_schema()
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="bench", engine="postgres", conn_id="bench")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_ids = repository.upsert_plans(target_id, [PlanRecord(f"p{i}", "q") for i in range(PLANS)])
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_ids = collection.upsert_plans(target_id, [PlanRecord(f"p{i}", "q") for i in range(PLANS)])
     return repository, sorted(plan_ids.values()), target_id, query_id
 
 
@@ -86,6 +88,7 @@ def bench_sqlite(count: int, workdir: Path) -> dict[str, float]:
     repository, plan_ids, target_id, query_id = seeded_repository(
         URL.create("sqlite", database=str(workdir / "planmon.db"))
     )
+    collection = CollectionStore(repository)
     rows = make_rows(count, plan_ids, target_id, query_id)
     baseline, base_plans, base_target, base_query = seeded_repository(
         URL.create("sqlite", database=str(workdir / "raw.db"))
@@ -107,10 +110,10 @@ def bench_sqlite(count: int, workdir: Path) -> dict[str, float]:
 
     result = {
         "raw": timed(raw_load),
-        "first": timed(lambda: repository.upsert_runtime_stats(rows)),
-        "rerun": timed(lambda: repository.upsert_runtime_stats(rows)),
+        "first": timed(lambda: collection.upsert_runtime_stats(rows)),
+        "rerun": timed(lambda: collection.upsert_runtime_stats(rows)),
     }
-    assert repository.row_counts()["runtime_stats"] == len(rows)
+    assert RetentionStore(repository).row_counts()["runtime_stats"] == len(rows)
     repository.close()
     return result
 
@@ -131,12 +134,13 @@ def bench_postgres(count: int) -> dict[str, float]:
             )
 
         repository, plan_ids, target_id, query_id = seeded_repository(url("planmon_bench"))
+        collection = CollectionStore(repository)
         rows = make_rows(count, plan_ids, target_id, query_id)
         baseline, base_plans, base_target, base_query = seeded_repository(url("raw_bench"))
         base_rows = make_rows(count, base_plans, base_target, base_query)
         # runtime_stats is partitioned by day (ADR 0005): the raw COPY needs its days' partitions,
         # which planmon's own writes create as they go (and pay for in "first")
-        baseline.ensure_runtime_stats_partitions(
+        CollectionStore(baseline).ensure_runtime_stats_partitions(
             min(row["interval_start"] for row in base_rows), max(row["interval_end"] for row in base_rows)
         )
         baseline.close()
@@ -151,10 +155,10 @@ def bench_postgres(count: int) -> dict[str, float]:
 
         result = {
             "raw": timed(raw_copy),
-            "first": timed(lambda: repository.upsert_runtime_stats(rows)),
-            "rerun": timed(lambda: repository.upsert_runtime_stats(rows)),
+            "first": timed(lambda: collection.upsert_runtime_stats(rows)),
+            "rerun": timed(lambda: collection.upsert_runtime_stats(rows)),
         }
-        assert repository.row_counts()["runtime_stats"] == len(rows)
+        assert RetentionStore(repository).row_counts()["runtime_stats"] == len(rows)
         repository.close()
         return result
 

@@ -2,7 +2,7 @@
 
 A throwaway PostgreSQL (the test harness's) gets a repository at the newest schema and 100,000
 SQL Server-like rows (2 targets x 500 plans x 100 fifteen-minute intervals, every value column a
-collector fills), written the way collection writes them: one ``Repository.upsert_runtime_stats``
+collector fills), written the way collection writes them: one ``CollectionStore.upsert_runtime_stats``
 per target and interval, so every write lands inside each plan's key range, as in production.
 After VACUUM ANALYZE it prints the heap and the index bytes per row, summed over every partition.
 
@@ -26,6 +26,7 @@ sys.path.insert(0, str(PROJECT_ROOT))
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository, migrate  # noqa: E402
+from planmon.store.collection import CollectionStore  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
 from tests.harness.servers import postgres_server  # noqa: E402
 
@@ -68,6 +69,7 @@ def rows_for(
 
 def measure(url: URL, revision: str, count: int) -> dict[str, float]:
     repository = Repository(create_repository_engine(url))
+    collection = CollectionStore(repository)
     try:
         migrate.upgrade(repository.engine, revision)
         per_target = count // TARGETS // INTERVALS
@@ -77,13 +79,13 @@ def measure(url: URL, revision: str, count: int) -> dict[str, float]:
                 TargetSpec(name=f"t{number}", engine="sqlserver", conn_id="c")
             ).id
             keys = [f"{number}-{q}" for q in range(per_target)]
-            query_ids = repository.upsert_queries(target_id, [QueryRecord(key) for key in keys])
-            plans = repository.upsert_plans(target_id, [PlanRecord(key, key) for key in keys])
+            query_ids = collection.upsert_queries(target_id, [QueryRecord(key) for key in keys])
+            plans = collection.upsert_plans(target_id, [PlanRecord(key, key) for key in keys])
             targets.append((target_id, plans, query_ids))
         written = 0
         for interval in range(INTERVALS):
             for target_id, plans, query_ids in targets:
-                written += repository.upsert_runtime_stats(rows_for(interval, target_id, plans, query_ids))
+                written += collection.upsert_runtime_stats(rows_for(interval, target_id, plans, query_ids))
         with repository.engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
             sizes = connection.execute(text(SIZES)).one()

@@ -2,9 +2,9 @@
 
 The collector asks the engine adapter for what the server has, turns cumulative counters into
 interval deltas, decides which plans to capture (hourly budget per statement, immediate re-capture
-on a marked cost shift, back-off after failures), and hands the whole result to the repository,
-which writes it in one transaction: a failure leaves nothing of the interval behind and a retry
-writes the same rows again (ADR 0001, ADR 0002).
+on a marked cost shift, back-off after failures), and hands the whole result to the store
+(``CollectionStore.record_collection``), which writes it in one transaction: a failure leaves
+nothing of the interval behind and a retry writes the same rows again (ADR 0001, ADR 0002).
 
 Approximations, documented because a DBA will ask:
 - Engines with cumulative counters only (PostgreSQL, MySQL/MariaDB, SQL Server without Query Store)
@@ -43,14 +43,8 @@ from planmon.engines.base import (
 )
 from planmon.errors import EngineError, PlanmonError, PlanParseError, scrub_secrets
 from planmon.model import PlanRecord, QualifiedName, QueryRecord, Target
-from planmon.store.repository import (
-    CollectionWrite,
-    CounterReading,
-    PlanCaptureState,
-    Repository,
-    as_utc_naive,
-    utcnow,
-)
+from planmon.store.collection import CollectionStore, CollectionWrite, CounterReading, PlanCaptureState
+from planmon.store.repository import Repository, as_utc_naive, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -127,14 +121,15 @@ def collect_target(
     Airflow task shows it and retries; a missing feature or permission is a status, not an error.
     """
     run = _Run(target, as_utc_naive(start), as_utc_naive(end), as_utc_naive(now or utcnow()), settings)
+    store = CollectionStore(repository)
     adapter = get_engine(target.engine).adapter(
         connect, target_name=target.name, databases=target.databases, settings=settings
     )
     try:
-        write = _collect(repository, adapter, run)
+        write = _collect(store, adapter, run)
     except EngineError as exc:
         summary = _failed(run, adapter, exc)
-        repository.record_collection(_failure_write(run, summary, exc))
+        store.record_collection(_failure_write(run, summary, exc))
         raise
     finally:
         adapter.close()
@@ -149,7 +144,7 @@ def collect_target(
         statements_sent=adapter.statements_sent(),
         duration_ms=(time.monotonic() - run.started) * 1000,
     )
-    repository.record_collection(replace(write, duration_ms=summary.duration_ms, aspects=summary.aspects))
+    store.record_collection(replace(write, duration_ms=summary.duration_ms, aspects=summary.aspects))
     log.info(
         "collected target=%s interval=%s..%s status=%s rows=%d plans=%d statements=%d duration_ms=%.0f",
         target.name, run.start, run.end, summary.status, summary.rows, summary.plans_captured,
@@ -158,7 +153,7 @@ def collect_target(
     return summary
 
 
-def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> CollectionWrite:
+def _collect(store: CollectionStore, adapter: EngineAdapter, run: _Run) -> CollectionWrite:
     capabilities = adapter.capabilities()
     run.aspects.update({aspect.value: status for aspect, status in capabilities.aspects.items()})
     base = CollectionWrite(
@@ -177,13 +172,13 @@ def _collect(repository: Repository, adapter: EngineAdapter, run: _Run) -> Colle
     # rows say which kind they are; with no rows, an engine that cannot backfill reads counters
     cumulative = any(s.cumulative for s in statements) if statements else not capabilities.backfillable
     if cumulative:
-        interval_stats, readings, complete = _deltas(repository, run, statements)
+        interval_stats, readings, complete = _deltas(store, run, statements)
     else:
         interval_stats, readings, complete = statements, [], len(statements) < run.settings.collect_row_limit
     run.aspects[Aspect.RUNTIME_STATS.value] = AspectStatus(
         AspectState.OK, detail=None if complete else f"row limit {run.settings.collect_row_limit} reached"
     )
-    captures = repository.plan_captures(run.target.id)
+    captures = store.plan_captures(run.target.id)
     if run.past_deadline():
         run.aspects[Aspect.PLANS.value] = AspectStatus(
             AspectState.OK,
@@ -229,9 +224,9 @@ def _is_current(run: _Run) -> bool:
 
 
 def _deltas(
-    repository: Repository, run: _Run, statements: Sequence[StatementStats]
+    store: CollectionStore, run: _Run, statements: Sequence[StatementStats]
 ) -> tuple[list[StatementStats], list[CounterReading], bool]:
-    previous, previous_complete = repository.counter_readings(run.target.id)
+    previous, previous_complete = store.counter_readings(run.target.id)
     complete = len(statements) < run.settings.collect_row_limit
     interval_stats: list[StatementStats] = []
     readings: list[CounterReading] = []

@@ -12,6 +12,7 @@ import pytest
 from planmon.config import load_settings
 from planmon.model import TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from tests.harness.servers import PostgresServer, free_port
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow]
@@ -91,10 +92,11 @@ def test_collect_two_targets_one_down(
     ]
 
     with Repository.from_settings(load_settings()) as repository:
-        runs = repository.collection_runs()
+        collection = CollectionStore(repository)
+        runs = collection.collection_runs()
         assert set(runs["status"]) == {"ok", "failed"}
         assert not runs["error"].dropna().str.contains("hunter2secret").any()
         start = now - timedelta(days=1)
-        stats = repository.runtime_stats(start, now + timedelta(days=1), target_ids=[shop_id])
+        stats = collection.runtime_stats(start, now + timedelta(days=1), target_ids=[shop_id])
     workload = stats[stats["executions"] == 25]
     assert len(workload) == 1, stats[["executions", "query_id"]]

@@ -11,6 +11,7 @@ import pytest
 
 from planmon.config import load_settings
 from planmon.store import Repository
+from planmon.store.retention import RetentionStore
 from tests.harness.seeds import HOUR, T0, seed
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
@@ -31,7 +32,7 @@ def _run(logical_date: Any) -> dict[str, Any]:
 
 def _stats_rows() -> int:
     with Repository.from_settings(load_settings()) as repository:
-        return repository.row_counts()["runtime_stats"]
+        return RetentionStore(repository).row_counts()["runtime_stats"]
 
 
 def test_purge_by_the_setting_then_by_the_operators_variable(
@@ -78,7 +79,7 @@ def test_roll_up_then_purge_keeps_every_execution_inside_the_retention(
     rolled = run.get_task_instance("roll_up").xcom_pull(task_ids="roll_up")
     assert rolled["hour_buckets"] == 7 * 24 + 3 and rolled["day_buckets"] == 2
     with Repository.from_settings(load_settings()) as repository:
-        counts = repository.row_counts()
+        counts = RetentionStore(repository).row_counts()
         assert counts["runtime_stats"] == 0  # every row is older than 2 days
         assert counts["runtime_stats_rollup"] == 2 + (7 * 24 + 3 - 48)
         assert _executions(StatsStore(repository), target_id) == executions

@@ -26,6 +26,7 @@ from sqlalchemy import make_url, text
 from planmon.config import load_settings
 from planmon.store import Repository
 from planmon.store.connection import create_repository_engine
+from planmon.store.retention import RetentionStore
 from tests.conftest import _unavailable
 from tests.harness import fleet
 from tests.harness.scheduler import EXECUTORS, AirflowCluster, Listener, airflow_cluster
@@ -400,7 +401,7 @@ def _repository_state(repository: Repository) -> dict[str, Any]:
     }
     with repository.engine.connect() as connection:
         rows = {name: [tuple(r) for r in connection.execute(text(sql))] for name, sql in queries.items()}
-    return {"row_counts": repository.row_counts(), **rows}
+    return {"row_counts": RetentionStore(repository).row_counts(), **rows}
 
 
 def _task_hostnames(cluster: AirflowCluster) -> set[str]:

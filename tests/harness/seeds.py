@@ -7,6 +7,7 @@ from typing import Any
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 
 HOUR = timedelta(hours=1)
 T0 = datetime(2026, 11, 10, 0, 0)  # baseline days start here; the slowdown starts at SLOW
@@ -15,11 +16,12 @@ SLOW = T0 + timedelta(days=7)
 
 def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -> tuple[int, dict[str, int]]:
     """Plan p1 for a week at 10 ms CPU, then plan p2 at 40 ms for ``slow_hours``, then p1 again."""
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
+    query_id = collection.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
         ("", "42")
     ]
-    plan_ids = repository.upsert_plans(
+    plan_ids = collection.upsert_plans(
         target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
     )
     rows: list[dict[str, Any]] = []
@@ -36,5 +38,5 @@ def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -
     add(T0, 7 * 24, "p1", 10_000.0)
     add(SLOW, slow_hours, "p2", 40_000.0)
     add(SLOW + slow_hours * HOUR, recovered_hours, "p1", 10_000.0)
-    repository.upsert_runtime_stats(rows)
+    collection.upsert_runtime_stats(rows)
     return target_id, plan_ids

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 
 T0 = datetime(2026, 11, 20)
@@ -42,7 +43,7 @@ def upsert_repeatedly(url: str, writer: int, ids: tuple[int, int, int], rounds: 
     repository = Repository(create_repository_engine(make_url(url)))
     try:
         for _ in range(rounds):
-            repository.upsert_runtime_stats(rows)
+            CollectionStore(repository).upsert_runtime_stats(rows)
     finally:
         repository.close()
     return writer

@@ -16,6 +16,7 @@ from planmon.config import Settings
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.plans import parse_plan, shape_hash
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.regressions import RegressionStore
 from planmon.store.schema import query, regression, remediation, target
 
@@ -98,8 +99,9 @@ def seed_fleet(repository: Repository, settings: Settings) -> SeededFleet:
     shop = repository.add_target(
         TargetSpec(name="shop", engine="postgres", conn_id="shop_pg", environment="prod")
     )
-    query_id = repository.upsert_queries(shop.id, [QueryRecord("q-42", query_text=QUERY_TEXT)])[("", "q-42")]
-    plan_ids = repository.upsert_plans(shop.id, [_plan_record(k) for k in DOCUMENTS])
+    collection = CollectionStore(repository)
+    query_id = collection.upsert_queries(shop.id, [QueryRecord("q-42", query_text=QUERY_TEXT)])[("", "q-42")]
+    plan_ids = collection.upsert_plans(shop.id, [_plan_record(k) for k in DOCUMENTS])
     rows: list[dict[str, Any]] = []
     for hour in range(7 * 24 + SLOW_HOURS + 3):
         start = T0 + hour * HOUR
@@ -112,7 +114,7 @@ def seed_fleet(repository: Repository, settings: Settings) -> SeededFleet:
             "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.05, "duration_us_mean": cpu * 1.3,
             "duration_us_stdev": cpu * 0.08, "logical_reads_mean": cpu / 10,
         })  # fmt: skip
-    repository.upsert_runtime_stats(rows)
+    collection.upsert_runtime_stats(rows)
     analyze_repository(repository, window_start=SLOW, window_end=SLOW + SLOW_HOURS * HOUR, settings=settings)
     found = RegressionStore(repository).regressions(status="open")
     assert len(found) == 1, f"the seeded slowdown should open one regression, found {len(found)}"
@@ -123,11 +125,11 @@ def seed_fleet(repository: Repository, settings: Settings) -> SeededFleet:
         for name, engine in (("billing", "sqlserver"), ("catalog", "mysql"))
     ]
     end = SLOW + SLOW_HOURS * HOUR
-    repository.record_collection_run(
+    collection.record_collection_run(
         shop.id, end - HOUR, end, status="ok",
         aspects={"runtime_stats": {"status": "ok", "hint": None}, "plans": {"status": "ok", "hint": None}},
     )  # fmt: skip
-    repository.record_collection_run(
+    collection.record_collection_run(
         others[0], end - HOUR, end, status="partial",
         aspects={
             "runtime_stats": {"status": "ok", "hint": None},

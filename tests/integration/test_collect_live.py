@@ -17,6 +17,7 @@ from planmon.collect import collect_target
 from planmon.config import load_settings
 from planmon.model import Target, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.schema import plan, query
 from tests.harness.servers import MariaDBServer, PostgresServer
@@ -47,11 +48,13 @@ def _collect(repo: Repository, target: Target, connect: Callable[[str | None], A
 
 
 def _check(repo: Repository, target: Target, run_workload: Callable[[], None], connect: Any) -> None:
+    collection = CollectionStore(repo)
     _collect(repo, target, connect, 0)  # baseline
     run_workload()
     second = _collect(repo, target, connect, 1)
     assert second.status == "ok", second.aspects
-    stats = repo.runtime_stats(NOW - timedelta(hours=2), NOW + timedelta(hours=1), target_ids=[target.id])
+    window = (NOW - timedelta(hours=2), NOW + timedelta(hours=1))
+    stats = collection.runtime_stats(*window, target_ids=[target.id])
     assert (stats["executions"] == WORKLOAD).sum() == 1, stats[["executions", "query_id"]]
     with repo.engine.connect() as connection:
         texts = connection.execute(select(query.c.query_text)).scalars().all()
@@ -59,11 +62,11 @@ def _check(repo: Repository, target: Target, run_workload: Callable[[], None], c
     own = [text for text in texts if "/* planmon */" in (text or "")]
     assert not own, f"planmon's own statements collected: {own}"
     assert any(p.shape_hash and p.body for p in plans), "no plan captured for the workload"
-    indexes = repo.index_snapshots(target.id)
+    indexes = collection.index_snapshots(target.id)
     assert {"orders_customer"} <= set(indexes["index_name"]), indexes
     before = stats.sort_values("plan_id").reset_index(drop=True)
     _collect(repo, target, connect, 1)  # the same window again (a retry): nothing changes
-    again = repo.runtime_stats(NOW - timedelta(hours=2), NOW + timedelta(hours=1), target_ids=[target.id])
+    again = collection.runtime_stats(*window, target_ids=[target.id])
     after = again.sort_values("plan_id").reset_index(drop=True)
     assert after[["plan_id", "interval_start", "executions"]].equals(
         before[["plan_id", "interval_start", "executions"]]

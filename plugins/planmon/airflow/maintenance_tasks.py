@@ -8,18 +8,18 @@ from typing import Any
 
 from planmon.airflow.connections import open_repository
 from planmon.config import Settings, load_settings
-from planmon.store import Repository
 from planmon.store.repository import utcnow
+from planmon.store.retention import RetentionStore
 from planmon.store.stats import StatsStore
 
 log = logging.getLogger(__name__)
 
 
-def retention_days(settings: Settings, repository: Repository) -> int:
+def retention_days(settings: Settings, retention: RetentionStore) -> int:
     """PLANMON_RETENTION_DAYS when an operator set it, else the repository's ``retention_days`` setting."""
     if "retention_days" in settings.model_fields_set:
         return settings.retention_days
-    return repository.retention_days()
+    return retention.retention_days()
 
 
 def purge(logical_date: datetime | None = None) -> dict[str, Any]:
@@ -27,8 +27,9 @@ def purge(logical_date: datetime | None = None) -> dict[str, Any]:
     settings = load_settings()
     with open_repository(settings) as repository:
         repository.require_schema()
-        days = retention_days(settings, repository)
-        deleted = repository.purge(now=logical_date, retention_days=days)
+        retention = RetentionStore(repository)
+        days = retention_days(settings, retention)
+        deleted = retention.purge(now=logical_date, retention_days=days)
     log.info("retention %d days: deleted %s", days, deleted)
     return {"retention_days": days, "deleted": deleted}
 

@@ -1,6 +1,6 @@
 """The data the detector reads and writes, as pandas frames with fixed columns.
 
-The repository (``Repository.runtime_stats``), the offline Query Store export reader and the
+The repository (``CollectionStore.runtime_stats``), the offline Query Store export reader and the
 benchmarks' generators all produce these shapes, so the one detector serves them all.
 
 Runtime stats (one row per plan, interval and execution type; times in microseconds):

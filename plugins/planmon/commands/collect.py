@@ -11,6 +11,7 @@ from planmon.collect import collect_target
 from planmon.commands._common import iso_moment, open_repository, print_json, window_arguments
 from planmon.config import load_settings
 from planmon.errors import ConfigError, EngineError
+from planmon.store.collection import CollectionStore
 
 DEFAULT_LOOKBACK = timedelta(minutes=15)
 
@@ -51,7 +52,7 @@ def _collect(args: argparse.Namespace) -> int:
         for target in targets:
             start, end = args.start, args.end
             if start is None:
-                last = repository.last_collected_until(target.id)
+                last = CollectionStore(repository).last_collected_until(target.id)
                 start = last.replace(tzinfo=UTC) if last else now - DEFAULT_LOOKBACK
                 end = now
             try:

@@ -41,6 +41,7 @@ from planmon.model import (
 )
 from planmon.remediation import rails
 from planmon.remediation.verify import Verdict, judge, post_apply_moments, regression_moments
+from planmon.store.collection import CollectionStore
 from planmon.store.regressions import RegressionStore
 from planmon.store.remediations import RemediationStore
 from planmon.store.repository import Repository, as_utc_naive, utcnow
@@ -160,6 +161,7 @@ class RemediationWorkflow:
         self.actor = actor
         self.clock = clock
         self.store = RemediationStore(repository)
+        self.collection = CollectionStore(repository)
         self._forcing_state_reader = forcing_state_reader
 
     # -- reading -------------------------------------------------------------------------------------
@@ -498,7 +500,7 @@ class RemediationWorkflow:
         from planmon.collect import collect_target
 
         moment = self._now(now)
-        start = self.repository.last_collected_until(target.id)
+        start = self.collection.last_collected_until(target.id)
         if start is None or start >= moment:
             return moment
         collect_target(
@@ -542,7 +544,7 @@ class RemediationWorkflow:
         context = self.context(record)
         moment = self._now(now)
         end = moment + timedelta(seconds=1)
-        stats = self.repository.runtime_stats(record.applied_at, end, target_ids=[context.target.id])
+        stats = self.collection.runtime_stats(record.applied_at, end, target_ids=[context.target.id])
         post = post_apply_moments(
             stats,
             target_id=context.target.id,

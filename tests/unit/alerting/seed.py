@@ -13,6 +13,7 @@ from sqlalchemy import insert, update
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.schema import regression
 
 T0 = datetime(2026, 11, 20, 12, 0)
@@ -40,6 +41,7 @@ def seed_target(
     tags: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, int], dict[str, int]]:
     """A target with one query and two plans; returns (target id, query ids, plan ids)."""
+    collection = CollectionStore(repository)
     target = repository.add_target(
         TargetSpec(
             name=name,
@@ -49,14 +51,14 @@ def seed_target(
             tags=tags or {"team": "payments"},
         )
     )
-    queries = repository.upsert_queries(
+    queries = collection.upsert_queries(
         target.id,
         [
             QueryRecord("q-4711", query_text="SELECT sum(total) FROM orders WHERE customer_id = 4711"),
             QueryRecord("q-815", query_text="SELECT * FROM orders WHERE email = 'alice@example.org'"),
         ],
     )
-    plans = repository.upsert_plans(
+    plans = collection.upsert_plans(
         target.id,
         [
             PlanRecord("p-good", "q-4711", shape_hash="ab12cd", summary={"findings": ["missing_index"]}),

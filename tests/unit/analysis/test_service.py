@@ -14,6 +14,7 @@ from planmon.analysis.service import analyze_repository
 from planmon.config import load_settings
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.regressions import RegressionStore
 from tests.harness.seeds import HOUR, SLOW, seed
@@ -101,14 +102,15 @@ def test_a_new_regression_after_resolution_opens_a_new_row(repository: Repositor
 def test_a_rising_force_failure_count_is_reported_in_the_window_that_saw_it(repository: Repository) -> None:
     from planmon.store.repository import utcnow
 
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="forced", engine="sqlserver", conn_id="c")).id
-    repository.upsert_queries(target_id, [QueryRecord("77")])
+    collection.upsert_queries(target_id, [QueryRecord("77")])
     forced = PlanRecord("9", "77", shape_hash="f", is_forced=True, forcing_type="MANUAL")
-    repository.upsert_plans(target_id, [replace(forced, force_failure_count=23)])  # a level: never alerts
+    collection.upsert_plans(target_id, [replace(forced, force_failure_count=23)])  # a level: never alerts
     now = utcnow()
     quiet = analyze_repository(repository, window_start=now - HOUR, window_end=now + HOUR, settings=SETTINGS)
     assert quiet.detected == 0
-    repository.upsert_plans(target_id, [replace(forced, force_failure_count=25)])  # the count rose
+    collection.upsert_plans(target_id, [replace(forced, force_failure_count=25)])  # the count rose
     moment = utcnow()
     found = analyze_repository(
         repository, window_start=moment - HOUR, window_end=moment + HOUR, settings=SETTINGS

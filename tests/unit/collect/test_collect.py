@@ -29,6 +29,7 @@ from planmon.engines.base import (
 from planmon.errors import EngineError, EngineErrorReason
 from planmon.model import QualifiedName, Target, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.schema import collection_run, index_snapshot, plan, runtime_stats
 
@@ -258,7 +259,7 @@ def test_unexplainable_statements_back_off(repository: Repository, server: FakeE
         if len(server.plan_requests) > before:
             attempted_at.append(step)
     assert attempted_at == [1, 2, 4, 8]
-    captures = repository.plan_captures(tgt.id)[("shop", "bad")]
+    captures = CollectionStore(repository).plan_captures(tgt.id)[("shop", "bad")]
     assert captures.failures == 4 and "syntax error" in (captures.last_error or "")
 
 
@@ -292,7 +293,7 @@ def test_past_interval_of_a_cumulative_engine_is_not_backfillable(
     )
     assert summary.status == "not_backfillable"
     assert "not backfillable" in (summary.aspects["runtime_stats"]["hint"] or "")
-    assert stats(repository) == [] and repository.counter_readings(tgt.id)[0] == {}
+    assert stats(repository) == [] and CollectionStore(repository).counter_readings(tgt.id)[0] == {}
 
 
 def test_unreachable_target_is_recorded_and_raised_without_secrets(
@@ -302,7 +303,7 @@ def test_unreachable_target_is_recorded_and_raised_without_secrets(
     server.down = True
     with pytest.raises(EngineError, match="connection refused"):
         run(repository, server, tgt, 0)
-    runs = repository.collection_runs(target_id=tgt.id)
+    runs = CollectionStore(repository).collection_runs(target_id=tgt.id)
     assert list(runs["status"]) == ["failed"]
     assert "hunter2secret" not in runs["error"][0]
 
@@ -310,23 +311,25 @@ def test_unreachable_target_is_recorded_and_raised_without_secrets(
 def test_a_failed_write_leaves_nothing_behind(
     repository: Repository, server: FakeEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    collection = CollectionStore(repository)
     tgt = target(repository)
     server.counters = {"q1": {"calls": 10, "time": 1000}}
     run(repository, server, tgt, 0)
     server.counters["q1"] = {"calls": 20, "time": 2000}
-    original = repository._record_counters
+    original = CollectionStore._record_counters
 
     def explode(*args: Any) -> None:
         original(*args)
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(repository, "_record_counters", explode)
+    # collect_target makes its own CollectionStore: break the write in the class
+    monkeypatch.setattr(CollectionStore, "_record_counters", staticmethod(explode))
     with pytest.raises(RuntimeError):
         run(repository, server, tgt, 1)
     monkeypatch.undo()
     assert stats(repository) == []
-    assert repository.counter_readings(tgt.id)[0][("shop", "q1")].executions == 10
-    assert list(repository.collection_runs(target_id=tgt.id)["status"]) == ["ok"]
+    assert collection.counter_readings(tgt.id)[0][("shop", "q1")].executions == 10
+    assert list(collection.collection_runs(target_id=tgt.id)["status"]) == ["ok"]
 
 
 def test_summary_is_small_and_serialisable(repository: Repository, server: FakeEngine) -> None:

@@ -14,6 +14,7 @@ from sqlalchemy.engine import URL
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.regressions import RegressionStore
 
@@ -83,6 +84,7 @@ def seed_regression(
     engine: str = "postgres",
     **spec: Any,
 ) -> Seeded:
+    collection = CollectionStore(repository)
     target = repository.add_target(
         TargetSpec(
             name=name,
@@ -94,10 +96,10 @@ def seed_regression(
             **spec,
         )
     )
-    query_id = repository.upsert_queries(
+    query_id = collection.upsert_queries(
         target.id, [QueryRecord("q1", "shop", query_text="SELECT ? FROM t")]
     )[("shop", "q1")]
-    plan_ids = repository.upsert_plans(
+    plan_ids = collection.upsert_plans(
         target.id,
         [PlanRecord("good", "q1", "shop", shape_hash="a"), PlanRecord("bad", "q1", "shop", shape_hash="b")],
     )
@@ -129,7 +131,7 @@ def seed_regression(
 
 
 def add_stats(seeded: Seeded, start: datetime, *, plan: str, mean: float, executions: int = 50) -> None:
-    seeded.repository.upsert_runtime_stats(
+    CollectionStore(seeded.repository).upsert_runtime_stats(
         [
             {
                 "target_id": seeded.target_id,
@@ -189,6 +191,7 @@ def seed_sqlserver_regression(repository: Repository, **spec: Any) -> int:
     from planmon.store.schema import plan
     from tests.unit.remediation.test_sqlserver import _showplans
 
+    collection = CollectionStore(repository)
     target = repository.add_target(
         TargetSpec(
             name="sales",
@@ -197,8 +200,8 @@ def seed_sqlserver_regression(repository: Repository, **spec: Any) -> int:
             **{"conn_id": "m", "remediation_conn_id": "f", **spec},
         )
     )
-    query_id = repository.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
-    plan_ids = repository.upsert_plans(
+    query_id = collection.upsert_queries(target.id, [QueryRecord("7", "Sales")])[("Sales", "7")]
+    plan_ids = collection.upsert_plans(
         target.id, [PlanRecord("11", "7", "Sales"), PlanRecord("12", "7", "Sales")]
     )
     with repository.engine.begin() as connection:

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.schema import runtime_stats
 from tests.harness.store_workers import upsert_repeatedly
 
@@ -18,9 +19,10 @@ ROUNDS = 3
 
 
 def test_concurrent_upserts_of_the_same_keys(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="t", engine="postgres", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_id = repository.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_id = collection.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
     url = repository.engine.url.render_as_string(hide_password=False)
     ids = (target_id, plan_id, query_id)
 

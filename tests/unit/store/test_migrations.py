@@ -11,7 +11,9 @@ from sqlalchemy import MetaData, Table, inspect, select
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository, migrate
+from planmon.store.collection import CollectionStore
 from planmon.store.partitions import partitions
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import metadata, runtime_stats
 
 T0 = datetime(2026, 11, 29, 18)
@@ -51,7 +53,7 @@ def test_downgrade_one_step_then_upgrade_again(repository: Repository) -> None:
 def test_init_is_idempotent_and_keeps_data(repository: Repository) -> None:
     repository.set_setting("retention_days", "45")
     repository.init_schema()
-    assert repository.retention_days() == 45
+    assert RetentionStore(repository).retention_days() == 45
 
 
 # -- 0007: runtime_stats rebuilt ------------------------------------------------------------------
@@ -59,9 +61,10 @@ def test_init_is_idempotent_and_keeps_data(repository: Repository) -> None:
 
 def _seed_0006(repository: Repository) -> list[dict[str, Any]]:
     """Rows over three UTC days written into the 0006 table (with its surrogate id)."""
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="t", engine="sqlserver", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_ids = repository.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")])
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_ids = collection.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")])
     rows = [
         {
             "target_id": target_id,
@@ -116,18 +119,20 @@ def test_upgrade_from_0006_keeps_every_row_and_gives_the_fresh_schema(empty_repo
         ]
     # the upgraded table takes the same idempotent writes as a fresh one, on old and new days
     rows = [{name: value for name, value in row.items() if name != "source"} for row in rows]  # 0008
-    repository.upsert_runtime_stats(rows)
+    collection = CollectionStore(repository)
+    collection.upsert_runtime_stats(rows)
     later = [{**row, "interval_start": row["interval_start"] + timedelta(days=3),
               "interval_end": row["interval_end"] + timedelta(days=3)} for row in rows[:4]]  # fmt: skip
-    repository.upsert_runtime_stats(later)
+    collection.upsert_runtime_stats(later)
     assert len(_stored(repository)) == 132
 
 
 def test_downgrade_to_0006_keeps_every_row(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="t", engine="postgres", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_id = repository.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
-    repository.upsert_runtime_stats([
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_id = collection.upsert_plans(target_id, [PlanRecord("p", "q")])["p"]
+    collection.upsert_runtime_stats([
         {"target_id": target_id, "plan_id": plan_id, "query_id": query_id, "executions": h + 1,
          "interval_start": T0 + timedelta(hours=h), "interval_end": T0 + timedelta(hours=h + 1),
 }
@@ -170,9 +175,11 @@ def test_0008_keeps_every_row_both_ways_and_restores_source_from_the_target(
     repository = empty_repository
     migrate.upgrade(repository.engine, "0007")
     target_id = repository.add_target(TargetSpec(name="t", engine="sqlserver", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    query_id = CollectionStore(repository).upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
     plan_ids = sorted(
-        repository.upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")]).values()
+        CollectionStore(repository)
+        .upsert_plans(target_id, [PlanRecord("p1", "q"), PlanRecord("p2", "q")])
+        .values()
     )
     common = {
         "target_id": target_id,
@@ -188,7 +195,7 @@ def test_0008_keeps_every_row_both_ways_and_restores_source_from_the_target(
                "interval_start": T0 - step * n, "interval_end": T0 - step * (n - 1)}
               for grain, step in (("hour", timedelta(hours=1)), ("day", timedelta(days=1)))
               for n in range(1, 4) for p in plan_ids]  # fmt: skip
-    repository.ensure_runtime_stats_partitions(T0, T0 + timedelta(hours=30))
+    CollectionStore(repository).ensure_runtime_stats_partitions(T0, T0 + timedelta(hours=30))
     with repository.engine.begin() as connection:
         for name, rows in (("runtime_stats", fine), ("runtime_stats_rollup", rolled)):
             connection.execute(Table(name, MetaData(), autoload_with=connection).insert(), rows)

@@ -18,8 +18,9 @@ from sqlalchemy.schema import CreateIndex, CreateTable
 
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import RUNTIME_STATS_COLUMNS, RUNTIME_STATS_KEY, CollectionStore
 from planmon.store.connection import create_repository_engine
-from planmon.store.repository import RUNTIME_STATS_COLUMNS, RUNTIME_STATS_KEY
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import metadata, runtime_stats
 from planmon.store.upsert import Merge, mssql_merge_sql
 
@@ -71,12 +72,13 @@ def test_live_sql_server_repository_round_trip(mssql_url: str) -> None:
     if url.drivername == "mssql":
         url = url.set(drivername="mssql+pymssql")
     repository = Repository(create_repository_engine(url))
+    collection = CollectionStore(repository)
     try:
         repository.init_schema()
         name = f"live-{datetime.now():%H%M%S%f}"
         target_id = repository.add_target(TargetSpec(name=name, engine="sqlserver", conn_id="c")).id
-        query_id = repository.upsert_queries(target_id, [QueryRecord("1")])[("", "1")]
-        plan_id = repository.upsert_plans(target_id, [PlanRecord("1", "1", body=b"<x/>")])["1"]
+        query_id = collection.upsert_queries(target_id, [QueryRecord("1")])[("", "1")]
+        plan_id = collection.upsert_plans(target_id, [PlanRecord("1", "1", body=b"<x/>")])["1"]
         start = datetime(2026, 1, 1)
         rows = [
             {
@@ -89,13 +91,14 @@ def test_live_sql_server_repository_round_trip(mssql_url: str) -> None:
             }
             for h in range(3)
         ]
-        repository.upsert_runtime_stats(rows)
-        repository.upsert_runtime_stats(rows)
-        assert len(repository.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 3
+        collection.upsert_runtime_stats(rows)
+        collection.upsert_runtime_stats(rows)
+        assert len(collection.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 3
         # the purge's DELETE TOP (n) batches: the first hour is older than 30 days
-        deleted = repository.purge(now=start + timedelta(days=30, hours=1), retention_days=30, batch_rows=1)
+        retention = RetentionStore(repository)
+        deleted = retention.purge(now=start + timedelta(days=30, hours=1), retention_days=30, batch_rows=1)
         assert deleted["runtime_stats"] >= 1
-        assert len(repository.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 2
+        assert len(collection.runtime_stats(start, start + timedelta(days=1), target_ids=[target_id])) == 2
         repository.remove_target(name)
     finally:
         repository.close()

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from planmon.errors import PlanmonError
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore, CollectionWrite
 from planmon.store.partitions import (
     _bounds,
     days_between,
@@ -24,7 +25,7 @@ from planmon.store.partitions import (
     partitions,
     purge_before,
 )
-from planmon.store.repository import CollectionWrite
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import runtime_stats, runtime_stats_rollup
 
 T0 = datetime(2026, 12, 1)  # midnight UTC: day n of the tests is T0 + n days
@@ -32,9 +33,10 @@ HOUR = timedelta(hours=1)
 
 
 def _ids(repository: Repository, name: str = "t", plans: int = 2) -> tuple[int, int, list[int]]:
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name=name, engine="sqlserver", conn_id="c")).id
-    query_id = repository.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
-    plan_ids = repository.upsert_plans(target_id, [PlanRecord(f"p{n}", "q") for n in range(plans)])
+    query_id = collection.upsert_queries(target_id, [QueryRecord("q")])[("", "q")]
+    plan_ids = collection.upsert_plans(target_id, [PlanRecord(f"p{n}", "q") for n in range(plans)])
     return target_id, query_id, sorted(plan_ids.values())
 
 
@@ -113,12 +115,13 @@ def test_runtime_stats_has_no_surrogate_id() -> None:
 def test_writes_over_several_days_create_their_partitions_and_a_retry_changes_nothing(
     repository: Repository,
 ) -> None:
+    collection = CollectionStore(repository)
     target_id, query_id, plan_ids = _ids(repository)
     rows = _rows(target_id, query_id, plan_ids, T0 + 20 * HOUR, hours=30)  # days 0, 1 and 2
-    assert repository.upsert_runtime_stats(rows) == 60
-    first = repository.runtime_stats(T0, T0 + timedelta(days=3))
-    repository.upsert_runtime_stats(rows)  # a retried task
-    again = repository.runtime_stats(T0, T0 + timedelta(days=3))
+    assert collection.upsert_runtime_stats(rows) == 60
+    first = collection.runtime_stats(T0, T0 + timedelta(days=3))
+    collection.upsert_runtime_stats(rows)  # a retried task
+    again = collection.runtime_stats(T0, T0 + timedelta(days=3))
     assert len(first) == 60 and first.equals(again)
     assert _count(repository) == 60
     if repository.engine.dialect.name == "postgresql":
@@ -126,6 +129,7 @@ def test_writes_over_several_days_create_their_partitions_and_a_retry_changes_no
 
 
 def test_a_collection_write_creates_the_partitions_of_its_rows(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="t", engine="sqlserver", conn_id="c")).id
     start = T0 + timedelta(days=4, hours=23, minutes=45)  # an interval across midnight
     row = {
@@ -150,16 +154,17 @@ def test_a_collection_write_creates_the_partitions_of_its_rows(repository: Repos
         plans=[PlanRecord("p", "q")],
         runtime_stats=[row, later],
     )
-    repository.record_collection(write)
-    repository.record_collection(write)
+    collection.record_collection(write)
+    collection.record_collection(write)
     assert _count(repository) == 2
     if repository.engine.dialect.name == "postgresql":
         assert _partition_days(repository) == [date(2026, 12, 5), date(2026, 12, 6)]
 
 
 def test_ensuring_partitions_is_idempotent(repository: Repository) -> None:
-    made = repository.ensure_runtime_stats_partitions(T0, T0 + timedelta(days=2))
-    again = repository.ensure_runtime_stats_partitions(T0 + HOUR, T0 + timedelta(days=2))
+    collection = CollectionStore(repository)
+    made = collection.ensure_runtime_stats_partitions(T0, T0 + timedelta(days=2))
+    again = collection.ensure_runtime_stats_partitions(T0 + HOUR, T0 + timedelta(days=2))
     if repository.engine.dialect.name != "postgresql":
         assert made == again == []  # nothing is partitioned there
         return
@@ -186,7 +191,7 @@ def test_concurrent_writers_of_a_new_day_make_its_partition_once(postgres: Any, 
         try:
             barrier.wait()
             rows = _rows(target_id, query_id, plan_ids[number : number + 1], T0 + 22 * HOUR, hours=4)
-            repository.upsert_runtime_stats(rows)
+            CollectionStore(repository).upsert_runtime_stats(rows)
         except BaseException as exc:  # reported below
             errors.append(exc)
         finally:
@@ -216,7 +221,7 @@ def test_a_table_in_the_way_of_a_partition_is_an_error_that_names_it(postgres: A
         with repository.engine.begin() as connection:  # e.g. a partition a DBA detached to archive
             connection.execute(text("CREATE TABLE runtime_stats_p20261201 (x int)"))
         with pytest.raises(PlanmonError, match=r"runtime_stats_p20261201.*not a partition") as caught:
-            repository.ensure_runtime_stats_partitions(T0, T0 + HOUR)
+            CollectionStore(repository).ensure_runtime_stats_partitions(T0, T0 + HOUR)
         assert "rename it" in (caught.value.hint or "")
     finally:
         repository.close()
@@ -226,13 +231,14 @@ def test_a_table_in_the_way_of_a_partition_is_an_error_that_names_it(postgres: A
 
 
 def test_purge_drops_whole_days_and_deletes_the_rest_of_the_straddling_one(repository: Repository) -> None:
+    collection, retention = CollectionStore(repository), RetentionStore(repository)
     target_id, query_id, plan_ids = _ids(repository)
-    repository.upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=4 * 24))  # days 0-3
+    collection.upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=4 * 24))  # days 0-3
     now = T0 + timedelta(days=32, hours=5)  # retention 30 days: cutoff day 2, 05:00
     with _statements(repository.engine) as statements:
-        deleted = repository.purge(now=now, batch_rows=4)
+        deleted = retention.purge(now=now, batch_rows=4)
     assert deleted["runtime_stats"] == 2 * (2 * 24 + 5)
-    left = repository.runtime_stats(T0, T0 + timedelta(days=5))
+    left = collection.runtime_stats(T0, T0 + timedelta(days=5))
     assert len(left) == 2 * (2 * 24 - 5)
     assert left["interval_start"].min() == T0 + timedelta(days=2, hours=5)
     stats_statements = [s for s in statements if "runtime_stats " in s or "runtime_stats_p" in s]
@@ -249,7 +255,7 @@ def test_purge_drops_whole_days_and_deletes_the_rest_of_the_straddling_one(repos
         assert sum(s.startswith("DELETE FROM runtime_stats ") for s in stats_statements) == 27  # 106 / 4
     # nothing is shipped to the client: every statement on runtime_stats' rows is a DELETE
     assert not [s for s in stats_statements if s.startswith("SELECT") and "FROM runtime_stats " in s]
-    assert repository.purge(now=now, batch_rows=4)["runtime_stats"] == 0  # a re-run deletes nothing
+    assert retention.purge(now=now, batch_rows=4)["runtime_stats"] == 0  # a re-run deletes nothing
 
 
 def test_purge_on_sqlite_deletes_by_rowid_range_in_bounded_batches(tmp_path: Any) -> None:
@@ -261,7 +267,7 @@ def test_purge_on_sqlite_deletes_by_rowid_range_in_bounded_batches(tmp_path: Any
     try:
         repository.init_schema()
         target_id, query_id, plan_ids = _ids(repository, plans=3)
-        repository.upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=10))
+        CollectionStore(repository).upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=10))
         with _statements(repository.engine) as statements:
             gone = purge_before(repository.engine, runtime_stats, "interval_start", T0 + 7 * HOUR, 5)
         assert gone == 21 and _count(repository) == 9
@@ -297,7 +303,7 @@ def test_purge_of_rollups_keeps_a_bucket_the_cutoff_cuts_and_goes_in_batches(rep
         connection.execute(runtime_stats_rollup.insert(), rows)
     now = T0 + timedelta(days=30, hours=3, minutes=30)  # cutoff 03:30 on day 0
     with _statements(repository.engine) as statements:
-        deleted = repository.purge(now=now, batch_rows=3)
+        deleted = RetentionStore(repository).purge(now=now, batch_rows=3)
     # day rows (all before day 0) and the hours starting 00:00-02:00 go; 03:00-04:00 is cut: it stays
     assert deleted["runtime_stats_rollup"] == 2 * 2 + 2 * 3
     with repository.engine.connect() as connection:
@@ -321,9 +327,10 @@ def test_reads_and_the_purge_use_partition_and_index_ranges(postgres: Any) -> No
     repository = Repository(create_repository_engine(fresh_postgres_url(postgres)))
     try:
         repository.init_schema()
+        collection = CollectionStore(repository)
         for number in range(12):  # a fleet: the analysis reads one batch of targets out of many
             target_id, query_id, plan_ids = _ids(repository, name=f"t{number}", plans=4)
-            repository.upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=5 * 24))
+            collection.upsert_runtime_stats(_rows(target_id, query_id, plan_ids, T0, hours=5 * 24))
         with repository.engine.connect() as connection:
             connection.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
         store = StatsStore(repository)

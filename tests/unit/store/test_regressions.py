@@ -12,6 +12,7 @@ from sqlalchemy import event, select
 
 from planmon.model import QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.regressions import RegressionStore
 from planmon.store.schema import audit_log
 
@@ -20,7 +21,7 @@ END = datetime(2026, 11, 20, 12)
 
 def _queries(repository: Repository, count: int) -> tuple[int, list[int]]:
     target_id = repository.add_target(TargetSpec(name="shop", engine="postgres", conn_id="c")).id
-    ids = repository.upsert_queries(target_id, [QueryRecord(f"q{n}") for n in range(count)])
+    ids = CollectionStore(repository).upsert_queries(target_id, [QueryRecord(f"q{n}") for n in range(count)])
     return target_id, [ids[("", f"q{n}")] for n in range(count)]
 
 

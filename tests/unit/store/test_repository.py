@@ -11,6 +11,8 @@ from sqlalchemy import func, insert, select, update
 from planmon.errors import ConfigError, PlanmonError
 from planmon.model import PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import alert, audit_log, plan, regression, remediation, runtime_stats
 
 T0 = datetime(2026, 11, 20, 12, 0)
@@ -41,9 +43,10 @@ def _stats_rows(
 
 
 def _seed(repository: Repository) -> tuple[int, int, int]:
+    collection = CollectionStore(repository)
     target_id = _target(repository)
-    query_ids = repository.upsert_queries(target_id, [QueryRecord("q1", query_text="SELECT ? FROM t")])
-    plan_ids = repository.upsert_plans(target_id, [PlanRecord("p1", "q1", shape_hash="aa", body=b"{}")])
+    query_ids = collection.upsert_queries(target_id, [QueryRecord("q1", query_text="SELECT ? FROM t")])
+    plan_ids = collection.upsert_plans(target_id, [PlanRecord("p1", "q1", shape_hash="aa", body=b"{}")])
     return target_id, plan_ids["p1"], query_ids[("", "q1")]
 
 
@@ -108,38 +111,42 @@ def test_unknown_target_says_how_to_list_them(repository: Repository) -> None:
 
 
 def test_same_runtime_stats_batch_twice_leaves_the_same_rows(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id, plan_id, query_id = _seed(repository)
     rows = _stats_rows(target_id, plan_id, query_id, hours=24)
-    repository.upsert_runtime_stats(rows)
-    first = repository.runtime_stats(T0, T0 + timedelta(days=1))
-    repository.upsert_runtime_stats(rows)
-    second = repository.runtime_stats(T0, T0 + timedelta(days=1))
+    collection.upsert_runtime_stats(rows)
+    first = collection.runtime_stats(T0, T0 + timedelta(days=1))
+    collection.upsert_runtime_stats(rows)
+    second = collection.runtime_stats(T0, T0 + timedelta(days=1))
     assert len(first) == len(second) == 24
     assert "id" not in first.columns  # the natural key is the primary key (ADR 0005)
     assert first.equals(second)
 
 
 def test_a_rewritten_interval_updates_in_place(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id, plan_id, query_id = _seed(repository)
-    repository.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=2))
+    collection.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=2))
     corrected = _stats_rows(target_id, plan_id, query_id, hours=2, executions=99)
-    repository.upsert_runtime_stats(corrected)
-    frame = repository.runtime_stats(T0, T0 + timedelta(hours=2))
+    collection.upsert_runtime_stats(corrected)
+    frame = collection.runtime_stats(T0, T0 + timedelta(hours=2))
     assert list(frame["executions"]) == [99, 100]
 
 
 def test_a_batch_of_new_and_existing_keys_updates_and_inserts(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id, plan_id, query_id = _seed(repository)
-    repository.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=2))
-    repository.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=4, executions=50))
-    frame = repository.runtime_stats(T0, T0 + timedelta(hours=4))
+    collection.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=2))
+    collection.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=4, executions=50))
+    frame = collection.runtime_stats(T0, T0 + timedelta(hours=4))
     assert list(frame["executions"]) == [50, 51, 52, 53]
 
 
 def test_runtime_stats_window_is_half_open(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id, plan_id, query_id = _seed(repository)
-    repository.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=3))
-    frame = repository.runtime_stats(T0 + timedelta(hours=1), T0 + timedelta(hours=2))
+    collection.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=3))
+    frame = collection.runtime_stats(T0 + timedelta(hours=1), T0 + timedelta(hours=2))
     assert list(frame["interval_start"]) == [T0 + timedelta(hours=1)]
 
 
@@ -148,8 +155,8 @@ def test_runtime_stats_rows_are_checked_before_anything_is_written(repository: R
     rows = _stats_rows(target_id, plan_id, query_id, hours=3)
     rows[2] = {k: v for k, v in rows[2].items() if k != "executions"}
     with pytest.raises(PlanmonError, match="lacks executions"):
-        repository.upsert_runtime_stats(rows)
-    assert repository.row_counts()["runtime_stats"] == 0
+        CollectionStore(repository).upsert_runtime_stats(rows)
+    assert RetentionStore(repository).row_counts()["runtime_stats"] == 0
 
 
 def test_a_failing_batch_writes_nothing(repository: Repository) -> None:
@@ -157,16 +164,17 @@ def test_a_failing_batch_writes_nothing(repository: Repository) -> None:
     rows = _stats_rows(target_id, plan_id, query_id, hours=1500)  # several statements on every backend
     rows[-1]["plan_id"] = 987654  # violates the foreign key only at the very end
     with pytest.raises(PlanmonError):
-        repository.upsert_runtime_stats(rows)
-    assert repository.row_counts()["runtime_stats"] == 0
+        CollectionStore(repository).upsert_runtime_stats(rows)
+    assert RetentionStore(repository).row_counts()["runtime_stats"] == 0
 
 
 def test_plan_body_is_stored_once_and_compressed(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = _target(repository)
-    repository.upsert_queries(target_id, [QueryRecord("q1")])
+    collection.upsert_queries(target_id, [QueryRecord("q1")])
     body = b"<ShowPlanXML>" + b"<RelOp/>" * 500 + b"</ShowPlanXML>"
-    ids = repository.upsert_plans(target_id, [PlanRecord("p1", "q1", body=body, summary={"cost": 1})])
-    again = repository.upsert_plans(target_id, [PlanRecord("p1", "q1", body=b"other", summary={"cost": 2})])
+    ids = collection.upsert_plans(target_id, [PlanRecord("p1", "q1", body=body, summary={"cost": 1})])
+    again = collection.upsert_plans(target_id, [PlanRecord("p1", "q1", body=b"other", summary={"cost": 2})])
     assert ids == again
     assert repository.plan_bodies([ids["p1"]]) == {ids["p1"]: body}
     with repository.engine.connect() as connection:
@@ -176,11 +184,12 @@ def test_plan_body_is_stored_once_and_compressed(repository: Repository) -> None
 
 
 def test_query_first_and_last_seen_only_widen(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = _target(repository)
-    repository.upsert_queries(target_id, [QueryRecord("q1", query_text="SELECT ?")])
+    collection.upsert_queries(target_id, [QueryRecord("q1", query_text="SELECT ?")])
     with repository.engine.begin() as connection:
         connection.execute(update(plan.metadata.tables["query"]).values(first_seen=T0, last_seen=T0))
-    repository.upsert_queries(target_id, [QueryRecord("q1", query_text=None)])
+    collection.upsert_queries(target_id, [QueryRecord("q1", query_text=None)])
     with repository.engine.connect() as connection:
         row = connection.execute(select(plan.metadata.tables["query"])).one()
     assert row.first_seen == T0 and row.last_seen > T0
@@ -190,13 +199,14 @@ def test_query_first_and_last_seen_only_widen(repository: Repository) -> None:
 def test_plans_need_their_query(repository: Repository) -> None:
     target_id = _target(repository)
     with pytest.raises(PlanmonError, match="store queries before their plans"):
-        repository.upsert_plans(target_id, [PlanRecord("p1", "q-missing")])
+        CollectionStore(repository).upsert_plans(target_id, [PlanRecord("p1", "q-missing")])
 
 
 def test_collection_run_retry_replaces_the_record(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = _target(repository)
     for status in ("failed", "ok"):
-        repository.record_collection_run(
+        collection.record_collection_run(
             target_id,
             T0,
             T0 + timedelta(minutes=15),
@@ -204,13 +214,14 @@ def test_collection_run_retry_replaces_the_record(repository: Repository) -> Non
             aspects={"runtime_stats": {"status": status}},
             error="password=hunter2secret refused" if status == "failed" else None,
         )
-    runs = repository.collection_runs(target_id=target_id)
+    runs = collection.collection_runs(target_id=target_id)
     assert list(runs["status"]) == ["ok"]
 
 
 def test_collection_errors_are_stored_without_secrets(repository: Repository) -> None:
+    collection = CollectionStore(repository)
     target_id = _target(repository)
-    repository.record_collection_run(
+    collection.record_collection_run(
         target_id,
         T0,
         T0 + timedelta(minutes=15),
@@ -218,7 +229,7 @@ def test_collection_errors_are_stored_without_secrets(repository: Repository) ->
         aspects={},
         error="password=hunter2secret x",
     )
-    assert "hunter2secret" not in repository.collection_runs(target_id=target_id)["error"][0]
+    assert "hunter2secret" not in collection.collection_runs(target_id=target_id)["error"][0]
 
 
 # -- audit log and retention -----------------------------------------------------------------------
@@ -227,15 +238,18 @@ def test_collection_errors_are_stored_without_secrets(repository: Repository) ->
 def test_audit_log_has_no_update_or_delete_path() -> None:
     import inspect
 
-    import planmon.store.repository as module
+    import planmon.store.collection
+    import planmon.store.repository
+    import planmon.store.retention
 
-    source = inspect.getsource(module)
-    assert "update(audit_log" not in source and "delete(audit_log" not in source
+    for module in (planmon.store.repository, planmon.store.collection, planmon.store.retention):
+        source = inspect.getsource(module)
+        assert "update(audit_log" not in source and "delete(audit_log" not in source
 
 
 def test_purge_removes_old_data_in_batches_and_keeps_what_must_stay(repository: Repository) -> None:
     target_id, plan_id, query_id = _seed(repository)
-    repository.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=48))
+    CollectionStore(repository).upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=48))
     now = T0 + timedelta(days=30, hours=12)  # retention 30 days: the first 12 hours are older
     with repository.engine.begin() as connection:
         base = {
@@ -269,10 +283,11 @@ def test_purge_removes_old_data_in_batches_and_keeps_what_must_stay(repository: 
             )
         )
     repository.audit("tester", "old.entry")
-    deleted = repository.purge(now=now, batch_rows=5)
+    retention = RetentionStore(repository)
+    deleted = retention.purge(now=now, batch_rows=5)
     assert deleted["runtime_stats"] == 12
     assert deleted["regression"] == 1
-    counts = repository.row_counts()
+    counts = retention.row_counts()
     assert counts["runtime_stats"] == 36
     assert counts["regression"] == 1 and counts["remediation"] == 1
     with repository.engine.connect() as connection:
@@ -284,7 +299,7 @@ def test_purge_removes_old_data_in_batches_and_keeps_what_must_stay(repository: 
 def test_removing_a_target_removes_its_data_but_not_the_audit_log(repository: Repository) -> None:
     target_id, plan_id, query_id = _seed(repository)
     other_id = _target(repository, "other")
-    repository.upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=3))
+    CollectionStore(repository).upsert_runtime_stats(_stats_rows(target_id, plan_id, query_id, hours=3))
     with repository.engine.begin() as connection:
         regression_id = connection.execute(
             insert(regression)
@@ -313,7 +328,7 @@ def test_removing_a_target_removes_its_data_but_not_the_audit_log(repository: Re
             )
         )
     repository.remove_target("orders-prod")
-    counts = repository.row_counts()
+    counts = RetentionStore(repository).row_counts()
     assert [t.id for t in repository.list_targets()] == [other_id]
     assert all(counts[name] == 0 for name in ("query", "plan", "runtime_stats", "regression", "alert"))
     assert counts["audit_log"] >= 3
@@ -322,4 +337,4 @@ def test_removing_a_target_removes_its_data_but_not_the_audit_log(repository: Re
 def test_retention_setting_must_be_a_positive_number(repository: Repository) -> None:
     repository.set_setting("retention_days", "0")
     with pytest.raises(ConfigError, match="at least 1"):
-        repository.purge()
+        RetentionStore(repository).purge()

@@ -15,8 +15,10 @@ from planmon.analysis.detect import baseline_moments, detect
 from planmon.config import Settings
 from planmon.model import BASELINE_MOMENT_COLUMNS, PlanRecord, QueryRecord, TargetSpec
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.partitions import partitions
+from planmon.store.retention import RetentionStore
 from planmon.store.schema import runtime_stats
 from planmon.store.stats import StatsStore
 from tests.harness.servers import PostgresServer
@@ -33,6 +35,7 @@ def _seed(repository: Repository, *, queries: int = 6, seed: int = 7) -> tuple[l
     """Two targets, ``queries`` queries each with two plans, 15-minute rows over the baseline and the
     window: SQL Server-like rows (CPU, aborted executions), PostgreSQL-like ones (duration only,
     some without reads), a regressed plan in the window. Returns target ids and the rows stored."""
+    collection = CollectionStore(repository)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
     target_ids = []
@@ -40,9 +43,9 @@ def _seed(repository: Repository, *, queries: int = 6, seed: int = 7) -> tuple[l
         target_id = repository.add_target(TargetSpec(name=f"t{number}", engine=engine, conn_id="c")).id
         target_ids.append(target_id)
         records = [QueryRecord(f"q{q}") for q in range(queries)]
-        query_ids = repository.upsert_queries(target_id, records)
+        query_ids = collection.upsert_queries(target_id, records)
         plans = [PlanRecord(f"p{q}{v}", f"q{q}", shape_hash=f"s{q}{v}") for q in range(queries) for v in "ab"]
-        plan_ids = repository.upsert_plans(target_id, plans)
+        plan_ids = collection.upsert_plans(target_id, plans)
         moment = T0
         while moment < WINDOW_END:
             current = moment >= WINDOW_START
@@ -63,7 +66,7 @@ def _seed(repository: Repository, *, queries: int = 6, seed: int = 7) -> tuple[l
                         "logical_reads_mean": None if q == 3 else mean / 10, "rows_examined_mean": 5.0,
                     })  # fmt: skip
             moment += QUARTER
-    repository.upsert_runtime_stats(rows)
+    collection.upsert_runtime_stats(rows)
     return target_ids, pd.DataFrame(rows)
 
 
@@ -112,13 +115,14 @@ def test_detection_from_sums_and_window_rows_equals_detection_from_every_row(rep
 
 
 def test_roll_up_keeps_the_baseline_sums_and_every_execution(repository: Repository) -> None:
+    retention = RetentionStore(repository)
     target_ids, _stored = _seed(repository)
     store = StatsStore(repository)
     before = store.baseline_moments(T0, WINDOW_START, target_ids=target_ids)
-    fine_before = repository.row_counts()["runtime_stats"]
+    fine_before = retention.row_counts()["runtime_stats"]
     now = WINDOW_END
     summary = store.roll_up(now=now, fine_days=2, hourly_days=4)
-    counts = repository.row_counts()
+    counts = retention.row_counts()
     assert summary.hour_buckets > 0 and summary.day_buckets > 0
     assert counts["runtime_stats_rollup"] > 0
     assert counts["runtime_stats"] < fine_before
@@ -128,7 +132,7 @@ def test_roll_up_keeps_the_baseline_sums_and_every_execution(repository: Reposit
     rows = store.window_rows(T0, WINDOW_END, target_ids=target_ids)
     assert int(rows["executions"].sum()) == int(_stored["executions"].sum())
     fine_horizon = (now - timedelta(days=2)).replace(minute=0)
-    fine = repository.runtime_stats(T0, WINDOW_END, target_ids=target_ids)
+    fine = CollectionStore(repository).runtime_stats(T0, WINDOW_END, target_ids=target_ids)
     assert pd.to_datetime(fine["interval_start"]).min() >= pd.Timestamp(fine_horizon)
 
 
@@ -143,7 +147,7 @@ def test_roll_up_twice_changes_nothing_and_late_rows_join_their_bucket(repositor
     # a row arriving late for a day already rolled is pooled into that day, not lost or doubled
     late = stored.iloc[[0]].copy()
     late["interval_start"] = late["interval_start"] + timedelta(minutes=7)
-    repository.upsert_runtime_stats(late.replace({np.nan: None}).to_dict("records"))
+    CollectionStore(repository).upsert_runtime_stats(late.replace({np.nan: None}).to_dict("records"))
     rolled = store.roll_up(now=WINDOW_END, fine_days=2, hourly_days=4)
     assert rolled.hour_buckets == 1 and rolled.day_buckets == 1
     total = store.window_rows(T0, WINDOW_END, target_ids=target_ids)["executions"].sum()

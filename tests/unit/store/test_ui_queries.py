@@ -13,6 +13,7 @@ from sqlalchemy import event
 
 from planmon.config import Settings
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.store.ui_queries import MAX_PAGE, RegressionFilter, UIQueries
 from tests.harness.ui_seed import SLOW, T0, seed_fleet, seed_scale
 
@@ -55,7 +56,7 @@ def test_timeline_weights_means_by_executions_across_execution_types(
     settings = Settings(home=tmp_path)
     fleet = seed_fleet(repository, settings)
     start = SLOW + timedelta(hours=1)
-    repository.upsert_runtime_stats([{
+    CollectionStore(repository).upsert_runtime_stats([{
         "target_id": fleet.target_id, "plan_id": fleet.plan_ids["p-seq"], "query_id": fleet.query_id,
         "interval_start": start, "interval_end": start + timedelta(hours=1), "execution_type": 3,
         "executions": 200, "cpu_us_mean": 80_000.0, "duration_us_mean": None,

@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 
 from planmon.config import Settings
 from planmon.store import Repository
+from planmon.store.collection import CollectionStore
 from planmon.ui.app import Approvals
 from tests.harness.ui_seed import SEQ_PLAN, SeededFleet
 from tests.unit.ui.conftest import AUTH, TOKEN, make_client
@@ -240,7 +241,8 @@ def test_a_regression_without_plans_and_a_plan_without_document_render(
     from planmon.model import PlanRecord
     from planmon.store.schema import regression
 
-    bare_plan = repository.upsert_plans(fleet.target_id, [PlanRecord("p-nodoc", "q-42")])["p-nodoc"]
+    plan_ids = CollectionStore(repository).upsert_plans(fleet.target_id, [PlanRecord("p-nodoc", "q-42")])
+    bare_plan = plan_ids["p-nodoc"]
     moment = datetime(2026, 11, 17, 6)
     with repository.engine.begin() as connection:
         error_id = connection.execute(
