@@ -16,7 +16,7 @@ JSON_KEYS = (
 
 
 def regressions_json(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    """Rows of ``Repository.regressions()`` in the documented JSON shape."""
+    """Rows of ``RegressionStore.regressions()`` in the documented JSON shape."""
     return [_row_json(row) for row in frame.to_dict("records")]
 
 
