@@ -230,11 +230,6 @@ def purge_before(
         raise ValueError(f"batch_rows must be at least 1, not {batch_rows}")
     deleted, relations = _drop_partitions_before(bind, table, time_column, cutoff, condition)
     for relation in relations:
-        if bind.dialect.name == "postgresql":
-            deleted += _purge_by_time_keyset(
-                bind, relation, time_column, cutoff, batch_rows, condition=condition
-            )
-            continue
         statement = _batch_delete(
             bind.dialect.name,
             relation,
@@ -250,39 +245,6 @@ def purge_before(
             if gone < batch_rows:
                 break
     return deleted
-
-
-def _purge_by_time_keyset(
-    bind: Bind,
-    relation: Any,
-    time_column: str,
-    cutoff: datetime,
-    batch_rows: int,
-    *,
-    condition: ColumnElement[bool] | None,
-) -> int:
-    """PostgreSQL: the batches walk the time index forward. Each takes the oldest ``batch_rows``
-    rows at or after the newest time the previous batch deleted, so no batch scans again the index
-    entries its predecessors left dead (rescanning them made a large purge quadratic); the server
-    reports back only a count and that time."""
-    deleted = 0
-    floor: datetime | None = None
-    while True:
-        statement = _batch_delete(
-            "postgresql",
-            relation,
-            time_column=time_column,
-            cutoff=cutoff,
-            batch_rows=batch_rows,
-            condition=condition,
-            not_before=floor,
-        )
-        with _transaction(bind) as connection:
-            gone, newest = connection.execute(statement).one()
-        deleted += int(gone)
-        if int(gone) < batch_rows:
-            return deleted
-        floor = newest
 
 
 def _drop_partitions_before(
@@ -337,33 +299,21 @@ def _batch_delete(
     cutoff: datetime,
     batch_rows: int,
     condition: ColumnElement[bool] | None,
-    not_before: datetime | None = None,
 ) -> Any:
-    """One bounded batch: the first ``batch_rows`` rows in range, found and deleted by the server.
-    On PostgreSQL the oldest rows at or after ``not_before``, and the statement returns how many
-    went and the newest time among them (see ``_purge_by_time_keyset``)."""
+    """One bounded batch: the first ``batch_rows`` rows in range, found and deleted by the server."""
     in_range: list[ColumnElement[bool]] = [table.c[time_column] < cutoff]
     if condition is not None:
         in_range.append(condition)
-    if not_before is not None:
-        in_range.append(table.c[time_column] >= not_before)
     if dialect == "sqlite":
         rowid: ColumnClause[Any] = literal_column("rowid")
         chosen = select(rowid).select_from(table).where(*in_range).limit(batch_rows).correlate(None)
         return delete(table).where(rowid.in_(chosen))
     if dialect == "mssql":  # DELETE TOP (n): the server takes the first n rows of the index range
         return delete(table).where(*in_range).prefix_with(f"TOP ({int(batch_rows)})", dialect="mssql")
-    if dialect == "postgresql":  # the rows' addresses in time order (a TID scan), read in one initplan
+    if dialect == "postgresql":  # the rows' addresses (a TID scan), read in one initplan
         ctid: ColumnClause[Any] = literal_column("ctid")
-        time = table.c[time_column]
-        chosen = select(ctid).select_from(table).where(*in_range).order_by(time).limit(batch_rows)
-        gone = (
-            delete(table)
-            .where(ctid == any_(func.array(chosen.correlate(None).scalar_subquery())))
-            .returning(time)
-            .cte("gone")
-        )
-        return select(func.count(), func.max(gone.c[time_column]))
+        chosen = select(ctid).select_from(table).where(*in_range).limit(batch_rows).correlate(None)
+        return delete(table).where(ctid == any_(func.array(chosen.scalar_subquery())))
     raise NotImplementedError(f"planmon's repository does not support the {dialect} dialect")
 
 
