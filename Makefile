@@ -30,7 +30,8 @@ $(UV):
 	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
 
 $(VENV)/.installed: $(UV) pyproject.toml uv.lock hatch_build.py plugins/planmon/plans/_showplan_ops.pyx
-	$(UV) sync --frozen --extra celery --python $(PYTHON)
+	$(UV) sync --frozen --extra celery --compile-bytecode --python $(PYTHON)
+	$(RUN)/python -m compileall -q -j 0 plugins/planmon
 	@touch $@
 
 install: $(VENV)/.installed ## install the locked environment into .venv

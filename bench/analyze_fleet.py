@@ -71,10 +71,7 @@ from planmon.config import Settings, load_settings  # noqa: E402
 from planmon.embedded import PostgresServer, postgres_bindir, postgres_server  # noqa: E402
 from planmon.model import PlanRecord, QueryRecord, TargetSpec  # noqa: E402
 from planmon.store import Repository  # noqa: E402
-from planmon.store.collection import (
-    RUNTIME_STATS_KEY,
-    CollectionStore,
-)
+from planmon.store.collection import RUNTIME_STATS_KEY, CollectionStore  # noqa: E402
 from planmon.store.connection import create_repository_engine  # noqa: E402
 from planmon.store.retention import RetentionStore  # noqa: E402
 from planmon.store.schema import runtime_stats, runtime_stats_rollup  # noqa: E402

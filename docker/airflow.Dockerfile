@@ -20,4 +20,4 @@ RUN mkdir -p /opt/planmon-venv && chown airflow:root /opt/planmon-venv
 USER airflow
 RUN pip install --no-cache-dir "uv==0.13.9" \
  && cd /opt/planmon \
- && python -m uv sync --frozen --no-dev --extra celery --no-editable --python "$(command -v python3.11)"
+ && python -m uv sync --frozen --no-dev --extra celery --no-editable --compile-bytecode --python "$(command -v python3.11)"

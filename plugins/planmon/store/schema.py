@@ -184,9 +184,12 @@ runtime_stats_rollup = Table(
     Column("metric_mean_sq", Float, nullable=True),
     # The key leads with time: the roll-up writes a bucket at a time, oldest first, so its entries
     # append at the right of the index and pages stay full (50 bytes a row, where the plan-first key
-    # of 0006-0007 split pages half-empty at 67), and the purge and the roll-up's probes range over it.
+    # of 0006-0007 split pages half-empty at 67).
     PrimaryKeyConstraint("interval_start", "grain", "plan_id", "execution_type"),
     Index(None, "target_id", "interval_start"),  # analysis reads a batch of targets over a time range
+    # the purge's batches walk this one: 7 bytes a row (deduplicated), where walking the 44-byte key
+    # measured the purge at 2.2x a plain DELETE instead of 1.8x
+    Index(None, "interval_start"),
 )
 
 collection_run = Table(

@@ -151,7 +151,6 @@ def test_migration_0008_narrows_both_stats_tables_in_place_on_sql_server() -> No
     assert statements == [
         "ALTER TABLE runtime_stats DROP COLUMN source;",
         "ALTER TABLE runtime_stats_rollup DROP COLUMN source;",
-        "DROP INDEX ix_runtime_stats_rollup_interval_start ON runtime_stats_rollup;",
         "ALTER TABLE runtime_stats_rollup DROP CONSTRAINT pk_runtime_stats_rollup;",
         "ALTER TABLE runtime_stats_rollup ADD CONSTRAINT pk_runtime_stats_rollup "
         "PRIMARY KEY (interval_start, grain, plan_id, execution_type);",

@@ -10,8 +10,8 @@ Create Date: 2026-12-03 16:30:00.000000
 - runtime_stats_rollup's primary key becomes (interval_start, grain, plan_id, execution_type), from
   (plan_id, grain, interval_start, execution_type): the roll-up writes one bucket at a time, oldest
   first, so the new key's entries append at the right of the index (about 50 bytes a row, where the
-  plan-first key split its pages half-empty at 67), and the (interval_start) index the purge used is
-  the key's prefix now: dropped.
+  plan-first key split its pages half-empty at 67). The (interval_start) index stays: the purge
+  walks it (7 bytes a row, deduplicated).
 
 On PostgreSQL dropping a column of the partitioned runtime_stats is a catalog change (no rewrite);
 the rollup's key is rebuilt in place. SQLite rebuilds both tables (batch mode); SQL Server alters
@@ -39,7 +39,6 @@ def upgrade() -> None:
         with op.batch_alter_table(table, schema=None) as batch_op:
             batch_op.drop_column("source")
     with op.batch_alter_table(ROLLUP, schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f(f"ix_{ROLLUP}_interval_start"))
         batch_op.drop_constraint(batch_op.f(f"pk_{ROLLUP}"), type_="primary")
         batch_op.create_primary_key(batch_op.f(f"pk_{ROLLUP}"), list(ROLLUP_KEY))
 
@@ -48,7 +47,6 @@ def downgrade() -> None:
     with op.batch_alter_table(ROLLUP, schema=None) as batch_op:
         batch_op.drop_constraint(batch_op.f(f"pk_{ROLLUP}"), type_="primary")
         batch_op.create_primary_key(batch_op.f(f"pk_{ROLLUP}"), list(ROLLUP_KEY_0007))
-        batch_op.create_index(batch_op.f(f"ix_{ROLLUP}_interval_start"), ["interval_start"])
     for table in TABLES:
         # nullable first, filled from the target's engine (what collection wrote), then NOT NULL
         with op.batch_alter_table(table, schema=None) as batch_op:
