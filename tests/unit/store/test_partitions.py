@@ -311,7 +311,7 @@ def test_purge_of_rollups_keeps_a_bucket_the_cutoff_cuts_and_goes_in_batches(rep
             select(runtime_stats_rollup.c.grain, runtime_stats_rollup.c.interval_start)
         ).all()
     assert sorted({start for _grain, start in left}) == [T0 + h * HOUR for h in (3, 4, 5)]
-    rollup_deletes = [s for s in statements if s.startswith("DELETE FROM runtime_stats_rollup")]
+    rollup_deletes = [s for s in statements if "DELETE FROM runtime_stats_rollup" in s]
     assert len(rollup_deletes) == 4  # 10 rows, batches of 3
 
 
@@ -391,3 +391,28 @@ def _explained(repository: Repository, action: Any, *, statement_prefix: str = "
         rows = connection.exec_driver_sql("EXPLAIN " + statement, parameters).all()
         connection.rollback()
     return [str(row[0]).strip() for row in rows]
+
+
+def test_purge_of_rollups_in_small_batches_deletes_exactly_what_is_due(repository: Repository) -> None:
+    """Many rows share each time (every plan's hour): batches that end inside a time must neither
+    skip nor repeat rows, and rows the condition keeps (a bucket the cutoff cuts) stay."""
+    target_id, query_id, plan_ids = _ids(repository, plans=5)
+    base = {"target_id": target_id, "query_id": query_id, "executions": 1, "errors": 0, "source_rows": 1}
+    rows = [
+        {**base, "plan_id": plan_id, "grain": grain, "execution_type": execution_type,
+         "interval_start": T0 + h * step, "interval_end": T0 + (h + 1) * step}
+        for grain, step, count in (("hour", HOUR, 30), ("day", timedelta(days=1), 3))
+        for h in range(count)
+        for plan_id in plan_ids
+        for execution_type in (0, 3)
+    ]  # fmt: skip
+    with repository.engine.begin() as connection:
+        connection.execute(runtime_stats_rollup.insert(), rows)
+    now = T0 + timedelta(days=30, hours=20, minutes=30)  # cutoff 20:30 on day 0
+    cutoff = T0 + timedelta(hours=20, minutes=30)
+    deleted = RetentionStore(repository).purge(now=now, batch_rows=7)
+    due = [r for r in rows if r["interval_end"] <= cutoff]
+    assert deleted["runtime_stats_rollup"] == len(due) == 200  # hours 00-19: 20 x 5 plans x 2 types
+    with repository.engine.connect() as connection:
+        left = connection.execute(select(func.count()).select_from(runtime_stats_rollup)).scalar_one()
+    assert left == len(rows) - len(due)
