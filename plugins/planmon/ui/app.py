@@ -366,7 +366,7 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
         queries = context.queries()
         data = regression_data(queries, _parse_id("regression", regression_id))
         timeline, windows = timeline_data(queries, data["regression"], context.baseline_days)
-        svg = _timeline_charts(timeline, windows)
+        svg = _timeline_charts(timeline, windows, data["regression"].get("engine"))
         return _render(
             context, request, "regression.html", title=f"Regression {regression_id}", data=data,
             charts=svg, windows=windows, timeline=timeline, colours=views.plan_colours(timeline),
@@ -402,7 +402,7 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
         return _render(context, request, "plan.html", title=f"Plan {plan_id}", plan=view)
 
 
-def _timeline_charts(timeline: Any, windows: views.Windows) -> dict[str, str]:
+def _timeline_charts(timeline: Any, windows: views.Windows, engine: str | None) -> dict[str, str]:
     colours = views.plan_colours(timeline)
     marked = (windows.baseline, windows.regressed)
     return {
@@ -414,6 +414,7 @@ def _timeline_charts(timeline: Any, windows: views.Windows) -> dict[str, str]:
             start=windows.chart_start,
             end=windows.chart_end,
             colours=colours,
+            empty=views.empty_chart_message(timeline, metric, engine),
         )
         for metric, title in (
             ("cpu_us_mean", "CPU per execution"),

@@ -15,7 +15,7 @@ from planmon.errors import PlanParseError
 from planmon.plans import Plan, PlanNode, PlanStatement, diff_statements, find_all, parse_plan
 from planmon.plans.diff import operator_name
 from planmon.store.ui_queries import Timeline, UIQueries, jsonable
-from planmon.ui.charts import Series, Window, colour
+from planmon.ui.charts import NO_POINTS, Series, Window, colour
 
 DEFAULT_INTERVAL = timedelta(hours=1)
 AFTER_DETECTION = timedelta(hours=24)  # shown after the last detection (recovery, remediation)
@@ -90,6 +90,16 @@ def timeline_series(timeline: Timeline, metric: str) -> list[Series]:
         Series(plan_id, plan_label(plan_id, timeline.plans.get(plan_id)), points)
         for plan_id, points in sorted(by_plan.items())
     ]
+
+
+def empty_chart_message(timeline: Timeline, metric: str, engine: str | None) -> str:
+    """Why a metric's chart has no points: the engine does not report it (its rows carry other
+    metrics, as PostgreSQL's carry duration and no CPU), or there are no statistics at all."""
+    has_metric = any(getattr(p, metric) is not None for p in timeline.points)
+    if timeline.points and not has_metric and metric == "cpu_us_mean":
+        who = f"this engine ({engine})" if engine else "this engine"
+        return f"{who} reports no CPU per statement: see the duration per execution"
+    return NO_POINTS
 
 
 def plan_colours(timeline: Timeline) -> dict[int, str]:

@@ -180,6 +180,42 @@ def test_regression_page_draws_one_series_per_plan_in_each_chart(
     assert "public.orders: Index Scan on orders_customer -&gt; Seq Scan" in page
 
 
+def _chart(page: str, chart: str) -> str:
+    return page.split(f'id="{chart}"')[1].split("</svg>", maxsplit=1)[0]
+
+
+def test_a_cpu_chart_without_cpu_says_the_engine_reports_none(
+    client: TestClient, repository: Repository, fleet: SeededFleet
+) -> None:
+    """PostgreSQL's rows carry duration and no CPU: the CPU chart says so, not "no statistics"."""
+    from sqlalchemy import update
+
+    from planmon.store.schema import runtime_stats
+
+    with repository.engine.begin() as connection:
+        connection.execute(update(runtime_stats).values(cpu_us_mean=None, cpu_us_stdev=None))
+    page = client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
+    cpu, duration = _chart(page, "chart-cpu"), _chart(page, "chart-duration")
+    assert "this engine (postgres) reports no CPU per statement" in cpu and '<g class="series"' not in cpu
+    assert "no runtime statistics" not in cpu
+    assert duration.count('<g class="series"') == 3 and "reports no CPU" not in duration
+
+
+def test_a_timeline_without_points_says_there_are_no_statistics(
+    client: TestClient, repository: Repository, fleet: SeededFleet
+) -> None:
+    from sqlalchemy import delete
+
+    from planmon.store.schema import runtime_stats
+
+    with repository.engine.begin() as connection:
+        connection.execute(delete(runtime_stats))
+    page = client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
+    for chart in ("chart-cpu", "chart-duration"):
+        assert "no runtime statistics in this range" in _chart(page, chart)
+        assert "reports no CPU" not in _chart(page, chart)
+
+
 def test_plan_view_shows_tree_costs_rows_and_findings(client: TestClient, fleet: SeededFleet) -> None:
     body = client.get(f"/api/plans/{fleet.plan_ids['p-seq']}", headers=AUTH).json()
     [statement] = body["statements"]
