@@ -13,6 +13,7 @@ from typing import Any
 
 from planmon.errors import PlanParseError
 from planmon.plans import Plan, PlanNode, PlanStatement, diff_statements, find_all, parse_plan
+from planmon.plans.cost import ExpectedCost, expected_costs
 from planmon.plans.diff import operator_name
 from planmon.store.ui_queries import Timeline, UIQueries, jsonable
 from planmon.ui.charts import NO_POINTS, Series, Window, colour
@@ -250,19 +251,29 @@ def _statement_view(statement: PlanStatement, engine: Any) -> dict[str, Any]:
 def _flat_nodes(root: PlanNode | None, by_node: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     if root is None:
         return []
-    total = root.estimated_cost or 0.0
+    expected = expected_costs(root)
+    total = expected[root.node_id].cost or 0.0
     nodes: list[dict[str, Any]] = []
     stack: list[tuple[PlanNode, int, int | None]] = [(root, 0, None)]
     while stack:
         node, depth, parent = stack.pop()
-        nodes.append(_node_view(node, depth, parent, total, by_node.get(node.node_id, [])))
+        findings = by_node.get(node.node_id, [])
+        nodes.append(_node_view(node, depth, parent, findings, expected=expected[node.node_id], total=total))
         stack.extend((child, depth + 1, node.node_id) for child in reversed(node.children))
     return nodes
 
 
 def _node_view(
-    node: PlanNode, depth: int, parent: int | None, total: float, findings: Sequence[dict[str, Any]]
+    node: PlanNode,
+    depth: int,
+    parent: int | None,
+    findings: Sequence[dict[str, Any]],
+    *,
+    expected: ExpectedCost,
+    total: float,
 ) -> dict[str, Any]:
+    """One operator of the tree. Its cost share is its expected cost (bounded by its parent's, so an
+    input a Limit stops reading early counts only as far as it is read) over the root's."""
     actual = node.actual_rows_per_execution
     ratio = None
     if actual is not None and node.estimated_rows:
@@ -276,7 +287,8 @@ def _node_view(
         "object": node.object.qualified if node.object else None,
         "table": ".".join(p for p in (node.object.schema, node.object.table) if p) if node.object else None,
         "estimated_cost": node.estimated_cost,
-        "cost_share": (node.estimated_cost / total) if total and node.estimated_cost is not None else None,
+        "cost_share": expected.cost / total if total > 0 and expected.cost is not None else None,
+        "run_fraction": expected.run_fraction,
         "estimated_rows": node.estimated_rows,
         "actual_rows": actual,
         "actual_executions": node.actual_executions,

@@ -257,6 +257,28 @@ def test_uploaded_plan_file_is_parsed_with_the_plan_parser(client: TestClient) -
     assert [n["operator"] for n in body["statements"][0]["nodes"]] == ["Aggregate", "Seq Scan"]
 
 
+LIMIT_PLAN = (
+    Path(__file__).resolve().parents[2] / "fixtures/plans/postgres/pev2__sample_plan6_pgadmin_quoted.txt"
+)
+
+
+def test_cost_shares_under_a_limit_stay_within_the_statement(client: TestClient) -> None:
+    """A real PostgreSQL plan: Limit (cost 3878.21) over a Nested Loop costing 48075.41 run whole."""
+    plan = LIMIT_PLAN.read_bytes()
+    body = client.post("/api/plans/parse?filename=limit.txt", headers=AUTH, content=plan).json()
+    nodes = body["statements"][0]["nodes"]
+    assert [n["operator"] for n in nodes[:2]] == ["Limit", "Nested Loop"]
+    assert nodes[1]["estimated_cost"] == 48075.41  # the engine's cost stays as reported
+    assert nodes[1]["cost_share"] == pytest.approx(1.0) and nodes[1]["run_fraction"] == pytest.approx(
+        0.0806, abs=1e-3
+    )
+    assert all(0.0 <= n["cost_share"] <= 1.0 for n in nodes)
+    page = client.post("/plans/upload", headers=AUTH, files={"plan_file": ("limit.txt", plan, "text/plain")})
+    shares = [int(v) for v in re.findall(r"</span> (\d+)%", page.text)]
+    assert len(shares) == len(nodes) and max(shares) == 100
+    assert "runs ~8.1% of it" in page.text
+
+
 def test_a_bad_plan_file_is_400_with_the_parsers_message(client: TestClient) -> None:
     response = client.post("/api/plans/parse", headers=AUTH, content=b"<html>not a plan</html>")
     assert response.status_code == 400 and "not a SQL Server showplan" in response.json()["detail"]
