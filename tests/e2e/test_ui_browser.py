@@ -86,12 +86,28 @@ def test_overview_regression_and_plan_pages_in_the_browser(
     browser.screenshot(ARTIFACTS / "regressions.png")
 
     browser.open(f"{server.base_url}/planmon/regressions/{fleet.regression_id}")
+    # around the regression: the index plan's baseline hours and the sequential scan
+    _assert_timeline(browser, sorted(fleet.plan_ids[k] for k in ("p-index", "p-seq")))
+    assert "Seq Scan" in browser.evaluate("document.querySelector('#diff [data-side=current]').textContent")
+    browser.screenshot(ARTIFACTS / "regression.png")
+    # the page's link to the whole baseline window, followed as a person would
+    browser.open(browser.evaluate("document.querySelector('#span a').href"))
+    assert browser.evaluate("document.querySelector('#span').dataset.span") == "full"
+    _assert_timeline(browser, sorted(fleet.plan_ids.values()))
+    browser.screenshot(ARTIFACTS / "regression-full-baseline.png")
+
+    browser.open(f"{server.base_url}/planmon/plans/{fleet.plan_ids['p-seq']}")
+    assert browser.evaluate("document.querySelectorAll('table.tree tr.has-finding').length") == 1
+    browser.screenshot(ARTIFACTS / "plan.png")
+
+
+def _assert_timeline(browser: Browser, plan_ids: list[int]) -> None:
     for chart in ("#chart-cpu", "#chart-duration"):
         series = browser.evaluate(
             f"[...document.querySelectorAll('{chart} svg g.series[data-plan-id]')]"
             ".map(g => Number(g.dataset.planId))"
         )
-        assert sorted(series) == sorted(fleet.plan_ids.values()), chart  # one series per plan
+        assert sorted(series) == plan_ids, chart  # one series per plan
         drawn = browser.evaluate(f"document.querySelector('{chart} svg').getBoundingClientRect().height")
         assert drawn > 100  # rendered, not collapsed
         windows = browser.evaluate(
@@ -99,13 +115,7 @@ def test_overview_regression_and_plan_pages_in_the_browser(
         )
         assert windows == ["baseline", "regressed"]
     legend = browser.evaluate("document.querySelectorAll('#legend li[data-plan-id]').length")
-    assert legend == len(fleet.plan_ids)
-    assert "Seq Scan" in browser.evaluate("document.querySelector('#diff [data-side=current]').textContent")
-    browser.screenshot(ARTIFACTS / "regression.png")
-
-    browser.open(f"{server.base_url}/planmon/plans/{fleet.plan_ids['p-seq']}")
-    assert browser.evaluate("document.querySelectorAll('table.tree tr.has-finding').length") == 1
-    browser.screenshot(ARTIFACTS / "plan.png")
+    assert legend == len(plan_ids)
 
 
 def test_a_plan_file_uploaded_in_the_browser_is_shown(

@@ -24,22 +24,24 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             "Collect the enabled targets (or those named) for a window. Without --start/--end each "
             "target is collected from the end of its last collection (or the last 15 minutes) to now. "
             "Engines with cumulative counters only (PostgreSQL, MySQL) can only collect a window "
-            "ending now; SQL Server Query Store can collect any past window."
+            "ending now; SQL Server Query Store can collect any past window. A window ending in the "
+            "future is refused: it has no data yet."
         ),
     )
     parser.add_argument("--target", action="append", default=[], metavar="NAME", help="repeatable")
     parser.add_argument(
         "--start", type=iso_moment, help="window start, ISO 8601 (UTC unless an offset is given)"
     )
-    parser.add_argument("--end", type=iso_moment, help="window end, ISO 8601")
+    parser.add_argument("--end", type=iso_moment, help="window end, ISO 8601, not after now")
     parser.add_argument("--json", action="store_true", help="print the summaries as JSON")
     parser.set_defaults(handler=_collect)
 
 
 def _collect(args: argparse.Namespace) -> int:
     window_arguments(args)
-    settings = load_settings()
     now = datetime.now(UTC)
+    _refuse_future_end(args.end, now)
+    settings = load_settings()
     summaries: list[dict[str, Any]] = []
     failures = 0
     with open_repository() as repository:
@@ -65,6 +67,17 @@ def _collect(args: argparse.Namespace) -> int:
             summaries.append(summary.as_dict())
     _report(summaries, as_json=args.json)
     return 1 if failures else 0
+
+
+def _refuse_future_end(end: datetime | None, now: datetime) -> None:
+    """A window that has not ended has no statistics for its future part: refuse it before any
+    target is read, rather than store a collection that claims times still to come."""
+    if end is not None and end > now:
+        raise ConfigError(
+            f"--end {end.isoformat()} is in the future (now is {now.isoformat(timespec='seconds')}): "
+            "a collection window must have ended; give an --end at or before now, or omit --start "
+            "and --end to collect each target up to now"
+        )
 
 
 def _report(summaries: list[dict[str, Any]], *, as_json: bool) -> None:

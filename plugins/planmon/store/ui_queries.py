@@ -11,7 +11,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import and_, case, func, select
@@ -30,6 +30,8 @@ from planmon.store.schema import (
 
 MAX_PAGE = 200  # largest page a caller may ask for
 TIMELINE_MAX_POINTS = 20_000  # (plan, interval) points of one query's timeline, newest kept
+INTERVAL_SAMPLE = 25  # the newest rows a query's typical interval is taken from
+INTERVAL_LOOKBACK = timedelta(days=31)  # ... within this long before the moment asked about
 HISTORY_LIMIT = 200  # remediations / audit entries shown for one regression
 STATUSES = ("open", "resolved")
 
@@ -313,6 +315,25 @@ class UIQueries(RepositoryView):
             for row in reversed(rows[:TIMELINE_MAX_POINTS])
         ]
         return Timeline(points=points, plans=plans, truncated=truncated)
+
+    def query_interval(self, query_id: int, before: datetime) -> timedelta | None:
+        """The query's typical interval length (the median of its newest rows starting before
+        ``before``, within a month); None when it has none. One statement on the primary key."""
+        statement = (
+            select(runtime_stats.c.interval_start, runtime_stats.c.interval_end)
+            .where(
+                runtime_stats.c.plan_id.in_(select(plan.c.id).where(plan.c.query_id == query_id)),
+                runtime_stats.c.query_id == query_id,
+                runtime_stats.c.interval_start >= before - INTERVAL_LOOKBACK,
+                runtime_stats.c.interval_start < before,
+            )
+            .order_by(runtime_stats.c.interval_start.desc())
+            .limit(INTERVAL_SAMPLE)
+        )
+        with self._errors(f"reading the interval of query {query_id}"), self.engine.connect() as connection:
+            lengths = sorted(row.interval_end - row.interval_start for row in connection.execute(statement))
+        lengths = [length for length in lengths if length > timedelta(0)]
+        return lengths[len(lengths) // 2] if lengths else None
 
     @staticmethod
     def _plans_identity(connection: Any, plan_ids: Sequence[int]) -> dict[int, dict[str, Any]]:

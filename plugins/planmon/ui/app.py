@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlencode
@@ -25,7 +25,7 @@ from planmon.config import Settings, load_settings
 from planmon.errors import ConfigError, PlanmonError, PlanParseError
 from planmon.model import KINDS, SEVERITIES
 from planmon.store.repository import Repository
-from planmon.store.ui_queries import STATUSES, Page, RegressionFilter, UIQueries, jsonable
+from planmon.store.ui_queries import STATUSES, Page, RegressionFilter, Timeline, UIQueries, jsonable
 from planmon.ui import charts, views
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -84,6 +84,7 @@ class _Context:
         )
         self.templates.filters["number"] = _number
         self.templates.filters["when"] = _when
+        self.templates.filters["duration"] = _duration
 
     def settings(self) -> Settings:
         with self._lock:
@@ -230,11 +231,22 @@ def regression_data(queries: UIQueries, regression_id: int) -> dict[str, Any]:
     }
 
 
-def timeline_data(queries: UIQueries, row: dict[str, Any], baseline_days: int) -> tuple[Any, views.Windows]:
-    probe = views.regression_windows(row, baseline_days, views.DEFAULT_INTERVAL)
-    timeline = queries.timeline(row["query_id"], probe.chart_start, probe.chart_end)
-    windows = views.regression_windows(row, baseline_days, views.typical_interval(timeline))
+def timeline_data(
+    queries: UIQueries, row: dict[str, Any], baseline_days: int, span: str
+) -> tuple[Timeline, views.Windows]:
+    """The regression's timeline over its chart's range, which follows the query's own interval."""
+    now = datetime.now(UTC).replace(tzinfo=None)  # the repository's times are naive UTC
+    interval = queries.query_interval(row["query_id"], row["last_detected"]) or views.DEFAULT_INTERVAL
+    windows = views.regression_windows(row, baseline_days, interval, now=now, span=span)
+    timeline = queries.timeline(row["query_id"], windows.chart_start, windows.chart_end)
     return timeline, windows
+
+
+def timeline_span(span: str = "incident") -> str:
+    """The ``span`` query parameter of a regression's timeline; 400 naming the allowed values."""
+    if span not in views.SPANS:
+        raise HTTPException(status_code=400, detail=f"span must be one of {', '.join(views.SPANS)}")
+    return span
 
 
 # -- JSON API -----------------------------------------------------------------------------------------
@@ -243,6 +255,7 @@ def timeline_data(queries: UIQueries, row: dict[str, Any], baseline_days: int) -
 Limit = Annotated[int, Query(ge=1, le=200)]
 Offset = Annotated[int, Query(ge=0)]
 Selection = Annotated[RegressionFilter, Depends(regression_filter)]
+Span = Annotated[str, Depends(timeline_span)]
 
 
 def _add_api_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader) -> None:
@@ -275,12 +288,12 @@ def _add_detail_api_routes(app: FastAPI, context: _Context) -> None:
         return jsonable(data)  # type: ignore[no-any-return]
 
     @app.get("/api/regressions/{regression_id}/timeline")
-    def api_timeline(regression_id: str) -> dict[str, Any]:
+    def api_timeline(regression_id: str, span: Span) -> dict[str, Any]:
         queries = context.queries()
         row = queries.regression(_parse_id("regression", regression_id))
         if row is None:
             raise _not_found("regression", regression_id)
-        timeline, windows = timeline_data(queries, row, context.baseline_days)
+        timeline, windows = timeline_data(queries, row, context.baseline_days, span)
         return views.timeline_json(timeline, windows)
 
     @app.get("/api/plans/{plan_id}")
@@ -362,11 +375,11 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
         )  # fmt: skip
 
     @app.get("/regressions/{regression_id}", response_class=HTMLResponse)
-    def regression_page(request: Request, regression_id: str) -> HTMLResponse:
+    def regression_page(request: Request, regression_id: str, span: Span) -> HTMLResponse:
         queries = context.queries()
         data = regression_data(queries, _parse_id("regression", regression_id))
-        timeline, windows = timeline_data(queries, data["regression"], context.baseline_days)
-        svg = _timeline_charts(timeline, windows)
+        timeline, windows = timeline_data(queries, data["regression"], context.baseline_days, span)
+        svg = _timeline_charts(timeline, windows, data["regression"].get("engine"))
         return _render(
             context, request, "regression.html", title=f"Regression {regression_id}", data=data,
             charts=svg, windows=windows, timeline=timeline, colours=views.plan_colours(timeline),
@@ -402,7 +415,7 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
         return _render(context, request, "plan.html", title=f"Plan {plan_id}", plan=view)
 
 
-def _timeline_charts(timeline: Any, windows: views.Windows) -> dict[str, str]:
+def _timeline_charts(timeline: Timeline, windows: views.Windows, engine: str | None) -> dict[str, str]:
     colours = views.plan_colours(timeline)
     marked = (windows.baseline, windows.regressed)
     return {
@@ -414,6 +427,7 @@ def _timeline_charts(timeline: Any, windows: views.Windows) -> dict[str, str]:
             start=windows.chart_start,
             end=windows.chart_end,
             colours=colours,
+            empty=views.empty_chart_message(timeline, metric, engine),
         )
         for metric, title in (
             ("cpu_us_mean", "CPU per execution"),
@@ -441,3 +455,13 @@ def _when(value: Any) -> str:
         except ValueError:
             return value
     return value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value)
+
+
+def _duration(value: timedelta) -> str:
+    """A span as a DBA reads it: minutes, hours, or days from two days on."""
+    seconds = value.total_seconds()
+    if seconds < 3600:
+        return f"{seconds / 60:g} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:g} hours"
+    return f"{seconds / 86400:g} days"

@@ -21,6 +21,7 @@ PALETTE = (
 WIDTH, HEIGHT = 1000, 260
 LEFT, RIGHT, TOP, BOTTOM = 70, 16, 14, 34
 GAP_FACTOR = 1.5  # a gap longer than this many typical intervals breaks a series' line
+NO_POINTS = "no runtime statistics in this range"
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +56,10 @@ def timeline_svg(
     start: datetime,
     end: datetime,
     colours: Mapping[int, str] | None = None,
+    empty: str = NO_POINTS,
 ) -> str:
-    """An SVG line chart of ``series`` between ``start`` and ``end`` (empty state when no points)."""
+    """An SVG line chart of ``series`` between ``start`` and ``end``; ``empty`` says why there is
+    nothing to draw when there are no points."""
     colours = colours or {s.plan_id: colour(i) for i, s in enumerate(series)}
     values = [v for s in series for _, v in s.points if math.isfinite(v)]
     parts = [
@@ -67,7 +70,7 @@ def timeline_svg(
     if end <= start or not values:
         parts.append(
             f'<text class="empty" x="{WIDTH / 2}" y="{HEIGHT / 2}" text-anchor="middle">'
-            "no runtime statistics in this range</text></svg>"
+            f"{escape(empty)}</text></svg>"
         )
         return "".join(parts)
     top = _nice_ceiling(max(values))

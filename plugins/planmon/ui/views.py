@@ -13,13 +13,19 @@ from typing import Any
 
 from planmon.errors import PlanParseError
 from planmon.plans import Plan, PlanNode, PlanStatement, diff_statements, find_all, parse_plan
+from planmon.plans.cost import ExpectedCost, expected_costs
 from planmon.plans.diff import operator_name
 from planmon.store.ui_queries import Timeline, UIQueries, jsonable
-from planmon.ui.charts import Series, Window, colour
+from planmon.ui.charts import NO_POINTS, Series, Window, colour
 
 DEFAULT_INTERVAL = timedelta(hours=1)
-AFTER_DETECTION = timedelta(hours=24)  # shown after the last detection (recovery, remediation)
+AFTER_DETECTION = timedelta(hours=24)  # the whole span: shown after the last detection
 MAX_STATEMENTS = 50  # statements of one plan document rendered; the rest are counted
+# The default span, around the regression: before it, three times its length (at least 12 intervals)
+# of the baseline to compare with; after it, its length again (at least 4 intervals), up to now.
+LEAD_FACTOR, LEAD_INTERVALS = 3, 12
+TRAIL_FACTOR, TRAIL_INTERVALS = 1, 4
+SPANS = ("incident", "full")  # around the regression (default); the whole baseline window
 
 
 # -- regression detail --------------------------------------------------------------------------------
@@ -33,23 +39,41 @@ class Windows:
     chart_end: datetime
     baseline: Window
     regressed: Window
+    span: str = "incident"
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "chart": {"start": self.chart_start.isoformat(), "end": self.chart_end.isoformat()},
+            "chart": {
+                "start": self.chart_start.isoformat(),
+                "end": self.chart_end.isoformat(),
+                "span": self.span,
+            },
             "baseline": {"start": self.baseline.start.isoformat(), "end": self.baseline.end.isoformat()},
             "regressed": {"start": self.regressed.start.isoformat(), "end": self.regressed.end.isoformat()},
         }
 
+    @property
+    def baseline_shown(self) -> timedelta:
+        """How much of the baseline window the chart shows."""
+        return max(self.baseline.end - max(self.baseline.start, self.chart_start), timedelta(0))
 
-def regression_windows(row: Mapping[str, Any], baseline_days: int, interval: timedelta) -> Windows:
-    """Baseline and regressed windows of a regression.
+
+def regression_windows(
+    row: Mapping[str, Any], baseline_days: int, interval: timedelta, *, now: datetime, span: str = "incident"
+) -> Windows:
+    """Baseline and regressed windows of a regression, and the chart's range.
 
     The regression stores when it was first and last detected (each the end of an analysed window)
     and how many intervals of data the window had (``evidence.current_intervals``): the regressed
     window starts that many intervals before the first detection (at least one) and ends at the
     last; the baseline window is the ``baseline_days`` before it, as the detector used.
+
+    ``span="incident"`` (the default) charts the regression with enough of the baseline before it
+    to compare and its aftermath (``LEAD_*``, ``TRAIL_*``), never past ``now``; ``"full"`` charts
+    the whole baseline window to a day after the last detection (or the resolution, when later).
     """
+    if span not in SPANS:
+        raise ValueError(f"span must be one of {', '.join(SPANS)}, not {span!r}")
     evidence = row.get("evidence") or {}
     intervals = evidence.get("current_intervals") if isinstance(evidence, Mapping) else None
     count = int(intervals) if isinstance(intervals, int | float) and intervals > 0 else 1
@@ -57,18 +81,21 @@ def regression_windows(row: Mapping[str, Any], baseline_days: int, interval: tim
     regressed_start = first - interval * count
     baseline_start = regressed_start - timedelta(days=baseline_days)
     resolved = row.get("resolved_at")
-    chart_end = max(last + AFTER_DETECTION, resolved or last)
+    after = max(last, resolved or last)
+    if span == "full":
+        chart_start, chart_end = baseline_start, max(last + AFTER_DETECTION, after)
+    else:
+        length = max(last - regressed_start, interval)
+        lead = min(max(length * LEAD_FACTOR, interval * LEAD_INTERVALS), regressed_start - baseline_start)
+        trail = max(length * TRAIL_FACTOR, interval * TRAIL_INTERVALS)
+        chart_start, chart_end = regressed_start - lead, min(after + trail, max(now, after))
     return Windows(
-        chart_start=baseline_start,
+        chart_start=chart_start,
         chart_end=chart_end,
         baseline=Window("baseline", baseline_start, regressed_start, f"baseline {baseline_days} days"),
         regressed=Window("regressed", regressed_start, last, "regressed: first to last detection"),
+        span=span,
     )
-
-
-def typical_interval(timeline: Timeline) -> timedelta:
-    lengths = sorted(p.interval_end - p.interval_start for p in timeline.points)
-    return lengths[len(lengths) // 2] if lengths else DEFAULT_INTERVAL
 
 
 def plan_label(plan_id: int, identity: Mapping[str, Any] | None) -> str:
@@ -90,6 +117,16 @@ def timeline_series(timeline: Timeline, metric: str) -> list[Series]:
         Series(plan_id, plan_label(plan_id, timeline.plans.get(plan_id)), points)
         for plan_id, points in sorted(by_plan.items())
     ]
+
+
+def empty_chart_message(timeline: Timeline, metric: str, engine: str | None) -> str:
+    """Why a metric's chart has no points: the engine does not report it (its rows carry other
+    metrics, as PostgreSQL's carry duration and no CPU), or there are no statistics at all."""
+    has_metric = any(getattr(p, metric) is not None for p in timeline.points)
+    if timeline.points and not has_metric and metric == "cpu_us_mean":
+        who = f"this engine ({engine})" if engine else "this engine"
+        return f"{who} reports no CPU per statement: see the duration per execution"
+    return NO_POINTS
 
 
 def plan_colours(timeline: Timeline) -> dict[int, str]:
@@ -240,19 +277,29 @@ def _statement_view(statement: PlanStatement, engine: Any) -> dict[str, Any]:
 def _flat_nodes(root: PlanNode | None, by_node: Mapping[int, list[dict[str, Any]]]) -> list[dict[str, Any]]:
     if root is None:
         return []
-    total = root.estimated_cost or 0.0
+    expected = expected_costs(root)
+    total = expected[root.node_id].cost or 0.0
     nodes: list[dict[str, Any]] = []
     stack: list[tuple[PlanNode, int, int | None]] = [(root, 0, None)]
     while stack:
         node, depth, parent = stack.pop()
-        nodes.append(_node_view(node, depth, parent, total, by_node.get(node.node_id, [])))
+        findings = by_node.get(node.node_id, [])
+        nodes.append(_node_view(node, depth, parent, findings, expected=expected[node.node_id], total=total))
         stack.extend((child, depth + 1, node.node_id) for child in reversed(node.children))
     return nodes
 
 
 def _node_view(
-    node: PlanNode, depth: int, parent: int | None, total: float, findings: Sequence[dict[str, Any]]
+    node: PlanNode,
+    depth: int,
+    parent: int | None,
+    findings: Sequence[dict[str, Any]],
+    *,
+    expected: ExpectedCost,
+    total: float,
 ) -> dict[str, Any]:
+    """One operator of the tree. Its cost share is its expected cost (bounded by its parent's, so an
+    input a Limit stops reading early counts only as far as it is read) over the root's."""
     actual = node.actual_rows_per_execution
     ratio = None
     if actual is not None and node.estimated_rows:
@@ -266,7 +313,8 @@ def _node_view(
         "object": node.object.qualified if node.object else None,
         "table": ".".join(p for p in (node.object.schema, node.object.table) if p) if node.object else None,
         "estimated_cost": node.estimated_cost,
-        "cost_share": (node.estimated_cost / total) if total and node.estimated_cost is not None else None,
+        "cost_share": expected.cost / total if total > 0 and expected.cost is not None else None,
+        "run_fraction": expected.run_fraction,
         "estimated_rows": node.estimated_rows,
         "actual_rows": actual,
         "actual_executions": node.actual_executions,

@@ -48,6 +48,7 @@ def test_empty_repository_pages_are_empty(repository: Repository) -> None:
     assert queries.open_regression_counts() == {"total": 0, "by_severity": {}, "by_kind": {}}
     assert queries.regression(1) is None and queries.plan(1) is None
     assert queries.timeline(1, T0, SLOW).points == []
+    assert queries.query_interval(1, SLOW) is None
 
 
 def test_timeline_weights_means_by_executions_across_execution_types(
@@ -67,6 +68,25 @@ def test_timeline_weights_means_by_executions_across_execution_types(
     assert point.cpu_us_mean == pytest.approx((600 * 40_000 + 200 * 80_000) / 800)
     assert point.duration_us_mean == pytest.approx(52_000.0)  # the aborted row has no duration
     assert timeline.plans[fleet.plan_ids["p-seq"]]["plan_key"] == "p-seq"
+
+
+def test_a_querys_interval_is_read_from_its_newest_rows_before_the_moment(
+    repository: Repository, tmp_path: Path
+) -> None:
+    fleet = seed_fleet(repository, Settings(home=tmp_path))  # hourly rows from T0
+    end = T0 + timedelta(days=10)
+    quarter = timedelta(minutes=15)
+    CollectionStore(repository).upsert_runtime_stats([
+        {"target_id": fleet.target_id, "plan_id": fleet.plan_ids["p-seq"], "query_id": fleet.query_id,
+         "interval_start": end + quarter * i, "interval_end": end + quarter * (i + 1), "executions": 1,
+         "cpu_us_mean": 1.0}
+        for i in range(30)
+    ])  # fmt: skip
+    queries = UIQueries(repository)
+    assert queries.query_interval(fleet.query_id, SLOW) == timedelta(hours=1)
+    assert queries.query_interval(fleet.query_id, end + timedelta(days=1)) == timedelta(minutes=15)
+    assert queries.query_interval(fleet.query_id, T0) is None  # nothing starts before the first row
+    assert queries.query_interval(fleet.query_id, T0 + timedelta(days=60)) is None  # over a month later
 
 
 def test_remediation_ledger_of_the_query(repository: Repository, tmp_path: Path) -> None:

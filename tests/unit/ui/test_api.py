@@ -4,7 +4,9 @@ pagination, empty states, bad ids, plan upload."""
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,6 +14,7 @@ from fastapi.testclient import TestClient
 from planmon.config import Settings
 from planmon.store import Repository
 from planmon.store.collection import CollectionStore
+from planmon.ui import charts
 from planmon.ui.app import Approvals
 from tests.harness.ui_seed import SEQ_PLAN, SeededFleet
 from tests.unit.ui.conftest import AUTH, TOKEN, make_client
@@ -21,6 +24,7 @@ GET_ROUTES = [
     "/api/regressions/1/timeline", "/api/plans/1", "/api/openapi.json",
 ]  # fmt: skip
 PAGES = ["/", "/regressions", "/regressions/1", "/plans/1", "/plans/upload"]
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def test_every_route_of_the_app_requires_the_login(client: TestClient) -> None:
@@ -159,25 +163,159 @@ def test_regression_detail_has_statistics_findings_diff_and_history(
 
 
 def test_timeline_has_one_series_per_plan_and_marks_windows(client: TestClient, fleet: SeededFleet) -> None:
-    body = client.get(f"/api/regressions/{fleet.regression_id}/timeline", headers=AUTH).json()
+    body = client.get(f"/api/regressions/{fleet.regression_id}/timeline?span=full", headers=AUTH).json()
     assert sorted(s["plan_key"] for s in body["series"]) == ["p-bitmap", "p-index", "p-seq"]
     seq = next(s for s in body["series"] if s["plan_key"] == "p-seq")
     assert len(seq["points"]) == 6 and {p["cpu_us_mean"] for p in seq["points"]} == {40000.0}
     assert body["regressed"] == {"start": "2026-11-17T00:00:00", "end": "2026-11-17T06:00:00"}
     assert body["baseline"] == {"start": "2026-11-10T00:00:00", "end": "2026-11-17T00:00:00"}
+    assert body["chart"] == {"start": "2026-11-10T00:00:00", "end": "2026-11-18T06:00:00", "span": "full"}
+
+
+def test_the_default_timeline_is_around_the_regression(client: TestClient, fleet: SeededFleet) -> None:
+    """Six regressed hours: 18 hours of the baseline before them, six after, not the 8-day week."""
+    body = client.get(f"/api/regressions/{fleet.regression_id}/timeline", headers=AUTH).json()
+    assert body["chart"] == {"start": "2026-11-16T06:00:00", "end": "2026-11-17T12:00:00", "span": "incident"}
+    assert body["regressed"] == {"start": "2026-11-17T00:00:00", "end": "2026-11-17T06:00:00"}
+    assert body["baseline"] == {"start": "2026-11-10T00:00:00", "end": "2026-11-17T00:00:00"}
+    points = {s["plan_key"]: [p["interval_start"] for p in s["points"]] for s in body["series"]}
+    assert sorted(points) == ["p-index", "p-seq"]  # the bitmap plan ran at 03:00, before the span
+    index = points["p-index"]
+    assert len(index) == 21 and min(index) == "2026-11-16T06:00:00"  # 18 baseline hours, 3 after
+    assert len(points["p-seq"]) == 6
+
+
+def test_the_regressed_window_is_a_fifth_of_the_default_chart(client: TestClient, fleet: SeededFleet) -> None:
+    widths = {}
+    for span in ("incident", "full"):
+        page = client.get(f"/regressions/{fleet.regression_id}?span={span}", headers=AUTH).text
+        svg = ElementTree.fromstring(_chart(page, "chart-cpu").split(">", 1)[1] + "</svg>")
+        rect = next(r for r in svg.iter(f"{SVG}rect") if r.get("data-window") == "regressed")
+        widths[span] = float(rect.get("width", "0")) / (charts.WIDTH - charts.LEFT - charts.RIGHT)
+    assert widths["incident"] == pytest.approx(0.2, abs=0.01)
+    assert widths["full"] < 0.04  # the week's baseline leaves the incident a sliver
+    assert 'data-span="incident"' in client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
+
+
+def _query_with_intervals(
+    repository: Repository, fleet: SeededFleet, key: str, *, interval: timedelta, count: int, end: datetime
+) -> int:
+    """A query of the fleet's target with one plan, ``count`` intervals of ``interval`` ending at
+    ``end``, and an open regression of its last interval; returns the regression's id."""
+    from sqlalchemy import insert
+
+    from planmon.model import PlanRecord, QueryRecord
+    from planmon.store.schema import regression
+
+    collection = CollectionStore(repository)
+    query_id = collection.upsert_queries(fleet.target_id, [QueryRecord(key)])[("", key)]
+    plan_id = collection.upsert_plans(fleet.target_id, [PlanRecord(f"{key}-plan", key)])[f"{key}-plan"]
+    starts = [end - interval * (count - i) for i in range(count)]
+    collection.upsert_runtime_stats([
+        {"target_id": fleet.target_id, "plan_id": plan_id, "query_id": query_id, "interval_start": start,
+         "interval_end": start + interval, "executions": 10, "cpu_us_mean": 100.0, "duration_us_mean": 120.0}
+        for start in starts
+    ])  # fmt: skip
+    with repository.engine.begin() as connection:
+        return int(
+            connection.execute(
+                insert(regression)
+                .values(
+                    target_id=fleet.target_id, query_id=query_id, kind="same_plan", status="open",
+                    open_key="open", severity="low", metric="cpu_us", baseline_mean=100.0, current_mean=300.0,
+                    evidence={"current_intervals": 1}, first_detected=end, last_detected=end,
+                )
+                .returning(regression.c.id)
+            ).scalar_one()
+        )  # fmt: skip
+
+
+def test_the_span_follows_the_querys_own_interval(
+    client: TestClient, repository: Repository, fleet: SeededFleet
+) -> None:
+    """The span is counted in the query's own intervals (its newest rows before the detection):
+    daily Query Store intervals get a week of baseline, five-minute ones an hour."""
+    end = datetime(2026, 11, 20)
+    daily = _query_with_intervals(repository, fleet, "q-daily", interval=timedelta(days=1), count=10, end=end)
+    body = client.get(f"/api/regressions/{daily}/timeline", headers=AUTH).json()
+    # one regressed day; 12 intervals of lead capped at the 7-day baseline; 4 days after, up to now
+    assert (
+        body["chart"]["start"] == "2026-11-12T00:00:00"
+        and body["regressed"]["start"] == "2026-11-19T00:00:00"
+    )
+    [series] = body["series"]
+    assert [p["interval_start"][:10] for p in series["points"]] == [f"2026-11-{d}" for d in range(12, 20)]
+
+    fine = _query_with_intervals(
+        repository, fleet, "q-fine", interval=timedelta(minutes=5), count=300, end=end
+    )
+    body = client.get(f"/api/regressions/{fine}/timeline", headers=AUTH).json()
+    assert body["chart"]["start"] == "2026-11-19T22:55:00"  # 12 intervals of lead before the last 5 minutes
+    [series] = body["series"]
+    assert len(series["points"]) == 13 and series["points"][0]["interval_start"] == "2026-11-19T22:55:00"
+
+
+def test_an_unknown_span_is_400_naming_the_spans(client: TestClient, fleet: SeededFleet) -> None:
+    response = client.get(f"/api/regressions/{fleet.regression_id}/timeline?span=week", headers=AUTH)
+    assert response.status_code == 400 and response.json()["detail"] == "span must be one of incident, full"
+    page = client.get(f"/regressions/{fleet.regression_id}?span=week", headers=AUTH)
+    assert page.status_code == 400 and "span must be one of incident, full" in page.text
 
 
 def test_regression_page_draws_one_series_per_plan_in_each_chart(
     client: TestClient, fleet: SeededFleet
 ) -> None:
-    page = client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
-    for chart in ("chart-cpu", "chart-duration"):
-        svg = page.split(f'id="{chart}"')[1].split("</svg>")[0]
-        series = re.findall(r'<g class="series" data-plan-id="(\d+)"', svg)
-        assert sorted(map(int, series)) == sorted(fleet.plan_ids.values())
-        assert 'data-window="baseline"' in svg and 'data-window="regressed"' in svg
+    expected = {
+        "incident": sorted(fleet.plan_ids[k] for k in ("p-index", "p-seq")),
+        "full": sorted(fleet.plan_ids.values()),
+    }
+    for span, plan_ids in expected.items():
+        page = client.get(f"/regressions/{fleet.regression_id}?span={span}", headers=AUTH).text
+        for chart in ("chart-cpu", "chart-duration"):
+            svg = _chart(page, chart)
+            series = re.findall(r'<g class="series" data-plan-id="(\d+)"', svg)
+            assert sorted(map(int, series)) == plan_ids
+            assert 'data-window="baseline"' in svg and 'data-window="regressed"' in svg
+        legend = re.findall(r'<li data-plan-id="(\d+)"', page)
+        assert sorted(map(int, legend)) == plan_ids
     assert "No remediation proposed" not in page and "CREATE INDEX CONCURRENTLY" in page
     assert "public.orders: Index Scan on orders_customer -&gt; Seq Scan" in page
+
+
+def _chart(page: str, chart: str) -> str:
+    return page.split(f'id="{chart}"')[1].split("</svg>", maxsplit=1)[0]
+
+
+def test_a_cpu_chart_without_cpu_says_the_engine_reports_none(
+    client: TestClient, repository: Repository, fleet: SeededFleet
+) -> None:
+    """PostgreSQL's rows carry duration and no CPU: the CPU chart says so, not "no statistics"."""
+    from sqlalchemy import update
+
+    from planmon.store.schema import runtime_stats
+
+    with repository.engine.begin() as connection:
+        connection.execute(update(runtime_stats).values(cpu_us_mean=None, cpu_us_stdev=None))
+    page = client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
+    cpu, duration = _chart(page, "chart-cpu"), _chart(page, "chart-duration")
+    assert "this engine (postgres) reports no CPU per statement" in cpu and '<g class="series"' not in cpu
+    assert "no runtime statistics" not in cpu
+    assert duration.count('<g class="series"') == 2 and "reports no CPU" not in duration
+
+
+def test_a_timeline_without_points_says_there_are_no_statistics(
+    client: TestClient, repository: Repository, fleet: SeededFleet
+) -> None:
+    from sqlalchemy import delete
+
+    from planmon.store.schema import runtime_stats
+
+    with repository.engine.begin() as connection:
+        connection.execute(delete(runtime_stats))
+    page = client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
+    for chart in ("chart-cpu", "chart-duration"):
+        assert "no runtime statistics in this range" in _chart(page, chart)
+        assert "reports no CPU" not in _chart(page, chart)
 
 
 def test_plan_view_shows_tree_costs_rows_and_findings(client: TestClient, fleet: SeededFleet) -> None:
@@ -221,6 +359,28 @@ def test_uploaded_plan_file_is_parsed_with_the_plan_parser(client: TestClient) -
     assert [n["operator"] for n in body["statements"][0]["nodes"]] == ["Aggregate", "Seq Scan"]
 
 
+LIMIT_PLAN = (
+    Path(__file__).resolve().parents[2] / "fixtures/plans/postgres/pev2__sample_plan6_pgadmin_quoted.txt"
+)
+
+
+def test_cost_shares_under_a_limit_stay_within_the_statement(client: TestClient) -> None:
+    """A real PostgreSQL plan: Limit (cost 3878.21) over a Nested Loop costing 48075.41 run whole."""
+    plan = LIMIT_PLAN.read_bytes()
+    body = client.post("/api/plans/parse?filename=limit.txt", headers=AUTH, content=plan).json()
+    nodes = body["statements"][0]["nodes"]
+    assert [n["operator"] for n in nodes[:2]] == ["Limit", "Nested Loop"]
+    assert nodes[1]["estimated_cost"] == 48075.41  # the engine's cost stays as reported
+    assert nodes[1]["cost_share"] == pytest.approx(1.0) and nodes[1]["run_fraction"] == pytest.approx(
+        0.0806, abs=1e-3
+    )
+    assert all(0.0 <= n["cost_share"] <= 1.0 for n in nodes)
+    page = client.post("/plans/upload", headers=AUTH, files={"plan_file": ("limit.txt", plan, "text/plain")})
+    shares = [int(v) for v in re.findall(r"</span> (\d+)%", page.text)]
+    assert len(shares) == len(nodes) and max(shares) == 100
+    assert "runs ~8.1% of it" in page.text
+
+
 def test_a_bad_plan_file_is_400_with_the_parsers_message(client: TestClient) -> None:
     response = client.post("/api/plans/parse", headers=AUTH, content=b"<html>not a plan</html>")
     assert response.status_code == 400 and "not a SQL Server showplan" in response.json()["detail"]
@@ -259,7 +419,7 @@ def test_a_regression_without_plans_and_a_plan_without_document_render(
     assert body["findings"] == {"baseline": [], "current": []}
     page = client.get(f"/regressions/{error_id}", headers=AUTH)
     assert page.status_code == 200 and "No plan document stored." in page.text
-    assert page.text.count('<g class="series"') == 6  # the query's plans still have a timeline
+    assert page.text.count('<g class="series"') == 4  # the query's plans around it still have a timeline
     plan_body = client.get(f"/api/plans/{bare_plan}", headers=AUTH).json()
     assert (plan_body["document"], plan_body["statements"], plan_body["plan_key"]) == (False, [], "p-nodoc")
     assert "No plan document is stored" in client.get(f"/plans/{bare_plan}", headers=AUTH).text

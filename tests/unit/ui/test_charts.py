@@ -58,3 +58,9 @@ def test_no_points_is_an_empty_state_not_an_error() -> None:
     svg = timeline_svg([], title="CPU", unit="us", start=T0, end=T0 + HOUR)
     assert "no runtime statistics in this range" in svg
     assert not re.search('<g class="series"', svg)
+
+
+def test_the_empty_state_says_what_the_caller_knows_is_missing() -> None:
+    svg = timeline_svg([], title="CPU", unit="us", start=T0, end=T0 + HOUR, empty="no CPU <here>")
+    assert "no CPU &lt;here&gt;" in svg and "no runtime statistics" not in svg
+    ElementTree.fromstring(svg)
