@@ -2,6 +2,8 @@
 
 Each command group lives in ``planmon/commands/<group>.py`` and exposes
 ``register(subparsers)``; this module only assembles them and maps errors to exit codes.
+``register`` only builds parsers: each handler imports what it uses (the store, pandas, Airflow), so
+start-up stays light (tests/unit/commands/test_cli_imports.py, bench/cli_startup.py).
 """
 
 from __future__ import annotations
