@@ -1,16 +1,25 @@
 """The ``planmon`` command line: the same library the DAGs use, outside Airflow.
 
 Each command group lives in ``planmon/commands/<group>.py`` and exposes
-``register(subparsers)``; this module only assembles them and maps errors to exit codes.
+``register(subparsers)``; this module only assembles them, maps errors to exit codes and keeps
+stdout for output alone (every log line, Airflow's too, goes to stderr: ``logs_to_stderr``).
+``register`` only builds parsers: each handler imports what it uses (the store, pandas, Airflow), so
+start-up stays light (tests/unit/commands/test_cli_imports.py, bench/cli_startup.py).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import logging
 import sys
-from collections.abc import Sequence
+import types
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 from planmon import __version__
 from planmon.errors import PlanmonError
@@ -45,14 +54,88 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+class _AirflowLogsToStderr(importlib.abc.MetaPathFinder):
+    """Stdout carries a command's output only (``--json``: one JSON document); every log line goes to
+    stderr, Airflow's too.
+
+    Airflow configures logging when it is first imported (``airflow.settings.initialize``): its stdlib
+    handler takes ``sys.stdout`` as it is then, and its structlog loggers each take ``sys.stdout`` as
+    it is when they are created. Commands import Airflow only when they need it (a connection lookup),
+    so this finder waits for that import, runs it with ``sys.stdout`` pointing at stderr, and then
+    wraps structlog's logger factory the same way. It removes itself at the first import of airflow.
+    """
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname != "airflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        execute = spec.loader.exec_module
+
+        def exec_module(module: types.ModuleType) -> None:
+            with _stdout_is_stderr():
+                execute(module)
+            _structlog_to_stderr()
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
+@contextlib.contextmanager
+def _stdout_is_stderr() -> Iterator[None]:
+    """While it lasts, whatever looks up sys.stdout gets stderr (not thread-safe: only around
+    Airflow's import and the making of a logger, which print nothing of a command's output)."""
+    saved = sys.stdout
+    sys.stdout = sys.stderr
+    try:
+        yield
+    finally:
+        sys.stdout = saved
+
+
+def _structlog_to_stderr() -> None:
+    """structlog loggers made from now on write where stderr is (they look up sys.stdout when made)."""
+    import structlog
+
+    factory: Callable[..., Any] = structlog.get_config()["logger_factory"]
+    if getattr(factory, "planmon_to_stderr", False):
+        return  # wrapped already (main() runs more than once in one process: the tests)
+
+    def make_logger(*args: Any) -> Any:
+        with _stdout_is_stderr():
+            return factory(*args)
+
+    make_logger.planmon_to_stderr = True  # type: ignore[attr-defined]
+    structlog.configure(logger_factory=make_logger)
+
+
+def logs_to_stderr(*, verbose: bool) -> None:
+    """Log lines go to stderr, planmon's and (once a command imports it) Airflow's."""
     logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING,
+        level=logging.DEBUG if verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if "airflow" in sys.modules:  # already imported (a test process): point its handlers at stderr
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, logging.StreamHandler) and handler.stream in (sys.stdout, sys.__stdout__):
+                handler.setStream(sys.stderr)
+        _structlog_to_stderr()
+    elif not any(isinstance(finder, _AirflowLogsToStderr) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _AirflowLogsToStderr())
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logs_to_stderr(verbose=args.verbose)
     handler = getattr(args, "handler", None)
     if handler is None:
         parser.print_help()

@@ -1,13 +1,18 @@
 """Airflow connection lookup, the only way planmon reaches credentials.
 
-Works inside and outside tasks: Airflow resolves ids through ``AIRFLOW_CONN_*`` variables, secrets
-backends and its metadata DB. Errors name the id and how to define it, never a credential.
+Works inside and outside tasks, through Airflow's own lookup: secrets backends, ``AIRFLOW_CONN_*``
+variables and its metadata DB (``airflow connections add``, the UI). Inside a task Airflow's Task SDK
+asks the API server, which reads all three. Outside a task (the ``planmon`` command line) the SDK
+alone reads only the secrets backends and the variables; so there the lookup runs in Airflow's server
+context, whose search path ends with the metadata DB: what ``airflow connections get`` does. Errors
+name the id and how to define it, never a credential.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -17,12 +22,37 @@ from planmon.errors import ConfigError, RefusalReason, RemediationRefused
 from planmon.model import Target
 from planmon.store import Repository
 
+# Airflow's switch between its lookup chains (airflow.sdk.execution_time.supervisor
+# .ensure_secrets_backend_loaded): "server" adds the metadata DB (MetastoreBackend) after the secrets
+# backends and the environment. Airflow's API server, scheduler and `airflow connections get` set it.
+PROCESS_CONTEXT_VARIABLE = "_AIRFLOW_PROCESS_CONTEXT"
+
+
+def _in_task() -> bool:
+    """Whether this process is an Airflow task runner (it reaches connections through the API server)."""
+    from airflow.sdk.execution_time import task_runner
+
+    return getattr(task_runner, "SUPERVISOR_COMMS", None) is not None
+
+
+def use_metadata_db_outside_tasks() -> None:
+    """Outside a task, and unless Airflow already chose a context for this process, look connections
+    up as Airflow's own command line does: secrets backends, environment, then the metadata DB.
+
+    Process-wide on purpose: the hooks planmon opens look their connection up again themselves.
+    Inside a task nothing changes (the task runner must not open the metadata DB; the API server reads
+    it for the task).
+    """
+    if PROCESS_CONTEXT_VARIABLE not in os.environ and not _in_task():
+        os.environ[PROCESS_CONTEXT_VARIABLE] = "server"
+
 
 def get_connection(conn_id: str) -> Any:
     """The Airflow connection ``conn_id``, or ConfigError saying how to define it."""
     from airflow.sdk import BaseHook
     from airflow.sdk.exceptions import AirflowNotFoundException
 
+    use_metadata_db_outside_tasks()
     try:
         return BaseHook.get_connection(conn_id)
     except AirflowNotFoundException as exc:

@@ -1,4 +1,9 @@
-"""Helpers shared by command modules: opening the repository, printing tables and JSON."""
+"""Helpers shared by command modules: opening the repository, printing tables and JSON.
+
+Imported by every command module at registration, so it imports nothing heavy at module level: the
+store (SQLAlchemy, Alembic), the settings (pydantic) and ``planmon.airflow.connections`` (Airflow) load
+only when a command opens the repository (``planmon --help`` stays fast; tests/unit/commands check it).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,19 @@ import argparse
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from planmon.airflow import connections
-from planmon.config import load_settings
 from planmon.errors import ConfigError
-from planmon.store import Repository
+
+if TYPE_CHECKING:
+    from planmon.store import Repository
 
 
 def open_repository(*, require_schema: bool = True) -> Repository:
     """The repository named by the settings; by default refuses one whose schema is not current."""
+    from planmon.airflow import connections
+    from planmon.config import load_settings
+
     repository = connections.open_repository(load_settings())
     if require_schema:
         try:

@@ -8,9 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from planmon.analysis.report import line, regressions_json
 from planmon.commands._common import iso_moment, open_repository, print_json, window_arguments
-from planmon.config import load_settings
 
 STATUSES = ("open", "resolved")
 
@@ -45,6 +43,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _analyze(args: argparse.Namespace) -> int:
+    from planmon.analysis.report import regressions_json
+    from planmon.config import load_settings
+
     start, end = window_arguments(args)
     settings = load_settings()
     if args.query_store_export is not None:
@@ -81,6 +82,7 @@ def _analyze(args: argparse.Namespace) -> int:
 
 
 def _regressions(args: argparse.Namespace) -> int:
+    from planmon.analysis.report import regressions_json
     from planmon.store.regressions import RegressionStore
 
     with open_repository() as repository:
@@ -90,6 +92,8 @@ def _regressions(args: argparse.Namespace) -> int:
 
 
 def _print(found: list[dict[str, Any]], *, as_json: bool) -> None:
+    from planmon.analysis.report import line
+
     if as_json:
         print_json({"regressions": found})
         return

@@ -6,12 +6,8 @@ import argparse
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from planmon.airflow.connections import connection_factory
-from planmon.collect import collect_target
 from planmon.commands._common import iso_moment, open_repository, print_json, window_arguments
-from planmon.config import load_settings
 from planmon.errors import ConfigError, EngineError
-from planmon.store.collection import CollectionStore
 
 DEFAULT_LOOKBACK = timedelta(minutes=15)
 
@@ -38,6 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _collect(args: argparse.Namespace) -> int:
+    from planmon.airflow.connections import connection_factory
+    from planmon.collect import collect_target
+    from planmon.config import load_settings
+    from planmon.store.collection import CollectionStore
+
     window_arguments(args)
     now = datetime.now(UTC)
     _refuse_future_end(args.end, now)

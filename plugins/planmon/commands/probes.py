@@ -10,20 +10,17 @@ from __future__ import annotations
 import argparse
 import shutil
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from planmon.commands._common import open_repository, print_json, print_table
-from planmon.config import Settings, load_settings
 from planmon.errors import ConfigError
 from planmon.model import ENGINE_NAMES, Target
-from planmon.model.probes import ProbeDefinition
-from planmon.probes.definitions import PROBE_FILE_SUFFIXES, load_probe_file
-from planmon.probes.runner import guard
-from planmon.probes.service import BUILTIN_SOURCE, load_definitions, sync_definitions, utc_now_second
-from planmon.store import Repository
-from planmon.store.probes import ProbeStore, StoredProbe
+
+if TYPE_CHECKING:  # the handlers import these: registering the parsers must stay light
+    from planmon.config import Settings
+    from planmon.model.probes import ProbeDefinition
+    from planmon.store import Repository
+    from planmon.store.probes import ProbeStore, StoredProbe
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -56,12 +53,17 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 
 def _synced(repository: Repository, settings: Settings) -> ProbeStore:
+    from planmon.probes.service import sync_definitions
+    from planmon.store.probes import ProbeStore
+
     store = ProbeStore(repository)
     sync_definitions(store, settings)
     return store
 
 
 def _list(args: argparse.Namespace) -> int:
+    from planmon.config import load_settings
+
     settings = load_settings()
     with open_repository() as repository:
         store = _synced(repository, settings)
@@ -117,6 +119,11 @@ def _probe_json(probe: StoredProbe, last: list[Any]) -> dict[str, Any]:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from planmon.config import load_settings
+    from planmon.probes.definitions import PROBE_FILE_SUFFIXES, load_probe_file
+    from planmon.probes.runner import guard
+    from planmon.probes.service import BUILTIN_SOURCE, load_definitions
+
     settings = load_settings()
     source: Path = args.file
     if source.suffix not in PROBE_FILE_SUFFIXES:
@@ -148,6 +155,12 @@ def _add(args: argparse.Namespace) -> int:
 
 
 def _remove(args: argparse.Namespace) -> int:
+    import yaml
+
+    from planmon.config import load_settings
+    from planmon.probes.definitions import load_probe_file
+    from planmon.probes.service import BUILTIN_SOURCE, load_definitions
+
     settings = load_settings()
     sources = {probe.name: source for probe, source in load_definitions(settings)}
     source = sources.get(args.name)
@@ -182,6 +195,8 @@ def _as_yaml(probe: ProbeDefinition) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from planmon.config import load_settings
+
     settings = load_settings()
     with open_repository() as repository:
         store = _synced(repository, settings)
@@ -227,7 +242,8 @@ def _targets(repository: Repository, stored: StoredProbe, names: list[str]) -> l
 def _run_one(stored: StoredProbe, target: Target, settings: Settings, *, record: bool) -> dict[str, Any]:
     from planmon.airflow.alert_tasks import open_dispatcher
     from planmon.airflow.connections import connection_factory
-    from planmon.probes.service import run_and_record
+    from planmon.probes.service import run_and_record, utc_now_second
+    from planmon.store.probes import ProbeStore
 
     def connect_for(t: Target) -> Any:
         return connection_factory(t.engine, t.conn_id)

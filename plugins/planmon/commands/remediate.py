@@ -9,16 +9,14 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from planmon.commands._common import open_repository, print_json, print_table
-from planmon.config import load_settings
 from planmon.errors import ConfigError
 from planmon.model import REMEDIATION_MODES, Action, Remediation, RemediationState
-from planmon.remediation.rails import RemediationPolicy
-from planmon.remediation.verify import Outcome
-from planmon.remediation.workflow import RemediationWorkflow
-from planmon.store.remediations import RemediationStore
+
+if TYPE_CHECKING:  # the handlers import it: registering the parsers must stay light
+    from planmon.remediation.workflow import RemediationWorkflow
 
 EXIT_REFUSED = 3
 HOW_TO_APPROVE = (
@@ -82,6 +80,8 @@ def _workflow() -> Iterator[RemediationWorkflow]:
     """The same workflow the DAG runs (every rail, live state), acting as ``cli``, through the targets'
     Airflow connections (resolved from AIRFLOW_CONN_* variables, a secrets backend or Airflow's DB)."""
     from planmon.airflow.connections import AirflowConnections
+    from planmon.config import load_settings
+    from planmon.remediation.workflow import RemediationWorkflow
 
     with open_repository() as repository:
         yield RemediationWorkflow(repository, load_settings(), AirflowConnections(), actor="cli")
@@ -107,6 +107,8 @@ def _propose(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
+    from planmon.store.remediations import RemediationStore
+
     with open_repository() as repository:
         target_id = repository.get_target(args.target).id if args.target else None
         rows = RemediationStore(repository).remediations(target_id=target_id)
@@ -180,6 +182,8 @@ def _apply(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    from planmon.remediation.verify import Outcome
+
     with _workflow() as steps:
         looked = steps.look(args.proposal_id)
         if isinstance(looked, Remediation):  # its action was found not in effect: failed
@@ -194,6 +198,9 @@ def _verify(args: argparse.Namespace) -> int:
 
 
 def _policy(args: argparse.Namespace) -> int:
+    from planmon.remediation.rails import RemediationPolicy
+    from planmon.store.remediations import RemediationStore
+
     with open_repository() as repository:
         store = RemediationStore(repository)
         target = repository.get_target(args.target)

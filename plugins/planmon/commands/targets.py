@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from planmon.airflow.connections import get_connection
 from planmon.commands._common import open_repository, print_json, print_table
 from planmon.errors import ConfigError
 from planmon.model import ENGINE_NAMES, REMEDIATION_MODES, TargetSpec
@@ -55,6 +54,8 @@ def parse_tags(pairs: list[str]) -> dict[str, str]:
 
 
 def _add(args: argparse.Namespace) -> int:
+    from planmon.airflow.connections import get_connection
+
     spec = TargetSpec(
         name=args.name,
         engine=args.engine,
