@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -62,7 +62,7 @@ class CollectionSummary:
     target: str
     interval_start: str
     interval_end: str
-    status: str  # ok / partial / failed / not_backfillable
+    status: str  # ok / degraded / error / not_backfillable (run_status)
     aspects: dict[str, dict[str, Any]]
     rows: int = 0
     plans_captured: int = 0
@@ -86,6 +86,30 @@ class CollectionSummary:
 
 
 ConnectFactoryFor = Callable[[Target], Callable[[str | None], Any]]
+
+# A run's status is the worst of its aspects': an aspect switched off or refused degrades the run, an
+# aspect that failed makes it an error. NOT_APPLICABLE (a feature the engine does not have) is no loss.
+RUN_OK, RUN_DEGRADED, RUN_ERROR, RUN_NOT_BACKFILLABLE = "ok", "degraded", "error", "not_backfillable"
+_RUN_STATUS_OF = {
+    AspectState.OK: RUN_OK,
+    AspectState.NOT_APPLICABLE: RUN_OK,
+    AspectState.UNAVAILABLE: RUN_DEGRADED,
+    AspectState.PERMISSION_DENIED: RUN_DEGRADED,
+    AspectState.ERROR: RUN_ERROR,
+}
+_RUN_RANK = {RUN_OK: 0, RUN_DEGRADED: 1, RUN_ERROR: 2}
+
+
+def run_status(aspects: Mapping[str, AspectStatus]) -> str:
+    """ok / degraded / error: the worst of the aspects, whatever their hints say.
+
+    A run without runtime statistics is an error whatever the reason (an extension missing, a grant
+    refused): it collected nothing, which is the one thing it is for.
+    """
+    runtime = aspects.get(Aspect.RUNTIME_STATS.value)
+    if runtime is None or runtime.state is not AspectState.OK:
+        return RUN_ERROR
+    return max((_RUN_STATUS_OF[s.state] for s in aspects.values()), key=_RUN_RANK.__getitem__, default=RUN_OK)
 
 
 @dataclass
@@ -157,7 +181,7 @@ def _collect(store: CollectionStore, adapter: EngineAdapter, run: _Run) -> Colle
     capabilities = adapter.capabilities()
     run.aspects.update({aspect.value: status for aspect, status in capabilities.aspects.items()})
     base = CollectionWrite(
-        target_id=run.target.id, interval_start=run.start, interval_end=run.end, status="ok"
+        target_id=run.target.id, interval_start=run.start, interval_end=run.end, status=RUN_OK
     )
     if not capabilities.backfillable and not _is_current(run):
         run.aspects[Aspect.RUNTIME_STATS.value] = AspectStatus(
@@ -165,9 +189,9 @@ def _collect(store: CollectionStore, adapter: EngineAdapter, run: _Run) -> Colle
             hint=f"not backfillable for this engine: {run.target.engine} keeps cumulative counters only, "
             "so past intervals cannot be read; only the current interval is collected",
         )
-        return replace(base, status="not_backfillable")
+        return replace(base, status=RUN_NOT_BACKFILLABLE)
     if not capabilities.available(Aspect.RUNTIME_STATS):
-        return replace(base, status="failed")
+        return replace(base, status=run_status(run.aspects))
     statements = adapter.runtime_stats(run.start, run.end)
     # rows say which kind they are; with no rows, an engine that cannot backfill reads counters
     cumulative = any(s.cumulative for s in statements) if statements else not capabilities.backfillable
@@ -193,9 +217,7 @@ def _collect(store: CollectionStore, adapter: EngineAdapter, run: _Run) -> Colle
     indexes = _index_definitions(adapter, capabilities, run, captured)
     return replace(
         base,
-        status="ok"
-        if all(s.state is AspectState.OK for s in run.aspects.values() if s.hint is None)
-        else "partial",
+        status=run_status(run.aspects),
         queries=_queries(statements),
         plans=plans,
         runtime_stats=_stats_rows(interval_stats, plans, captures, run),
@@ -567,7 +589,7 @@ def _failed(run: _Run, adapter: EngineAdapter, exc: EngineError) -> CollectionSu
         target=run.target.name,
         interval_start=run.start.isoformat(),
         interval_end=run.end.isoformat(),
-        status="failed",
+        status=RUN_ERROR,
         aspects={name: status.as_dict() for name, status in run.aspects.items()},
         statements_sent=adapter.statements_sent(),
         duration_ms=(time.monotonic() - run.started) * 1000,
@@ -580,7 +602,7 @@ def _failure_write(run: _Run, summary: CollectionSummary, exc: PlanmonError) -> 
         target_id=run.target.id,
         interval_start=run.start,
         interval_end=run.end,
-        status="failed",
+        status=RUN_ERROR,
         aspects=summary.aspects
         or {"connection": {"status": "error", "hint": exc.hint, "detail": summary.error}},
         error=summary.error,

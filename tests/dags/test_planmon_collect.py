@@ -94,7 +94,7 @@ def test_collect_two_targets_one_down(
     with Repository.from_settings(load_settings()) as repository:
         collection = CollectionStore(repository)
         runs = collection.collection_runs()
-        assert set(runs["status"]) == {"ok", "failed"}
+        assert set(runs["status"]) == {"ok", "error"}
         assert not runs["error"].dropna().str.contains("hunter2secret").any()
         start = now - timedelta(days=1)
         stats = collection.runtime_stats(start, now + timedelta(days=1), target_ids=[shop_id])

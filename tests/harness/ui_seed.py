@@ -130,7 +130,7 @@ def seed_fleet(repository: Repository, settings: Settings) -> SeededFleet:
         aspects={"runtime_stats": {"status": "ok", "hint": None}, "plans": {"status": "ok", "hint": None}},
     )  # fmt: skip
     collection.record_collection_run(
-        others[0], end - HOUR, end, status="partial",
+        others[0], end - HOUR, end, status="degraded",
         aspects={
             "runtime_stats": {"status": "ok", "hint": None},
             "plans": {"status": "permission_denied", "hint": "GRANT VIEW DATABASE STATE TO planmon"},

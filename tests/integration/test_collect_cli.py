@@ -44,7 +44,7 @@ def test_collect_counts_a_workload_and_reports_a_down_target(
     captured = capsys.readouterr()
     summaries = {s["target"]: s for s in json.loads(captured.out)}
     assert summaries["shop"]["status"] == "ok" and summaries["shop"]["rows"] >= 1
-    assert summaries["gone"]["status"] == "failed" and "refused" in summaries["gone"]["error"]
+    assert summaries["gone"]["status"] == "error" and "refused" in summaries["gone"]["error"]
     assert "hunter2secret" not in captured.out + captured.err
 
 

@@ -72,7 +72,7 @@ def emit_metrics(summary: CollectionSummary) -> None:
     Stats.gauge(f"{METRIC_PREFIX}.rows", summary.rows, tags=tags)
     Stats.gauge(f"{METRIC_PREFIX}.plans_captured", summary.plans_captured, tags=tags)
     for aspect, status in summary.aspects.items():
-        if status["status"] not in ("ok", "unavailable"):
+        if status["status"] not in ("ok", "unavailable", "not_applicable"):
             Stats.incr(
                 f"{METRIC_PREFIX}.aspect_errors", tags={**tags, "aspect": aspect, "state": status["status"]}
             )

@@ -63,7 +63,7 @@ def _collect(args: argparse.Namespace) -> int:
                 summary = collect_target(repository, target, start, end, settings=settings, connect=connect)
             except (EngineError, ConfigError) as exc:
                 failures += 1
-                summaries.append({"target": target.name, "status": "failed", "error": str(exc)})
+                summaries.append({"target": target.name, "status": "error", "error": str(exc)})
                 continue
             summaries.append(summary.as_dict())
     _report(summaries, as_json=args.json)
@@ -94,5 +94,5 @@ def _report(summaries: list[dict[str, Any]], *, as_json: bool) -> None:
             f"{line}, {summary['rows']} rows, {summary['plans_captured']} plans, {summary['duration_ms']} ms"
         )
         for aspect, status in (summary.get("aspects") or {}).items():
-            if status["status"] != "ok" or status.get("detail"):
+            if status["status"] not in ("ok", "not_applicable") or status.get("detail"):
                 print(f"  {aspect}: {status['status']}: {status.get('hint') or status.get('detail')}")

@@ -37,6 +37,9 @@ class AspectState(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # the feature is off or missing (Query Store OFF, no pg_stat_statements)
     PERMISSION_DENIED = "permission_denied"
     ERROR = "error"
+    # the engine has no such feature at all (plan forcing on PostgreSQL, MySQL): nothing a DBA can
+    # turn on, so it never degrades a run; the hint says what the engine offers instead
+    NOT_APPLICABLE = "not_applicable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,7 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.engine import Connection
 
 from planmon.errors import PlanmonError, scrub_secrets
@@ -38,6 +38,7 @@ from planmon.store.upsert import Merge, upsert
 
 RUNTIME_STATS_KEY = tuple(c.name for c in runtime_stats.primary_key.columns)  # the upserts' key
 RUNTIME_STATS_COLUMNS = tuple(c.name for c in runtime_stats.columns)
+LAST_COLLECTED_SCAN = 500  # newest runs looked at for the last collected interval (5 days at 15 min)
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,13 +308,24 @@ class CollectionStore(RepositoryView):
             }
 
     def last_collected_until(self, target_id: int) -> datetime | None:
-        """End of the newest interval collected from the target without failing."""
+        """End of the newest interval whose runtime statistics were collected (or that could not be).
+
+        A run with status ``error`` may still have stored its statistics (plan capture failed after
+        them): its ``runtime_stats`` aspect says which. ``failed`` is how runs stored before the
+        statuses became ok / degraded / error said that nothing was collected.
+        """
+        statement = (
+            select(collection_run.c.interval_end, collection_run.c.status, collection_run.c.aspects)
+            .where(collection_run.c.target_id == target_id, collection_run.c.status != "failed")
+            .order_by(collection_run.c.interval_end.desc())
+            .limit(LAST_COLLECTED_SCAN)
+        )
         with self._errors("reading collection runs"), self.engine.connect() as connection:
-            return connection.execute(
-                select(func.max(collection_run.c.interval_end)).where(
-                    collection_run.c.target_id == target_id, collection_run.c.status != "failed"
-                )
-            ).scalar_one_or_none()
+            for row in connection.execute(statement):
+                runtime = (row.aspects or {}).get("runtime_stats") or {}
+                if row.status != "error" or runtime.get("status") == "ok":
+                    return row.interval_end  # type: ignore[no-any-return]
+        return None
 
     def record_collection(self, write: CollectionWrite) -> None:
         """Store one target's collection of one interval in a single transaction (all or nothing).

@@ -199,7 +199,8 @@ collection_run = Table(
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("interval_start", DateTime, nullable=False),
     Column("interval_end", DateTime, nullable=False),
-    Column("status", String(16), nullable=False),  # ok / partial / failed / not_backfillable
+    # ok / degraded / error / not_backfillable (runs stored before issue 17: partial, failed)
+    Column("status", String(16), nullable=False),
     Column("aspects", JSON, nullable=False, default=dict),  # aspect -> {status, hint, rows}
     Column("rows_collected", BigInteger, nullable=False, default=0),
     Column("plans_captured", Integer, nullable=False, default=0),

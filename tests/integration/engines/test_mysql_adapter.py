@@ -119,7 +119,7 @@ def test_capabilities_on_a_monitored_server(adapter: Adapter) -> None:
     assert not capabilities.backfillable
     for aspect in (Aspect.RUNTIME_STATS, Aspect.QUERY_TEXT, Aspect.PLANS, Aspect.OBJECT_DEFINITIONS):
         assert capabilities.available(aspect), (aspect, capabilities.aspects[aspect])
-    assert capabilities.aspects[Aspect.FORCING_STATE].state is AspectState.UNAVAILABLE
+    assert capabilities.aspects[Aspect.FORCING_STATE].state is AspectState.NOT_APPLICABLE
     assert capabilities.details["performance_schema_digests_size"] > 0
     assert capabilities.details["digest_table_rows"] > 0
     assert capabilities.details["performance_schema_digest_lost"] == 0

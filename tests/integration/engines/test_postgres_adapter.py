@@ -137,7 +137,7 @@ def test_capabilities_of_a_fully_set_up_server(server: PostgresServer) -> None:
     assert capabilities.available(Aspect.QUERY_TEXT)
     assert capabilities.available(Aspect.OBJECT_DEFINITIONS)
     forcing = capabilities.aspects[Aspect.FORCING_STATE]
-    assert forcing.state is AspectState.UNAVAILABLE
+    assert forcing.state is AspectState.NOT_APPLICABLE
     assert forcing.hint is not None and "pg_hint_plan" not in forcing.hint  # not installed here
     assert capabilities.backfillable is False
     details = capabilities.details

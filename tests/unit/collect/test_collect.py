@@ -47,6 +47,8 @@ class FakeEngine:
     plan_bodies: dict[str, bytes] = field(default_factory=dict)
     unexplainable: set[str] = field(default_factory=set)
     down: bool = False
+    killed_during_plans: bool = False  # the connection dies while plans are captured
+    aspects: dict[Aspect, AspectStatus] = field(default_factory=dict)  # overrides of the probe's answer
     backfillable: bool = False
     plan_requests: list[list[str]] = field(default_factory=list)
     sent: int = 0
@@ -70,8 +72,9 @@ class FakeAdapter:
             )
         aspects = {a: OK for a in (Aspect.RUNTIME_STATS, Aspect.PLANS, Aspect.OBJECT_DEFINITIONS)}
         aspects[Aspect.FORCING_STATE] = AspectStatus(
-            AspectState.UNAVAILABLE, hint="no plan forcing in PostgreSQL"
+            AspectState.NOT_APPLICABLE, hint="no plan forcing in PostgreSQL"
         )
+        aspects.update(self.server.aspects)
         return Capabilities(server_version="15", aspects=aspects, backfillable=self.server.backfillable)
 
     def runtime_stats(self, start: datetime, end: datetime) -> list[StatementStats]:
@@ -94,6 +97,10 @@ class FakeAdapter:
     ) -> tuple[list[CapturedPlan], list[PlanCaptureFailure]]:
         self.server.sent += 1
         self.server.plan_requests.append(sorted(s.query_key for s in statements))
+        if self.server.killed_during_plans:
+            raise EngineError(
+                "server closed the connection unexpectedly", reason=EngineErrorReason.UNREACHABLE
+            )
         plans, failures = [], []
         for s in statements:
             if s.query_key in self.server.unexplainable:
@@ -304,7 +311,7 @@ def test_unreachable_target_is_recorded_and_raised_without_secrets(
     with pytest.raises(EngineError, match="connection refused"):
         run(repository, server, tgt, 0)
     runs = CollectionStore(repository).collection_runs(target_id=tgt.id)
-    assert list(runs["status"]) == ["failed"]
+    assert list(runs["status"]) == ["error"]
     assert "hunter2secret" not in runs["error"][0]
 
 
@@ -338,7 +345,7 @@ def test_summary_is_small_and_serialisable(repository: Repository, server: FakeE
     tgt = target(repository)
     server.counters = {"q1": {"calls": 10, "time": 1000}}
     summary = run(repository, server, tgt, 0).as_dict()
-    assert json.loads(json.dumps(summary))["aspects"]["forcing_state"]["status"] == "unavailable"
+    assert json.loads(json.dumps(summary))["aspects"]["forcing_state"]["status"] == "not_applicable"
     assert summary["statements_sent"] >= 2
 
 
@@ -353,3 +360,51 @@ def test_past_the_deadline_statistics_are_kept_and_plans_skipped(
     summary = run(repository, server, tgt, 1)
     assert summary.rows == 1 and server.plan_requests == []
     assert "deadline" in summary.aspects["plans"]["detail"]
+
+
+# -- the run's status is the worst of its aspects ---------------------------------------------------
+
+
+def test_plan_capture_killed_midway_stores_statistics_and_status_error(
+    repository: Repository, server: FakeEngine
+) -> None:
+    """The case of issue 17: a failed aspect (with its hint) was stored as status=ok."""
+    collection = CollectionStore(repository)
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q1"] = {"calls": 20, "time": 2000}
+    server.killed_during_plans = True
+    summary = run(repository, server, tgt, 1, plans_per_query_per_hour="60")
+    assert server.plan_requests[-1] == ["q1"]
+    assert summary.aspects["plans"]["status"] == "error" and summary.aspects["plans"]["hint"]
+    assert summary.status == "error" and summary.rows == 1
+    stored = collection.collection_runs(target_id=tgt.id).set_index("interval_start")["status"]
+    assert stored[T0 + STEP] == "error"
+    # its statistics were stored, so the next collection starts where it ended
+    assert collection.last_collected_until(tgt.id) == T0 + 2 * STEP
+
+
+@pytest.mark.parametrize(
+    ("aspect", "state", "expected"),
+    [
+        (Aspect.PLANS, AspectState.PERMISSION_DENIED, "degraded"),
+        (Aspect.PLANS, AspectState.UNAVAILABLE, "degraded"),
+        (Aspect.OBJECT_DEFINITIONS, AspectState.ERROR, "error"),
+        (Aspect.FORCING_STATE, AspectState.NOT_APPLICABLE, "ok"),
+        (Aspect.RUNTIME_STATS, AspectState.UNAVAILABLE, "error"),
+        (Aspect.RUNTIME_STATS, AspectState.PERMISSION_DENIED, "error"),
+    ],
+)
+def test_a_stored_run_is_as_bad_as_its_worst_aspect(
+    repository: Repository, server: FakeEngine, aspect: Aspect, state: AspectState, expected: str
+) -> None:
+    collection = CollectionStore(repository)
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    server.aspects = {aspect: AspectStatus(state, hint=f"fix {aspect.value}")}
+    summary = run(repository, server, tgt, 0)
+    assert summary.status == expected
+    assert list(collection.collection_runs(target_id=tgt.id)["status"]) == [expected]
+    collected = aspect is not Aspect.RUNTIME_STATS
+    assert (collection.last_collected_until(tgt.id) is not None) is collected

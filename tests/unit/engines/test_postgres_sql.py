@@ -226,7 +226,7 @@ def test_too_old_server() -> None:
 def test_forcing_hint_mentions_pg_hint_plan_only_when_installed() -> None:
     def forcing_hint(**changes: Any) -> str:
         status = build_capabilities(ServerInfo(server_row(**changes))).aspects[Aspect.FORCING_STATE]
-        assert status.state is AspectState.UNAVAILABLE
+        assert status.state is AspectState.NOT_APPLICABLE
         return status.hint or ""
 
     assert "pg_hint_plan" not in forcing_hint()

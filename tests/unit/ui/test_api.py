@@ -102,7 +102,7 @@ def test_overview_shows_collection_status_per_aspect_with_hint(
     targets = {t["name"]: t for t in body["targets"]["items"]}
     assert list(targets) == ["billing", "catalog", "shop"]
     billing = targets["billing"]["last_collection"]
-    assert billing["status"] == "partial"
+    assert billing["status"] == "degraded"
     assert billing["aspects"]["plans"] == {
         "status": "permission_denied",
         "hint": "GRANT VIEW DATABASE STATE TO planmon",

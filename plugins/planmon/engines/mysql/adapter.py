@@ -179,7 +179,7 @@ class Adapter(AdapterBase):
             Aspect.QUERY_TEXT: runtime,
             Aspect.PLANS: self._plans_status(server, consumers, runtime),
             Aspect.FORCING_STATE: AspectStatus(
-                AspectState.UNAVAILABLE, hint="MySQL and MariaDB cannot force a plan; planmon only watches"
+                AspectState.NOT_APPLICABLE, hint="MySQL and MariaDB cannot force a plan; planmon only watches"
             ),
             Aspect.OBJECT_DEFINITIONS: self._object_definitions_status(),
         }

@@ -285,7 +285,7 @@ def build_capabilities(server: ServerInfo) -> Capabilities:
         Aspect.RUNTIME_STATS: runtime,
         Aspect.QUERY_TEXT: runtime,  # the text comes from the same view, under the same permission
         Aspect.PLANS: plans,
-        Aspect.FORCING_STATE: AspectStatus(AspectState.UNAVAILABLE, forcing_hint),
+        Aspect.FORCING_STATE: AspectStatus(AspectState.NOT_APPLICABLE, forcing_hint),
         Aspect.OBJECT_DEFINITIONS: OK,
     }
     return Capabilities(
