@@ -24,6 +24,7 @@ _DIFF_HEADER = re.compile(r"^statement \d+: shape [\w-]+ -> [\w-]+$")
 KIND_LABELS: dict[str, str] = {
     RegressionKind.PLAN_CHANGE: "plan change",
     RegressionKind.SAME_PLAN: "slower under the same plan",
+    RegressionKind.PLAN_UNKNOWN: "slower, plan not known",
     RegressionKind.PARAMETER_SENSITIVE: "parameter-sensitive plan",
     RegressionKind.ERROR_PRONE: "more failed executions",
     RegressionKind.FORCED_PLAN_FAILURE: "forced plan failing",

@@ -21,7 +21,12 @@ half of the current window's intervals elevated, and two of them when there are 
 one-interval spike is not one. A faster plan is never a regression. Kinds:
 
 - ``plan_change``: the current dominant plan's shape differs from the baseline plan's;
-- ``same_plan``: same shape, slower (data growth, statistics, blocking);
+- ``same_plan``: same shape, slower (data growth, statistics, blocking); only when both plans are
+  known and, where the plans frame says when plans were captured (``captured_in_window``), a plan of
+  the baseline's shape was captured inside the window;
+- ``plan_unknown``: what would be ``same_plan`` or ``plan_change`` when a side's plan was never
+  captured (``identity_known`` False), or ``same_plan`` without a capture inside the window: slower,
+  and planmon does not know whether the plan changed (evidence ``plan_unknown``, reason, hint);
 - ``parameter_sensitive``: two or more plans *alternate* in the current window (their spans of
   intervals overlap: one replacing the other is a plan change), each with a substantial share,
   the slowest the ratio slower than the fastest;
@@ -54,6 +59,11 @@ CORROBORATION_RATIO = 1.2  # duration-only engines: reads/rows examined up by 20
 ERROR_RATE_FLOOR = 0.01  # an error rate under 1% in the current window is noise, not a regression
 ERROR_COUNT_FLOOR = 10  # ... and so are fewer than 10 failed executions
 ERROR_RATE_RISE = 2.0  # the error rate at least doubled
+PLAN_UNKNOWN_HINT = (
+    "capture plans for this query: see the target's plans aspect (overview, `planmon collect`), whose "
+    "hint names the setting, consumer or grant missing (docs/collection.md), and "
+    "PLANMON_PLANS_PER_QUERY_PER_HOUR"
+)
 SEVERITY_SECONDS_PER_HOUR = (
     (3600.0, Severity.CRITICAL),
     (600.0, Severity.HIGH),
@@ -87,7 +97,7 @@ def detect(
         plan_moments = _with_baseline(_plan_moments(rows), baseline)
         moments = _shape_moments(plan_moments, shapes)
         found += _performance_regressions(
-            rows, plan_moments, moments, shapes=shapes, hours=hours, settings=settings
+            rows, plan_moments, moments, plans=plans, shapes=shapes, hours=hours, settings=settings
         )
         found += _error_regressions(plan_moments, hours, settings)
     found += _forcing_failures(plans)
@@ -413,6 +423,7 @@ def _performance_regressions(
     plan_moments: pd.DataFrame,
     moments: pd.DataFrame,
     *,
+    plans: pd.DataFrame,
     shapes: dict[Any, str],
     hours: float,
     settings: Settings,
@@ -436,7 +447,8 @@ def _performance_regressions(
     ]
     candidates = _significant(candidates, settings)
     candidates = _persistent(rows, plan_moments, candidates, shapes=shapes, settings=settings)
-    found = [_confirm(row, settings) for row in _records(candidates)]
+    knowledge = PlanKnowledge.of(plans, shapes)
+    found = [_confirm(row, settings, knowledge) for row in _records(candidates)]
     return found + list(sensitive.values())
 
 
@@ -523,10 +535,51 @@ def _persistent(
     return merged[enough]
 
 
-def _confirm(row: Any, settings: Settings) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class PlanKnowledge:
+    """What the plans frame says about plan identity (both columns optional: an offline Query Store
+    export names every plan, so without them every plan is known and needs no capture)."""
+
+    unknown: frozenset[Any]  # plan ids no document was captured for, where statistics name no plan
+    captured: frozenset[tuple[Any, Any, str]] | None  # (target, query, shape) captured in the window
+
+    @classmethod
+    def of(cls, plans: pd.DataFrame | None, shapes: dict[Any, str]) -> PlanKnowledge:
+        if plans is None or plans.empty:
+            return cls(frozenset(), None)
+        unknown: frozenset[Any] = frozenset()
+        if "identity_known" in plans:
+            unknown = frozenset(plans.loc[~plans["identity_known"].astype(bool), "plan_id"])
+        captured = None
+        if "captured_in_window" in plans:
+            seen = plans[plans["captured_in_window"].astype(bool)]
+            captured = frozenset(
+                zip(seen["target_id"], seen["query_id"], _shapes_of(seen["plan_id"], shapes), strict=True)
+            )
+        return cls(unknown, captured)
+
+    def why_unknown(self, row: Any, kind: str) -> str | None:
+        """Why this detection cannot say whether the plan changed, or None when it can."""
+        sides = [side for side, plan_id in (("baseline", row.plan_id_base), ("current", row.plan_id))
+                 if plan_id in self.unknown]  # fmt: skip
+        if sides:
+            return (
+                f"no plan was ever captured for the {' and '.join(sides)} side: its statistics have no plan"
+            )
+        in_window = self.captured is None or (row.target_id, row.query_id, row.shape_base) in self.captured
+        if kind == RegressionKind.SAME_PLAN and not in_window:
+            return (
+                "no plan was captured inside the window: this engine's statistics name no plan, so "
+                "they were charged to the plan captured before it, which may no longer be the one running"
+            )
+        return None
+
+
+def _confirm(row: Any, settings: Settings, knowledge: PlanKnowledge) -> dict[str, Any]:
     """The detection row of a candidate that passed every gate: kind, corroboration, evidence."""
     t, p = float(row.t), float(row.p)
     kind = RegressionKind.SAME_PLAN if row.shape == row.shape_base else RegressionKind.PLAN_CHANGE
+    unknown = knowledge.why_unknown(row, kind)
     corroboration = _corroboration(row)
     evidence = {
         "rule": f"{row.metric} mean x{row.ratio:.2f} >= {settings.regression_ratio}, t={t:.1f} p={p:.2g}, "
@@ -538,6 +591,9 @@ def _confirm(row: Any, settings: Settings) -> dict[str, Any]:
         "current_plan": _plan_evidence(row, ""),
     }
     severity = _severity(row.impact)
+    if unknown is not None:
+        kind = RegressionKind.PLAN_UNKNOWN
+        evidence.update(plan_unknown=True, plan_unknown_reason=unknown, hint=PLAN_UNKNOWN_HINT)
     slower_same_work = corroboration["status"] == "not_corroborated"
     if row.metric == "duration_us" and kind == RegressionKind.SAME_PLAN and slower_same_work:
         evidence["classification"] = "waits_or_blocking"  # slower, but the work done did not grow

@@ -10,6 +10,8 @@ Runtime stats (one row per plan, interval and execution type; times in microseco
 
 Plans (one row per plan_id): PLAN_COLUMNS. ``shape_hash`` says whether two plans are the same
 plan; ``force_failure_count`` is the Query Store counter (alert on its rise, never its level).
+Optional: ``identity_known`` and ``captured_in_window`` (bool; ``planmon.analysis.service`` adds
+them), without which every plan counts as known and seen (offline Query Store exports).
 
 Baseline moments (one row per target, query and plan): BASELINE_MOMENT_COLUMNS, the sums the
 detector pools over the baseline window. They add up across rows, intervals and rollup grains, so
@@ -53,7 +55,7 @@ PLAN_COLUMNS: tuple[str, ...] = (
 
 # BASELINE_MOMENT_COLUMNS (planmon.model): the repository returns them, the detector reads them.
 
-# kind: plan_change / same_plan / parameter_sensitive / error_prone / forced_plan_failure
+# kind: plan_change / same_plan / plan_unknown / parameter_sensitive / error_prone / forced_plan_failure
 # metric: cpu_us / duration_us (engines without per-statement CPU) / errors / force_failure_count
 DETECTION_COLUMNS: tuple[str, ...] = (
     "target_id",

@@ -28,7 +28,7 @@ from planmon.store.stats import StatsStore
 log = logging.getLogger(__name__)
 
 DIFF_KINDS = frozenset({RegressionKind.PLAN_CHANGE, RegressionKind.PARAMETER_SENSITIVE})
-PERFORMANCE_KINDS = DIFF_KINDS | {RegressionKind.SAME_PLAN}
+PERFORMANCE_KINDS = DIFF_KINDS | {RegressionKind.SAME_PLAN, RegressionKind.PLAN_UNKNOWN}
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +147,9 @@ def _analyze_batch(
     stats_store = StatsStore(repository)
     baseline = stats_store.baseline_moments(base, start, target_ids=target_ids)
     current = stats_store.window_rows(start, end, target_ids=target_ids)
-    plans = _with_forcing_before(repository.plans_frame(target_ids), start, end)
+    plans = _with_plan_identity(
+        _with_forcing_before(repository.plans_frame(target_ids), start, end), start, end
+    )
     detections = detect(
         current,
         plans,
@@ -183,6 +185,30 @@ def _with_forcing_before(plans: pd.DataFrame, start: datetime, end: datetime) ->
     in_window = (changed_at >= pd.Timestamp(start)) & (changed_at < pd.Timestamp(end))
     before = plans["force_failure_count_previous"].where(in_window, plans["force_failure_count"])
     return plans.assign(force_failure_count_before=before)
+
+
+CAPTURE_GRACE = timedelta(minutes=30)  # the window's last interval is collected (its plans captured) after it
+
+
+def _with_plan_identity(plans: pd.DataFrame, start: datetime, end: datetime) -> pd.DataFrame:
+    """``identity_known`` and ``captured_in_window`` per plan, for the detector's same_plan rule.
+
+    A plan is known when its engine's statistics name it (Query Store) or its document was captured.
+    Where statistics name no plan (PostgreSQL, MySQL), the collector charges them to the plan it last
+    captured, so a plan counts as seen in [start, end) only when a capture was stored in it: first or
+    last capture after ``start`` and at most CAPTURE_GRACE after ``end`` (collection writes an
+    interval's plans just after the interval ends; only first and last capture times are kept).
+    """
+    if plans.empty:
+        return plans.assign(identity_known=pd.Series(dtype=bool), captured_in_window=pd.Series(dtype=bool))
+    from planmon.engines import get_engine
+
+    named = plans["engine"].map(lambda engine: get_engine(engine).statistics_name_plans).astype(bool)
+    captured = plans["captured"].astype(bool)
+    low, high = pd.Timestamp(as_utc_naive(start)), pd.Timestamp(as_utc_naive(end) + CAPTURE_GRACE)
+    first, last = pd.to_datetime(plans["first_seen"]), pd.to_datetime(plans["last_seen"])
+    inside = ((first > low) & (first <= high)) | ((last > low) & (last <= high))
+    return plans.assign(identity_known=named | captured, captured_in_window=named | (captured & inside))
 
 
 def _counts(records: Sequence[dict[str, Any]], key: str) -> dict[str, int]:

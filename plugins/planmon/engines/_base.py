@@ -205,6 +205,10 @@ class Engine(Dialect):
     adapter_type: ClassVar[type[EngineAdapter]]
     # SQL Server: who forced which plan is read live (Query Store) before proposing and acting
     has_live_forcing_state: ClassVar[bool] = False
+    # True when the engine's statistics name the plan they ran (Query Store plan_id, plan_handle);
+    # False when the collector attributes them to the plan it last captured (PostgreSQL, MySQL), so
+    # only a capture inside a window says which plan ran in it
+    statistics_name_plans: ClassVar[bool] = False
 
     @property
     def plan_format(self) -> str:

@@ -28,6 +28,9 @@ class RegressionKind(StrEnum):
 
     PLAN_CHANGE = "plan_change"
     SAME_PLAN = "same_plan"
+    # slower, but planmon cannot say whether its plan changed: no plan was captured for a side, or
+    # (engines whose statistics name no plan) none inside the regressed window (docs/detection.md)
+    PLAN_UNKNOWN = "plan_unknown"
     PARAMETER_SENSITIVE = "parameter_sensitive"
     ERROR_PRONE = "error_prone"
     FORCED_PLAN_FAILURE = "forced_plan_failure"

@@ -255,13 +255,18 @@ class Repository:
     # -- analysis ------------------------------------------------------------------------------
 
     def plans_frame(self, target_ids: Sequence[int]) -> pd.DataFrame:
-        """Plans of these targets without bodies: the detector's plans frame plus plan_key."""
+        """Plans of these targets without bodies: the detector's plans frame plus plan_key, the
+        target's engine, whether a document was captured and when (first_seen / last_seen)."""
         columns = [plan.c[name] for name in (
             "id", "query_id", "target_id", "plan_key", "shape_hash", "is_forced", "forcing_type",
             "force_failure_count", "force_failure_count_previous", "force_failure_changed_at",
-            "last_force_failure_reason",
+            "last_force_failure_reason", "first_seen", "last_seen",
         )]  # fmt: skip
-        statement = select(*columns).where(plan.c.target_id.in_(list(target_ids)))
+        statement = (
+            select(*columns, plan.c.body.is_not(None).label("captured"), target.c.engine)
+            .join(target, target.c.id == plan.c.target_id)
+            .where(plan.c.target_id.in_(list(target_ids)))
+        )
         with self._errors("reading plans"), self.engine.connect() as connection:
             frame = pd.read_sql(statement, connection)
         return frame.rename(columns={"id": "plan_id"})

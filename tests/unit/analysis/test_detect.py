@@ -339,3 +339,65 @@ def test_a_query_with_cpu_beside_one_without_uses_each_ones_metric() -> None:
     )
     found = run(with_cpu + without_cpu, plans((7, 1, "a"), (7, 2, "b"), (8, 3, "c"), (8, 4, "d")))
     assert dict(zip(found["query_id"], found["metric"], strict=True)) == {7: "cpu_us", 8: "duration_us"}
+
+
+# -- plan identity: same_plan only when the plan is known (issue 17) ------------------------------------
+
+
+def cumulative_plans(*entries: tuple[int, int, str | None, bool, bool]) -> pd.DataFrame:
+    """A plans frame as the service builds it for an engine whose statistics name no plan:
+    (query, plan, shape, identity_known, captured_in_window)."""
+    frame = plans(*[(q, p, s) for q, p, s, _, _ in entries])  # type: ignore[arg-type]
+    return frame.assign(
+        identity_known=[known for *_, known, _ in entries],
+        captured_in_window=[inside for *_, inside in entries],
+    )
+
+
+def test_no_plan_ever_captured_is_plan_unknown_never_same_plan() -> None:
+    """MariaDB with events_statements_current off: every interval lands on the placeholder plan."""
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 1, n=200, cpu=25_000, sd=500)
+    found = run(data, cumulative_plans((7, 1, None, False, False)))
+    assert list(found["kind"]) == ["plan_unknown"]
+    evidence = found.iloc[0].evidence
+    assert evidence["plan_unknown"] is True
+    assert "baseline and current" in evidence["plan_unknown_reason"]
+    assert "plans aspect" in evidence["hint"]
+
+
+def test_same_shape_without_a_capture_inside_the_window_is_plan_unknown() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 1, n=200, cpu=25_000, sd=500)
+    found = run(data, cumulative_plans((7, 1, "aaa", True, False)))
+    assert list(found["kind"]) == ["plan_unknown"]
+    assert "inside the window" in found.iloc[0].evidence["plan_unknown_reason"]
+
+
+def test_same_shape_captured_inside_the_window_is_same_plan() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 1, n=200, cpu=25_000, sd=500)
+    found = run(data, cumulative_plans((7, 1, "aaa", True, True)))
+    assert list(found["kind"]) == ["same_plan"]
+    assert "plan_unknown" not in found.iloc[0].evidence
+
+
+def test_a_capture_of_another_shape_does_not_make_the_baseline_shape_seen() -> None:
+    """Plan 2 (another shape, captured in the window but hardly run) proves nothing about plan 1."""
+    data = (
+        baseline(7, 1, n=200, cpu=10_000, sd=500)
+        + current(7, 1, n=200, cpu=25_000, sd=500)
+        + current(7, 2, n=1, cpu=25_000, sd=500)
+    )
+    found = run(data, cumulative_plans((7, 1, "aaa", True, False), (7, 2, "bbb", True, True)))
+    assert list(found["kind"]) == ["plan_unknown"]
+
+
+def test_a_change_from_an_unknown_baseline_plan_is_not_claimed_as_plan_change() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=25_000, sd=500)
+    found = run(data, cumulative_plans((7, 1, None, False, False), (7, 2, "bbb", True, True)))
+    assert list(found["kind"]) == ["plan_unknown"]
+    assert "for the baseline side" in found.iloc[0].evidence["plan_unknown_reason"]
+
+
+def test_a_known_plan_change_stays_a_plan_change_without_captures_in_the_window() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=25_000, sd=500)
+    found = run(data, cumulative_plans((7, 1, "aaa", True, False), (7, 2, "bbb", True, False)))
+    assert list(found["kind"]) == ["plan_change"]

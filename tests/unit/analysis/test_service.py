@@ -122,3 +122,44 @@ def test_a_rising_force_failure_count_is_reported_in_the_window_that_saw_it(repo
     assert earlier.detected == 0
     regression = RegressionStore(repository).regressions().iloc[0]
     assert (regression.baseline_mean, regression.current_mean) == (23, 25)
+
+
+def test_plan_identity_comes_from_captures_where_statistics_name_no_plan(repository: Repository) -> None:
+    """PostgreSQL: a plan is seen in a window only when captured in it; the placeholder is unknown.
+    SQL Server: Query Store names the plan of every statistic, so its plans are always known."""
+    from datetime import timedelta
+
+    from planmon.analysis.service import _with_plan_identity
+    from planmon.store.repository import utcnow
+
+    collection = CollectionStore(repository)
+    ids = {}
+    for engine in ("postgres", "sqlserver"):
+        target_id = repository.add_target(TargetSpec(name=engine, engine=engine, conn_id=engine)).id
+        collection.upsert_queries(target_id, [QueryRecord("q1", query_text="SELECT 1")])
+        collection.upsert_plans(
+            target_id,
+            [
+                PlanRecord("q1:captured", "q1", shape_hash="aaa", body_format="pg_json", body=b"[]"),
+                PlanRecord("q1:unknown", "q1"),  # statistics kept before any plan was captured
+            ],
+        )
+        ids[engine] = target_id
+    now = utcnow()
+    frame = repository.plans_frame(list(ids.values()))
+
+    def identity(start: Any, end: Any) -> dict[tuple[str, str], tuple[bool, bool]]:
+        marked = _with_plan_identity(frame, start, end)
+        return {
+            (r.engine, r.plan_key): (bool(r.identity_known), bool(r.captured_in_window))
+            for r in marked.itertuples()
+        }
+
+    assert identity(now - timedelta(hours=1), now) == {
+        ("postgres", "q1:captured"): (True, True),
+        ("postgres", "q1:unknown"): (False, False),
+        ("sqlserver", "q1:captured"): (True, True),
+        ("sqlserver", "q1:unknown"): (True, True),
+    }
+    a_day_ago = now - timedelta(days=1)  # captured after that window: not seen inside it
+    assert identity(a_day_ago - timedelta(hours=1), a_day_ago)[("postgres", "q1:captured")] == (True, False)

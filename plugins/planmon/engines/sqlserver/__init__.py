@@ -26,6 +26,7 @@ __all__ = ["ENGINE", "Adapter", "SqlServerEngine"]
 class SqlServerEngine(SqlServerDialect, Engine):
     adapter_type = Adapter
     has_live_forcing_state = True
+    statistics_name_plans = True
 
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         return SqlServerProbeSession(connection, policy)
