@@ -181,7 +181,11 @@ def _collect(store: CollectionStore, adapter: EngineAdapter, run: _Run) -> Colle
     capabilities = adapter.capabilities()
     run.aspects.update({aspect.value: status for aspect, status in capabilities.aspects.items()})
     base = CollectionWrite(
-        target_id=run.target.id, interval_start=run.start, interval_end=run.end, status=RUN_OK
+        target_id=run.target.id,
+        interval_start=run.start,
+        interval_end=run.end,
+        status=RUN_OK,
+        captured_at=run.now,
     )
     if not capabilities.backfillable and not _is_current(run):
         run.aspects[Aspect.RUNTIME_STATS.value] = AspectStatus(

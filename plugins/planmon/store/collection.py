@@ -98,6 +98,9 @@ class CollectionWrite:
     index_definitions: Sequence[Any] = ()  # planmon.engines.base.IndexDefinition
     duration_ms: float | None = None
     error: str | None = None
+    # when the plans were captured (the collector's clock): plan.first_seen / last_seen, which tell
+    # detection whether a plan was seen inside a window; None: the time of the write
+    captured_at: datetime | None = None
 
 
 class CollectionStore(RepositoryView):
@@ -145,9 +148,14 @@ class CollectionStore(RepositoryView):
             return self._upsert_plans(connection, target_id, plans)
 
     def _upsert_plans(
-        self, connection: Connection, target_id: int, plans: Sequence[PlanRecord]
+        self,
+        connection: Connection,
+        target_id: int,
+        plans: Sequence[PlanRecord],
+        *,
+        now: datetime | None = None,
     ) -> dict[str, int]:
-        now = utcnow()
+        now = as_utc_naive(now) if now is not None else utcnow()
         query_ids = self._query_ids(connection, target_id)
         rows = []
         for record in _unique(plans, lambda p: p.plan_key):
@@ -340,7 +348,11 @@ class CollectionStore(RepositoryView):
         now = utcnow()
         target_id = write.target_id
         query_ids = self._upsert_queries(connection, target_id, write.queries) if write.queries else {}
-        plan_ids = self._upsert_plans(connection, target_id, write.plans) if write.plans else {}
+        plan_ids = (
+            self._upsert_plans(connection, target_id, write.plans, now=write.captured_at)
+            if write.plans
+            else {}
+        )
         missing = {
             (row["plan_key"], row["database_name"], row["query_key"])
             for row in write.runtime_stats

@@ -21,6 +21,7 @@ from planmon.engines.mysql.adapter import (
     HINT_HISTORY_LONG_CONSUMER,
     HINT_PERFORMANCE_SCHEMA_OFF,
     Adapter,
+    sample_consumers_hint,
 )
 from planmon.errors import EngineError, EngineErrorReason
 from planmon.model import QualifiedName
@@ -362,8 +363,18 @@ def test_unreachable_port() -> None:
             (Aspect.PLANS,),
             HINT_HISTORY_LONG_CONSUMER,
         ),
+        (  # history_long is fed from events_statements_current: with it off, history_long stays empty
+            ("--performance-schema-consumer-events-statements-current=OFF",),
+            (Aspect.PLANS,),
+            sample_consumers_hint(("events_statements_current",)),
+        ),
     ],
-    ids=["performance_schema_off", "digest_consumer_off", "history_long_consumer_off"],
+    ids=[
+        "performance_schema_off",
+        "digest_consumer_off",
+        "history_long_consumer_off",
+        "current_consumer_off",
+    ],
 )
 def test_missing_features_are_unavailable_with_a_hint(
     options: tuple[str, ...], unavailable: tuple[Aspect, ...], hint: str

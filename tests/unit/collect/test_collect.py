@@ -408,3 +408,20 @@ def test_a_stored_run_is_as_bad_as_its_worst_aspect(
     assert list(collection.collection_runs(target_id=tgt.id)["status"]) == [expected]
     collected = aspect is not Aspect.RUNTIME_STATS
     assert (collection.last_collected_until(tgt.id) is not None) is collected
+
+
+def test_plans_are_stamped_with_the_collection_time_detection_reads(
+    repository: Repository, server: FakeEngine
+) -> None:
+    """plan.first_seen / last_seen say when the collector captured a plan (detection's same_plan rule)."""
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.counters["q1"] = {"calls": 20, "time": 2000}
+    run(repository, server, tgt, 1)
+    with repository.engine.connect() as connection:
+        seen = connection.execute(
+            select(plan.c.first_seen, plan.c.last_seen).where(plan.c.body.is_not(None))
+        ).one()
+    captured_at = T0 + 2 * STEP + timedelta(seconds=30)  # the run's now
+    assert (seen.first_seen, seen.last_seen) == (captured_at, captured_at)

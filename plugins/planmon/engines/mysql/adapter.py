@@ -84,12 +84,31 @@ HINT_DIGEST_CONSUMER = (
     "WHERE NAME IN ('global_instrumentation', 'statements_digest'), and "
     "performance-schema-consumer-statements-digest=ON in my.cnf to keep it after a restart"
 )
-HINT_HISTORY_LONG_CONSUMER = (
-    "MariaDB keeps no sample text per digest: enable the events_statements_history_long consumer "
-    "(UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME = "
-    "'events_statements_history_long', and performance-schema-consumer-events-statements-history-long=ON "
-    "in my.cnf)"
+# Where the digest table keeps no sample text (MariaDB, MySQL before 8.0.3), the text to EXPLAIN comes
+# from events_statements_history_long, which is fed from events_statements_current, which needs
+# thread_instrumentation: every consumer of that chain must be on, or history_long stays empty.
+SAMPLE_TEXT_CONSUMERS = (
+    "thread_instrumentation",
+    "events_statements_current",
+    "events_statements_history_long",
 )
+
+
+def sample_consumers_hint(missing: Sequence[str]) -> str:
+    """What to run (now, and in my.cnf for after a restart) to turn on the consumers plans need."""
+    names = ", ".join(f"'{name}'" for name in missing)  # consumer names from SAMPLE_TEXT_CONSUMERS only
+    options = " ".join(f"performance-schema-consumer-{name.replace('_', '-')}=ON" for name in missing)
+    # a hint for the DBA to run, never run by planmon
+    enable = f"UPDATE performance_schema.setup_consumers SET ENABLED = 'YES' WHERE NAME IN ({names})"  # noqa: S608
+    return (
+        f"plans need the performance_schema consumer(s) {', '.join(missing)}: the digest table keeps no "
+        "sample text here, so statement texts come from events_statements_history_long, which "
+        f"events_statements_current feeds; run {enable}; and put {options} in my.cnf to keep them after a "
+        "restart"
+    )
+
+
+HINT_HISTORY_LONG_CONSUMER = sample_consumers_hint(("events_statements_history_long",))
 HINT_GRANT = "GRANT SELECT ON performance_schema.* TO planmon's user"
 HINT_DIGEST_TABLE_FULL = (
     "the digest table is full and new statements are not tracked: raise performance_schema_digests_size "
@@ -238,8 +257,9 @@ class Adapter(AdapterBase):
         except EngineError as exc:
             self._raise_if_connection_level(exc)
             return _status_of(exc)
-        if not server.has_sample_text and not consumers.get("events_statements_history_long"):
-            return AspectStatus(AspectState.UNAVAILABLE, hint=HINT_HISTORY_LONG_CONSUMER)
+        missing = [name for name in SAMPLE_TEXT_CONSUMERS if not consumers.get(name)]
+        if not server.has_sample_text and missing:
+            return AspectStatus(AspectState.UNAVAILABLE, hint=sample_consumers_hint(missing))
         return OK
 
     def _object_definitions_status(self) -> AspectStatus:
