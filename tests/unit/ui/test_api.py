@@ -442,3 +442,29 @@ def test_bad_planmon_settings_are_503_naming_the_variable(tmp_path: Path) -> Non
     client = make_client(lambda: load_settings({"PLANMON_BASELINE_DAYS": "zero"}))
     response = client.get("/api/overview", headers=AUTH)
     assert response.status_code == 503 and "PLANMON_BASELINE_DAYS" in response.json()["detail"]
+
+
+def test_a_plan_unknown_regression_says_why_and_how_to_fix_capture(
+    client: TestClient, fleet: SeededFleet, repository: Repository
+) -> None:
+    from sqlalchemy import update
+
+    from planmon.store.schema import regression
+
+    evidence = {
+        "rule": "duration_us mean x3.00 >= 1.5",
+        "plan_unknown": True,
+        "plan_unknown_reason": "no plan was ever captured for the baseline and current side",
+        "hint": "capture plans for this query: see the target's plans aspect",
+    }
+    with repository.engine.begin() as connection:
+        connection.execute(
+            update(regression)
+            .where(regression.c.id == fleet.regression_id)
+            .values(kind="plan_unknown", evidence=evidence)
+        )
+    page = client.get(f"/regressions/{fleet.regression_id}", headers=AUTH).text
+    row = page.split('id="plan-unknown"')[1].split("</tr>")[0]
+    assert "no plan was ever captured for the baseline and current side" in row
+    assert "see the target&#39;s plans aspect" in row
+    assert client.get("/api/regressions?kind=plan_unknown", headers=AUTH).json()["total"] == 1
