@@ -41,6 +41,8 @@ def _row_json(row: dict[Any, Any]) -> dict[str, Any]:
         "first_detected": _when(row.get("first_detected")),
         "last_detected": _when(row.get("last_detected")),
         "diff": diff.get("text") if isinstance(diff, dict) else diff,
+        # the rule that fired, per-plan numbers, and for plan_unknown its reason and hint
+        "evidence": row.get("evidence") if isinstance(row.get("evidence"), dict) else None,
     }
 
 
