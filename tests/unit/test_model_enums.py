@@ -16,4 +16,4 @@ def test_members_are_the_stored_strings() -> None:
     assert {RegressionKind.PLAN_CHANGE: 1}["plan_change"] == 1  # dict keys from the repository match
     assert json.dumps({Severity.HIGH: RegressionKind.SAME_PLAN}) == '{"high": "same_plan"}'
     assert f"{RegressionKind.ERROR_PRONE}" == "error_prone"
-    assert len(KINDS) == len(set(KINDS)) == 5
+    assert len(KINDS) == len(set(KINDS)) == 6
