@@ -203,7 +203,8 @@ def _with_plan_identity(plans: pd.DataFrame, start: datetime, end: datetime) -> 
         return plans.assign(identity_known=pd.Series(dtype=bool), captured_in_window=pd.Series(dtype=bool))
     from planmon.engines import get_engine
 
-    named = plans["engine"].map(lambda engine: get_engine(engine).statistics_name_plans).astype(bool)
+    engines = {engine: get_engine(engine).statistics_name_plans for engine in plans["engine"].unique()}
+    named = plans["engine"].map(engines).astype(bool)
     captured = plans["captured"].astype(bool)
     low, high = pd.Timestamp(as_utc_naive(start)), pd.Timestamp(as_utc_naive(end) + CAPTURE_GRACE)
     first, last = pd.to_datetime(plans["first_seen"]), pd.to_datetime(plans["last_seen"])

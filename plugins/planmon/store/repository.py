@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Row, delete, insert, or_, select, update
+from sqlalchemy import Row, case, delete, insert, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
@@ -263,7 +263,8 @@ class Repository:
             "last_force_failure_reason", "first_seen", "last_seen",
         )]  # fmt: skip
         statement = (
-            select(*columns, plan.c.body.is_not(None).label("captured"), target.c.engine)
+            # CASE, not a bare IS NOT NULL: SQL Server cannot select a predicate
+            select(*columns, case((plan.c.body.is_not(None), 1), else_=0).label("captured"), target.c.engine)
             .join(target, target.c.id == plan.c.target_id)
             .where(plan.c.target_id.in_(list(target_ids)))
         )
