@@ -57,5 +57,5 @@ def test_a_window_that_has_ended_goes_to_the_target(
     code = main(["collect", "--start", (end - timedelta(hours=1)).isoformat(), "--end", end.isoformat()])
     captured = capsys.readouterr()
     assert "in the future" not in captured.err
-    assert code == 1 and "orders: failed" in captured.out  # refused by the target, not by the window
+    assert code == 1 and "orders: error" in captured.out  # refused by the target, not by the window
     assert _runs(planmon_home) == 1
