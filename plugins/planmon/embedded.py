@@ -126,16 +126,36 @@ def _server_os_user(name: str) -> str | None:
     return name
 
 
-def _check_reachable(directory: Path, os_user: str) -> None:
-    """The server's OS user must reach its directory (every parent searchable by it)."""
+def _reachable(directory: Path, os_user: str) -> bool:
+    """Whether the server's OS user can write ``directory`` (every parent searchable by it)."""
     result = subprocess.run(
         ["runuser", "-u", os_user, "--", "test", "-w", str(directory)], capture_output=True, check=False
     )
-    if result.returncode != 0:
+    return result.returncode == 0
+
+
+def _check_reachable(directory: Path, os_user: str) -> None:
+    if not _reachable(directory, os_user):
         raise ServerUnavailable(
             f"the '{os_user}' OS user the server runs as cannot reach {directory} (a parent directory "
             "is private to its owner); choose a directory under a world-searchable path"
         )
+
+
+def _server_workdir(asked: Path, os_user: str) -> Path:
+    """Where the cluster's files go: ``asked`` when the server's OS user can reach it, else a new
+    directory of that user's own under the system temp directory (root's private home, a 0700
+    clone: the files cannot live there, so they live where the server can run them)."""
+    shutil.chown(asked, user=os_user)
+    if _reachable(asked, os_user):
+        return asked
+    fallback = Path(tempfile.mkdtemp(prefix="planmon-pg-"))  # 0700, then the server's user's own
+    shutil.chown(fallback, user=os_user)
+    _check_reachable(fallback, os_user)
+    (asked / "WHERE.txt").write_text(
+        f"The '{os_user}' OS user cannot reach {asked}: this PostgreSQL's files are in {fallback}\n"
+    )
+    return fallback
 
 
 @contextlib.contextmanager
@@ -145,7 +165,9 @@ def postgres_server(
     """Start a throwaway PostgreSQL with pg_stat_statements and compute_query_id on; stop it after.
 
     The cluster lives in ``workdir`` (emptied first) or a new temporary directory; either is
-    deleted when the server stops.
+    deleted when the server stops. Under root, when the ``postgres`` OS user cannot reach
+    ``workdir``, the files live in a temporary directory of that user's instead (the returned
+    ``datadir`` says where; ``workdir/WHERE.txt`` too), deleted the same way.
     """
     bindir = postgres_bindir()
     os_user = _server_os_user("postgres")
@@ -154,11 +176,11 @@ def postgres_server(
     else:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
+    asked = workdir
+    if os_user:
+        workdir = _server_workdir(asked, os_user)
     datadir = workdir / "data"
     log = workdir / "server.log"
-    if os_user:
-        shutil.chown(workdir, user=os_user)
-        _check_reachable(workdir, os_user)
     port = free_port()
     settings = {
         "listen_addresses": "127.0.0.1",
@@ -218,6 +240,8 @@ def postgres_server(
                     timeout=60,
                 )
         shutil.rmtree(workdir, ignore_errors=True)
+        if asked != workdir:
+            shutil.rmtree(asked, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -221,7 +221,7 @@ def run_demo(paths: DemoPaths, say: Say, *, traffic: Traffic | None = None) -> D
 
     traffic = traffic or Traffic()
     with postgres_server(workdir=paths.postgres_dir) as server:
-        say(f"PostgreSQL started on 127.0.0.1:{server.port} (data in {paths.postgres_dir})")
+        say(f"PostgreSQL started on 127.0.0.1:{server.port} (data in {server.datadir})")
         with psycopg.connect(server.dsn(), autocommit=True) as admin:
             workload.create_database(admin)
         with psycopg.connect(server.dsn(workload.DATABASE), autocommit=True) as shop:
