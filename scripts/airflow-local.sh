@@ -29,6 +29,12 @@ mkdir -p "$AIRFLOW_HOME" "$PLANMON_HOME"
   echo "airflow db migrate failed; see $AIRFLOW_HOME/db-migrate.log" >&2
   exit 1
 }
+# the pool planmon_collect's and planmon_probes' target tasks run in (PLANMON_TARGETS_POOL[_SLOTS]):
+# without it they stay "scheduled" forever
+"$project_root/.venv/bin/python" -m planmon.airflow.pools >"$AIRFLOW_HOME/pools.log" 2>&1 || {
+  echo "creating planmon's Airflow pool failed; see $AIRFLOW_HOME/pools.log" >&2
+  exit 1
+}
 
 pids=()
 stop_all() {
