@@ -9,7 +9,13 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from planmon.embedded import ServerUnavailable, postgres_server
+from planmon.embedded import (
+    ServerUnavailable,
+    kept_postgres,
+    postgres_server,
+    running_postgres,
+    stop_kept_postgres,
+)
 
 
 @pytest.mark.postgres
@@ -35,3 +41,29 @@ def test_private_directory_puts_the_cluster_where_the_postgres_user_can_reach_it
         context.__exit__(None, None, None)
     assert not server.datadir.parent.exists()
     assert not asked.exists()
+
+
+@pytest.mark.postgres
+def test_a_kept_cluster_outlives_its_start_keeps_its_port_and_is_deleted_on_request(tmp_path: Path) -> None:
+    private_home = tmp_path / "home"
+    private_home.mkdir(mode=0o700)  # under root: the postgres OS user cannot reach it
+    workdir = private_home / ".planmon" / "postgres"
+    with pytest.raises(ServerUnavailable, match="no PostgreSQL cluster"):
+        kept_postgres(workdir, create=False)
+    try:
+        first = kept_postgres(workdir)
+        with psycopg.connect(first.dsn(), autocommit=True) as conn:
+            conn.execute("CREATE TABLE kept (id int)")
+            conn.execute("INSERT INTO kept VALUES (7)")
+        assert running_postgres(workdir) == first
+        assert kept_postgres(workdir) == first  # running: the same server
+        stop_kept_postgres(workdir)
+        assert running_postgres(workdir) is None
+        again = kept_postgres(workdir, create=False)
+        assert again.port == first.port and again.datadir == first.datadir
+        with psycopg.connect(again.dsn(), autocommit=True) as conn:
+            assert conn.execute("SELECT id FROM kept").fetchall() == [(7,)]
+    finally:
+        stop_kept_postgres(workdir, delete=True)
+    assert running_postgres(workdir) is None
+    assert not workdir.exists() and not first.datadir.exists()
