@@ -35,6 +35,8 @@ mkdir -p "$AIRFLOW_HOME" "$PLANMON_HOME"
   echo "creating planmon's Airflow pool failed; see $AIRFLOW_HOME/pools.log" >&2
   exit 1
 }
+# the target `make demo` left (its PostgreSQL started again if it is down, its connections repointed)
+"$project_root/.venv/bin/python" -m planmon.demo.target up --home "$PLANMON_HOME"
 
 pids=()
 stop_all() {

@@ -330,6 +330,8 @@ def kept_postgres(workdir: Path, *, port: int | None = None, create: bool = True
 
 def _free_or_none(port: int) -> int | None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as PostgreSQL binds: a port its last run left in TIME_WAIT is free for it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
