@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -61,21 +60,38 @@ def run_demo(home: Path) -> tuple[str, dict[str, Any]]:
     return report, json.loads("{" + payload)
 
 
-def demo_target(home: Path, *action: str) -> str:
-    """``python -m planmon.demo.target`` as ``make airflow`` / ``make clean`` run it."""
+def module(name: str, *arguments: str, env: dict[str, str] | None = None) -> str:
     completed = subprocess.run(
-        [sys.executable, "-m", "planmon.demo.target", *action, "--home", str(home)],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**clean_environment(), "AIRFLOW_HOME": str(home / "airflow")},
+        [sys.executable, "-m", name, *arguments], capture_output=True, text=True, timeout=120, check=False,
+        env={**clean_environment(), **(env or {})},
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-4000:]
     return completed.stdout
 
 
+def demo_target(home: Path, *action: str) -> str:
+    """``python -m planmon.demo.target`` as ``make airflow`` / ``make clean`` run it (make airflow with
+    its metadata DB up)."""
+    airflow_home = str(home / "airflow")
+    url = module("planmon.airflow.metadata", "up", "--airflow-home", airflow_home).strip()
+    try:
+        return module(
+            "planmon.demo.target", *action, "--home", str(home),
+            env={"AIRFLOW_HOME": airflow_home, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url},
+        )  # fmt: skip
+    finally:
+        module("planmon.airflow.metadata", "down", "--airflow-home", airflow_home)
+
+
 def stored_connections(airflow_home: Path) -> dict[str, str]:
-    with sqlite3.connect(airflow_home / "airflow.db") as metadata:
-        rows = metadata.execute("SELECT conn_id, host || ':' || port || '/' || schema FROM connection")
-        return dict(rows.fetchall())
+    """The connections in Airflow's metadata DB (the PostgreSQL kept in the Airflow home)."""
+    url = module("planmon.airflow.metadata", "up", "--airflow-home", str(airflow_home)).strip()
+    try:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as metadata:
+            rows = metadata.execute("SELECT conn_id, host || ':' || port || '/' || schema FROM connection")
+            return {str(conn_id): str(where) for conn_id, where in rows.fetchall()}
+    finally:
+        module("planmon.airflow.metadata", "down", "--airflow-home", str(airflow_home))
 
 
 @pytest.mark.timeout(600)
@@ -101,6 +117,8 @@ def _the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> None:
     trail = [entry["action"] for entry in result["audit"]]
     assert "remediation.approved" in trail and trail[-1] == "remediation.kept"
     assert "Password for user" not in report  # Airflow printed no credential
+    assert not (demo_home / "airflow" / "airflow.db").exists()  # the metadata is on PostgreSQL
+    assert ". " + str(demo_home / "airflow" / "env.sh") in report
     assert "--status resolved" in report
     # the shop outlives the demo: running, and its connections are real ones in the metadata DB
     port = result["postgres_port"]

@@ -74,7 +74,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_FAILED
     home, airflow_home = args.home.resolve(), args.airflow_home.resolve()
-    for directory, holds in ((home, "planmon.db"), (airflow_home, "airflow.db")):
+    for directory, holds in ((home, "planmon.db"), (airflow_home, "airflow.db"), (airflow_home, "postgres")):
         if (directory / holds).exists() and not (directory / DEMO_MARKER).exists():
             print(
                 f"planmon demo: {directory} holds {holds}, which the demo did not make, and the demo empties "
@@ -83,27 +83,33 @@ def main(argv: Sequence[str] | None = None) -> int:
                 file=sys.stderr,
             )
             return EXIT_FAILED
+    from planmon.airflow import metadata
     from planmon.embedded import stop_kept_postgres
 
-    stop_kept_postgres(postgres_dir(home), delete=True)  # the last demo's PostgreSQL, wherever it is
+    # the last demo's PostgreSQL servers (the shop's, Airflow's metadata), wherever their files are
+    stop_kept_postgres(postgres_dir(home), delete=True)
+    stop_kept_postgres(metadata.postgres_dir(airflow_home), delete=True)
     for directory in (home, airflow_home):
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         (directory / DEMO_MARKER).write_text("made by `make demo`, which empties this directory\n")
     paths = DemoPaths(home=home, dags_folder=dags, airflow_home=airflow_home)
-    configure_environment(paths, os.environ)
-    write_demo_password(paths)
-
-    from planmon.demo.flow import run_demo
-    from planmon.demo.report import render_report
-
     started = time.monotonic()
     try:
+        # Airflow's metadata where make airflow keeps it: a PostgreSQL under <airflow-home>/postgres
+        configure_environment(paths, os.environ, metadata_url=metadata.metadata_up(airflow_home))
+        write_demo_password(paths)
+        from planmon.demo.flow import run_demo
+
         result = run_demo(paths, say=lambda line: print(f"  . {line}", flush=True))
     except Exception as exc:  # the demo's last word: what failed, where its files are
         print(f"planmon demo failed: {exc}", file=sys.stderr)
-        print(f"its files are in {home}", file=sys.stderr)
+        print(f"its files are in {home} and {airflow_home}", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        metadata.metadata_down(airflow_home)  # its files stay: make airflow starts it again
+    from planmon.demo.report import render_report
+
     print(render_report(result, paths, seconds=time.monotonic() - started))
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))

@@ -45,7 +45,7 @@ class DemoPaths:
 
     home: Path  # PLANMON_HOME of the demo: repository, alerts log, the shop's PostgreSQL
     dags_folder: Path
-    airflow_home: Path  # Airflow's configuration and metadata DB
+    airflow_home: Path  # Airflow's configuration; its metadata DB's PostgreSQL in airflow_home/postgres
 
     @property
     def postgres_dir(self) -> Path:
@@ -116,14 +116,16 @@ class DemoResult:
         }
 
 
-def configure_environment(paths: DemoPaths, environ: Any) -> None:
-    """Airflow and planmon settings of the demo; must run before Airflow is first imported."""
+def configure_environment(paths: DemoPaths, environ: Any, *, metadata_url: str | None = None) -> None:
+    """Airflow and planmon settings of the demo; must run before Airflow is first imported.
+    ``metadata_url``: Airflow's metadata DB (default: SQLite in the Airflow home)."""
     environ.update(
         {
             "AIRFLOW_HOME": str(paths.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(paths.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.airflow_home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url
+            or f"sqlite:///{paths.airflow_home / 'airflow.db'}",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
