@@ -67,7 +67,7 @@ bench: install ## every benchmark (each prints a ratio against a baseline measur
 airflow: install ## Airflow (API on 127.0.0.1:$(AIRFLOW_PORT)) with planmon's DAGs and plugin; Ctrl-C stops it
 	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW_PORT=$(AIRFLOW_PORT) scripts/airflow-local.sh
 
-clean: ## stop the demo's PostgreSQL; remove the environment, local state (.venv, .tools, .airflow, .planmon) and the compiled reader
-	if [ -x $(RUN)/python ]; then $(RUN)/python -m planmon.demo.target down --delete --home $(PROJECT_ROOT)/.planmon; fi
+clean: ## stop and delete the demo's and make airflow's PostgreSQL servers; remove the environment, local state (.venv, .tools, .airflow, .planmon) and the compiled reader
+	if [ -x $(RUN)/python ]; then $(RUN)/python -m planmon.demo.target down --delete --home $(PROJECT_ROOT)/.planmon; $(RUN)/python -m planmon.airflow.metadata down --delete --airflow-home $(AIRFLOW_HOME_DIR); fi
 	rm -rf $(VENV) $(TOOLS) $(AIRFLOW_HOME_DIR) $(PROJECT_ROOT)/.planmon
 	rm -f $(PROJECT_ROOT)/plugins/planmon/plans/_showplan_ops.*.so

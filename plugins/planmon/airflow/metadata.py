@@ -41,8 +41,9 @@ def metadata_up(airflow_home: Path) -> str:
     return sqlalchemy_url(server)
 
 
-def metadata_down(airflow_home: Path) -> None:
-    stop_kept_postgres(postgres_dir(airflow_home))
+def metadata_down(airflow_home: Path, *, delete: bool = False) -> None:
+    """Stop it; ``delete`` also removes its files, wherever they are (make clean)."""
+    stop_kept_postgres(postgres_dir(airflow_home), delete=delete)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,16 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description=(
             "Airflow's metadata DB for make airflow: a PostgreSQL kept in AIRFLOW_HOME/postgres "
             "(127.0.0.1). up: start it (created on first use) and print the SQLAlchemy URL for "
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN; down: stop it (its files stay)."
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN; down: stop it (its files stay, unless --delete)."
         ),
     )
     parser.add_argument("action", choices=("up", "down"))
     parser.add_argument("--airflow-home", type=Path, required=True, help="Airflow's home (.airflow)")
+    parser.add_argument("--delete", action="store_true", help="down: also delete its files")
     args = parser.parse_args(argv)
     home = args.airflow_home.resolve()
     try:
         if args.action == "down":
-            metadata_down(home)
+            metadata_down(home, delete=args.delete)
         else:
             print(metadata_up(home))
     except ServerUnavailable as exc:

@@ -8,7 +8,7 @@ import psycopg
 import pytest
 
 from planmon.airflow.metadata import metadata_down, metadata_up, postgres_dir
-from planmon.embedded import running_postgres, stop_kept_postgres
+from planmon.embedded import running_postgres
 
 
 @pytest.mark.postgres
@@ -26,6 +26,9 @@ def test_the_metadata_db_comes_back_with_its_data_on_the_same_url(tmp_path: Path
         assert metadata_up(airflow_home) == url  # started again, same port, same files
         with psycopg.connect(dsn) as metadata:
             assert metadata.execute("SELECT count(*) FROM kept").fetchone() == (0,)
+        data = running_postgres(postgres_dir(airflow_home))
+        assert data is not None
     finally:
-        stop_kept_postgres(postgres_dir(airflow_home), delete=True)  # wherever its files went
+        metadata_down(airflow_home, delete=True)  # make clean: its files too, wherever they went
     assert running_postgres(postgres_dir(airflow_home)) is None
+    assert not data.datadir.exists() and not postgres_dir(airflow_home).exists()
