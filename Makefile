@@ -36,8 +36,8 @@ $(VENV)/.installed: $(UV) pyproject.toml uv.lock hatch_build.py plugins/planmon/
 
 install: $(VENV)/.installed ## install the locked environment into .venv
 
-demo: install ## run the main job end to end on an embedded PostgreSQL (about a minute)
-	$(RUN)/python -m planmon.demo --home $(PROJECT_ROOT)/.planmon/demo --dags $(PROJECT_ROOT)/dags
+demo: install ## run the main job end to end on an embedded PostgreSQL (about a minute), kept for make airflow
+	$(RUN)/python -m planmon.demo --home $(PROJECT_ROOT)/.planmon --airflow-home $(AIRFLOW_HOME_DIR) --dags $(PROJECT_ROOT)/dags
 
 test: install lint typecheck compose-check ## install everything and run the whole suite
 	$(RUN)/pytest
@@ -67,6 +67,7 @@ bench: install ## every benchmark (each prints a ratio against a baseline measur
 airflow: install ## Airflow (API on 127.0.0.1:$(AIRFLOW_PORT)) with planmon's DAGs and plugin; Ctrl-C stops it
 	AIRFLOW_HOME=$(AIRFLOW_HOME_DIR) AIRFLOW_PORT=$(AIRFLOW_PORT) scripts/airflow-local.sh
 
-clean: ## remove the environment, local state (.venv, .tools, .airflow, .planmon) and the compiled reader
+clean: ## stop and delete the demo's and make airflow's PostgreSQL servers; remove the environment, local state (.venv, .tools, .airflow, .planmon) and the compiled reader
+	if [ -x $(RUN)/python ]; then $(RUN)/python -m planmon.demo.target down --delete --home $(PROJECT_ROOT)/.planmon; $(RUN)/python -m planmon.airflow.metadata down --delete --airflow-home $(AIRFLOW_HOME_DIR); fi
 	rm -rf $(VENV) $(TOOLS) $(AIRFLOW_HOME_DIR) $(PROJECT_ROOT)/.planmon
 	rm -f $(PROJECT_ROOT)/plugins/planmon/plans/_showplan_ops.*.so

@@ -4,7 +4,7 @@
 set -euo pipefail
 airflow db migrate
 planmon init
-airflow pools set planmon_targets 8 "planmon collection and probes, one slot per target task"
+python -m planmon.airflow.pools  # PLANMON_TARGETS_POOL with PLANMON_TARGETS_POOL_SLOTS slots
 add_target() {  # NAME ENGINE CONN_ID ENV
   if planmon targets list --json | grep -q "\"name\": \"$1\""; then
     echo "target $1 already registered"

@@ -3,7 +3,8 @@
 #
 # `airflow standalone` would be simpler, but its scheduler and triggerer log servers bind all
 # addresses and cannot be told otherwise, so the components run here one by one: the scheduler and
-# triggerer with --skip-serve-logs, the API server on 127.0.0.1. Ctrl-C stops them all.
+# triggerer with --skip-serve-logs, the API server on 127.0.0.1. Ctrl-C stops them all, and the
+# metadata DB's PostgreSQL (its files stay in $AIRFLOW_HOME/postgres).
 set -euo pipefail
 
 project_root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -25,15 +26,42 @@ export AIRFLOW__CORE__EXECUTION_API_SERVER_URL="http://127.0.0.1:$port/execution
 export PLANMON_HOME="${PLANMON_HOME:-$project_root/.planmon}"
 mkdir -p "$AIRFLOW_HOME" "$PLANMON_HOME"
 
+# Airflow's metadata in a PostgreSQL kept under $AIRFLOW_HOME/postgres (127.0.0.1), not SQLite: four
+# components writing at once lock SQLite ("database is locked" from backfills). Stopped on exit.
+AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$("$project_root/.venv/bin/python" -m planmon.airflow.metadata up \
+  --airflow-home "$AIRFLOW_HOME")"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN
+metadata_down() {
+  "$project_root/.venv/bin/python" -m planmon.airflow.metadata down --airflow-home "$AIRFLOW_HOME" || true
+}
+trap metadata_down EXIT
+# for airflow commands against this Airflow (`. $AIRFLOW_HOME/env.sh`; no secret in it: loopback trust)
+cat >"$AIRFLOW_HOME/env.sh" <<ENV
+export AIRFLOW_HOME="$AIRFLOW_HOME"
+export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN="$AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"
+export AIRFLOW__CORE__DAGS_FOLDER="$AIRFLOW__CORE__DAGS_FOLDER"
+export AIRFLOW__CORE__PLUGINS_FOLDER="$AIRFLOW__CORE__PLUGINS_FOLDER"
+export PLANMON_HOME="$PLANMON_HOME"
+ENV
+
 "$airflow" db migrate >"$AIRFLOW_HOME/db-migrate.log" 2>&1 || {
   echo "airflow db migrate failed; see $AIRFLOW_HOME/db-migrate.log" >&2
   exit 1
 }
+# the pool planmon_collect's and planmon_probes' target tasks run in (PLANMON_TARGETS_POOL[_SLOTS]):
+# without it they stay "scheduled" forever
+"$project_root/.venv/bin/python" -m planmon.airflow.pools >"$AIRFLOW_HOME/pools.log" 2>&1 || {
+  echo "creating planmon's Airflow pool failed; see $AIRFLOW_HOME/pools.log" >&2
+  exit 1
+}
+# the target `make demo` left (its PostgreSQL started again if it is down, its connections repointed)
+"$project_root/.venv/bin/python" -m planmon.demo.target up --home "$PLANMON_HOME"
 
 pids=()
 stop_all() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  metadata_down
 }
 trap stop_all EXIT INT TERM
 

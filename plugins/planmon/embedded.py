@@ -126,16 +126,116 @@ def _server_os_user(name: str) -> str | None:
     return name
 
 
-def _check_reachable(directory: Path, os_user: str) -> None:
-    """The server's OS user must reach its directory (every parent searchable by it)."""
+def _reachable(directory: Path, os_user: str) -> bool:
+    """Whether the server's OS user can write ``directory`` (every parent searchable by it)."""
     result = subprocess.run(
         ["runuser", "-u", os_user, "--", "test", "-w", str(directory)], capture_output=True, check=False
     )
-    if result.returncode != 0:
+    return result.returncode == 0
+
+
+def _check_reachable(directory: Path, os_user: str) -> None:
+    if not _reachable(directory, os_user):
         raise ServerUnavailable(
             f"the '{os_user}' OS user the server runs as cannot reach {directory} (a parent directory "
             "is private to its owner); choose a directory under a world-searchable path"
         )
+
+
+WHERE_FILE = "WHERE.txt"  # in the asked-for directory when the files live elsewhere: line 1 says where
+
+
+def _server_workdir(asked: Path, os_user: str) -> Path:
+    """Where the cluster's files go: ``asked`` when the server's OS user can reach it, else a new
+    directory of that user's own under the system temp directory (root's private home, a 0700
+    clone: the files cannot live there, so they live where the server can run them)."""
+    shutil.chown(asked, user=os_user)
+    if _reachable(asked, os_user):
+        return asked
+    fallback = Path(tempfile.mkdtemp(prefix="planmon-pg-"))  # 0700, then the server's user's own
+    shutil.chown(fallback, user=os_user)
+    _check_reachable(fallback, os_user)
+    (asked / WHERE_FILE).write_text(
+        f"{fallback}\nThe '{os_user}' OS user cannot reach {asked}: this PostgreSQL's files are there.\n"
+    )
+    return fallback
+
+
+def _placed_workdir(asked: Path) -> Path:
+    """Where the files of the cluster created for ``asked`` are (``asked`` or its WHERE.txt's place)."""
+    where = asked / WHERE_FILE
+    if where.is_file():
+        return Path(where.read_text().splitlines()[0])
+    return asked
+
+
+# Throwaway servers trade durability for speed; a kept cluster (kept_postgres) does not.
+_FAST_UNSAFE = {"fsync": "off", "full_page_writes": "off"}
+
+
+def _settings(port: int, workdir: Path, extra: dict[str, str] | None) -> dict[str, str]:
+    settings = {
+        "listen_addresses": "127.0.0.1",
+        "port": str(port),
+        "unix_socket_directories": str(workdir),
+        "shared_preload_libraries": "pg_stat_statements",
+        "compute_query_id": "on",
+        "pg_stat_statements.track": "all",
+        "synchronous_commit": "off",
+        "shared_buffers": "64MB",
+        "max_connections": "50",
+    }
+    settings.update(extra or {})
+    return settings
+
+
+def _initdb(bindir: Path, datadir: Path, os_user: str | None) -> None:
+    _run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C",
+        ],
+        user=os_user,
+    )
+
+
+def _pg_start(bindir: Path, datadir: Path, log: Path, settings: dict[str, str], os_user: str | None) -> None:
+    options = " ".join(f"-c {key}={value}" for key, value in settings.items())
+    _run(
+        [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(datadir),
+            "-l",
+            str(log),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            str(START_TIMEOUT_SECONDS),
+            "start",
+        ],
+        user=os_user,
+    )
+    _wait_for_port(int(settings["port"]), None, log)
+
+
+def _pg_stop(bindir: Path, datadir: Path, os_user: str | None, mode: str) -> None:
+    if (datadir / "postmaster.pid").exists():
+        with contextlib.suppress(ServerUnavailable, subprocess.TimeoutExpired):
+            _run(
+                [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", mode, "-w", "stop"],
+                user=os_user,
+                timeout=60,
+            )
 
 
 @contextlib.contextmanager
@@ -145,7 +245,9 @@ def postgres_server(
     """Start a throwaway PostgreSQL with pg_stat_statements and compute_query_id on; stop it after.
 
     The cluster lives in ``workdir`` (emptied first) or a new temporary directory; either is
-    deleted when the server stops.
+    deleted when the server stops. Under root, when the ``postgres`` OS user cannot reach
+    ``workdir``, the files live in a temporary directory of that user's instead (the returned
+    ``datadir`` says where; ``workdir/WHERE.txt`` too), deleted the same way.
     """
     bindir = postgres_bindir()
     os_user = _server_os_user("postgres")
@@ -154,69 +256,97 @@ def postgres_server(
     else:
         shutil.rmtree(workdir, ignore_errors=True)
         workdir.mkdir(parents=True)
-    datadir = workdir / "data"
-    log = workdir / "server.log"
+    asked = workdir
     if os_user:
-        shutil.chown(workdir, user=os_user)
-        _check_reachable(workdir, os_user)
-    port = free_port()
-    settings = {
-        "listen_addresses": "127.0.0.1",
-        "port": str(port),
-        "unix_socket_directories": str(workdir),
-        "shared_preload_libraries": "pg_stat_statements",
-        "compute_query_id": "on",
-        "pg_stat_statements.track": "all",
-        "fsync": "off",
-        "synchronous_commit": "off",
-        "full_page_writes": "off",
-        "shared_buffers": "64MB",
-        "max_connections": "50",
-    }
-    settings.update(extra_settings or {})
+        workdir = _server_workdir(asked, os_user)
+    datadir = workdir / "data"
+    settings = {**_settings(free_port(), workdir, None), **_FAST_UNSAFE, **(extra_settings or {})}
     try:
-        _run(
-            [
-                str(bindir / "initdb"),
-                "-D",
-                str(datadir),
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-                "--locale=C",
-            ],
-            user=os_user,
-        )
-        options = " ".join(f"-c {key}={value}" for key, value in settings.items())
-        _run(
-            [
-                str(bindir / "pg_ctl"),
-                "-D",
-                str(datadir),
-                "-l",
-                str(log),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                str(START_TIMEOUT_SECONDS),
-                "start",
-            ],
-            user=os_user,
-        )
-        _wait_for_port(port, None, log)
-        yield PostgresServer(port=port, datadir=datadir)
+        _initdb(bindir, datadir, os_user)
+        _pg_start(bindir, datadir, workdir / "server.log", settings, os_user)
+        yield PostgresServer(port=int(settings["port"]), datadir=datadir)
     finally:
-        if (datadir / "postmaster.pid").exists():
-            with contextlib.suppress(ServerUnavailable, subprocess.TimeoutExpired):
-                _run(
-                    [str(bindir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "-w", "stop"],
-                    user=os_user,
-                    timeout=60,
-                )
+        _pg_stop(bindir, datadir, os_user, "immediate")
+        shutil.rmtree(workdir, ignore_errors=True)
+        if asked != workdir:
+            shutil.rmtree(asked, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Kept PostgreSQL clusters: files that outlive the process, a server that keeps running
+
+
+def running_postgres(workdir: Path) -> PostgresServer | None:
+    """The kept cluster of ``workdir`` when its server is running (its port from postmaster.pid)."""
+    datadir = _placed_workdir(workdir) / "data"
+    try:
+        lines = (datadir / "postmaster.pid").read_text().splitlines()
+        pid, port = int(lines[0]), int(lines[3])
+        os.kill(pid, 0)
+    except (OSError, IndexError, ValueError):
+        return None
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
+        return PostgresServer(port=port, datadir=datadir)
+    return None
+
+
+def kept_postgres(workdir: Path, *, port: int | None = None, create: bool = True) -> PostgresServer:
+    """Start the PostgreSQL cluster kept in ``workdir`` (created there first when there is none) and
+    leave it running after this process ends; already running, return it. It listens on ``port``,
+    else on the port it had before when that is free, else on a free one (the last port is in
+    ``workdir/port``). Same settings as :func:`postgres_server`, but durable (fsync on). Under root,
+    when the ``postgres`` OS user cannot reach ``workdir``, the files live in a directory of that
+    user's under the system temp directory, named on line 1 of ``workdir/WHERE.txt``.
+    Without ``create``, a missing cluster is a :class:`ServerUnavailable` instead of a new one.
+    Stop it with :func:`stop_kept_postgres`."""
+    running = running_postgres(workdir)
+    if running is not None:
+        return running
+    bindir = postgres_bindir()
+    os_user = _server_os_user("postgres")
+    workdir.mkdir(parents=True, exist_ok=True)
+    placed = _placed_workdir(workdir)
+    if not (placed / "data" / "PG_VERSION").is_file():
+        if not create:
+            raise ServerUnavailable(f"no PostgreSQL cluster in {placed} (its files are gone)")
+        if placed != workdir:  # the files elsewhere are gone (a reboot emptied /tmp): start over
+            shutil.rmtree(placed, ignore_errors=True)
+            (workdir / WHERE_FILE).unlink()
+            placed = workdir
+        shutil.rmtree(workdir / "data", ignore_errors=True)
+        if os_user:
+            placed = _server_workdir(workdir, os_user)
+        _initdb(bindir, placed / "data", os_user)
+    port_file = workdir / "port"
+    if port is None:
+        with contextlib.suppress(OSError, ValueError):
+            port = _free_or_none(int(port_file.read_text()))
+    port = port or free_port()
+    (placed / "data" / "postmaster.pid").unlink(missing_ok=True)  # a stale one after a crash or reboot
+    _pg_start(bindir, placed / "data", placed / "server.log", _settings(port, placed, None), os_user)
+    port_file.write_text(f"{port}\n")
+    return PostgresServer(port=port, datadir=placed / "data")
+
+
+def _free_or_none(port: int) -> int | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # as PostgreSQL binds: a port its last run left in TIME_WAIT is free for it
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return None
+    return port
+
+
+def stop_kept_postgres(workdir: Path, *, delete: bool = False) -> None:
+    """Stop the kept cluster of ``workdir`` if it runs (a clean shutdown); ``delete`` also removes its
+    files, wherever they are, and ``workdir``."""
+    placed = _placed_workdir(workdir)
+    if (placed / "data").is_dir():
+        _pg_stop(postgres_bindir(), placed / "data", _server_os_user("postgres"), "fast")
+    if delete:
+        shutil.rmtree(placed, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

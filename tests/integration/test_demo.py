@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from tests.conftest import PROJECT_ROOT
@@ -30,38 +31,85 @@ def demo_home() -> Iterator[Path]:
         shutil.rmtree(parent, ignore_errors=True)
 
 
-def run_demo(home: Path) -> tuple[str, dict[str, Any]]:
-    environment = {
+def clean_environment() -> dict[str, str]:
+    return {
         key: value
         for key, value in os.environ.items()
         if not key.startswith(("AIRFLOW", "PLANMON_"))  # the demo configures its own Airflow
     }
+
+
+def run_demo(home: Path) -> tuple[str, dict[str, Any]]:
     command = [
         sys.executable,
         "-m",
         "planmon.demo",
         "--home",
         str(home),
+        "--airflow-home",
+        str(home / "airflow"),
         "--dags",
         str(PROJECT_ROOT / "dags"),
     ]
     completed = subprocess.run(
-        [*command, "--json"], capture_output=True, text=True, timeout=580, env=environment, check=False
-    )
+        [*command, "--json"], capture_output=True, text=True, timeout=580, env=clean_environment(),
+        check=False,
+    )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-4000:] + completed.stdout[-4000:]
     report, _, payload = completed.stdout.partition("\n{")
     return report, json.loads("{" + payload)
 
 
+def module(name: str, *arguments: str, env: dict[str, str] | None = None) -> str:
+    completed = subprocess.run(
+        [sys.executable, "-m", name, *arguments], capture_output=True, text=True, timeout=120, check=False,
+        env={**clean_environment(), **(env or {})},
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    return completed.stdout
+
+
+def demo_target(home: Path, *action: str) -> str:
+    """``python -m planmon.demo.target`` as ``make airflow`` / ``make clean`` run it (make airflow with
+    its metadata DB up)."""
+    airflow_home = str(home / "airflow")
+    url = module("planmon.airflow.metadata", "up", "--airflow-home", airflow_home).strip()
+    try:
+        return module(
+            "planmon.demo.target", *action, "--home", str(home),
+            env={"AIRFLOW_HOME": airflow_home, "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": url},
+        )  # fmt: skip
+    finally:
+        module("planmon.airflow.metadata", "down", "--airflow-home", airflow_home)
+
+
+def stored_connections(airflow_home: Path) -> dict[str, str]:
+    """The connections in Airflow's metadata DB (the PostgreSQL kept in the Airflow home)."""
+    url = module("planmon.airflow.metadata", "up", "--airflow-home", str(airflow_home)).strip()
+    try:
+        with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as metadata:
+            rows = metadata.execute("SELECT conn_id, host || ':' || port || '/' || schema FROM connection")
+            return {str(conn_id): str(where) for conn_id, where in rows.fetchall()}
+    finally:
+        module("planmon.airflow.metadata", "down", "--airflow-home", str(airflow_home))
+
+
 @pytest.mark.timeout(600)
 def test_the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> None:
+    try:
+        _the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home)
+    finally:
+        demo_target(demo_home, "down", "--delete")
+    assert not (demo_home / "postgres").exists()
+
+
+def _the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> None:
     report, result = run_demo(demo_home)
     regression = next(r for r in result["regressions"] if r["kind"] == "plan_change")
     assert "orders_customer_id_idx" in regression["diff"]
     assert "FOUND  regression" in report and "orders_customer_id_idx" in report
     assert result["alerts"]["sent"] >= 1
     assert "plan_change" in (demo_home / "alerts.log").read_text()
-    assert not (demo_home / "postgres").exists()  # the demo's PostgreSQL was stopped and removed
     fix = result["remediation"]
     assert fix["action"] == "recreate_index" and fix["state"] == "kept", fix
     assert fix["approved_by"] == "demo-dba" and fix["regression_status"] == "resolved"
@@ -69,3 +117,26 @@ def test_the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> N
     trail = [entry["action"] for entry in result["audit"]]
     assert "remediation.approved" in trail and trail[-1] == "remediation.kept"
     assert "Password for user" not in report  # Airflow printed no credential
+    assert not (demo_home / "airflow" / "airflow.db").exists()  # the metadata is on PostgreSQL
+    assert ". " + str(demo_home / "airflow" / "env.sh") in report
+    assert "--status resolved" in report
+    # the shop outlives the demo: running, and its connections are real ones in the metadata DB
+    port = result["postgres_port"]
+    shop = f"127.0.0.1:{port}/shop"
+    assert stored_connections(demo_home / "airflow") == {
+        "planmon_demo_shop": shop,
+        "planmon_demo_shop_remediation": shop,
+    }
+    assert orders(port) == 300_000
+    # stopped (a reboot), `make airflow` brings it back with the demo's data
+    demo_target(demo_home, "down")
+    with pytest.raises(psycopg.OperationalError):
+        orders(port)
+    assert f"PostgreSQL on 127.0.0.1:{port}" in demo_target(demo_home, "up")
+    assert orders(port) == 300_000
+    assert stored_connections(demo_home / "airflow")["planmon_demo_shop"] == shop
+
+
+def orders(port: int) -> int:
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=shop", connect_timeout=5) as shop:
+        return int(shop.execute("SELECT count(*) FROM orders").fetchone()[0])  # type: ignore[index]

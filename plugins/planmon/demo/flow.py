@@ -3,11 +3,12 @@ regression is collected, found, alerted, and fixed after a person approves.
 
 Time is compressed, not faked: each collection run reads PostgreSQL's cumulative counters *now*
 and attributes the difference since the previous run to its data interval, exactly as in
-production; the demo runs those collections back to back, with one burst of application traffic
-between them, over 5-minute intervals that end at the moment the demo started (within
-the collector's 30-minute window for cumulative counters). The schedules are derived from that
-moment so that the analysis window (15 minutes) is the last three collection intervals and the two
-before it are its baseline.
+production. The demo's history is whole hours, so that an hourly backfill of planmon_analyze over
+them (under ``make airflow``) finds the regression again: the regressed traffic is collected into
+the last whole hour before the demo started, which planmon_analyze (hourly, its default schedule)
+analyses against the healthy traffic collected into the hour before that (a first run reads the
+counters, a second collects that hour again with the traffic since). Hourly intervals ending within the
+last two hours are still current for cumulative counters (the collector's limit).
 """
 
 from __future__ import annotations
@@ -23,68 +24,65 @@ from pathlib import Path
 from typing import Any
 
 from planmon.airflow.connections import open_repository
+from planmon.demo import target as kept_target
 from planmon.demo import workload
+from planmon.demo.target import CONN_ID, REMEDIATION_CONN_ID
 from planmon.demo.workload import Traffic
 from planmon.model import RegressionKind
 from planmon.store.regressions import RegressionStore
 
-COLLECT_MINUTES = 5
-ANALYZE_MINUTES = 15
+HOURLY = "0 * * * *"  # the demo's collect and analyze schedules: whole hours
 TARGET = "shop"
-CONN_ID = "planmon_demo_shop"
-REMEDIATION_CONN_ID = "planmon_demo_shop_remediation"
 DEMO_USER = "demo-dba"
-DEMO_IMPACT_FLOOR = 1.0  # PLANMON_IMPACT_FLOOR_CPU_SECONDS_PER_HOUR for the demo (see configure_environment)
-BASELINE_BURSTS = 2  # collection intervals of healthy traffic before the analysis window
-REGRESSED_BURSTS = ANALYZE_MINUTES // COLLECT_MINUTES
+BASELINE_BURSTS = 2  # bursts of healthy traffic, collected into the hour before the analysed one
+REGRESSED_BURSTS = 3  # bursts after the index is dropped, collected into the analysed hour
 
 
 @dataclass(frozen=True)
 class DemoPaths:
-    """Where the demo keeps everything (all under one directory, emptied at the start)."""
+    """Where the demo keeps everything: the PLANMON_HOME and AIRFLOW_HOME ``make airflow`` uses
+    (.planmon, .airflow), both emptied at the start."""
 
-    home: Path  # PLANMON_HOME of the demo: repository, alerts log
+    home: Path  # PLANMON_HOME of the demo: repository, alerts log, the shop's PostgreSQL
     dags_folder: Path
-
-    @property
-    def airflow_home(self) -> Path:
-        return self.home / "airflow"
+    airflow_home: Path  # Airflow's configuration; its metadata DB's PostgreSQL in airflow_home/postgres
 
     @property
     def postgres_dir(self) -> Path:
-        return self.home / "postgres"
+        return kept_target.postgres_dir(self.home)
 
     @property
     def alerts_log(self) -> Path:
         return self.home / "alerts.log"
 
 
+HOUR = timedelta(hours=1)
+
+
 @dataclass
 class DemoTimeline:
-    """The demo's data intervals, derived from the minute it started."""
+    """The demo's data intervals: the two whole hours before the hour it started in."""
 
-    end: datetime  # end of the analysis window: the start minute, UTC
-
-    @property
-    def minute(self) -> int:
-        return self.end.minute
+    end: datetime  # end of the analysed hour: the start of the hour the demo started in, UTC
 
     def collect_cron(self) -> str:
-        return f"{self.minute % COLLECT_MINUTES}-59/{COLLECT_MINUTES} * * * *"
+        return HOURLY
 
     def analyze_cron(self) -> str:
-        minutes = sorted((self.minute + q) % 60 for q in range(0, 60, ANALYZE_MINUTES))
-        return f"{','.join(str(m) for m in minutes)} * * * *"
+        return HOURLY
 
     def collection_ends(self) -> list[datetime]:
-        """The first run only reads the counters; the traffic between runs lands in the next interval."""
-        bursts = BASELINE_BURSTS + REGRESSED_BURSTS
-        step = timedelta(minutes=COLLECT_MINUTES)
-        return [self.end - (bursts - i) * step for i in range(bursts + 1)]
+        """A reading of the counters for the healthy hour, that hour collected, the analysed hour."""
+        return [self.end - HOUR, self.end - HOUR, self.end]
 
     @property
     def window(self) -> tuple[datetime, datetime]:
-        return self.end - timedelta(minutes=ANALYZE_MINUTES), self.end
+        return self.end - HOUR, self.end
+
+    @property
+    def hours(self) -> tuple[datetime, datetime]:
+        """The demo's history: the healthy hour's start to the analysed hour's end."""
+        return self.end - 2 * HOUR, self.end
 
 
 @dataclass
@@ -92,6 +90,8 @@ class DemoResult:
     """What happened, for the report and for tests."""
 
     timeline: DemoTimeline
+    postgres_port: int = 0  # the shop's PostgreSQL, left running
+    postgres_data: str = ""  # its data directory
     steps: list[str] = field(default_factory=list)
     collections: list[dict[str, Any]] = field(default_factory=list)
     analysis: dict[str, Any] = field(default_factory=dict)
@@ -104,6 +104,8 @@ class DemoResult:
         start, end = self.timeline.window
         return {
             "window": {"start": start.isoformat(), "end": end.isoformat()},
+            "postgres_port": self.postgres_port,
+            "postgres_data": self.postgres_data,
             "steps": self.steps,
             "collections": self.collections,
             "analysis": self.analysis,
@@ -114,14 +116,16 @@ class DemoResult:
         }
 
 
-def configure_environment(paths: DemoPaths, environ: Any) -> None:
-    """Airflow and planmon settings of the demo; must run before Airflow is first imported."""
+def configure_environment(paths: DemoPaths, environ: Any, *, metadata_url: str | None = None) -> None:
+    """Airflow and planmon settings of the demo; must run before Airflow is first imported.
+    ``metadata_url``: Airflow's metadata DB (default: SQLite in the Airflow home)."""
     environ.update(
         {
             "AIRFLOW_HOME": str(paths.airflow_home),
             "AIRFLOW__CORE__DAGS_FOLDER": str(paths.dags_folder),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{paths.airflow_home / 'airflow.db'}",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata_url
+            or f"sqlite:///{paths.airflow_home / 'airflow.db'}",
             "AIRFLOW__CORE__AUTH_MANAGER": (
                 "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
             ),
@@ -131,10 +135,6 @@ def configure_environment(paths: DemoPaths, environ: Any) -> None:
             "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "ERROR",  # the demo prints its own story
             "PLANMON_HOME": str(paths.home),
-            # The demo's traffic is light (80 order-history queries per 5 minutes): with the index gone
-            # they cost about 8 extra seconds per hour, under the production impact floor of 10 meant
-            # for real fleets (on a faster machine even less), so the demo's analysis counts from 1.
-            "PLANMON_IMPACT_FLOOR_CPU_SECONDS_PER_HOUR": str(DEMO_IMPACT_FLOOR),
             # verification: 30 executions of the fixed query, polled every 2 seconds, at most 2 minutes
             "PLANMON_REMEDIATION_VERIFY_EXECUTIONS": "30",
             "PLANMON_REMEDIATION_VERIFY_MINUTES": "2",
@@ -159,11 +159,6 @@ def schedule_environment(timeline: DemoTimeline, environ: Any) -> None:
     """The DAGs' schedules for this timeline; read when the DAG files are parsed (load_dags)."""
     environ["PLANMON_COLLECT_SCHEDULE"] = timeline.collect_cron()
     environ["PLANMON_ANALYZE_SCHEDULE"] = timeline.analyze_cron()
-
-
-def connection_uri(port: int) -> str:
-    """The demo target's Airflow connection: the throwaway cluster trusts loopback, no password."""
-    return f"postgres://postgres@127.0.0.1:{port}/{workload.DATABASE}"
 
 
 @contextlib.contextmanager
@@ -207,37 +202,49 @@ def utc_minute(now: datetime | None = None) -> datetime:
     return (now or datetime.now(UTC)).replace(second=0, microsecond=0)
 
 
+def utc_hour(now: datetime | None = None) -> datetime:
+    return utc_minute(now).replace(minute=0)
+
+
 Say = Callable[[str], None]
 
 
 def run_demo(paths: DemoPaths, say: Say, *, traffic: Traffic | None = None) -> DemoResult:
-    """The whole story on a throwaway PostgreSQL under ``paths.postgres_dir``, stopped at the end.
+    """The whole story on a PostgreSQL kept under ``paths.postgres_dir``, left running at the end
+    (stopped if the story fails) so that ``make airflow`` keeps collecting the shop.
 
-    The caller has already called :func:`configure_environment` (before any Airflow import).
+    The caller has already called :func:`configure_environment` (before any Airflow import) and
+    emptied ``paths.home``.
     """
     import psycopg
 
-    from planmon.embedded import postgres_server
+    from planmon.embedded import kept_postgres, stop_kept_postgres
 
     traffic = traffic or Traffic()
-    with postgres_server(workdir=paths.postgres_dir) as server:
-        say(f"PostgreSQL started on 127.0.0.1:{server.port} (data in {paths.postgres_dir})")
+    server = kept_postgres(paths.postgres_dir)
+    try:
+        say(f"PostgreSQL started on 127.0.0.1:{server.port} (data in {server.datadir})")
         with psycopg.connect(server.dsn(), autocommit=True) as admin:
             workload.create_database(admin)
         with psycopg.connect(server.dsn(workload.DATABASE), autocommit=True) as shop:
             workload.load(shop)
             say("shop database loaded: 20,000 customers, 300,000 orders, 600,000 order lines")
-            os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = connection_uri(server.port)
-            os.environ[f"AIRFLOW_CONN_{REMEDIATION_CONN_ID.upper()}"] = connection_uri(server.port)
             _prepare_airflow_and_repository(say)
-            timeline = DemoTimeline(end=utc_minute())
+            kept_target.write_connections(server.port)
+            say(f"Airflow connections {CONN_ID} and {REMEDIATION_CONN_ID} written to its metadata DB")
+            timeline = DemoTimeline(end=utc_hour())
             schedule_environment(timeline, os.environ)
-            result = DemoResult(timeline=timeline)
+            result = DemoResult(
+                timeline=timeline, postgres_port=server.port, postgres_data=str(server.datadir)
+            )
             dags = load_dags(paths.dags_folder)
             _collect_and_regress(dags, shop, traffic, result, say)
             _analyze_and_alert(dags, timeline, result, say)
             _remediate(dags, server.dsn(workload.DATABASE), traffic, result, say)
-    say("PostgreSQL stopped")
+    except BaseException:
+        stop_kept_postgres(paths.postgres_dir)
+        raise
+    say(f"PostgreSQL left running on 127.0.0.1:{server.port} for `make airflow` (`make clean` stops it)")
     return result
 
 
@@ -273,15 +280,18 @@ def _collect_and_regress(
     dags: dict[str, Any], shop: Any, traffic: Traffic, result: DemoResult, say: Say
 ) -> None:
     collect = dags["planmon_collect"]
-    step = timedelta(minutes=COLLECT_MINUTES)
+    seeds = itertools.count(1)
     for number, end in enumerate(result.timeline.collection_ends()):
-        interval = f"[{end - step:%H:%M}, {end:%H:%M})"
-        if number == BASELINE_BURSTS + 1:
+        interval = f"[{end - HOUR:%H:%M}, {end:%H:%M})"
+        if number == 1:
+            for _ in range(BASELINE_BURSTS):
+                workload.run_traffic(shop, traffic, seed=next(seeds))
+        if number == 2:
             statement = workload.induce_regression(shop)
             result.steps.append(f"regression induced: {statement}")
             say(f"regression induced before the interval {interval}: {statement}")
-        if number > 0:
-            workload.run_traffic(shop, traffic, seed=number)
+            for _ in range(REGRESSED_BURSTS):
+                workload.run_traffic(shop, traffic, seed=next(seeds))
         run = run_dag(collect, end)
         summary = xcom(run, "summarize") or {}
         result.collections.append({"interval_end": end.isoformat(), **summary})
@@ -294,7 +304,6 @@ def _analyze_and_alert(dags: dict[str, Any], timeline: DemoTimeline, result: Dem
     from planmon.config import load_settings
 
     start, end = timeline.window
-    say(f"impact floor for this demo: {DEMO_IMPACT_FLOOR:g} extra s/hour (default 10; the traffic is light)")
     run = run_dag(dags["planmon_analyze"], end)
     result.analysis = xcom(run, "merge") or {}  # the batches' summaries, merged
     say(f"planmon_analyze [{start:%H:%M}, {end:%H:%M}): {result.analysis}")

@@ -6,6 +6,7 @@ import textwrap
 from typing import Any
 
 from planmon.demo.flow import DEMO_USER, DemoPaths, DemoResult
+from planmon.demo.target import CONN_ID, REMEDIATION_CONN_ID
 from planmon.model import RegressionKind
 
 
@@ -16,7 +17,7 @@ def render_report(result: DemoResult, paths: DemoPaths, *, seconds: float) -> st
         lines += _found(regression)
     lines += _alerts(result, paths)
     lines += _remediation(result.remediation)
-    lines += _next(paths)
+    lines += _next(result, paths)
     return "\n".join(lines)
 
 
@@ -59,16 +60,33 @@ def _remediation(remediation: dict[str, Any]) -> list[str]:
     return [*lines, ""]
 
 
-def _next(paths: DemoPaths) -> list[str]:
+def _next(result: DemoResult, paths: DemoPaths) -> list[str]:
+    resolved = f"PLANMON_HOME={paths.home} .venv/bin/planmon regressions --status resolved --json"
+    first, _ = result.timeline.hours
+    analysed, end = result.timeline.window
     return [
         "WHERE TO LOOK NEXT",
         f"  alerts        {paths.alerts_log}",
-        f"  regressions   PLANMON_HOME={paths.home} .venv/bin/planmon regressions --json",
+        f"  regressions   {resolved}",
+        "                (resolved by the fix: planmon's regression page lists open ones unless asked)",
         f"  remediations  PLANMON_HOME={paths.home} .venv/bin/planmon remediate list",
-        f"  Airflow UI    AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS={DEMO_USER}:admin \\",
-        f"                  make airflow AIRFLOW_HOME_DIR={paths.airflow_home} PLANMON_HOME={paths.home}",
-        f"                then http://127.0.0.1:8080/ as '{DEMO_USER}' (password in",
-        f"                {paths.airflow_home}/simple_auth_manager_passwords.json.generated):",
-        "                planmon_* DAG runs, the approval in Required Actions, and planmon's pages",
-        "                (the demo's PostgreSQL is stopped: new collections there report it down)",
+        "  Airflow UI    make airflow   (Airflow's metadata DB and planmon's repository are the demo's:",
+        f"                a PostgreSQL kept in {paths.airflow_home}/postgres, {paths.home})",
+        f"                then http://127.0.0.1:8080/ as 'admin' (password in {paths.airflow_home}/",
+        "                simple_auth_manager_passwords.json.generated, written at its first start):",
+        "                planmon_* DAG runs, the answered approval, and planmon's pages",
+        "                (/planmon/regressions?status=resolved shows the demo's regression)",
+        f"  demo target   PostgreSQL left running on 127.0.0.1:{result.postgres_port} (data in",
+        f"                {result.postgres_data}); its connections {CONN_ID} and",
+        f"                {REMEDIATION_CONN_ID} are in Airflow's metadata DB, so planmon_collect",
+        "                keeps collecting it under make airflow (which starts it again if it is down);",
+        "                `make clean` stops and deletes it, the next `make demo` replaces it",
+        f"  backfill      the demo's history is the hours [{first:%H:%M}, {analysed:%H:%M}) healthy and",
+        f"                [{analysed:%H:%M}, {end:%H:%M}) UTC regressed; with make airflow running:",
+        f"                . {paths.airflow_home}/env.sh   (written by make airflow: its metadata DB)",
+        "                .venv/bin/airflow dags unpause planmon_analyze",
+        "                .venv/bin/airflow backfill create \\",
+        f"                  --dag-id planmon_analyze --from-date {first:%Y-%m-%dT%H:%M:%S}+00:00 \\",
+        f"                  --to-date {analysed:%Y-%m-%dT%H:%M:%S}+00:00",
+        "                re-derives the regression from the stored history (a new open one)",
     ]

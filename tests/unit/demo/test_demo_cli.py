@@ -34,12 +34,29 @@ def test_outside_the_project_it_says_where_to_run_it(
     assert "make demo" in capsys.readouterr().err
 
 
-def test_the_timeline_puts_two_baseline_and_three_regressed_intervals_before_the_start() -> None:
+def test_the_timeline_is_whole_hours_the_analysed_one_last() -> None:
     from datetime import UTC, datetime
 
-    timeline = DemoTimeline(end=datetime(2026, 11, 28, 0, 7, tzinfo=UTC))
+    from planmon.demo.flow import utc_hour
+
+    timeline = DemoTimeline(end=utc_hour(datetime(2026, 11, 28, 0, 7, 31, tzinfo=UTC)))
     ends = timeline.collection_ends()
-    assert [f"{e:%H:%M}" for e in ends] == ["23:42", "23:47", "23:52", "23:57", "00:02", "00:07"]
-    assert timeline.window == (datetime(2026, 11, 27, 23, 52, tzinfo=UTC), timeline.end)
-    assert timeline.collect_cron() == "2-59/5 * * * *"  # intervals end on the start minute
-    assert timeline.analyze_cron() == "7,22,37,52 * * * *"
+    assert [f"{e:%d %H:%M}" for e in ends] == ["27 23:00", "27 23:00", "28 00:00"]  # read, healthy, regressed
+    assert timeline.window == (datetime(2026, 11, 27, 23, 0, tzinfo=UTC), timeline.end)
+    assert timeline.hours == (datetime(2026, 11, 27, 22, 0, tzinfo=UTC), timeline.end)
+    assert timeline.collect_cron() == timeline.analyze_cron() == "0 * * * *"  # analyze's default
+
+
+@pytest.mark.parametrize(("directory", "holds"), [("home", "planmon.db"), ("airflow", "airflow.db")])
+def test_it_refuses_to_empty_a_repository_or_metadata_db_it_did_not_make(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, directory: str, holds: str
+) -> None:
+    from tests.conftest import PROJECT_ROOT
+
+    home, airflow_home = tmp_path / "home", tmp_path / "airflow"
+    (tmp_path / directory).mkdir()
+    (tmp_path / directory / holds).write_text("someone's")
+    argv = ["--home", str(home), "--airflow-home", str(airflow_home), "--dags", str(PROJECT_ROOT / "dags")]
+    assert cli.main(argv) == cli.EXIT_FAILED
+    assert f"holds {holds}, which the demo did not make" in capsys.readouterr().err
+    assert (tmp_path / directory / holds).read_text() == "someone's"
