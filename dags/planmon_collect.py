@@ -38,11 +38,15 @@ def planmon_collect() -> None:
 
     @task(pool=POOL, map_index_template="{{ task.op_kwargs['target_name'] }}")
     def collect(
-        target_name: str, data_interval_start: Any = None, data_interval_end: Any = None
+        target_name: str,
+        data_interval_start: Any = None,
+        data_interval_end: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from planmon.airflow.collect_tasks import collect_one
 
-        return collect_one(target_name, data_interval_start, data_interval_end)
+        run_after = getattr(dag_run, "run_after", None)
+        return collect_one(target_name, data_interval_start, data_interval_end, run_after=run_after)
 
     @task(trigger_rule="all_done", outlets=[RUNTIME_STATS])
     def summarize(
@@ -50,13 +54,16 @@ def planmon_collect() -> None:
         data_interval_start: Any = None,
         data_interval_end: Any = None,
         outlet_events: Any = None,
+        dag_run: Any = None,
     ) -> dict[str, Any]:
         from planmon.airflow.analyze_tasks import collected_event_extra
+        from planmon.airflow.collect_tasks import run_window
         from planmon.airflow.collect_tasks import summarize as summarize_run
 
         # the asset event names the interval collected: the analysis it triggers analyses that
         if outlet_events is not None:
-            outlet_events[RUNTIME_STATS].extra = collected_event_extra(data_interval_start, data_interval_end)
+            window = run_window(data_interval_start, data_interval_end, getattr(dag_run, "run_after", None))
+            outlet_events[RUNTIME_STATS].extra = collected_event_extra(*window)
         return summarize_run(summaries)
 
     summarize(collect.expand(target_name=list_targets()))

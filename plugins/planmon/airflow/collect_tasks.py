@@ -4,7 +4,7 @@ and validated when a task starts, never when the DAG file is parsed."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from planmon.airflow.connections import connection_factory, open_repository
@@ -28,13 +28,42 @@ def enabled_target_names() -> list[str]:
     return names
 
 
-def collect_one(target_name: str, start: datetime, end: datetime) -> dict[str, Any]:
-    """Collect one target for the run's data interval; the summary (no secrets, no plans) goes to XCom.
+def collection_window(
+    start: datetime | None, end: datetime | None, *, run_after: datetime | None, schedule: str
+) -> tuple[datetime, datetime]:
+    """The interval a run collects: its data interval (scheduled and backfilled runs); a run with
+    none (triggered by hand or through the REST API without a logical date, Airflow 3) collects the
+    last complete interval of the collect schedule at or before its ``run_after``, so it writes the
+    same rows the scheduled run of that interval would."""
+    if start is not None and end is not None:
+        return start, end
+    if run_after is None:
+        raise ValueError("a run with no data interval and no run_after has no interval to collect")
+    from croniter import croniter  # type: ignore[import-untyped]
+
+    fire_times = croniter(schedule, run_after + timedelta(microseconds=1))
+    last_end = fire_times.get_prev(datetime)
+    return fire_times.get_prev(datetime), last_end
+
+
+def run_window(
+    start: datetime | None, end: datetime | None, run_after: datetime | None
+) -> tuple[datetime, datetime]:
+    """:func:`collection_window` at the collect schedule in force (PLANMON_COLLECT_SCHEDULE)."""
+    return collection_window(start, end, run_after=run_after, schedule=load_settings().collect_schedule)
+
+
+def collect_one(
+    target_name: str, start: datetime | None, end: datetime | None, *, run_after: datetime | None = None
+) -> dict[str, Any]:
+    """Collect one target for the run's interval (:func:`collection_window`); the summary (no
+    secrets, no plans) goes to XCom.
 
     A target that cannot be reached fails this task (after its status is stored), so Airflow shows
     it and retries it; the other targets' tasks are independent.
     """
     settings = load_settings()
+    start, end = collection_window(start, end, run_after=run_after, schedule=settings.collect_schedule)
     with open_repository(settings) as repository:
         target = repository.get_target(target_name)
         connect = connection_factory(target.engine, target.conn_id)
