@@ -245,12 +245,13 @@ def test_purge_drops_whole_days_and_deletes_the_rest_of_the_straddling_one(repos
     if repository.engine.dialect.name == "postgresql":
         assert _partition_days(repository) == [date(2026, 12, 3), date(2026, 12, 4)]
         assert sum(s.startswith("DROP TABLE") for s in stats_statements) == 2
-        # the straddling day only, by row address: 10 rows in batches of 4 (a short batch ends it)
+        # the straddling day only, by time slices of whole hours sized from the server's counts:
+        # 5 hours of 2 rows in slices of about 4 rows (2 + 2 + 1 hours)
         deletes = [s for s in stats_statements if s.startswith("DELETE")]
         assert len(deletes) == 3
-        assert all(
-            s.startswith("DELETE FROM public.runtime_stats_p20261203 WHERE ctid = ANY") for s in deletes
-        )
+        day = "public.runtime_stats_p20261203"
+        slice_of_the_day = f"DELETE FROM {day} WHERE {day}.interval_start >="
+        assert all(s.startswith(slice_of_the_day) for s in deletes), deletes
     else:
         assert sum(s.startswith("DELETE FROM runtime_stats ") for s in stats_statements) == 27  # 106 / 4
     # nothing is shipped to the client: every statement on runtime_stats' rows is a DELETE
@@ -312,7 +313,10 @@ def test_purge_of_rollups_keeps_a_bucket_the_cutoff_cuts_and_goes_in_batches(rep
         ).all()
     assert sorted({start for _grain, start in left}) == [T0 + h * HOUR for h in (3, 4, 5)]
     rollup_deletes = [s for s in statements if "DELETE FROM runtime_stats_rollup" in s]
-    assert len(rollup_deletes) == 4  # 10 rows, batches of 3
+    if repository.engine.dialect.name == "postgresql":  # slices of whole hours: 2 rows each, > 3 together
+        assert len(rollup_deletes) == 6
+    else:
+        assert len(rollup_deletes) == 4  # 10 rows, batches of 3
 
 
 # -- the schema an upgrade gives -------------------------------------------------------------------
@@ -357,10 +361,11 @@ def test_reads_and_the_purge_use_partition_and_index_ranges(postgres: Any) -> No
             statement_prefix="DELETE",
         )
         assert _partitions_in(batch) == {"runtime_stats_p20261203"}, batch  # days 0, 1 were dropped
-        # the rows' addresses from the interval_start index range, deleted by a TID scan
-        assert any(line.startswith("->  Index Scan using runtime_stats_p20261203_") for line in batch), batch
-        assert any(line.startswith("Index Cond: (interval_start <") for line in batch), batch
-        assert any(line.startswith("->  Tid Scan on runtime_stats_p20261203") for line in batch), batch
+        # one slice of the interval_start index range, deleted in one pass over it
+        assert any("Index Scan on runtime_stats_p20261203_interval_start_idx" in line for line in batch), (
+            batch
+        )
+        assert any(line.startswith("Index Cond: ((interval_start >=") for line in batch), batch
     finally:
         repository.close()
 
@@ -416,3 +421,19 @@ def test_purge_of_rollups_in_small_batches_deletes_exactly_what_is_due(repositor
     with repository.engine.connect() as connection:
         left = connection.execute(select(func.count()).select_from(runtime_stats_rollup)).scalar_one()
     assert left == len(rows) - len(due)
+
+
+def test_hour_slices_group_consecutive_hours_up_to_the_batch_and_end_at_the_cutoff() -> None:
+    from planmon.store.partitions import _slices
+
+    hours = [(T0 + h * HOUR, 2) for h in range(5)]
+    cutoff = T0 + 4 * HOUR + timedelta(minutes=30)
+    assert list(_slices(hours, 4, cutoff)) == [
+        (T0, T0 + 2 * HOUR),
+        (T0 + 2 * HOUR, T0 + 4 * HOUR),
+        (T0 + 4 * HOUR, cutoff),
+    ]
+    # an hour holding more than a batch is a slice of its own; gaps between hours are skipped over
+    crowded = [(T0, 10), (T0 + 3 * HOUR, 1), (T0 + 5 * HOUR, 1)]
+    assert list(_slices(crowded, 3, T0 + 6 * HOUR)) == [(T0, T0 + 3 * HOUR), (T0 + 3 * HOUR, T0 + 6 * HOUR)]
+    assert list(_slices([], 3, T0)) == []
