@@ -310,9 +310,9 @@ def _drop_partitions_before(
     bind: Bind, table: Table, time_column: str, cutoff: datetime, condition: ColumnElement[bool] | None
 ) -> tuple[int, list[TableClause]]:
     """On PostgreSQL, drop the partitions wholly before ``cutoff`` of a table range-partitioned on
-    ``time_column``; the rows they held, and the relations whose rows are deleted row by row: the
-    table itself, or each partition left that may hold rows before the cutoff (a physical row
-    address, ctid, names a row only within one partition)."""
+    ``time_column``; the rows they held, and the relations whose rows are deleted by range: the
+    table itself, or each partition left that may hold rows before the cutoff (one at a time, so
+    each slice's DELETE reads one partition's index)."""
     if bind.dialect.name != "postgresql":
         return 0, [table]
     with _connection(bind) as connection:
