@@ -23,7 +23,7 @@ Purge. :func:`purge_before` deletes the rows whose time column is before a cutof
   index range per slice, as a plain DELETE makes (``_purge_by_hour_slices``).
 - SQLite and SQL Server, bounded batches, each its own transaction, chosen by an index range on
   the server and never shipped to the client: SQLite ``DELETE ... WHERE rowid IN (SELECT rowid ...
-  LIMIT n)``; SQL Server ``DELETE TOP (n) ... WHERE`` (below its lock escalation at 5,000 locks).
+  LIMIT n)``; SQL Server ``DELETE TOP (n) ... WHERE``.
 
 DDL runs under a short ``lock_timeout`` and is retried: it never queues behind a long reader for
 long (everyone else would queue behind it), and it gives way before a deadlock with a writer can be
