@@ -1,10 +1,11 @@
 """Collect one target for one interval: runtime stats, plans, index definitions, with per-aspect status.
 
 The collector asks the engine adapter for what the server has, turns cumulative counters into
-interval deltas, decides which plans to capture (hourly budget per statement, immediate re-capture
-on a marked cost shift, back-off after failures), and hands the whole result to the store
-(``CollectionStore.record_collection``), which writes it in one transaction: a failure leaves
-nothing of the interval behind and a retry writes the same rows again (ADR 0001, ADR 0002).
+interval deltas, decides which plans to capture (hourly budget per statement that tolerates schedule
+jitter, immediate re-capture on a marked shift of its statistics, back-off after failures), and hands
+the whole result to the store (``CollectionStore.record_collection``), which writes it in one
+transaction: a failure leaves nothing of the interval behind and a retry writes the same rows again
+(ADR 0001, ADR 0002).
 
 Approximations, documented because a DBA will ask:
 - Engines with cumulative counters only (PostgreSQL, MySQL/MariaDB, SQL Server without Query Store)
@@ -48,7 +49,19 @@ from planmon.store.repository import Repository, as_utc_naive, utcnow
 
 log = logging.getLogger(__name__)
 
-COST_SHIFT_FACTOR = 2.0  # per-execution time doubled or halved since the last capture: re-capture now
+# A marked shift in a statement's statistics since its last capture forces a capture whatever the
+# budget (docs/collection.md, "Plan capture"): per-execution time doubled or halved, or moved by a
+# quarter and by more than three of its standard deviations at capture (a steady query's plan flip
+# that is "only" 1.5x slower); rows or work (logical reads, rows examined) per execution doubled or
+# halved by more than a floor, so a 0.4 -> 0.9 rows lookup is not a shift.
+COST_SHIFT_FACTOR = 2.0
+NOISE_SIGMAS = 3.0
+NOISE_SHIFT_FACTOR = 1.25
+ROWS_SHIFT_MIN = 10.0  # rows per execution
+WORK_SHIFT_MIN = 100.0  # logical reads (pages) or rows examined per execution
+# A run that starts up to this share of the capture spacing early (scheduler jitter, a queue) still
+# gets the capture its budget allows: 4 an hour on a 15-minute schedule is a capture every run.
+BUDGET_JITTER_SHARE = 0.2
 RETRY_BACKOFF_FIRST = timedelta(minutes=15)  # a failed capture is retried after this, doubling each time
 RETRY_BACKOFF_MAX = timedelta(hours=24)  # ... up to a day (other collectors' logs flood without this)
 BUDGET_WINDOW = timedelta(hours=1)
@@ -370,7 +383,7 @@ def _capture_plans(
 def _plans_to_capture(
     run: _Run, statements: Sequence[StatementStats], captures: dict[tuple[str, str], PlanCaptureState]
 ) -> list[StatementStats]:
-    """Statements whose plan to capture now: within the hourly budget, or at once on a cost shift."""
+    """Statements whose plan to capture now: within the hourly budget, or at once on a statistics shift."""
     budget = run.settings.plans_per_query_per_hour
     chosen: dict[tuple[str, str, str | None], StatementStats] = {}
     for stats in sorted(statements, key=lambda s: -(s.duration_us_total or s.cpu_us_total or 0.0)):
@@ -378,19 +391,64 @@ def _plans_to_capture(
         state = captures.get((stats.database_name, stats.query_key))
         if key in chosen or (state and state.retry_after and run.now < state.retry_after):
             continue
-        if _cost_shifted(stats, state) or _budget_allows(run.now, state, budget, stats.plan_key):
+        shift = statistics_shift(_measures(stats), state)
+        if shift is not None:
+            log.info("plan capture forced for %s:%s: %s", stats.database_name, stats.query_key, shift)
+            chosen[key] = stats
+        elif _budget_allows(run.now, state, budget, stats.plan_key):
             chosen[key] = stats
         if len(chosen) >= run.settings.plans_per_run:
             break
     return list(chosen.values())
 
 
-def _cost_shifted(stats: StatementStats, state: PlanCaptureState | None) -> bool:
-    mean = _mean_us(stats)
-    if state is None or state.mean_us_at_capture is None or not mean or not state.mean_us_at_capture:
-        return False
-    ratio = mean / state.mean_us_at_capture
-    return ratio >= COST_SHIFT_FACTOR or ratio <= 1 / COST_SHIFT_FACTOR
+@dataclass(frozen=True, slots=True)
+class Measures:
+    """Per-execution figures of one interval that a plan change moves: time (CPU where the engine
+    reports it, else elapsed) with its standard deviation, rows returned, and work done."""
+
+    time_us: float | None = None
+    time_stdev_us: float | None = None
+    rows: float | None = None
+    work: float | None = None  # logical reads, else rows examined
+
+
+def _measures(stats: StatementStats) -> Measures:
+    def per_execution(total: float | None) -> float | None:
+        return None if total is None or not stats.executions else total / stats.executions
+
+    if stats.cpu_us_mean is not None or stats.cpu_us_total is not None:
+        time_us, stdev = stats.cpu_us_mean or per_execution(stats.cpu_us_total), stats.cpu_us_stdev
+    else:
+        time_us = stats.duration_us_mean or per_execution(stats.duration_us_total)
+        stdev = stats.duration_us_stdev
+    work = stats.logical_reads_total if stats.logical_reads_total is not None else stats.rows_examined_total
+    return Measures(time_us, stdev, per_execution(stats.rows_total), per_execution(work))
+
+
+def statistics_shift(now: Measures, state: PlanCaptureState | None) -> str | None:
+    """Why this interval's statistics moved markedly since the last capture, or None (see the
+    constants above). Only a statement captured before can shift."""
+    if state is None or state.last_captured_at is None:
+        return None
+    then_us = state.mean_us_at_capture
+    if now.time_us and then_us:
+        ratio = now.time_us / then_us
+        if ratio >= COST_SHIFT_FACTOR or ratio <= 1 / COST_SHIFT_FACTOR:
+            return f"time per execution {ratio:.2g}x the last capture's"
+        stdev = state.stdev_us_at_capture
+        moved = ratio >= NOISE_SHIFT_FACTOR or ratio <= 1 / NOISE_SHIFT_FACTOR
+        if moved and stdev is not None and abs(now.time_us - then_us) > NOISE_SIGMAS * stdev:
+            return f"time per execution {ratio:.2g}x the last capture's, beyond {NOISE_SIGMAS:g} deviations"
+    for what, current, before, floor in (
+        ("rows", now.rows, state.rows_mean_at_capture, ROWS_SHIFT_MIN),
+        ("work", now.work, state.work_mean_at_capture, WORK_SHIFT_MIN),
+    ):
+        if current is None or before is None or abs(current - before) < floor:
+            continue
+        if current >= COST_SHIFT_FACTOR * before or before >= COST_SHIFT_FACTOR * current:
+            return f"{what} per execution {before:.4g} -> {current:.4g}"
+    return None
 
 
 def _budget_allows(now: datetime, state: PlanCaptureState | None, budget: int, plan_key: str | None) -> bool:
@@ -400,21 +458,18 @@ def _budget_allows(now: datetime, state: PlanCaptureState | None, budget: int, p
         return True
     if plan_key is not None and plan_key != state.last_plan_key:
         return True  # the engine names a plan not captured yet (Query Store): capture it
-    in_window = (
-        state.captures_in_window if state.window_start and now - state.window_start < BUDGET_WINDOW else 0
-    )
+    in_window = 0 if _budget_window_over(now, state.window_start, budget) else state.captures_in_window
     spacing = BUDGET_WINDOW / budget
-    return in_window < budget and now - state.last_captured_at >= spacing
+    return in_window < budget and now - state.last_captured_at >= spacing - _jitter(budget)
 
 
-def _mean_us(stats: StatementStats) -> float | None:
-    if stats.cpu_us_mean is not None:
-        return stats.cpu_us_mean
-    if stats.duration_us_mean is not None:
-        return stats.duration_us_mean
-    if stats.duration_us_total is not None and stats.executions:
-        return stats.duration_us_total / stats.executions
-    return None
+def _jitter(budget: int) -> timedelta:
+    """How early a run may come and still count as on time for its capture (BUDGET_JITTER_SHARE)."""
+    return BUDGET_WINDOW / budget * BUDGET_JITTER_SHARE if budget > 0 else timedelta(0)
+
+
+def _budget_window_over(now: datetime, window_start: datetime | None, budget: int) -> bool:
+    return window_start is None or now - window_start >= BUDGET_WINDOW - _jitter(budget)
 
 
 def _plan_record(captured: CapturedPlan) -> PlanRecord:
@@ -555,12 +610,14 @@ def _capture_states(
     failures: Sequence[PlanCaptureFailure],
 ) -> list[PlanCaptureState]:
     """Budget, last plan and cost at capture per statement; failures pushed back exponentially."""
-    means = {(s.database_name, s.query_key): _mean_us(s) for s in interval_stats}
+    measures = {(s.database_name, s.query_key): _measures(s) for s in interval_stats}
+    budget = run.settings.plans_per_query_per_hour
     states: dict[tuple[str, str], PlanCaptureState] = {}
     for plan in plans:
         key = (plan.database_name, plan.query_key)
         old = states.get(key) or before.get(key)
-        fresh_window = old is None or old.window_start is None or run.now - old.window_start >= BUDGET_WINDOW
+        fresh_window = old is None or _budget_window_over(run.now, old.window_start, budget)
+        at_capture = measures.get(key, Measures())
         states[key] = PlanCaptureState(
             database_name=plan.database_name,
             query_key=plan.query_key,
@@ -568,7 +625,10 @@ def _capture_states(
             captures_in_window=1 if fresh_window or old is None else old.captures_in_window + 1,
             last_captured_at=run.now,
             last_plan_key=plan.plan_key,
-            mean_us_at_capture=means.get(key),
+            mean_us_at_capture=at_capture.time_us,
+            stdev_us_at_capture=at_capture.time_stdev_us,
+            rows_mean_at_capture=at_capture.rows,
+            work_mean_at_capture=at_capture.work,
             failures=0,
         )
     for failure in failures:
@@ -588,7 +648,17 @@ def _capture_states(
 # -- failures --------------------------------------------------------------------------------------
 
 
+FAILED_RUN_HINT = "the run failed; nothing of this interval was stored"
+
+
 def _failed(run: _Run, adapter: EngineAdapter, exc: EngineError) -> CollectionSummary:
+    """The summary of a run that stores nothing of its interval: no aspect of it may still say ok
+    (the capability check may have passed before the server went away)."""
+    for name, status in list(run.aspects.items()):
+        if status.state is AspectState.OK:
+            run.aspects[name] = AspectStatus(
+                AspectState.ERROR, hint=FAILED_RUN_HINT, detail=scrub_secrets(str(exc))
+            )
     return CollectionSummary(
         target=run.target.name,
         interval_start=run.start.isoformat(),

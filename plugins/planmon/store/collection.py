@@ -70,7 +70,10 @@ class PlanCaptureState:
     captures_in_window: int = 0
     last_captured_at: datetime | None = None
     last_plan_key: str | None = None
-    mean_us_at_capture: float | None = None
+    mean_us_at_capture: float | None = None  # per-execution time (CPU, else elapsed) at the last capture
+    stdev_us_at_capture: float | None = None  # ... its standard deviation in that interval
+    rows_mean_at_capture: float | None = None  # rows returned per execution at the last capture
+    work_mean_at_capture: float | None = None  # logical reads (else rows examined) per execution
     failures: int = 0
     last_error: str | None = None
     retry_after: datetime | None = None
@@ -319,12 +322,12 @@ class CollectionStore(RepositoryView):
         """End of the newest interval whose runtime statistics were collected (or that could not be).
 
         A run with status ``error`` may still have stored its statistics (plan capture failed after
-        them): its ``runtime_stats`` aspect says which. ``failed`` is how runs stored before the
-        statuses became ok / degraded / error said that nothing was collected.
+        them): its ``runtime_stats`` aspect says which (a run that stored nothing says error there;
+        migration 0009 rewrote the ``failed`` runs stored before that).
         """
         statement = (
             select(collection_run.c.interval_end, collection_run.c.status, collection_run.c.aspects)
-            .where(collection_run.c.target_id == target_id, collection_run.c.status != "failed")
+            .where(collection_run.c.target_id == target_id)
             .order_by(collection_run.c.interval_end.desc())
             .limit(LAST_COLLECTED_SCAN)
         )

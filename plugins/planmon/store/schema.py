@@ -199,7 +199,7 @@ collection_run = Table(
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("interval_start", DateTime, nullable=False),
     Column("interval_end", DateTime, nullable=False),
-    # ok / degraded / error / not_backfillable (runs stored before issue 17: partial, failed)
+    # ok / degraded / error / not_backfillable (0009 rewrote the partial and failed of older runs)
     Column("status", String(16), nullable=False),
     Column("aspects", JSON, nullable=False, default=dict),  # aspect -> {status, hint, rows}
     Column("rows_collected", BigInteger, nullable=False, default=0),
@@ -359,8 +359,8 @@ counter_snapshot = Table(
 plan_capture = Table(
     "plan_capture",
     metadata,
-    # Plan-capture bookkeeping per statement: the hourly budget, the cost at the last capture (a
-    # marked shift re-captures at once) and failures (backed off, never retried every cycle).
+    # Plan-capture bookkeeping per statement: the hourly budget, the statistics at the last capture
+    # (a marked shift re-captures at once) and failures (backed off, never retried every cycle).
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("database_name", String(NAME), nullable=False),
@@ -370,6 +370,9 @@ plan_capture = Table(
     Column("last_captured_at", DateTime, nullable=True),
     Column("last_plan_key", String(KEY), nullable=True),
     Column("mean_us_at_capture", Float, nullable=True),
+    Column("stdev_us_at_capture", Float, nullable=True),  # 0009: the statistics a shift is judged on
+    Column("rows_mean_at_capture", Float, nullable=True),
+    Column("work_mean_at_capture", Float, nullable=True),
     Column("failures", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Column("retry_after", DateTime, nullable=True),

@@ -48,6 +48,7 @@ class FakeEngine:
     unexplainable: set[str] = field(default_factory=set)
     down: bool = False
     killed_during_plans: bool = False  # the connection dies while plans are captured
+    killed_during_stats: bool = False  # ... while runtime statistics are read
     aspects: dict[Aspect, AspectStatus] = field(default_factory=dict)  # overrides of the probe's answer
     backfillable: bool = False
     plan_requests: list[list[str]] = field(default_factory=list)
@@ -79,6 +80,10 @@ class FakeAdapter:
 
     def runtime_stats(self, start: datetime, end: datetime) -> list[StatementStats]:
         self.server.sent += 1
+        if self.server.killed_during_stats:
+            raise EngineError(
+                "server closed the connection unexpectedly", reason=EngineErrorReason.UNREACHABLE
+            )
         return [
             StatementStats(
                 query_key=key,
@@ -86,6 +91,8 @@ class FakeAdapter:
                 executions=c["calls"],
                 duration_us_total=c["time"],
                 duration_us_sum_squares=c.get("squares"),
+                rows_total=c.get("rows"),
+                logical_reads_total=c.get("reads"),
                 query_text=f"SELECT ? FROM {key}",
                 cumulative=True,
             )
@@ -154,8 +161,9 @@ def target(repository: Repository) -> Target:
 
 
 def run(
-    repository: Repository, server: FakeEngine, tgt: Target, step: int, **settings: str
+    repository: Repository, server: FakeEngine, tgt: Target, step: int, *, early_s: float = 0, **settings: str
 ) -> collect.CollectionSummary:
+    """Collect interval ``step``, 30 s after it ended (``early_s`` earlier: a run that came early)."""
     start = T0 + step * STEP
     env = {f"PLANMON_{k.upper()}": v for k, v in settings.items()}
     return collect.collect_target(
@@ -165,7 +173,7 @@ def run(
         start + STEP,
         settings=load_settings(env),
         connect=lambda db: server,
-        now=start + STEP + timedelta(seconds=30),
+        now=start + STEP + timedelta(seconds=30 - early_s),
     )
 
 
@@ -230,6 +238,95 @@ def test_plans_are_captured_within_the_hourly_budget(repository: Repository, ser
         server.counters["q1"] = {"calls": 10 + step * 10, "time": 1000 + step * 1000}
         run(repository, server, tgt, step, plans_per_query_per_hour="2")
     assert len(server.plan_requests) == 4  # 2 per hour over 2 hours
+
+
+def test_the_budget_tolerates_runs_that_come_a_little_early(
+    repository: Repository, server: FakeEngine
+) -> None:
+    """Default budget (4 an hour) on the 15-minute schedule: every run captures, even when each run
+    starts 5 s earlier than the last (a busy scheduler); without tolerance every other run would skip."""
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    for step in range(1, 9):
+        server.counters["q1"] = {"calls": 10 + step * 10, "time": 1000 + step * 1000}
+        run(repository, server, tgt, step, early_s=5 * step)
+    assert len(server.plan_requests) == 8
+
+
+def test_the_budget_still_caps_captures_of_jittered_runs(repository: Repository, server: FakeEngine) -> None:
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    for step in range(1, 9):
+        server.counters["q1"] = {"calls": 10 + step * 10, "time": 1000 + step * 1000}
+        run(repository, server, tgt, step, early_s=5 * step, plans_per_query_per_hour="2")
+    assert len(server.plan_requests) == 4  # 2 an hour over 2 hours, jitter or not
+
+
+STEADY = {
+    "calls": 100.0,
+    "time": 100 * 1000.0,
+    "squares": 100 * (1000.0**2 + 50.0**2),
+    "rows": 500.0,
+    "reads": 400.0,
+}
+
+
+def _steady_then(
+    server: FakeEngine, repository: Repository, tgt: Target, last: dict[str, float], steady: dict[str, float]
+) -> None:
+    """A baseline reading, two ``steady`` intervals of q1 (budget 1 an hour: one capture), then
+    one interval of ``last``."""
+    counters = dict.fromkeys(STEADY, 0.0)
+    for step in range(4):
+        counters = {k: counters[k] + (last if step == 3 else steady)[k] for k in counters}
+        server.counters["q1"] = dict(counters)
+        run(repository, server, tgt, step, plans_per_query_per_hour="1")
+
+
+@pytest.mark.parametrize(
+    ("interval", "why"),
+    [
+        # time 1.4x of a steady query (executions spread 50 us around 1 ms at capture): beyond its noise
+        ({"calls": 100, "time": 100 * 1400.0, "squares": 100 * 1400.0**2, "rows": 500, "reads": 400}, "time"),
+        # time unchanged, rows per execution 5 -> 2,000: the data changed under the plan
+        (
+            {"calls": 100, "time": 100 * 1000.0, "squares": 100 * 1000.0**2, "rows": 200_000, "reads": 400},
+            "rows",
+        ),
+        # time unchanged, pages per execution 4 -> 900: another access path
+        (
+            {"calls": 100, "time": 100 * 1000.0, "squares": 100 * 1000.0**2, "rows": 500, "reads": 90_000},
+            "work",
+        ),
+    ],
+)
+def test_a_marked_statistics_shift_forces_a_capture_past_the_budget(
+    repository: Repository, server: FakeEngine, interval: dict[str, float], why: str
+) -> None:
+    tgt = target(repository)
+    _steady_then(server, repository, tgt, interval, STEADY)
+    assert len(server.plan_requests) == 2, why  # the budget's one, then the forced one
+
+
+@pytest.mark.parametrize(
+    "interval",
+    [
+        # 1.4x, but executions at capture spread +-1 ms around 1 ms: within its noise
+        {"calls": 100, "time": 100 * 1400.0, "squares": 100 * 1400.0**2, "rows": 500, "reads": 400},
+        # rows per execution doubled, but only 5 -> 10: under the floor
+        {"calls": 100, "time": 100 * 1000.0, "squares": 100 * 1000.0**2, "rows": 1000, "reads": 400},
+    ],
+)
+def test_noise_and_small_moves_do_not_force_a_capture(
+    repository: Repository, server: FakeEngine, interval: dict[str, float]
+) -> None:
+    tgt = target(repository)
+    noisy = interval["rows"] == 500  # the first case: executions spread 1 ms around their mean of 1 ms
+    steady = {**STEADY, "squares": 100 * 2 * 1000.0**2} if noisy else STEADY
+    _steady_then(server, repository, tgt, interval, steady)
+    assert len(server.plan_requests) == 1
 
 
 def test_a_cost_shift_recaptures_at_once(repository: Repository, server: FakeEngine) -> None:
@@ -313,6 +410,25 @@ def test_unreachable_target_is_recorded_and_raised_without_secrets(
     runs = CollectionStore(repository).collection_runs(target_id=tgt.id)
     assert list(runs["status"]) == ["error"]
     assert "hunter2secret" not in runs["error"][0]
+
+
+def test_a_run_that_fails_after_the_capability_check_claims_no_aspect(
+    repository: Repository, server: FakeEngine
+) -> None:
+    """The capabilities said ok, then the server went away: nothing was stored, so the run and every
+    aspect say error, and the interval does not count as collected."""
+    tgt = target(repository)
+    server.counters = {"q1": {"calls": 10, "time": 1000}}
+    run(repository, server, tgt, 0)
+    server.killed_during_stats = True
+    with pytest.raises(EngineError):
+        run(repository, server, tgt, 1)
+    runs = CollectionStore(repository).collection_runs(target_id=tgt.id)
+    failed = runs[runs["interval_start"] == T0 + STEP].iloc[0]
+    assert failed["status"] == "error"
+    claimed = {name: a["status"] for name, a in failed["aspects"].items()}
+    assert claimed["runtime_stats"] == "error" and "ok" not in claimed.values(), claimed
+    assert CollectionStore(repository).last_collected_until(tgt.id) == T0 + STEP  # interval 0's end
 
 
 def test_a_failed_write_leaves_nothing_behind(

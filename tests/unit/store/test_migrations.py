@@ -104,7 +104,7 @@ def test_upgrade_from_0006_keeps_every_row_and_gives_the_fresh_schema(empty_repo
     before = _stored(repository)
     assert len(before) == len(rows) == 128
 
-    assert repository.init_schema() == "0008"
+    assert repository.init_schema() == migrate.head_revision()
     assert migrate.schema_differences(repository.engine) == []
     assert _stored(repository) == before
     assert "id" not in {c["name"] for c in inspect(repository.engine).get_columns("runtime_stats")}
@@ -202,7 +202,7 @@ def test_0008_keeps_every_row_both_ways_and_restores_source_from_the_target(
     before = _stats_tables(repository)
     assert [len(rows) for rows in before.values()] == [120, 12]
 
-    assert repository.init_schema() == "0008"
+    assert repository.init_schema() == migrate.head_revision()
     assert migrate.schema_differences(repository.engine) == []
     columns = {name: [c["name"] for c in inspect(repository.engine).get_columns(name)] for name in before}
     assert all("source" not in names for names in columns.values())
@@ -220,3 +220,53 @@ def test_0008_keeps_every_row_both_ways_and_restores_source_from_the_target(
     assert inspect(repository.engine).get_pk_constraint("runtime_stats_rollup")["constrained_columns"] == [
         "plan_id", "grain", "interval_start", "execution_type",
     ]  # fmt: skip
+
+
+# -- 0009: capture statistics; older runs' statuses rewritten -------------------------------------
+
+
+def test_0009_rewrites_older_run_statuses_from_their_aspects(empty_repository: Repository) -> None:
+    repository = empty_repository
+    migrate.upgrade(repository.engine, "0008")
+    target_id = repository.add_target(TargetSpec(name="t", engine="postgres", conn_id="c")).id
+    ok = {"status": "ok", "hint": None, "detail": None}
+    failed_plans = {"status": "error", "hint": "plan capture failed", "detail": "closed"}
+    off = {"status": "unavailable", "hint": "turn it on", "detail": None}
+    stored = {  # status, aspects as runs before 0009 wrote them -> what they say from 0009 on
+        "ok": ("ok", {"runtime_stats": ok, "plans": ok}),
+        "ok-with-a-failed-aspect": ("ok", {"runtime_stats": ok, "plans": failed_plans}),
+        "partial": ("partial", {"runtime_stats": ok, "plans": off}),
+        "not_backfillable": ("not_backfillable", {"runtime_stats": off}),
+        "failed": ("failed", {"runtime_stats": ok, "connection": {"status": "error", "hint": "down"}}),
+    }
+    rows = [
+        {"target_id": target_id, "interval_start": T0 + timedelta(minutes=15 * n),
+         "interval_end": T0 + timedelta(minutes=15 * (n + 1)), "status": status, "aspects": aspects,
+         "started_at": T0, "rows_collected": 0, "plans_captured": 0}
+        for n, (status, aspects) in enumerate(stored.values())
+    ]  # fmt: skip
+    table = Table("collection_run", MetaData(), autoload_with=repository.engine)
+    with repository.engine.begin() as connection:
+        connection.execute(table.insert(), rows)
+
+    assert repository.init_schema() == migrate.head_revision()
+    with repository.engine.connect() as connection:
+        after = connection.execute(
+            select(table.c.status, table.c.aspects).order_by(table.c.interval_start)
+        ).all()
+    by_case = dict(zip(stored, after, strict=True))
+    assert {case: row.status for case, row in by_case.items()} == {
+        "ok": "ok",
+        "ok-with-a-failed-aspect": "error",
+        "partial": "degraded",
+        "not_backfillable": "not_backfillable",
+        "failed": "error",
+    }
+    failed_aspects = by_case["failed"].aspects
+    assert (
+        failed_aspects["runtime_stats"]["status"] == "error"
+        and "nothing" in failed_aspects["runtime_stats"]["hint"]
+    )
+    assert by_case["ok-with-a-failed-aspect"].aspects == stored["ok-with-a-failed-aspect"][1]
+    # the newest run failed, so collection resumes after the one before it
+    assert CollectionStore(repository).last_collected_until(target_id) == T0 + timedelta(minutes=60)

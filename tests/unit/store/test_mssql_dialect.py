@@ -179,3 +179,15 @@ def test_purge_batches_are_one_server_side_statement_on_sql_server() -> None:
         "DELETE TOP (5000) FROM runtime_stats WHERE runtime_stats.interval_start < :interval_start_1"
     )
     assert sqlglot.parse_one(sql.replace(":", "@"), read="tsql") is not None
+
+
+def test_migration_0009_adds_the_capture_statistics_and_renames_old_statuses_on_sql_server() -> None:
+    upgrade = _migration_sql("0009_capture_statistics_and_run_statuses.py", "upgrade")
+    statements = [s.strip() for s in upgrade.split("GO") if s.strip()]
+    assert statements == [
+        "ALTER TABLE plan_capture ADD stdev_us_at_capture FLOAT NULL;",
+        "ALTER TABLE plan_capture ADD rows_mean_at_capture FLOAT NULL;",
+        "ALTER TABLE plan_capture ADD work_mean_at_capture FLOAT NULL;",
+        "UPDATE collection_run SET status = 'degraded' WHERE status = 'partial';",
+        "UPDATE collection_run SET status = 'error' WHERE status = 'failed';",
+    ]
