@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from planmon.alerting.messages import RunLinks
 from planmon.config import Settings
 from planmon.engines import Engine, get_engine
 from planmon.engines.base import ConnectionFactory, ForcingState
@@ -292,7 +293,12 @@ class RemediationWorkflow:
             created=created,
             needs_approval=rails.needs_approval(target, record.action),
             subject=f"planmon: {record.action.value} on {target.name} for regression {regression_id}",
-            body=approval_body(context, record, warnings),
+            body=approval_body(
+                context,
+                record,
+                warnings,
+                regression_url=RunLinks(self.settings.base_url).regression_url(regression_id),
+            ),
             assigned_users=rails.policy_of(target).assigned_users,
             ledger_warnings=tuple(warnings),
         )
@@ -668,10 +674,19 @@ def approve_hint(remediation_id: int) -> str:
     )
 
 
-def approval_body(context: RegressionContext, record: Remediation, warnings: Sequence[str]) -> str:
-    """The approval task's markdown: the regression, plan diff, findings, exact SQL and rollback."""
+def approval_body(
+    context: RegressionContext,
+    record: Remediation,
+    warnings: Sequence[str],
+    *,
+    regression_url: str | None = None,
+) -> str:
+    """The approval task's markdown: the regression, plan diff, findings, exact SQL and rollback.
+
+    Markdown joins lines that are not separated by a blank line into one paragraph, so every block
+    stands alone and the diff is a list (one item per change) rather than preformatted lines.
+    """
     regression = context.regression
-    diff = regression.get("diff") or {}
     lines = [
         f"## {record.action.value} on `{context.target.name}` ({context.target.engine}), "
         f"database `{context.database_name}`",
@@ -681,30 +696,62 @@ def approval_body(context: RegressionContext, record: Remediation, warnings: Seq
         f"{regression.get('current_mean') or 0:.0f} (x{regression.get('ratio') or 0:.2f}), "
         f"impact {regression.get('impact') or 0:.1f} s/h.",
         "",
-        f"Query `{context.query_key}`: `{(context.query_text or '')[:300]}`",
+        f"Query `{context.query_key}`: `{_inline_code(context.query_text or '')[:300]}`",
         "",
         "### Plan diff",
-        "```",
-        str(diff.get("text") or "no diff stored (a plan document is missing)"),
-        "```",
+        "",
+        *_diff_items(regression.get("diff") or {}),
+        "",
         "### Findings",
+        "",
         _findings(context),
         "",
         "### SQL to run",
+        "",
         "```sql",
         record.sql_text,
         "```",
+        "",
         "### Rollback",
+        "",
         "```sql",
         record.rollback_sql
         or "-- none: this action cannot be undone (verification records whether it helped)",
         "```",
+        "",
         f"**Expected effect:** {record.expected_effect}",
     ]
     if warnings:
-        lines += ["", "### Ledger", *[f"- {warning}" for warning in warnings]]
+        lines += ["", "### Ledger", "", *[f"- {_markdown_text(warning)}" for warning in warnings]]
+    if regression_url:
+        lines += ["", f"[Regression {regression['id']} in planmon]({regression_url})"]
     lines += ["", f"Remediation id {record.id}. Reject (or no answer before the timeout) runs nothing."]
     return "\n".join(lines)
+
+
+def _diff_items(diff: Mapping[str, Any]) -> list[str]:
+    """The stored plan diff as markdown: its shapes, then one list item per change."""
+    changes = [c for c in diff.get("changes") or () if isinstance(c, Mapping) and c.get("message")]
+    if changes:
+        shapes = f"Shape `{diff.get('before_hash') or '-'}` -> `{diff.get('after_hash') or '-'}`:"
+        return [shapes, "", *[f"- {_markdown_text(str(c['message']))}" for c in changes]]
+    text = [line.strip() for line in str(diff.get("text") or "").splitlines() if line.strip()]
+    if text:
+        return [f"- {_markdown_text(line)}" for line in text]
+    return ["- no diff stored (a plan document is missing)"]
+
+
+_MARKDOWN_SPECIAL = str.maketrans({c: f"\\{c}" for c in "\\`*_[]<>#|~"})
+
+
+def _markdown_text(text: str) -> str:
+    """Text shown as itself in markdown (predicates hold ``*``, ``_``, ``<`` and ``|``)."""
+    return " ".join(text.split()).translate(_MARKDOWN_SPECIAL)
+
+
+def _inline_code(text: str) -> str:
+    """Text for inside single backticks: one line, no backticks of its own."""
+    return " ".join(text.split()).replace("`", "'")
 
 
 def _findings(context: RegressionContext) -> str:
@@ -724,4 +771,4 @@ def _findings(context: RegressionContext) -> str:
         if statement.root is not None
         for f in find_all(statement, plan.engine)
     ]
-    return "\n".join(f"- {f.id} ({f.severity}): {f.message}" for f in findings) or "- none"
+    return "\n".join(f"- {f.id} ({f.severity}): {_markdown_text(f.message)}" for f in findings) or "- none"
