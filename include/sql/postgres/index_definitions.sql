@@ -4,7 +4,7 @@
 -- minimum version: 13
 -- permission: none (catalogs are readable by every role)
 /* planmon */
-SELECT
+SELECT /* planmon */
     ix.schemaname AS schema_name,
     ix.tablename AS table_name,
     ix.indexname AS index_name,

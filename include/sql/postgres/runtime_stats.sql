@@ -9,7 +9,7 @@
 -- minimum version: 13 (total_exec_time)
 -- permission: pg_read_all_stats (or superuser) to see the statements of other roles
 /* planmon */
-SELECT
+SELECT /* planmon */
     s.queryid::text AS query_key,
     d.datname AS database_name,
     sum(s.calls) AS calls,

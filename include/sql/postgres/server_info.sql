@@ -7,7 +7,7 @@
 -- minimum version: 13
 -- permission: none (pg_read_all_stats is what it checks for)
 /* planmon */
-SELECT
+SELECT /* planmon */
     current_setting('server_version') AS server_version,
     current_setting('server_version_num')::int AS server_version_num,
     current_database() AS database_name,

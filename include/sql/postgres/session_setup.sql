@@ -6,7 +6,7 @@
 -- minimum version: 13
 -- permission: none (any role may change these settings for its own session)
 /* planmon */
-SELECT
+SELECT /* planmon */
     set_config('statement_timeout', %(statement_timeout)s, false) AS statement_timeout,
     set_config('lock_timeout', %(lock_timeout)s, false) AS lock_timeout,
     set_config('application_name', 'planmon', false) AS application_name,

@@ -4,7 +4,7 @@
 -- minimum version: 13
 -- permission: pg_read_all_stats (or superuser) to see the text of other roles' statements
 /* planmon */
-SELECT
+SELECT /* planmon */
     s.queryid::text AS query_key,
     d.datname AS database_name,
     min(s.query) AS query_text

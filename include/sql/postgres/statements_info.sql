@@ -4,7 +4,7 @@
 -- minimum version: 14 (pg_stat_statements 1.9)
 -- permission: none (SELECT is granted to PUBLIC)
 /* planmon */
-SELECT
+SELECT /* planmon */
     i.dealloc AS dealloc,
     i.stats_reset AS stats_reset
 FROM pg_stat_statements_info AS i

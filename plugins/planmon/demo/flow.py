@@ -92,6 +92,7 @@ class DemoResult:
     timeline: DemoTimeline
     postgres_port: int = 0  # the shop's PostgreSQL, left running
     postgres_data: str = ""  # its data directory
+    postgres_version: str = ""  # what it is ("18.6"): SHOW server_version
     steps: list[str] = field(default_factory=list)
     collections: list[dict[str, Any]] = field(default_factory=list)
     analysis: dict[str, Any] = field(default_factory=dict)
@@ -106,6 +107,7 @@ class DemoResult:
             "window": {"start": start.isoformat(), "end": end.isoformat()},
             "postgres_port": self.postgres_port,
             "postgres_data": self.postgres_data,
+            "postgres_version": self.postgres_version,
             "steps": self.steps,
             "collections": self.collections,
             "analysis": self.analysis,
@@ -223,8 +225,9 @@ def run_demo(paths: DemoPaths, say: Say, *, traffic: Traffic | None = None) -> D
     traffic = traffic or Traffic()
     server = kept_postgres(paths.postgres_dir)
     try:
-        say(f"PostgreSQL started on 127.0.0.1:{server.port} (data in {server.datadir})")
         with psycopg.connect(server.dsn(), autocommit=True) as admin:
+            version = str(admin.execute("SHOW server_version").fetchone()[0])  # type: ignore[index]
+            say(f"PostgreSQL {version} started on 127.0.0.1:{server.port} (data in {server.datadir})")
             workload.create_database(admin)
         with psycopg.connect(server.dsn(workload.DATABASE), autocommit=True) as shop:
             workload.load(shop)
@@ -235,7 +238,10 @@ def run_demo(paths: DemoPaths, say: Say, *, traffic: Traffic | None = None) -> D
             timeline = DemoTimeline(end=utc_hour())
             schedule_environment(timeline, os.environ)
             result = DemoResult(
-                timeline=timeline, postgres_port=server.port, postgres_data=str(server.datadir)
+                timeline=timeline,
+                postgres_port=server.port,
+                postgres_data=str(server.datadir),
+                postgres_version=version,
             )
             dags = load_dags(paths.dags_folder)
             _collect_and_regress(dags, shop, traffic, result, say)

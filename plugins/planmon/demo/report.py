@@ -11,7 +11,8 @@ from planmon.model import RegressionKind
 
 
 def render_report(result: DemoResult, paths: DemoPaths, *, seconds: float) -> str:
-    lines = ["", f"planmon demo finished in {seconds:.0f} s", ""]
+    on = f" on PostgreSQL {result.postgres_version}" if result.postgres_version else ""
+    lines = ["", f"planmon demo finished in {seconds:.0f} s{on}", ""]
     regression = _plan_change(result.regressions)
     if regression:
         lines += _found(regression)
@@ -76,8 +77,9 @@ def _next(result: DemoResult, paths: DemoPaths) -> list[str]:
         "                simple_auth_manager_passwords.json.generated, written at its first start):",
         "                planmon_* DAG runs, the answered approval, and planmon's pages",
         "                (/planmon/regressions?status=resolved shows the demo's regression)",
-        f"  demo target   PostgreSQL left running on 127.0.0.1:{result.postgres_port} (data in",
-        f"                {result.postgres_data}); its connections {CONN_ID} and",
+        f"  demo target   PostgreSQL {result.postgres_version} left running on "
+        f"127.0.0.1:{result.postgres_port}",
+        f"                (data in {result.postgres_data}); its connections {CONN_ID} and",
         f"                {REMEDIATION_CONN_ID} are in Airflow's metadata DB, so planmon_collect",
         "                keeps collecting it under make airflow (which starts it again if it is down);",
         "                `make clean` stops and deletes it, the next `make demo` replaces it",

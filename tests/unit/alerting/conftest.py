@@ -17,7 +17,7 @@ _database_numbers = itertools.count()
 
 
 def _postgres_url(request: pytest.FixtureRequest) -> URL:
-    server = request.getfixturevalue("postgres")
+    server = request.getfixturevalue("repository_postgres")
     name = f"planmon_alerting_{next(_database_numbers)}"
     with psycopg.connect(server.dsn(), autocommit=True) as connection:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}"')

@@ -35,7 +35,7 @@ def fresh_postgres_url(server: PostgresServer) -> URL:
 def backend_url(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> URL:
     if backend == "sqlite":
         return URL.create("sqlite", database=str(tmp_path / "planmon.db"))
-    return fresh_postgres_url(request.getfixturevalue("postgres"))
+    return fresh_postgres_url(request.getfixturevalue("repository_postgres"))
 
 
 @pytest.fixture(params=BACKENDS)

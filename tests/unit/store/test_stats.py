@@ -160,8 +160,10 @@ def test_hourly_must_not_be_shorter_than_fine(repository: Repository) -> None:
 
 
 @pytest.mark.postgres
-def test_a_whole_rolled_day_leaves_an_empty_partition_not_dead_rows(postgres: PostgresServer) -> None:
-    repository = Repository(create_repository_engine(fresh_postgres_url(postgres)))
+def test_a_whole_rolled_day_leaves_an_empty_partition_not_dead_rows(
+    repository_postgres: PostgresServer,
+) -> None:
+    repository = Repository(create_repository_engine(fresh_postgres_url(repository_postgres)))
     try:
         repository.init_schema()
         _rolled_days_are_truncated(repository)

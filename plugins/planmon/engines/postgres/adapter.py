@@ -65,7 +65,10 @@ UTILITY_PATTERN = (
     r"(begin|start\s+transaction|commit|end|rollback|abort|savepoint|release|prepare\s+transaction"
     r"|set|reset|show|discard|deallocate|listen|unlisten|notify|checkpoint)\y"
 )
-MARKER_PATTERN = MARKER + "%"
+# PostgreSQL 18's pg_stat_statements keeps a statement's text from its first token on, without the
+# comments before it: planmon's statements carry the marker after their first keyword too (the SQL
+# files repeat it there), and their entries are told apart by the marker anywhere in the text.
+MARKER_PATTERN = "%" + MARKER + "%"
 
 _LEADING_COMMENTS = re.compile(r"^\s*(?:(?:/\*(?:[^*]|\*+[^*/])*\*+/|--[^\n]*(?:\n|$))\s*)*")
 _EXPLAINABLE = re.compile(r"(?:select|with|values|table|insert|update|delete|merge)\b|\(", re.IGNORECASE)
@@ -122,14 +125,14 @@ def explain_steps(text: str, server_version_num: int) -> ExplainSteps:
     """
     parameters = parameter_count(text)
     if parameters == 0:
-        return ExplainSteps(explain=f"{MARKER} EXPLAIN (VERBOSE, FORMAT JSON) {text}")
+        return ExplainSteps(explain=f"EXPLAIN {MARKER} (VERBOSE, FORMAT JSON) {text}")
     if server_version_num >= GENERIC_PLAN_VERSION_NUM:
-        return ExplainSteps(explain=f"{MARKER} EXPLAIN (GENERIC_PLAN, VERBOSE, FORMAT JSON) {text}")
+        return ExplainSteps(explain=f"EXPLAIN {MARKER} (GENERIC_PLAN, VERBOSE, FORMAT JSON) {text}")
     nulls = ", ".join(["NULL"] * parameters)
     return ExplainSteps(
-        prepare=(load_sql("postgres", "generic_plan_mode"), f"{MARKER} PREPARE {PREPARED_NAME} AS {text}"),
-        explain=f"{MARKER} EXPLAIN (VERBOSE, FORMAT JSON) EXECUTE {PREPARED_NAME}({nulls})",
-        deallocate=f"{MARKER} DEALLOCATE {PREPARED_NAME}",
+        prepare=(load_sql("postgres", "generic_plan_mode"), f"PREPARE {MARKER} {PREPARED_NAME} AS {text}"),
+        explain=f"EXPLAIN {MARKER} (VERBOSE, FORMAT JSON) EXECUTE {PREPARED_NAME}({nulls})",
+        deallocate=f"DEALLOCATE {MARKER} {PREPARED_NAME}",
     )
 
 

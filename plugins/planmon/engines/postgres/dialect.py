@@ -29,10 +29,10 @@ AIRFLOW_HOOK = HookSpec(
     conn_id_argument="postgres_conn_id",
     database_argument="database",
 )
-BEGIN = f"{MARKER} BEGIN READ ONLY"
-ROLLBACK = f"{MARKER} ROLLBACK"
+BEGIN = f"BEGIN {MARKER} READ ONLY"  # the marker after the first keyword (adapter.MARKER_PATTERN)
+ROLLBACK = f"ROLLBACK {MARKER}"
 PROBE_TRANSACTION = (
-    f"{MARKER} SELECT set_config('statement_timeout', %(timeout)s, true), "
+    f"SELECT {MARKER} set_config('statement_timeout', %(timeout)s, true), "
     "set_config('lock_timeout', %(lock)s, true), set_config('application_name', 'planmon', true)"
 )
 
@@ -157,3 +157,18 @@ class PostgresDialect(Dialect):
 
 
 DIALECT = PostgresDialect()
+
+
+_LEADING = re.compile(r"\A(?:\s+|--[^\n]*(?:\n|\Z)|/\*.*?\*/)*", re.S)
+_FIRST_WORD = re.compile(r"\A[A-Za-z]+")
+
+
+def marked(sql: str) -> str:
+    """``sql`` with planmon's marker right after its first keyword (``SELECT /* planmon */ ...``):
+    PostgreSQL 18's pg_stat_statements drops the comments before a statement, so a leading marker
+    would not tell planmon's own entries apart (adapter.MARKER_PATTERN). Leading comments go."""
+    body = _LEADING.sub("", sql, count=1)
+    word = _FIRST_WORD.match(body)
+    if word is None:
+        return f"{MARKER} {body}"  # not a keyword first: the server will say what is wrong with it
+    return f"{body[: word.end()]} {MARKER}{body[word.end() :]}"

@@ -9,8 +9,7 @@ from typing import Any
 from planmon.engines._base import fetch_limited, plan_document, quietly
 from planmon.engines.base import SessionPolicy
 from planmon.engines.postgres.adapter import explain_steps
-from planmon.engines.postgres.dialect import BEGIN, PROBE_TRANSACTION, ROLLBACK
-from planmon.sql import MARKER
+from planmon.engines.postgres.dialect import BEGIN, PROBE_TRANSACTION, ROLLBACK, marked
 
 
 class PostgresProbeSession:
@@ -29,7 +28,7 @@ class PostgresProbeSession:
         with self.connection.cursor() as cursor:
             self._begin(cursor)
             try:
-                cursor.execute(f"{MARKER} {sql}", prepare=False)
+                cursor.execute(marked(sql), prepare=False)
                 result = fetch_limited(cursor, max_rows)
             except BaseException:
                 quietly(cursor.execute, ROLLBACK)  # the probe's error is what counts
