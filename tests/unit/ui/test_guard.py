@@ -315,3 +315,45 @@ def test_the_number_filter_names_infinity_and_nan() -> None:
 
     assert (_number(math.inf), _number(-math.inf), _number(math.nan)) == ("∞", "−∞", "n/a")
     assert (_number(None), _number(1234.5), _number(0.5)) == ("–", "1,234", "0.5")
+
+
+# -- links --------------------------------------------------------------------------------------------
+
+
+def test_every_link_out_of_planmon_leaves_airflows_frame(ui_settings: Settings, fleet: SeededFleet) -> None:
+    """Mounted at /planmon as Airflow mounts it: a link to anything outside /planmon (Airflow's
+    pages: Required actions, a DAG run, an approval task) has target=_top, which planmon.js carries
+    out inside Browse -> planmon; planmon's own links have no target and stay in the frame."""
+    from planmon.ui.app import Approvals, airflow_links, create_ui_app
+    from tests.unit.ui.conftest import fake_login
+
+    item = {
+        "subject": "Approve recreate_index on shop?", "created_at": "2026-11-17T07:00:00",
+        "dag_id": "planmon_remediate", "run_id": "manual__1", "task_id": "approval", "map_index": -1,
+        "dag_run_link": "/dags/planmon_remediate/runs/manual__1",
+        "required_action_link": "/dags/planmon_remediate/runs/manual__1/tasks/approval/required_actions",
+    }  # fmt: skip
+    airflow = FastAPI()
+    airflow.mount("/planmon", create_ui_app(
+        user_dependency=fake_login, settings_factory=lambda: ui_settings,
+        approvals=lambda _limit: Approvals(items=[item]),
+    ))  # fmt: skip
+    client = TestClient(airflow)
+    client.cookies.set("_token", TOKEN)
+    outside: set[str] = set()
+    for path in ("/planmon/", "/planmon/regressions", f"/planmon/regressions/{fleet.regression_id}",
+                 f"/planmon/plans/{fleet.plan_ids['p-seq']}", "/planmon/plans/upload"):  # fmt: skip
+        page = client.get(path)
+        assert page.status_code == 200, path
+        for tag in re.findall(r"<a [^>]*>", page.text):
+            href = re.search(r'href="([^"]*)"', tag)
+            assert href, tag
+            own = href.group(1).startswith(("/planmon/", "?"))
+            assert ('target="_top"' in tag) is not own, (path, tag)
+            if not own:
+                outside.add(href.group(1))
+    remediation = airflow_links("planmon_remediate", "manual__2026-11-17T07:00:00+00:00", "approval")
+    assert outside == {
+        "/", "/required_actions", item["dag_run_link"], item["required_action_link"],
+        remediation["dag_run"], remediation["required_action"],
+    }  # fmt: skip
