@@ -36,9 +36,9 @@ ARTIFACTS = PROJECT_ROOT / ".artifacts" / "ui"
 GIB = 1024**3
 BODY_LIMIT = MAX_UPLOAD_BYTES + MULTIPART_OVERHEAD
 BOUNDARY = "planmone2e"
-REFUSAL_LOG = re.compile(
-    r"refused POST /planmon/plans/upload: (?:Content-Length (?P<declared>\d+) over \d+ bytes, "
-    r"(?P<nothing>nothing read)|body over \d+ bytes, stopped after reading (?P<read>\d+))"
+REFUSAL_LOG = (  # planmon.ui's log lines, {path} filled in
+    r"refused POST {path}: (?:Content-Length (?P<declared>\d+) over \d+ bytes, (?P<nothing>nothing read)"
+    r"|(?:body|plan document) over \d+ bytes, stopped after reading (?P<read>\d+))"
 )
 
 
@@ -281,54 +281,48 @@ def _multipart(body: bytes, filename: str = "plan.json") -> bytes:
 
 
 @pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+@pytest.mark.parametrize("route", ["form", "api"])
 def test_the_real_server_refuses_a_1_gib_upload_without_reading_it(
-    served: tuple[AirflowServer, SeededFleet], chunked: bool
+    served: tuple[AirflowServer, SeededFleet], route: str, chunked: bool
 ) -> None:
     """413 with the limit and what to do; the server's own log says how much it read: nothing for
     a declared length, the limit plus at most one read of the socket for a chunked body."""
     server, _fleet = served
     log = server.home / "api-server.log"
     seen = len(log.read_bytes())
-    head = _multipart(b"")[: -len(f"\r\n--{BOUNDARY}--\r\n")]
-    headers = {
-        "Cookie": f"_token={server.token()}",
-        "Origin": server.base_url,
-        "Content-Type": f"multipart/form-data; boundary={BOUNDARY}",
-    }
+    headers = {"Cookie": f"_token={server.token()}", "Origin": server.base_url}
+    if route == "form":
+        path, head = "/planmon/plans/upload", _multipart(b"")[: -len(f"\r\n--{BOUNDARY}--\r\n")]
+        headers["Content-Type"] = f"multipart/form-data; boundary={BOUNDARY}"
+    else:
+        path, head = "/planmon/api/plans/parse", b'[{"Plan": {"Node Type": "Seq Scan", "Relation Name": "'
     started = time.monotonic()
-    result = post_streamed(
-        f"{server.base_url}/planmon/plans/upload", headers=headers, head=head, total=GIB, chunked=chunked
-    )
+    result = post_streamed(f"{server.base_url}{path}", headers=headers, head=head, total=GIB, chunked=chunked)
     seconds = time.monotonic() - started
     assert result.status == 413, result.response[:500]
-    assert f"request bodies over {BODY_LIMIT} bytes are refused".encode() in result.response
-    assert f"PLANMON_MAX_PLAN_BYTES, at most {MAX_UPLOAD_BYTES} bytes".encode() in result.response
+    assert b"PLANMON_MAX_PLAN_BYTES, at most 16777216 bytes" in result.response
+    pattern = re.compile(REFUSAL_LOG.format(path=re.escape(path)))
     found = None
     for _ in range(40):
-        found = REFUSAL_LOG.search(log.read_bytes()[seen:].decode(errors="replace"))
+        found = pattern.search(log.read_bytes()[seen:].decode(errors="replace"))
         if found:
             break
         time.sleep(0.25)
     assert found is not None, "no refusal in the API server's log"
-    if chunked:
+    if chunked:  # the form: the guard stops it; the API: its route reading the raw document
         read = int(found["read"])
-        assert BODY_LIMIT < read <= BODY_LIMIT + 1024 * 1024
+        assert MAX_UPLOAD_BYTES < read <= BODY_LIMIT + 1024 * 1024
     else:
         assert found["nothing"] and int(found["declared"]) == GIB
+        assert b"request bodies over 16842752 bytes are refused" in result.response
         read = 0
     # the client could hand the socket only what the server read plus what the kernel buffers hold
     assert result.sent_body_bytes < BODY_LIMIT + 32 * 1024 * 1024 < GIB // 20
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    measured = {
-        "body": GIB,
-        "limit": BODY_LIMIT,
-        "server_read": read,
-        "client_sent": result.sent_body_bytes,
-        "seconds": round(seconds, 2),
-    }
-    (ARTIFACTS / f"upload-limit-{'chunked' if chunked else 'content-length'}.json").write_text(
-        json.dumps(measured, indent=2)
-    )
+    measured = {"path": path, "chunked": chunked, "body": GIB, "limit": BODY_LIMIT, "server_read": read,
+                "client_sent": result.sent_body_bytes, "seconds": round(seconds, 2)}  # fmt: skip
+    name = f"upload-limit-{route}-{'chunked' if chunked else 'content-length'}.json"
+    (ARTIFACTS / name).write_text(json.dumps(measured, indent=2))
 
 
 def _request(

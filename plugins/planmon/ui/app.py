@@ -11,6 +11,7 @@ inline, so the Content-Security-Policy of :mod:`planmon.ui.guard` can forbid inl
 from __future__ import annotations
 
 import hashlib
+import logging
 import math
 import threading
 from collections.abc import Callable, Sequence
@@ -32,6 +33,8 @@ from planmon.store.repository import Repository
 from planmon.store.ui_queries import STATUSES, Page, RegressionFilter, Timeline, UIQueries, jsonable
 from planmon.ui import charts, views
 from planmon.ui.guard import BodyLimit, RequestGuard
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
@@ -409,6 +412,10 @@ async def _read_limited(request: Request, max_bytes: int) -> bytes:
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
+            log.warning(
+                "refused %s %s: plan document over %d bytes, stopped after reading %d",
+                request.method, request.url.path, max_bytes, size,
+            )  # fmt: skip
             raise HTTPException(status_code=413, detail=f"the plan document is over {max_bytes} bytes: "
                                 f"{upload_advice(max_bytes)}")  # fmt: skip
         chunks.append(chunk)
