@@ -244,7 +244,9 @@ class Browser:
         """What the Content-Security-Policy blocked in the page (or in the iframe ``frame`` selects):
         the violations the page reported, and every console entry of the session naming the policy."""
         window = "window" if frame is None else f"document.querySelector({json.dumps(frame)}).contentWindow"
-        reported = self.evaluate(f"{window}.__cspViolations || []")
+        reported = self.evaluate(f"{window}.__cspViolations")
+        if reported is None:
+            raise RuntimeError(f"no CSP recorder in {frame or 'the page'}: it was not opened by this browser")
         logged = [line for line in self.console if "Content Security Policy" in line]
         return [*reported, *logged]
 
