@@ -406,8 +406,8 @@ def _add_detail_api_routes(app: FastAPI, context: _Context) -> None:
 
 
 async def _read_limited(request: Request, max_bytes: int) -> bytes:
-    """The body, up to ``max_bytes`` (the guard already refused a longer Content-Length and stops
-    a chunked body just past ``max_bytes`` plus the multipart allowance)."""
+    """The raw body, refused (413) once it passes ``max_bytes``: the guard has already refused a
+    Content-Length over its larger allowance for forms, so this is where a chunked document stops."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
@@ -416,8 +416,8 @@ async def _read_limited(request: Request, max_bytes: int) -> bytes:
                 "refused %s %s: plan document over %d bytes, stopped after reading %d",
                 request.method, request.url.path, max_bytes, size,
             )  # fmt: skip
-            raise HTTPException(status_code=413, detail=f"the plan document is over {max_bytes} bytes: "
-                                f"{upload_advice(max_bytes)}")  # fmt: skip
+            detail = f"the plan document is over {max_bytes} bytes: {upload_advice(max_bytes)}"
+            raise HTTPException(status_code=413, detail=detail)
         chunks.append(chunk)
     return b"".join(chunks)
 
