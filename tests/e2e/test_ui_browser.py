@@ -266,6 +266,41 @@ def test_links_inside_airflows_frame_stay_in_planmon_or_leave_the_frame(
     browser.screenshot(ARTIFACTS / "airflow-nav-required-actions.png")
 
 
+def test_a_session_ending_inside_the_frame_sends_the_whole_window_to_the_login(
+    served: tuple[AirflowServer, SeededFleet], browser: Browser
+) -> None:
+    """No login inside the frame: planmon's page says so and links to the login page for the whole
+    window, instead of a redirect loading Airflow's login page (a second Airflow) in the frame."""
+    server, _fleet = served
+    browser.set_cookie("_token", server.token(), f"{server.base_url}/")
+    browser.open(f"{server.base_url}/plugin/planmon")
+    _wait(
+        lambda: _in_frame(browser, "!!doc.querySelector('header a.brand')"),
+        browser,
+        "Airflow's UI did not frame planmon's overview",
+    )
+    browser.delete_cookie("_token", f"{server.base_url}/")
+    _click_in_frame(browser, "header a[href='/planmon/regressions']")
+    _wait(
+        lambda: _in_frame(browser, "!!doc.querySelector('#session-ended')"),
+        browser,
+        "the frame did not say the session ended",
+    )
+    assert _in_frame(browser, "[!!doc.querySelector('#root'), doc.querySelectorAll('iframe').length]") == [
+        False,
+        0,
+    ]
+    assert browser.csp_violations(frame=FRAME) == []  # its stylesheet and script load without a login
+    browser.screenshot(ARTIFACTS / "airflow-nav-session-ended.png")
+    _click_in_frame(browser, "#login")
+    _wait(
+        lambda: browser.evaluate("location.pathname") == "/auth/login",
+        browser,
+        "the login link did not navigate the top window",
+    )
+    assert "next=%2Fplanmon%2Fregressions" in browser.evaluate("location.search")
+
+
 # -- the guard on the real server --------------------------------------------------------------------
 
 

@@ -204,6 +204,10 @@ class Browser:
         if result.get("success") is False:
             raise RuntimeError(f"the browser refused cookie {name} for {url}")
 
+    def delete_cookie(self, name: str, url: str) -> None:
+        """Drop a cookie, as when a session ends."""
+        self.call("Network.deleteCookies", {"name": name, "url": url}, session=True)
+
     def open(self, url: str) -> str:
         """Navigate and wait for the load event; return the URL the page ended on."""
         while not self._events.empty():

@@ -23,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -38,7 +39,7 @@ log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
-STATIC_TYPES = {"planmon.css": "text/css; charset=utf-8", "planmon.js": "text/javascript; charset=utf-8"}
+STATIC_FILES = ("planmon.css", "planmon.js")
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # uploaded plan files; PLANMON_MAX_PLAN_BYTES if smaller
 MULTIPART_OVERHEAD = 64 * 1024  # what a form adds around the file: boundaries, part headers, engine
@@ -220,6 +221,8 @@ def _add_error_handlers(app: FastAPI, context: _Context) -> None:
         if exc.status_code in (401, 403):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             login = f"{context.login_url()}?{urlencode({'next': target})}"
+            if request.headers.get("sec-fetch-dest") == "iframe":
+                return _framed_login(context, request, exc.status_code, login)
             return RedirectResponse(login, status_code=303)
         if exc.status_code == 413:
             return _refusal(context, request, 413, str(exc.detail))
@@ -235,24 +238,28 @@ def _add_error_handlers(app: FastAPI, context: _Context) -> None:
 
 
 def _add_static_routes(app: FastAPI) -> None:
-    """planmon's stylesheet and script (behind the login like every route; the pages need them)."""
-    files = {name: (STATIC / name).read_bytes() for name in STATIC_TYPES}
-
-    @app.get("/static/{name}", include_in_schema=False)
-    def static_file(name: str) -> Response:
-        if name not in files:
-            raise _not_found("static file", name)
-        return Response(
-            files[name], media_type=STATIC_TYPES[name], headers={"Cache-Control": "private, max-age=86400"}
-        )
+    """planmon's stylesheet and script, the one thing served without the login (a mount: the app's
+    login dependency applies to routes): the page telling a framed user that the session ended needs
+    them, and they hold nothing but planmon's published source."""
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=True), name="static")
 
 
 def _static_version() -> str:
     """A hash of the static files, in their URLs so a browser never keeps a stale copy."""
     digest = hashlib.sha256()
-    for name in sorted(STATIC_TYPES):
+    for name in STATIC_FILES:
         digest.update((STATIC / name).read_bytes())
     return digest.hexdigest()[:12]
+
+
+def _framed_login(context: _Context, request: Request, status: int, login: str) -> HTMLResponse:
+    """A page without a valid login inside Airflow's frame (Browse -> planmon, the session ended):
+    a redirect would load Airflow's login page, a second Airflow, inside the frame; this page links
+    to it for the whole window instead (target=_top, carried out by planmon.js)."""
+    html = context.templates.get_template("login.html").render(
+        root=request.scope.get("root_path", ""), title="Log in", login=login
+    )
+    return HTMLResponse(html, status_code=status)
 
 
 def _error_page(context: _Context, request: Request, status: int, message: str) -> HTMLResponse:

@@ -274,15 +274,29 @@ def _version(page: str) -> str:
     return found.group(1)
 
 
-def test_static_files_are_served_with_their_types_and_unknown_ones_are_404(client: TestClient) -> None:
-    client.cookies.set("_token", TOKEN)
+def test_static_files_are_the_one_thing_served_without_the_login(client: TestClient) -> None:
+    """A framed page whose session ended needs planmon.js to send the user to the login page."""
     css = client.get("/static/planmon.css")
-    assert css.headers["content-type"].startswith("text/css") and "table.auto" in css.text
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    assert "table.auto" in css.text
     script = client.get("/static/planmon.js")
-    assert script.headers["content-type"].startswith("text/javascript") and "_top" in script.text
+    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert "_top" in script.text
+    assert script.headers["x-content-type-options"] == "nosniff"
     assert client.get("/static/other.js").status_code == 404
-    client.cookies.clear()
-    assert client.get("/static/planmon.css").status_code == 303  # behind the login like every route
+
+
+def test_a_framed_page_without_login_links_to_the_login_for_the_whole_window(client: TestClient) -> None:
+    """Inside Browse -> planmon a redirect would show Airflow's login page inside the frame."""
+    framed = client.get("/regressions?status=open", headers={"Sec-Fetch-Dest": "iframe"})
+    assert framed.status_code == 401
+    login = re.search(r'<a id="login" href="([^"]+)" target="_top">', framed.text)
+    assert login and login.group(1) == "/auth/login?next=%2Fregressions%3Fstatus%3Dopen"
+    assert "Your Airflow session has ended" in framed.text
+    assert framed.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    # a top-level page (or a browser that does not say) is still redirected
+    assert client.get("/regressions", headers={"Sec-Fetch-Dest": "document"}).status_code == 303
+    assert client.get("/api/overview", headers={"Sec-Fetch-Dest": "iframe"}).status_code == 401
 
 
 # -- infinite costs -------------------------------------------------------------------------------------
