@@ -38,6 +38,8 @@ def test_every_route_of_the_app_requires_the_login(client: TestClient) -> None:
             assert response.status_code in (401, 303), (method, path, response.status_code)
             checked += 1
     assert checked >= 14  # the routes listed in docs/ui.md, GET and HEAD
+    # the one mount (no login: the static CSS and script, test_guard.py) and nothing else unguarded
+    assert [r.path for r in client.app.routes if not hasattr(r, "methods")] == ["/static"]  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize("path", GET_ROUTES)
