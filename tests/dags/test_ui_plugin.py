@@ -151,3 +151,21 @@ def test_a_pending_approval_is_listed_with_its_required_action_link(
     assert item["required_action_link"] == f"{run_path}/tasks/approval/required_actions"
     assert f'href="{run_path}/tasks/approval/required_actions"' in seen["page"]
     assert client.get("/planmon/api/approvals", headers=headers).json()["items"] == []
+
+
+def test_airflows_api_base_url_is_an_origin_allowed_to_post(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind a reverse proxy the browser's origin is the public address: Airflow's ``[api] base_url``
+    (read through Airflow's configuration at each request) lets it post; any other origin is 403."""
+    from tests.harness.ui_seed import SEQ_PLAN
+
+    client.cookies.set("_token", _token(client))
+    files = {"plan_file": ("slow.json", SEQ_PLAN, "application/json")}
+    public = "https://airflow.example.com"
+    refused = client.post("/planmon/plans/upload", headers={"Origin": public}, files=files)
+    assert refused.status_code == 403 and "another origin (https://airflow.example.com)" in refused.text
+    monkeypatch.setenv("AIRFLOW__API__BASE_URL", f"{public}/")
+    allowed = client.post("/planmon/plans/upload", headers={"Origin": public}, files=files)
+    assert allowed.status_code == 200 and "Plan file slow.json" in allowed.text
+    assert allowed.headers["content-security-policy"].endswith("frame-ancestors 'self'; base-uri 'none'")

@@ -25,6 +25,15 @@ from typing import Any
 
 INSTALL_TIMEOUT_S = 900
 COMMAND_TIMEOUT_S = 60
+# Injected into every page and frame before its own code runs (DevTools scripts are exempt from the
+# page's Content-Security-Policy): records each violation the page's policy reports.
+CSP_RECORDER = """
+window.__cspViolations = [];
+document.addEventListener("securitypolicyviolation", (event) => {
+  const blocked = event.blockedURI || "inline";
+  window.__cspViolations.push(`${event.effectiveDirective} blocked ${blocked} in ${event.documentURI}`);
+});
+"""
 
 
 class ChromiumUnavailable(RuntimeError):
@@ -72,6 +81,7 @@ class Browser:
         self._events: queue.Queue[dict[str, Any]] = queue.Queue()
         self._lock = threading.Condition()
         self.session: str | None = None
+        self.console: list[str] = []  # every console and log entry of the session, never cleared
 
     def __enter__(self) -> Browser:
         to_browser_read, to_browser_write = (_high_fd(fd) for fd in os.pipe())
@@ -103,6 +113,9 @@ class Browser:
         target = self.call("Target.createTarget", {"url": "about:blank"})["targetId"]
         self.session = self.call("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
         self.call("Page.enable", session=True)
+        self.call("Log.enable", session=True)  # CSP violations are reported here as errors
+        self.call("Runtime.enable", session=True)
+        self.call("Page.addScriptToEvaluateOnNewDocument", {"source": CSP_RECORDER}, session=True)
         self.call("Emulation.setDeviceMetricsOverride",
                   {"width": self.size[0], "height": self.size[1], "deviceScaleFactor": 1, "mobile": False},
                   session=True)  # fmt: skip
@@ -136,6 +149,13 @@ class Browser:
                 self._responses[message["id"]] = message
                 self._lock.notify_all()
         else:
+            params = message.get("params") or {}
+            if message.get("method") == "Log.entryAdded":
+                entry = params.get("entry") or {}
+                self.console.append(f"{entry.get('level')}: {entry.get('text')} ({entry.get('url')})")
+            elif message.get("method") == "Runtime.consoleAPICalled":
+                texts = [str(a.get("value", a.get("description", ""))) for a in params.get("args", [])]
+                self.console.append(f"{params.get('type')}: {' '.join(texts)}")
             self._events.put(message)
 
     def call(
@@ -184,6 +204,10 @@ class Browser:
         if result.get("success") is False:
             raise RuntimeError(f"the browser refused cookie {name} for {url}")
 
+    def delete_cookie(self, name: str, url: str) -> None:
+        """Drop a cookie, as when a session ends."""
+        self.call("Network.deleteCookies", {"name": name, "url": url}, session=True)
+
     def open(self, url: str) -> str:
         """Navigate and wait for the load event; return the URL the page ended on."""
         while not self._events.empty():
@@ -219,6 +243,22 @@ class Browser:
         self.evaluate(f"document.querySelector({json.dumps(selector)}).submit()")
         self._wait_event("Page.loadEventFired")
         return str(self.evaluate("location.href"))
+
+    def csp_violations(self, frame: str | None = None) -> list[str]:
+        """What the Content-Security-Policy blocked in the page (or in the iframe ``frame`` selects):
+        the violations the page reported, and every console entry of the session naming the policy."""
+        window = "window" if frame is None else f"document.querySelector({json.dumps(frame)}).contentWindow"
+        reported = self.evaluate(f"{window}.__cspViolations")
+        if reported is None:
+            raise RuntimeError(f"no CSP recorder in {frame or 'the page'}: it was not opened by this browser")
+        logged = [line for line in self.console if "Content Security Policy" in line]
+        return [*reported, *logged]
+
+    def click_at(self, x: float, y: float) -> None:
+        """A real left click (trusted mouse events) at page coordinates ``x``, ``y``."""
+        for kind in ("mousePressed", "mouseReleased"):
+            event = {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1}
+            self.call("Input.dispatchMouseEvent", event, session=True)
 
     def pause(self, seconds: float) -> None:
         """Let the page run for a while (timers, fetches of a JavaScript app)."""

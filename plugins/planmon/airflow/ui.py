@@ -2,7 +2,8 @@
 
 ``planmon.ui`` builds the app and imports no Airflow; this module gives it Airflow's ``get_user``
 (the dependency behind ``GetUserDep``: a JWT in the ``Authorization`` header or the UI's ``_token``
-cookie, else 401/403) and reads human-in-the-loop requests from Airflow's metadata database.
+cookie, else 401/403), Airflow's ``[api] base_url`` (an origin allowed to post), and reads
+human-in-the-loop requests from Airflow's metadata database.
 """
 
 from __future__ import annotations
@@ -80,6 +81,14 @@ def login_url() -> str:
         return "/auth/login"
 
 
+def airflow_base_urls() -> list[str]:
+    """Airflow's public address (``[api] base_url``), whose origin may post to planmon's pages."""
+    from airflow.configuration import conf
+
+    base_url = conf.get("api", "base_url", fallback="")
+    return [base_url] if base_url else []
+
+
 def build_app() -> FastAPI:
     """The app the plugin mounts at ``/planmon``: every route requires the Airflow login."""
     from airflow.api_fastapi.core_api.security import get_user
@@ -91,4 +100,5 @@ def build_app() -> FastAPI:
         repository_factory=open_repository,
         approvals=pending_approvals,
         login_url=login_url,
+        base_urls=airflow_base_urls,
     )

@@ -3,13 +3,18 @@
 The app is built by :func:`create_ui_app` with what it needs injected, so it builds and is tested
 without a running Airflow: the user dependency (Airflow's ``GetUserDep`` in production: every page
 and API route requires the Airflow login), a repository factory, and a reader of pending approvals.
-Pages are rendered on the server (Jinja2 templates, SVG charts): no JavaScript, nothing from a CDN.
+Pages are rendered on the server (Jinja2 templates, SVG charts) with one static stylesheet and one
+small static script (links meant for Airflow leave Airflow's frame), nothing from a CDN and nothing
+inline, so the Content-Security-Policy of :mod:`planmon.ui.guard` can forbid inline code.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +23,7 @@ from urllib.parse import quote, urlencode
 
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -27,10 +33,17 @@ from planmon.model import KINDS, SEVERITIES
 from planmon.store.repository import Repository
 from planmon.store.ui_queries import STATUSES, Page, RegressionFilter, Timeline, UIQueries, jsonable
 from planmon.ui import charts, views
+from planmon.ui.guard import BodyLimit, RequestGuard
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).parent / "templates"
+STATIC = Path(__file__).parent / "static"
+STATIC_FILES = ("planmon.css", "planmon.js")
 PAGE_SIZE = 50
 MAX_UPLOAD_BYTES = 16 * 1024 * 1024  # uploaded plan files; PLANMON_MAX_PLAN_BYTES if smaller
+MULTIPART_OVERHEAD = 64 * 1024  # what a form adds around the file: boundaries, part headers, engine
+UPLOAD_PAGE = "/plans/upload"
 REMEDIATE_DAG_ID = "planmon_remediate"
 APPROVAL_TASK_ID = "approval"  # the HITL task of planmon_remediate
 SEVERITIES_WORST_FIRST = tuple(reversed(SEVERITIES))
@@ -72,10 +85,12 @@ class _Context:
         settings_factory: Callable[[], Settings],
         repository_factory: Callable[[Settings], Repository],
         login_url: Callable[[], str],
+        base_urls: Callable[[], Sequence[str]],
     ) -> None:
         self._settings_factory = settings_factory
         self._repository_factory = repository_factory
         self.login_url = login_url
+        self._base_urls = base_urls
         self._settings: Settings | None = None
         self._repository: Repository | None = None
         self._lock = threading.Lock()
@@ -85,6 +100,8 @@ class _Context:
         self.templates.filters["number"] = _number
         self.templates.filters["when"] = _when
         self.templates.filters["duration"] = _duration
+        self.templates.tests["finite"] = _is_finite
+        self.templates.globals["static_version"] = _static_version()
 
     def settings(self) -> Settings:
         with self._lock:
@@ -99,6 +116,28 @@ class _Context:
     @property
     def max_upload(self) -> int:
         return min(self.settings().max_plan_bytes, MAX_UPLOAD_BYTES)
+
+    def _max_upload_or_cap(self) -> int:
+        """The upload limit, or the hard cap while the settings cannot be read (the route then
+        answers 503 saying why)."""
+        try:
+            return self.max_upload
+        except PlanmonError:
+            return MAX_UPLOAD_BYTES
+
+    def body_limit(self) -> BodyLimit:
+        """The largest request body read: a plan file at the limit and a form around it."""
+        max_upload = self._max_upload_or_cap()
+        return BodyLimit(max_upload + MULTIPART_OVERHEAD, upload_advice(max_upload))
+
+    def allowed_origins(self) -> list[str]:
+        """Base URLs whose origin may post to planmon besides the request's own: PLANMON_BASE_URL
+        and Airflow's ``[api] base_url`` (what a reverse proxy's public address should be set in)."""
+        try:
+            configured = [self.settings().base_url]
+        except PlanmonError:
+            configured = []
+        return [u for u in (*configured, *self._base_urls()) if u]
 
     def queries(self) -> UIQueries:
         settings = self.settings()
@@ -115,10 +154,12 @@ def create_ui_app(
     repository_factory: Callable[[Settings], Repository] = Repository.from_settings,
     approvals: ApprovalsReader = no_approvals,
     login_url: Callable[[], str] = lambda: "/auth/login",
+    base_urls: Callable[[], Sequence[str]] = tuple,
 ) -> FastAPI:
     """The UI app. ``user_dependency`` must raise 401/403 for a request without a valid login;
-    settings and the repository are read at the first request."""
-    context = _Context(settings_factory, repository_factory, login_url)
+    settings and the repository are read at the first request; ``base_urls`` gives the public
+    addresses (Airflow's ``[api] base_url``) whose origin may post to the app besides its own."""
+    context = _Context(settings_factory, repository_factory, login_url, base_urls)
     app = FastAPI(
         title="planmon",
         description="planmon pages and JSON API (docs/ui.md)",
@@ -127,7 +168,14 @@ def create_ui_app(
         redoc_url=None,
         openapi_url=None,  # served behind the login at /api/openapi.json instead
     )
+    app.add_middleware(
+        RequestGuard,
+        body_limit=context.body_limit,
+        allowed_origins=context.allowed_origins,
+        refuse=lambda request, status, message: _refusal(context, request, status, message),
+    )
     _add_error_handlers(app, context)
+    _add_static_routes(app)
     _add_api_routes(app, context, approvals)
     _add_detail_api_routes(app, context)
     _add_page_routes(app, context, approvals)
@@ -137,8 +185,32 @@ def create_ui_app(
 # -- errors -------------------------------------------------------------------------------------------
 
 
+def _route_path(request: Request) -> str:
+    return request.url.path.removeprefix(request.scope.get("root_path", ""))
+
+
 def _is_api(request: Request) -> bool:
-    return request.url.path.removeprefix(request.scope.get("root_path", "")).startswith("/api/")
+    return _route_path(request).startswith("/api/")
+
+
+def upload_advice(max_upload: int) -> str:
+    return (
+        f"plan files up to {max_upload} bytes are accepted (PLANMON_MAX_PLAN_BYTES, at most "
+        f"{MAX_UPLOAD_BYTES} bytes): open a smaller document, such as the plan of one statement"
+    )
+
+
+def _refusal(context: _Context, request: Request, status: int, message: str) -> Response:
+    """A refused request as the caller reads it: JSON for the API, the upload form with the
+    message for an upload, else the error page (never the login redirect: the user is not the
+    problem)."""
+    if _is_api(request):
+        return JSONResponse({"detail": message}, status_code=status)
+    if _route_path(request) == UPLOAD_PAGE:
+        response = _render(context, request, "upload.html", title="Open a plan file", error=message)
+        response.status_code = status
+        return response
+    return _error_page(context, request, status, message)
 
 
 def _add_error_handlers(app: FastAPI, context: _Context) -> None:
@@ -149,7 +221,11 @@ def _add_error_handlers(app: FastAPI, context: _Context) -> None:
         if exc.status_code in (401, 403):
             target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
             login = f"{context.login_url()}?{urlencode({'next': target})}"
+            if request.headers.get("sec-fetch-dest") == "iframe":
+                return _framed_login(context, request, exc.status_code, login)
             return RedirectResponse(login, status_code=303)
+        if exc.status_code == 413:
+            return _refusal(context, request, 413, str(exc.detail))
         return _error_page(context, request, exc.status_code, str(exc.detail))
 
     @app.exception_handler(PlanmonError)
@@ -159,6 +235,31 @@ def _add_error_handlers(app: FastAPI, context: _Context) -> None:
         if _is_api(request):
             return JSONResponse({"detail": message}, status_code=503)
         return _error_page(context, request, 503, message)
+
+
+def _add_static_routes(app: FastAPI) -> None:
+    """planmon's stylesheet and script, the one thing served without the login (a mount: the app's
+    login dependency applies to routes): the page telling a framed user that the session ended needs
+    them, and they hold nothing but planmon's published source."""
+    app.mount("/static", StaticFiles(directory=STATIC, check_dir=True), name="static")
+
+
+def _static_version() -> str:
+    """A hash of the static files, in their URLs so a browser never keeps a stale copy."""
+    digest = hashlib.sha256()
+    for name in STATIC_FILES:
+        digest.update((STATIC / name).read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _framed_login(context: _Context, request: Request, status: int, login: str) -> HTMLResponse:
+    """A page without a valid login inside Airflow's frame (Browse -> planmon, the session ended):
+    a redirect would load Airflow's login page, a second Airflow, inside the frame; this page links
+    to it for the whole window instead (target=_top, carried out by planmon.js)."""
+    html = context.templates.get_template("login.html").render(
+        root=request.scope.get("root_path", ""), title="Log in", login=login
+    )
+    return HTMLResponse(html, status_code=status)
 
 
 def _error_page(context: _Context, request: Request, status: int, message: str) -> HTMLResponse:
@@ -312,11 +413,18 @@ def _add_detail_api_routes(app: FastAPI, context: _Context) -> None:
 
 
 async def _read_limited(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused (413) once it passes ``max_bytes``: the guard has already refused a
+    Content-Length over its larger allowance for forms, so this is where a chunked document stops."""
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > max_bytes:
-            raise HTTPException(status_code=413, detail=f"plan document over {max_bytes} bytes")
+            log.warning(
+                "refused %s %s: plan document over %d bytes, stopped after reading %d",
+                request.method, request.url.path, max_bytes, size,
+            )  # fmt: skip
+            detail = f"the plan document is over {max_bytes} bytes: {upload_advice(max_bytes)}"
+            raise HTTPException(status_code=413, detail=detail)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -386,11 +494,11 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
             label=views.plan_label, changed=views.changed_tables(data["diff"]["changes"]),
         )  # fmt: skip
 
-    @app.get("/plans/upload", response_class=HTMLResponse)
+    @app.get(UPLOAD_PAGE, response_class=HTMLResponse)
     def upload_form(request: Request) -> HTMLResponse:
         return _render(context, request, "upload.html", title="Open a plan file", error=None)
 
-    @app.post("/plans/upload", response_class=HTMLResponse)
+    @app.post(UPLOAD_PAGE, response_class=HTMLResponse)
     async def upload_plan(
         request: Request, plan_file: Annotated[UploadFile, File()], engine: Annotated[str, Form()] = ""
     ) -> HTMLResponse:
@@ -398,7 +506,8 @@ def _add_page_routes(app: FastAPI, context: _Context, approvals: ApprovalsReader
         data = await plan_file.read(max_upload + 1)
         try:
             if len(data) > max_upload:
-                raise HTTPException(status_code=413, detail=f"plan document over {max_upload} bytes")
+                detail = f"the plan file is over {max_upload} bytes: {upload_advice(max_upload)}"
+                raise HTTPException(status_code=413, detail=detail)
             view = _parse_or_400(data, engine or None, plan_file.filename)
         except HTTPException as exc:
             response = _render(context, request, "upload.html", title="Open a plan file", error=exc.detail)
@@ -436,10 +545,20 @@ def _timeline_charts(timeline: Timeline, windows: views.Windows, engine: str | N
     }
 
 
+def _is_finite(value: Any) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
 def _number(value: Any, digits: int = 3) -> str:
+    """A number as the pages show it: "–" when there is none, "∞" for an engine's cost that
+    overflowed (PostgreSQL's EXPLAIN can say 1e999), "n/a" for one that is not a number."""
     if value is None:
         return "–"
     if isinstance(value, float):
+        if math.isnan(value):
+            return "n/a"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
         if abs(value) >= 1000:
             return f"{value:,.0f}"
         return f"{value:.{digits}g}"

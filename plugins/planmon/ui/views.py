@@ -279,6 +279,8 @@ def _flat_nodes(root: PlanNode | None, by_node: Mapping[int, list[dict[str, Any]
         return []
     expected = expected_costs(root)
     total = expected[root.node_id].cost or 0.0
+    if not math.isfinite(total):
+        total = 0.0  # a statement costed at infinity: no operator has a meaningful share of it
     nodes: list[dict[str, Any]] = []
     stack: list[tuple[PlanNode, int, int | None]] = [(root, 0, None)]
     while stack:
@@ -299,8 +301,15 @@ def _node_view(
     total: float,
 ) -> dict[str, Any]:
     """One operator of the tree. Its cost share is its expected cost (bounded by its parent's, so an
-    input a Limit stops reading early counts only as far as it is read) over the root's."""
+    input a Limit stops reading early counts only as far as it is read) over the root's.
+
+    An engine's cost can be infinite (PostgreSQL prints ``1e999`` when its estimate overflows): the
+    cost stays infinite (the page shows "∞", JSON has no infinity and says null), while the share
+    and the run fraction, ratios against infinity, are None rather than NaN or a meaningless 0."""
     actual = node.actual_rows_per_execution
+    share = expected.cost / total if total > 0 and expected.cost is not None else None
+    cost_known = node.estimated_cost is None or math.isfinite(node.estimated_cost)
+    run_fraction = expected.run_fraction if cost_known else None
     ratio = None
     if actual is not None and node.estimated_rows:
         ratio = actual / node.estimated_rows if node.estimated_rows > 0 else None
@@ -313,8 +322,8 @@ def _node_view(
         "object": node.object.qualified if node.object else None,
         "table": ".".join(p for p in (node.object.schema, node.object.table) if p) if node.object else None,
         "estimated_cost": node.estimated_cost,
-        "cost_share": expected.cost / total if total > 0 and expected.cost is not None else None,
-        "run_fraction": expected.run_fraction,
+        "cost_share": share if share is not None and math.isfinite(share) else None,
+        "run_fraction": run_fraction if run_fraction is not None and math.isfinite(run_fraction) else None,
         "estimated_rows": node.estimated_rows,
         "actual_rows": actual,
         "actual_executions": node.actual_executions,
