@@ -268,5 +268,6 @@ def _run_one(stored: StoredProbe, target: Target, settings: Settings, *, record:
         connect_for(target),
         default_timeout_seconds=settings.probe_timeout_seconds,
         max_rows=settings.probe_max_rows,
+        allow_privileged=target.name in settings.probes_allow_privileged,
     )
     return {"probe": stored.name, "target": target.name, **outcome.as_dict()}
