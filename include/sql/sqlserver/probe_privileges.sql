@@ -9,7 +9,7 @@
 -- minimum version: SQL Server 2016 (13.x)
 -- permission: none (each function answers for the current login)
 /* planmon */
-SELECT
+SELECT /* planmon */
     SUSER_SNAME() AS login_name,
     IS_SRVROLEMEMBER('sysadmin') AS is_sysadmin,
     IS_SRVROLEMEMBER('securityadmin') AS is_securityadmin,

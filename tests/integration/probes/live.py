@@ -1,14 +1,19 @@
-"""Helpers of the live probe tests: a repository, a dispatcher writing to a log file, a probe runner."""
+"""Helpers of the live probe tests: a repository, a dispatcher writing to a log file, a probe runner,
+and the least-privileged probe logins of docs/probes.md ("The probe login") on the throwaway servers."""
 
 from __future__ import annotations
 
 import json
+import secrets
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import mysql.connector
+import psycopg
+from psycopg import sql as pgsql
 from sqlalchemy import select
 from sqlalchemy.engine import URL
 
@@ -23,6 +28,9 @@ from planmon.store.alerts import AlertStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.probes import ProbeStore
 from planmon.store.schema import alert, probe_result
+from tests.harness.servers import MariaDBServer, PostgresServer
+
+PROBE_ROLE = "planmon_probe"
 
 
 def _no_connections(conn_id: str) -> Any:
@@ -92,3 +100,64 @@ def make_bench(tmp_path: Path, *, engine: str, connect: Callable[[str | None], A
 
 def probe(**fields: Any) -> ProbeDefinition:
     return ProbeDefinition.model_validate({"name": "live_probe", "kind": "custom", **fields})
+
+
+def postgres_probe_role(server: PostgresServer, database: str, *, role: str = PROBE_ROLE) -> str:
+    """docs/probes.md's PostgreSQL probe role (LOGIN, pg_monitor, SELECT on ``database``'s public tables);
+    its libpq connection string for ``database``. No password: the throwaway cluster trusts loopback."""
+    with psycopg.connect(server.dsn(), autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+            conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN").format(pgsql.Identifier(role)))
+        conn.execute(pgsql.SQL("GRANT pg_monitor TO {}").format(pgsql.Identifier(role)))
+    with psycopg.connect(server.dsn(database), autocommit=True) as conn:
+        conn.execute(pgsql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(pgsql.Identifier(role)))
+        conn.execute(
+            pgsql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(pgsql.Identifier(role))
+        )
+    return postgres_dsn(server, database, role)
+
+
+def postgres_dsn(server: PostgresServer, database: str, role: str) -> str:
+    return f"host={server.host} port={server.port} user={role} dbname={database}"
+
+
+@dataclass(frozen=True)
+class MariaDBLogin:
+    """A login on the throwaway MariaDB with a password generated for this test run (never printed)."""
+
+    server: MariaDBServer
+    user: str
+    password: str = field(repr=False)
+
+    def connect_kwargs(self, database: str | None = None) -> dict[str, object]:
+        return {**self.server.connect_kwargs(database), "user": self.user, "password": self.password}
+
+    def connect(self, database: str | None = None) -> Any:
+        return mysql.connector.connect(**self.connect_kwargs(database))
+
+
+def mariadb_login(server: MariaDBServer, user: str, *grants: str) -> MariaDBLogin:
+    """A fresh login ``user``@``%`` with a generated password and ``grants`` (``{user}`` in a grant is
+    the account), replacing any earlier one of that name."""
+    login = MariaDBLogin(server, user, secrets.token_urlsafe(24))
+    account = f"'{user}'@'%'"
+    connection = mysql.connector.connect(**server.connect_kwargs(), autocommit=True)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"CREATE OR REPLACE USER {account} IDENTIFIED BY %s", (login.password,))
+        for grant in grants:
+            cursor.execute(grant.format(user=account))
+    finally:
+        connection.close()
+    return login
+
+
+def mariadb_probe_login(server: MariaDBServer, database: str) -> MariaDBLogin:
+    """docs/probes.md's MariaDB / MySQL probe login: PROCESS, SELECT on performance_schema, ``database``."""
+    return mariadb_login(
+        server,
+        PROBE_ROLE,
+        "GRANT PROCESS ON *.* TO {user}",
+        "GRANT SELECT ON performance_schema.* TO {user}",
+        f"GRANT SELECT ON `{database}`.* TO {{user}}",
+    )

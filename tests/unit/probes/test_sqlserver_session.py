@@ -132,7 +132,9 @@ def test_run_sets_timeouts_and_evaluates() -> None:
         connection.sent[0]
         == "/* planmon */ SET NOCOUNT ON; SET LOCK_TIMEOUT 1000; SET DEADLOCK_PRIORITY LOW;"
     )
-    assert connection.sent[1].startswith("/* planmon */\nSELECT\n    SUSER_SNAME() AS login_name")
+    assert connection.sent[1].startswith(
+        "/* planmon */\nSELECT /* planmon */\n    SUSER_SNAME() AS login_name"
+    )
     assert connection.sent[-1] == "/* planmon */ SELECT COUNT(*) FROM dbo.Orders"
     assert connection.closed
 

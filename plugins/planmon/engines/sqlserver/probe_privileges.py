@@ -5,8 +5,7 @@ SQL Server has no read-only transaction (docs/probes.md): the login is the last 
 it is judged on what it *can* do, through any role: ``sysadmin`` / ``CONTROL SERVER`` (everything),
 ``securityadmin`` / ``ALTER ANY LOGIN`` (grants itself the rest), ``ALTER ANY CONNECTION`` (``KILL``,
 held by ``processadmin``), ``SHUTDOWN`` and ``ALTER SETTINGS`` (``serveradmin``: stops or reconfigures
-the server), and in the probe's database ``db_owner`` / ``CONTROL`` (anything in it, also past
-``DENY``).
+the server), and in the probe's database ``db_owner`` / ``CONTROL`` (anything in it).
 
 Verified against recorded result sets only: there is no SQL Server here.
 """
