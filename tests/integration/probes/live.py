@@ -4,6 +4,7 @@ and the least-privileged probe logins of docs/probes.md ("The probe login") on t
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -102,18 +103,34 @@ def probe(**fields: Any) -> ProbeDefinition:
     return ProbeDefinition.model_validate({"name": "live_probe", "kind": "custom", **fields})
 
 
+def documented_setup(heading: str) -> list[str]:
+    """The statements of docs/probes.md's set-up block under ``heading`` ("PostgreSQL (13+):"), comments
+    dropped, so the live tests create exactly the login the documentation tells a DBA to create."""
+    docs = (Path(__file__).parents[3] / "docs" / "probes.md").read_text(encoding="utf-8")
+    block = docs.split(f"\n{heading}\n", 1)[1].split("```sql\n", 1)[1].split("```", 1)[0]
+    lines = [line.split("--", 1)[0].strip() for line in block.splitlines()]
+    return [line.rstrip(";") for line in lines if line]
+
+
 def postgres_probe_role(server: PostgresServer, database: str, *, role: str = PROBE_ROLE) -> str:
-    """docs/probes.md's PostgreSQL probe role (LOGIN, pg_monitor, SELECT on ``database``'s public tables);
-    its libpq connection string for ``database``. No password: the throwaway cluster trusts loopback."""
-    with psycopg.connect(server.dsn(), autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
-            conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN").format(pgsql.Identifier(role)))
-        conn.execute(pgsql.SQL("GRANT pg_monitor TO {}").format(pgsql.Identifier(role)))
-    with psycopg.connect(server.dsn(database), autocommit=True) as conn:
-        conn.execute(pgsql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(pgsql.Identifier(role)))
-        conn.execute(
-            pgsql.SQL("GRANT SELECT ON ALL TABLES IN SCHEMA public TO {}").format(pgsql.Identifier(role))
-        )
+    """docs/probes.md's PostgreSQL probe role, set up for ``database`` (its ``shop``) as the docs say;
+    its libpq connection string there. The password is generated (the cluster trusts loopback anyway)."""
+    password = secrets.token_urlsafe(24)
+    connection = psycopg.connect(server.dsn(), autocommit=True)
+    try:
+        for documented in documented_setup("PostgreSQL (13+):"):
+            statement = re.sub(r"\bshop\b", database, documented).replace(PROBE_ROLE, role)
+            if statement.startswith("\\c "):
+                connection.close()
+                connection = psycopg.connect(server.dsn(statement.split()[1]), autocommit=True)
+                continue
+            exists = connection.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if statement.startswith("CREATE ROLE") and exists:  # the cluster lives for the whole session
+                continue
+            literal = pgsql.Literal(password).as_string(connection)
+            connection.execute(statement.replace("'...'", literal))
+    finally:
+        connection.close()
     return postgres_dsn(server, database, role)
 
 
@@ -153,11 +170,12 @@ def mariadb_login(server: MariaDBServer, user: str, *grants: str) -> MariaDBLogi
 
 
 def mariadb_probe_login(server: MariaDBServer, database: str) -> MariaDBLogin:
-    """docs/probes.md's MariaDB / MySQL probe login: PROCESS, SELECT on performance_schema, ``database``."""
-    return mariadb_login(
-        server,
-        PROBE_ROLE,
-        "GRANT PROCESS ON *.* TO {user}",
-        "GRANT SELECT ON performance_schema.* TO {user}",
-        f"GRANT SELECT ON `{database}`.* TO {{user}}",
-    )
+    """docs/probes.md's MariaDB / MySQL probe login, set up for ``database`` (its ``shop``) as the docs
+    say, with a generated password."""
+    statements = [
+        re.sub(r"\bshop\b", database, s) for s in documented_setup("MariaDB (10.6+) / MySQL (8.0+):")
+    ]
+    create, grants = statements[0], statements[1:]
+    assert create.startswith(f"CREATE USER '{PROBE_ROLE}'@'%' IDENTIFIED BY '...'"), create
+    account = f"'{PROBE_ROLE}'@'%'"
+    return mariadb_login(server, PROBE_ROLE, *(grant.replace(account, "{user}") for grant in grants))
