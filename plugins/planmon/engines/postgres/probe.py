@@ -22,7 +22,12 @@ class PostgresProbeSession:
 
     def privileges(self) -> ProbePrivileges:
         if self._privileges is None:
-            self._privileges = read_privileges(self.connection)
+            with self.connection.cursor() as cursor:
+                self._begin(cursor)
+                try:
+                    self._privileges = read_privileges(cursor)
+                finally:
+                    quietly(cursor.execute, ROLLBACK)
         return self._privileges
 
     def _begin(self, cursor: Any) -> None:

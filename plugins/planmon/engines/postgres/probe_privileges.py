@@ -36,14 +36,14 @@ TOO_POWERFUL_ROLES = {
 }
 
 
-def read_privileges(connection: Any) -> ProbePrivileges:
-    """The login's excess privileges (one catalog query, no transaction left open)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            load_sql("postgres", "probe_privileges"), {"roles": sorted(TOO_POWERFUL_ROLES)}, prepare=False
-        )
-        row = cursor.fetchone()
-        columns = [column.name for column in cursor.description]
+def read_privileges(cursor: Any) -> ProbePrivileges:
+    """The login's excess privileges: one catalog query on ``cursor`` (the probe session runs it in
+    its read-only transaction, under the probe's timeouts)."""
+    cursor.execute(
+        load_sql("postgres", "probe_privileges"), {"roles": sorted(TOO_POWERFUL_ROLES)}, prepare=False
+    )
+    row = cursor.fetchone()
+    columns = [column.name for column in cursor.description]
     if row is None:  # current_user has no pg_roles row: cannot happen for a logged-in role
         raise ValueError("the probe login is not in pg_roles")
     return judge(dict(zip(columns, row, strict=True)))
