@@ -205,6 +205,7 @@ def test_the_probe_login_runs_and_its_statement_reaches_the_server(
         ("root", ["ALL PRIVILEGES: every privilege on every database"]),
         ("super", ["SUPER: kills other sessions", "FILE: reads and writes files"]),
         ("role", ["CONNECTION ADMIN: kills other users' sessions (KILL)"]),
+        ("hidden", ["granted role probe_ops (ProgrammingError) whose grants cannot be read"]),  # not enabled
     ],
 )
 def test_a_powerful_login_is_refused_and_no_probe_statement_is_sent(
@@ -215,7 +216,7 @@ def test_a_powerful_login_is_refused_and_no_probe_statement_is_sent(
     else:
         if who == "super":
             grants = ("GRANT PROCESS, SUPER, FILE ON *.* TO {user}",)
-        else:  # CONNECTION ADMIN two roles away, through the login's default role
+        else:  # CONNECTION ADMIN two roles away, through the login's default role (or a role not enabled)
             execute(
                 mariadb, "DROP ROLE IF EXISTS probe_ops", "DROP ROLE IF EXISTS probe_killers", database=None
             )
@@ -227,7 +228,9 @@ def test_a_powerful_login_is_refused_and_no_probe_statement_is_sent(
                 "GRANT probe_killers TO probe_ops",
                 database=None,
             )
-            grants = ("GRANT probe_ops TO {user}", "SET DEFAULT ROLE probe_ops FOR {user}")
+            grants = ("GRANT probe_ops TO {user}",)
+            if who == "role":
+                grants += ("SET DEFAULT ROLE probe_ops FOR {user}",)
         user = f"probe_{who}"
         account = mariadb_login(mariadb, user, *grants, f"GRANT SELECT ON `{database}`.* TO {{user}}")
         bench = make_bench(tmp_path, engine="mysql", connect=lambda _db: account.connect(database))

@@ -87,9 +87,27 @@ def test_mariadb_roles_are_followed_through_nested_grants() -> None:
 
 def test_a_role_whose_grants_cannot_be_read_counts_as_too_powerful() -> None:
     run, _ = answers({"SHOW GRANTS": ["GRANT `secret` TO `p`@`%`", "GRANT PROCESS ON *.* TO `p`@`%`"]})
-    assert excess_privileges(run, MARIADB) == [
-        "granted role secret (PermissionError) whose grants cannot be read"
-    ]
+    (finding,) = excess_privileges(run, MARIADB)
+    assert finding.startswith("granted role secret (PermissionError) whose grants cannot be read")
+
+
+def test_mariadb_default_role_grants_are_read_from_show_grants_itself() -> None:
+    """Recorded on MariaDB 10.11: with r_outer the default role, SHOW GRANTS lists its grants and those
+    of r_inner under it, while SHOW GRANTS FOR r_inner is denied (no SELECT on the mysql schema)."""
+    run, sent = answers(
+        {
+            "SHOW GRANTS": [
+                "GRANT `r_outer` TO `p`@`%`",
+                MARIADB_PROBE[0].replace("`planmon_probe`", "`p`"),  # its password hash too
+                "GRANT `r_inner` TO `r_outer`",
+                "GRANT USAGE ON *.* TO `r_outer`",
+                "GRANT SHUTDOWN ON *.* TO `r_inner`",
+                "SET DEFAULT ROLE `r_outer` FOR `p`@`%`",
+            ]
+        }
+    )
+    assert excess_privileges(run, MARIADB) == ["SHUTDOWN: stops the server"]
+    assert sent == ["SHOW GRANTS"]
 
 
 def test_mysql8_roles_are_expanded_with_using() -> None:

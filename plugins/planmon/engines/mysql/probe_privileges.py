@@ -66,7 +66,7 @@ def excess_privileges(run: Run, flavor: str) -> list[str]:
     roles = granted_roles(lines)
     unreadable: list[str] = []
     if roles and flavor == MARIADB:
-        privileges |= _mariadb_role_privileges(run, roles, unreadable)
+        privileges |= _mariadb_role_privileges(run, lines, unreadable)
     elif roles:
         using = ", ".join(_quote(role) for role in roles)
         try:
@@ -74,26 +74,50 @@ def excess_privileges(run: Run, flavor: str) -> list[str]:
         except Exception as exc:  # the driver's error: which one does not change the verdict
             unreadable += [f"{role} ({type(exc).__name__})" for role in roles]
     excess = [f"{name}: {TOO_POWERFUL[name]}" for name in TOO_POWERFUL if name in privileges]
-    excess += [f"granted role {role} whose grants cannot be read" for role in unreadable]
+    excess += [
+        f"granted role {role} whose grants cannot be read (make it the default role, SET DEFAULT ROLE, so "
+        "SHOW GRANTS lists them, or revoke it)"
+        for role in unreadable
+    ]
     return excess
 
 
-def _mariadb_role_privileges(run: Run, roles: Iterable[str], unreadable: list[str]) -> set[str]:
+def _mariadb_role_privileges(run: Run, own: list[str], unreadable: list[str]) -> set[str]:
+    """The global privileges of the roles ``own`` (the login's ``SHOW GRANTS``) grants, nested ones
+    too. MariaDB's ``SHOW GRANTS`` already lists the grants of the enabled (default) role and the
+    roles under it; only the others are asked for, and ``SHOW GRANTS FOR role`` of a role that is not
+    enabled needs SELECT on the mysql schema."""
     privileges: set[str] = set()
-    pending, seen = list(roles), set()
+    covered = grantees(own)
+    pending, seen = granted_roles(own), set()
     while pending:
         role = pending.pop(0)
         if role in seen:
             continue
         seen.add(role)
+        if role in covered:  # its grants are in the lines already, and so are the roles it has
+            continue
         try:
             lines = run(f"SHOW GRANTS FOR {_quote(role)}")
         except Exception as exc:  # the driver's error: which one does not change the verdict
             unreadable.append(f"{role} ({type(exc).__name__})")
             continue
+        covered |= grantees(lines)
         privileges |= global_privileges(lines)
         pending += granted_roles(lines)
     return privileges
+
+
+def grantees(lines: Iterable[str]) -> set[str]:
+    """Who the ``SHOW GRANTS`` lines grant to, spelled as :func:`granted_roles` spells roles."""
+    names: set[str] = set()
+    for line in lines:
+        _, to, rest = line.strip().partition(" TO ")
+        quoted = _QUOTED.match(rest.strip()) if to else None
+        if quoted is not None:
+            name, host = quoted.groups()
+            names.add(name.replace("``", "`") + (f"@{host.replace('``', '`')}" if host else ""))
+    return names
 
 
 def global_privileges(lines: Iterable[str]) -> set[str]:
