@@ -216,3 +216,10 @@ def test_sqlserver_writes_are_refused_before_connecting() -> None:
     outcome = run(connection, sql="EXEC sp_configure 'show advanced options', 1")
     assert outcome.status == "refused"
     assert connection.sent == []
+
+
+def test_allow_privileged_runs_even_when_the_check_cannot_be_made(caplog: pytest.LogCaptureFixture) -> None:
+    connection = Connection(login=SYSADMIN[:3])
+    outcome = run(connection, allow_privileged=True)
+    assert (outcome.status, outcome.value) == ("critical", 7.0)
+    assert "login check failed" in caplog.text and "running anyway" in caplog.text
