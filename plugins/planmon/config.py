@@ -86,6 +86,11 @@ class Settings(BaseModel):
     probe_max_rows: int = Field(1000, ge=1, le=100_000, description="most rows a probe may return")
     probes_builtin: bool = Field(True, description="run the built-in probes (connectivity, features)")
     probes_schedule: str = Field("*/5 * * * *", description="cron of planmon_probes' data intervals")
+    probes_allow_privileged: tuple[str, ...] = Field(
+        (),
+        description="DANGEROUS: comma-separated target names whose probes run even through a "
+        "superuser / SUPER / sysadmin login (docs/probes.md, 'The probe login')",
+    )
 
     # Remediation (docs/remediation.md; per-target rails live in the target's remediation policy)
     remediation_verify_executions: int = Field(
@@ -117,6 +122,13 @@ class Settings(BaseModel):
     @classmethod
     def _cron_has_five_fields(cls, value: str) -> str:
         return valid_cron(value)
+
+    @field_validator("probes_allow_privileged", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @model_validator(mode="after")
     def _one_repository_source(self) -> Settings:
@@ -243,5 +255,6 @@ def describe_settings() -> list[tuple[str, str, str]]:
     rows = []
     for name, info in Settings.model_fields.items():
         default = info.get_default(call_default_factory=True)
-        rows.append((env_name(name), "" if default is None else str(default), info.description or ""))
+        shown = "" if default is None or default == () else str(default)
+        rows.append((env_name(name), shown, info.description or ""))
     return rows

@@ -17,6 +17,7 @@ from planmon.model import TargetSpec
 from planmon.store import Repository
 from planmon.store.schema import alert, probe, probe_result, target
 from tests.harness.servers import PostgresServer, free_port
+from tests.integration.probes.live import postgres_probe_role
 
 pytestmark = [pytest.mark.airflow, pytest.mark.postgres, pytest.mark.slow]
 
@@ -82,7 +83,8 @@ def test_probes_dag_runs_every_probe_despite_failures(
     monkeypatch.setenv("PLANMON_HOME", str(tmp_path))
     monkeypatch.setenv("PLANMON_PROBES_DIR", str(probes_dir))
     monkeypatch.setenv("PLANMON_ALERT_LOG_PATH", str(tmp_path / "alerts.log"))
-    monkeypatch.setenv("AIRFLOW_CONN_SHOP_PG", f"postgres://postgres@127.0.0.1:{postgres.port}/{shop}")
+    postgres_probe_role(postgres, shop)  # docs/probes.md's probe role: a superuser would be refused
+    monkeypatch.setenv("AIRFLOW_CONN_SHOP_PG", f"postgres://planmon_probe@127.0.0.1:{postgres.port}/{shop}")
     monkeypatch.setenv("AIRFLOW_CONN_DOWN_PG", f"postgres://postgres:hunter2secret@127.0.0.1:{free_port()}/x")
     with Repository.from_settings(load_settings()) as repository:
         repository.init_schema()

@@ -16,6 +16,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from planmon.engines import get_engine
+from planmon.engines.base import ProbePrivileges, SessionPolicy
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = [pytest.mark.postgres, pytest.mark.airflow, pytest.mark.slow]
@@ -104,7 +106,9 @@ def stored_connections(airflow_home: Path) -> dict[str, str]:
     url = module("planmon.airflow.metadata", "up", "--airflow-home", str(airflow_home)).strip()
     try:
         with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as metadata:
-            rows = metadata.execute("SELECT conn_id, host || ':' || port || '/' || schema FROM connection")
+            rows = metadata.execute(
+                "SELECT conn_id, login || '@' || host || ':' || port || '/' || schema FROM connection"
+            )
             return {str(conn_id): str(where) for conn_id, where in rows.fetchall()}
     finally:
         module("planmon.airflow.metadata", "down", "--airflow-home", str(airflow_home))
@@ -142,17 +146,23 @@ def _the_demo_finds_alerts_and_fixes_the_dropped_index(demo_home: Path) -> None:
     port = result["postgres_port"]
     shop = f"127.0.0.1:{port}/shop"
     assert stored_connections(demo_home / "airflow") == {
-        "planmon_demo_shop": shop,
-        "planmon_demo_shop_remediation": shop,
+        "planmon_demo_shop": f"planmon_monitor@{shop}",  # collection and probes: the read-only login
+        "planmon_demo_shop_remediation": f"postgres@{shop}",
     }
     assert orders(port) == 300_000
+    # the collection connection's login passes the probe login check: probes on the shop would run
+    with psycopg.connect(
+        f"host=127.0.0.1 port={port} user=planmon_monitor dbname=shop", autocommit=True
+    ) as login:
+        session = get_engine("postgres").make_probe_session(login, SessionPolicy.probe(5000))
+        assert session.privileges() == ProbePrivileges("planmon_monitor")
     # stopped (a reboot), `make airflow` brings it back with the demo's data
     demo_target(demo_home, "down")
     with pytest.raises(psycopg.OperationalError):
         orders(port)
     assert f"PostgreSQL on 127.0.0.1:{port}" in demo_target(demo_home, "up")
     assert orders(port) == 300_000
-    assert stored_connections(demo_home / "airflow")["planmon_demo_shop"] == shop
+    assert stored_connections(demo_home / "airflow")["planmon_demo_shop"] == f"planmon_monitor@{shop}"
 
 
 def orders(port: int) -> int:

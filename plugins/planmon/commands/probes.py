@@ -44,7 +44,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     remove.add_argument("name")
     remove.set_defaults(handler=_remove)
 
-    run = actions.add_parser("run", help="run a probe now and print the outcome")
+    run = actions.add_parser(
+        "run",
+        help="run a probe now and print the outcome",
+        description="Run a probe now on the targets it selects (or those named) and print the outcome. "
+        "A target whose login can do more than read (superuser, SUPER, sysadmin, ...) is not run: "
+        "its outcome is refused with the reason (docs/probes.md, 'The probe login'). Exit 3 when any "
+        "outcome is not ok.",
+    )
     run.add_argument("name")
     run.add_argument("--target", action="append", default=[], help="repeatable; default: every target")
     run.add_argument("--record", action="store_true", help="store the results and send their alerts")
@@ -268,5 +275,6 @@ def _run_one(stored: StoredProbe, target: Target, settings: Settings, *, record:
         connect_for(target),
         default_timeout_seconds=settings.probe_timeout_seconds,
         max_rows=settings.probe_max_rows,
+        allow_privileged=target.name in settings.probes_allow_privileged,
     )
     return {"probe": stored.name, "target": target.name, **outcome.as_dict()}

@@ -232,9 +232,13 @@ def run_demo(paths: DemoPaths, say: Say, *, traffic: Traffic | None = None) -> D
         with psycopg.connect(server.dsn(workload.DATABASE), autocommit=True) as shop:
             workload.load(shop)
             say("shop database loaded: 20,000 customers, 300,000 orders, 600,000 order lines")
+            kept_target.ensure_monitor_login(server)
             _prepare_airflow_and_repository(say)
             kept_target.write_connections(server.port)
-            say(f"Airflow connections {CONN_ID} and {REMEDIATION_CONN_ID} written to its metadata DB")
+            say(
+                f"Airflow connections {CONN_ID} (login {kept_target.MONITOR_LOGIN}: pg_monitor, SELECT on "
+                f"the shop) and {REMEDIATION_CONN_ID} (superuser) written to its metadata DB"
+            )
             timeline = DemoTimeline(end=utc_hour())
             schedule_environment(timeline, os.environ)
             result = DemoResult(

@@ -2,7 +2,8 @@
 
 ``make demo`` leaves the shop's PostgreSQL running (files under ``<home>/postgres``, or where the
 ``postgres`` OS user can reach them, see :func:`planmon.embedded.kept_postgres`) and writes the
-target's two connections into the Airflow metadata DB that ``make airflow`` uses. ``make airflow``
+target's two connections into the Airflow metadata DB that ``make airflow`` uses: collection and
+probes as the read-only ``planmon_monitor`` login, remediation as the superuser. ``make airflow``
 runs ``python -m planmon.demo.target up``, which starts that PostgreSQL again when it is not running
 (after a reboot) and points the connections at its port; ``make clean`` runs ``... down --delete``.
 A new ``make demo`` replaces it all. Nothing here is used in production.
@@ -26,9 +27,29 @@ def postgres_dir(home: Path) -> Path:
     return home / "postgres"
 
 
-def connection_uri(port: int) -> str:
+# The login planmon collects and runs probes through: it reads statistics and the shop's tables and
+# nothing more (docs/collection.md, docs/probes.md "The probe login": a superuser's probes are refused).
+# Remediation creates indexes: its connection is the cluster's superuser.
+MONITOR_LOGIN = "planmon_monitor"
+ADMIN_LOGIN = "postgres"
+
+
+def connection_uri(port: int, login: str = MONITOR_LOGIN) -> str:
     """The demo target's Airflow connection: the kept cluster trusts loopback, no password."""
-    return f"postgres://postgres@127.0.0.1:{port}/{workload.DATABASE}"
+    return f"postgres://{login}@127.0.0.1:{port}/{workload.DATABASE}"
+
+
+def ensure_monitor_login(server: PostgresServer) -> None:
+    """Create (if missing) and grant the monitoring login, as docs/probes.md sets a probe login up:
+    LOGIN, pg_monitor, SELECT on the shop's tables. Roles outlive the shop database: idempotent."""
+    import psycopg
+
+    with psycopg.connect(server.dsn(), autocommit=True) as admin:
+        if admin.execute("SELECT 1 FROM pg_roles WHERE rolname = 'planmon_monitor'").fetchone() is None:
+            admin.execute("CREATE ROLE planmon_monitor LOGIN")
+        admin.execute("GRANT pg_monitor TO planmon_monitor")
+    with psycopg.connect(server.dsn(workload.DATABASE), autocommit=True) as shop:
+        shop.execute("GRANT SELECT ON ALL TABLES IN SCHEMA public TO planmon_monitor")
 
 
 def write_connections(port: int) -> None:
@@ -38,12 +59,12 @@ def write_connections(port: int) -> None:
     from airflow.utils.session import create_session
 
     with create_session() as session:
-        for conn_id in (CONN_ID, REMEDIATION_CONN_ID):
+        for conn_id, login in ((CONN_ID, MONITOR_LOGIN), (REMEDIATION_CONN_ID, ADMIN_LOGIN)):
             session.query(Connection).filter(Connection.conn_id == conn_id).delete()
             session.add(
                 Connection(
                     conn_id=conn_id,
-                    uri=connection_uri(port),
+                    uri=connection_uri(port, login),
                     description="planmon demo: the shop database of `make demo`",
                 )
             )
@@ -54,6 +75,7 @@ def up(home: Path) -> PostgresServer | None:
     if not postgres_dir(home).is_dir():
         return None
     server = kept_postgres(postgres_dir(home), create=False)
+    ensure_monitor_login(server)  # a shop kept by an older demo has no such login yet
     write_connections(server.port)
     return server
 

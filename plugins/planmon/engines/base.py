@@ -202,8 +202,31 @@ ConnectionFactory = Callable[[str | None], Any]
 """Opens a DB-API connection to the target (argument: database name, None for the default)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ProbePrivileges:
+    """What the probe connection's login may do that a probe must never be able to: each entry names
+    the role or privilege and what it allows (``superuser (rolsuper): bypasses every permission
+    check``). Empty ``excess``: the login is fit to run probes (docs/probes.md, "The probe login")."""
+
+    login: str
+    excess: tuple[str, ...] = ()
+
+    @property
+    def too_powerful(self) -> bool:
+        return bool(self.excess)
+
+
 class ProbeSession(Protocol):
-    """One connection to one target, set up for probes (``Engine.probe_session``); ``close`` releases it."""
+    """One connection to one target, set up for probes (``Engine.probe_session``); ``close`` releases it.
+
+    ``privileges()`` reads the login's roles and privileges once per session (the answer is cached):
+    the runner asks before any probe statement is sent and refuses to run on a login that can do
+    more than read.
+    """
+
+    def privileges(self) -> ProbePrivileges:
+        """The login's excess privileges, read from the server on the first call only."""
+        ...
 
     def run(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         """(column names, rows, truncated) of ``sql`` run read-only under the statement timeout."""

@@ -1,9 +1,10 @@
-"""Run one probe on one target: guard, read-only session with a statement timeout, evaluation, plan.
+"""Run one probe on one target: guard, read-only session with a statement timeout, the login's
+privilege check, evaluation, plan.
 
-Nothing here raises for a probe's own failure: a refused statement, a timeout, a driver error or an
-unusable result is an outcome with a status (``refused`` / ``timeout`` / ``error``) and a scrubbed
-message, stored like any other result. Only planmon's own problems (an engine without probe support)
-raise.
+Nothing here raises for a probe's own failure: a refused statement, a login too powerful to run
+probes through, a timeout, a driver error or an unusable result is an outcome with a status
+(``refused`` / ``timeout`` / ``error``) and a scrubbed message, stored like any other result. Only
+planmon's own problems (an engine without probe support) raise.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from planmon.engines import Engine, get_engine
-from planmon.engines.base import ConnectionFactory, ProbeSession
+from planmon.engines.base import ConnectionFactory, ProbePrivileges, ProbeSession
 from planmon.errors import ConfigError, EngineError, EngineErrorReason, PlanParseError, scrub_secrets
 from planmon.model import Target
 from planmon.model.probes import ProbeDefinition
@@ -67,8 +68,15 @@ def run_probe(
     *,
     default_timeout_seconds: float,
     max_rows: int,
+    allow_privileged: bool = False,
 ) -> ProbeOutcome:
-    """Run ``probe`` on ``target`` once; the outcome says what happened (never raises for the probe)."""
+    """Run ``probe`` on ``target`` once; the outcome says what happened (never raises for the probe).
+
+    Before any statement of the probe is sent, the session's login is checked (once per session):
+    a login that can do more than read (superuser, SUPER, sysadmin, ...: see the engines'
+    ``probe_privileges``) refuses the run unless ``allow_privileged`` (``PLANMON_PROBES_ALLOW_PRIVILEGED``
+    lists the target), which only logs a warning.
+    """
     sql = probe.sql_for(target.engine)
     if sql is None:
         raise ConfigError(f"probe {probe.name!r} has no SQL for {target.engine} (target {target.name!r})")
@@ -83,12 +91,67 @@ def run_probe(
     except Exception as exc:  # the hook and the driver raise many types; all are this probe's failure
         return _failed(engine, exc, "connecting", timeout_ms)
     try:
+        refused = check_login(session, engine, probe, target, allow_privileged=allow_privileged)
+        if refused is not None:
+            return refused
         return _run_in_session(probe, target, engine, session, sql, timeout_ms=timeout_ms, max_rows=max_rows)
     finally:
         try:
             session.close()
         except Exception as exc:  # closing a broken connection: nothing to do but say so
             log.info("probe %s on %s: closing the connection failed: %s", probe.name, target.name, exc)
+
+
+LOGIN_DOCS = 'docs/probes.md, "The probe login"'
+
+
+def check_login(
+    session: ProbeSession, engine: Engine, probe: ProbeDefinition, target: Target, *, allow_privileged: bool
+) -> ProbeOutcome | None:
+    """None when the probe may run through this session's login; else the outcome that says why not."""
+    try:
+        privileges = session.privileges()
+    except Exception as exc:  # driver errors of any engine: the check could not be made
+        failure = engine.driver_failure(exc)
+        message = failure[1] if failure else scrub_secrets(f"{type(exc).__name__}: {exc}")
+        if allow_privileged:
+            log.warning(
+                "probe %s on %s: login check failed (%s); running anyway", probe.name, target.name, message
+            )
+            return None
+        return ProbeOutcome(
+            evaluate.ERROR,
+            error=_short(f"checking the probe login's privileges failed, the probe was not run: {message}"),
+        )
+    if not privileges.too_powerful:
+        return None
+    if allow_privileged:
+        log.warning(
+            "probe %s on %s: login %s is too powerful (%s); running anyway: PLANMON_PROBES_ALLOW_PRIVILEGED "
+            "lists the target",
+            probe.name,
+            target.name,
+            privileges.login,
+            "; ".join(privileges.excess),
+        )
+        return None
+    log.warning(
+        "probe %s on %s refused: login %s is too powerful (%d excess privilege(s))",
+        probe.name,
+        target.name,
+        privileges.login,
+        len(privileges.excess),
+    )
+    return ProbeOutcome(evaluate.REFUSED, error=_short(login_refusal(privileges)))
+
+
+def login_refusal(privileges: ProbePrivileges) -> str:
+    """The stored reason of a run refused for its login: what it holds and what to do instead."""
+    return (
+        f"refused: the probe login {privileges.login} is too powerful to run probes through: "
+        f"{'; '.join(privileges.excess)}. The probe was not run. Give the target's connection a "
+        f"dedicated login that can only read ({LOGIN_DOCS})"
+    )
 
 
 def _run_in_session(

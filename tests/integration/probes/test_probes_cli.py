@@ -1,4 +1,5 @@
-"""`planmon probes run` against a live PostgreSQL through an Airflow connection id."""
+"""`planmon probes run` against a live PostgreSQL through an Airflow connection id: the documented
+probe role runs, the harness's superuser is refused (exit 3, the reason in --json)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 
 from planmon.cli import main
 from tests.harness.servers import PostgresServer
+from tests.integration.probes.live import postgres_probe_role
 
 pytestmark = pytest.mark.postgres
 
@@ -25,7 +27,13 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres: PostgresServ
     monkeypatch.setenv("PLANMON_HOME", str(tmp_path))
     monkeypatch.setenv("PLANMON_PROBES_DIR", str(tmp_path / "probes"))
     monkeypatch.setenv("PLANMON_ALERT_LOG_PATH", str(tmp_path / "alerts.log"))
-    monkeypatch.setenv("AIRFLOW_CONN_CLI_PG", f"postgres://postgres@127.0.0.1:{postgres.port}/probes_cli")
+    postgres_probe_role(postgres, "probes_cli")
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CLI_PG", f"postgres://planmon_probe@127.0.0.1:{postgres.port}/probes_cli"
+    )
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_CLI_PG_SUPERUSER", f"postgres://postgres@127.0.0.1:{postgres.port}/probes_cli"
+    )
     (tmp_path / "probes").mkdir()
     (tmp_path / "probes" / "cli.yaml").write_text(
         "probes:\n  - name: backlog\n    sql: SELECT count(*) FROM orders WHERE state = 'new'\n"
@@ -57,3 +65,16 @@ def test_run_prints_the_outcome_and_records_only_when_asked(
 
     assert main(["probes", "run", "builtin.connectivity"]) == 0
     assert "ok" in capsys.readouterr().out
+
+
+def test_a_superuser_connection_is_refused_with_the_reason_in_json(
+    home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["targets", "add", "careless", "--engine", "postgres", "--conn-id", "cli_pg_superuser"]) == 0
+    capsys.readouterr()
+    assert main(["probes", "run", "backlog", "--target", "careless", "--target", "shop", "--json"]) == 3
+    careless, shop = json.loads(capsys.readouterr().out)
+    assert (careless["target"], careless["status"], careless["value"]) == ("careless", "refused", None)
+    assert "the probe login postgres is too powerful" in careless["error"]
+    assert "superuser (rolsuper)" in careless["error"] and careless["plan_shape_hash"] is None
+    assert (shop["status"], shop["value"]) == ("critical", 12.0)  # the probe role next to it runs

@@ -1,5 +1,7 @@
-"""Probes on a live MariaDB: a breach alerts once, writes are refused, a timeout is recorded as such,
-a critical probe's plan change is reported, and the built-ins read performance_schema."""
+"""Probes on a live MariaDB, through docs/probes.md's least-privileged probe login: a breach alerts
+once, writes are refused, a timeout is recorded as such, a critical probe's plan change is reported,
+and the built-ins read performance_schema. root (ALL PRIVILEGES), a SUPER login and a login whose
+role grants CONNECTION ADMIN are refused before any probe statement is sent."""
 
 from __future__ import annotations
 
@@ -13,7 +15,14 @@ import pytest
 
 from planmon.probes.builtin import builtin_probes
 from tests.harness.servers import MariaDBServer
-from tests.integration.probes.live import ProbeBench, make_bench, probe
+from tests.integration.probes.live import (
+    MariaDBLogin,
+    ProbeBench,
+    make_bench,
+    mariadb_login,
+    mariadb_probe_login,
+    probe,
+)
 
 pytestmark = pytest.mark.mysql
 
@@ -48,11 +57,19 @@ def database(mariadb: MariaDBServer) -> Iterator[str]:
 
 
 @pytest.fixture
-def bench(tmp_path: Path, mariadb: MariaDBServer, database: str) -> ProbeBench:
+def probe_login(mariadb: MariaDBServer, database: str) -> MariaDBLogin:
+    return mariadb_probe_login(mariadb, database)
+
+
+@pytest.fixture
+def bench(tmp_path: Path, probe_login: MariaDBLogin, database: str) -> ProbeBench:
+    return make_bench(tmp_path, engine="mysql", connect=lambda _db: probe_login.connect(database))
+
+
+def root_bench(tmp_path: Path, mariadb: MariaDBServer) -> ProbeBench:
+    """The harness's own connection: root, as a careless set-up would use."""
     return make_bench(
-        tmp_path,
-        engine="mysql",
-        connect=lambda _db: mysql.connector.connect(**mariadb.connect_kwargs(database)),
+        tmp_path, engine="mysql", connect=lambda _db: mysql.connector.connect(**mariadb.connect_kwargs(DB))
     )
 
 
@@ -96,6 +113,8 @@ def test_a_write_the_guard_cannot_see_is_stopped_by_the_read_only_transaction(
         "CREATE TABLE audit (n INT) ENGINE=InnoDB",
         "CREATE FUNCTION bump() RETURNS INT MODIFIES SQL DATA "
         "BEGIN INSERT INTO audit VALUES (1); RETURN 1; END",
+        # the probe login may call it (it runs as its definer, root): only READ ONLY stands in the way
+        f"GRANT EXECUTE ON FUNCTION {DB}.bump TO 'planmon_probe'@'%'",
     )
     outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0)
     assert outcome["status"] == "error"
@@ -155,3 +174,74 @@ def test_too_many_rows_is_an_error_and_the_rest_is_not_read(
     )  # fmt: skip
     assert (dataset["status"], dataset["value"]) == ("critical", 19992.0)
     assert dataset["breaching_rows"] == ["[critical] state=done: 19992", "[warning] state=new: 8"]
+
+
+# A probe whose digest performance_schema would keep: the alias survives digesting.
+TRACED = "SELECT COUNT(*) AS traced_probe_7f3a FROM orders WHERE state = 'new'"
+
+
+def statements_seen(mariadb: MariaDBServer) -> int:
+    rows = execute(
+        mariadb,
+        "SELECT COALESCE(SUM(COUNT_STAR), 0) FROM performance_schema.events_statements_summary_by_digest "
+        "WHERE DIGEST_TEXT LIKE '%traced_probe_7f3a%' AND DIGEST_TEXT NOT LIKE '%events_statements%'",
+    )
+    return int(rows[0][0])
+
+
+def test_the_probe_login_runs_and_its_statement_reaches_the_server(
+    bench: ProbeBench, mariadb: MariaDBServer
+) -> None:
+    """The other half of the refusal tests below: the same probe through the probe login does run."""
+    execute(mariadb, "TRUNCATE TABLE performance_schema.events_statements_summary_by_digest")
+    outcome = bench.run(probe(sql=TRACED, operator=">", critical=5, capture_plan=True), T0)
+    assert (outcome["status"], outcome["value"]) == ("critical", 8.0)
+    assert statements_seen(mariadb) >= 1
+
+
+@pytest.mark.parametrize(
+    ("who", "reasons"),
+    [
+        ("root", ["ALL PRIVILEGES: every privilege on every database"]),
+        ("super", ["SUPER: kills other sessions", "FILE: reads and writes files"]),
+        ("role", ["CONNECTION ADMIN: kills other users' sessions (KILL)"]),
+        ("hidden", ["granted role probe_ops (ProgrammingError) whose grants cannot be read"]),  # not enabled
+    ],
+)
+def test_a_powerful_login_is_refused_and_no_probe_statement_is_sent(
+    tmp_path: Path, mariadb: MariaDBServer, database: str, who: str, reasons: list[str]
+) -> None:
+    if who == "root":
+        bench, login = root_bench(tmp_path, mariadb), "root@127.0.0.1"
+    else:
+        if who == "super":
+            grants = ("GRANT PROCESS, SUPER, FILE ON *.* TO {user}",)
+        else:  # CONNECTION ADMIN two roles away, through the login's default role (or a role not enabled)
+            execute(
+                mariadb, "DROP ROLE IF EXISTS probe_ops", "DROP ROLE IF EXISTS probe_killers", database=None
+            )
+            execute(
+                mariadb,
+                "CREATE ROLE probe_killers",
+                "GRANT CONNECTION ADMIN ON *.* TO probe_killers",
+                "CREATE ROLE probe_ops",
+                "GRANT probe_killers TO probe_ops",
+                database=None,
+            )
+            grants = ("GRANT probe_ops TO {user}",)
+            if who == "role":
+                grants += ("SET DEFAULT ROLE probe_ops FOR {user}",)
+        user = f"probe_{who}"
+        account = mariadb_login(mariadb, user, *grants, f"GRANT SELECT ON `{database}`.* TO {{user}}")
+        bench = make_bench(tmp_path, engine="mysql", connect=lambda _db: account.connect(database))
+        login = f"{user}@%"
+    execute(mariadb, "TRUNCATE TABLE performance_schema.events_statements_summary_by_digest")
+    outcome = bench.run(probe(sql=TRACED, operator=">", critical=5, capture_plan=True), T0)
+    assert outcome["status"] == "refused" and outcome["value"] is None, outcome
+    assert outcome["error"].startswith(f"refused: the probe login {login} is too powerful")
+    assert all(reason in outcome["error"] for reason in reasons), outcome["error"]
+    assert 'docs/probes.md, "The probe login"' in outcome["error"]
+    assert "PASSWORD" not in outcome["error"]
+    (row,) = bench.results()
+    assert row["status"] == "refused" and reasons[0] in row["error"]
+    assert statements_seen(mariadb) == 0

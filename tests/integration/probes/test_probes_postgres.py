@@ -1,5 +1,7 @@
-"""Probes on a live PostgreSQL: a breach alerts once, writes are refused, timeouts are recorded as
-such, and a critical probe's plan change is reported."""
+"""Probes on a live PostgreSQL, through docs/probes.md's least-privileged probe role: a breach alerts
+once, writes are refused, timeouts are recorded as such, and a critical probe's plan change is
+reported. A superuser (or a role that can signal other sessions) is refused before any probe
+statement is sent, unless PLANMON_PROBES_ALLOW_PRIVILEGED names the target."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import psycopg
 import pytest
 
 from tests.harness.servers import PostgresServer, free_port
-from tests.integration.probes.live import ProbeBench, make_bench, probe
+from tests.integration.probes.live import ProbeBench, make_bench, postgres_dsn, postgres_probe_role, probe
 
 pytestmark = pytest.mark.postgres
 
@@ -36,12 +38,27 @@ def database(postgres: PostgresServer) -> Iterator[str]:
         conn.execute(
             "CREATE FUNCTION bump() RETURNS int LANGUAGE sql AS 'INSERT INTO audit VALUES (1) RETURNING 1'"
         )
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")  # evidence of what ran
         conn.execute("ANALYZE orders")
     yield DB
 
 
 @pytest.fixture
 def bench(tmp_path: Path, postgres: PostgresServer, database: str) -> ProbeBench:
+    dsn = postgres_probe_role(postgres, database)
+    postgres_probe_role(postgres, "postgres")  # test_probe_runs_in_its_own_database reads there
+    return make_bench(
+        tmp_path,
+        engine="postgres",
+        connect=lambda db: psycopg.connect(
+            dsn if db is None else postgres_dsn(postgres, db, "planmon_probe")
+        ),
+    )
+
+
+@pytest.fixture
+def superuser_bench(tmp_path: Path, postgres: PostgresServer, database: str) -> ProbeBench:
+    """The harness's own connection: the ``postgres`` superuser, as a careless set-up would use."""
     return make_bench(
         tmp_path, engine="postgres", connect=lambda db: psycopg.connect(postgres.dsn(db or database))
     )
@@ -213,3 +230,77 @@ def test_probe_runs_in_its_own_database(bench: ProbeBench) -> None:
     assert (elsewhere["status"], elsewhere["value"]) == ("ok", 1.0)
     default = bench.run(probe(name="default_db", sql=check, operator="!=", critical=1), T0)
     assert (default["status"], default["value"]) == ("critical", 0.0)
+
+
+# A probe whose text pg_stat_statements would keep: the alias survives normalisation.
+TRACED = "SELECT count(*) AS traced_probe_7f3a FROM orders WHERE state = 'new'"
+
+
+def statements_seen(postgres: PostgresServer) -> int:
+    rows = sql(postgres, "SELECT count(*) FROM pg_stat_statements WHERE query LIKE '%traced_probe_7f3a%' "
+                         "AND query NOT LIKE '%pg_stat_statements%'")  # fmt: skip
+    return int(rows[0][0])
+
+
+def test_the_probe_role_runs_and_its_statement_reaches_the_server(
+    bench: ProbeBench, postgres: PostgresServer
+) -> None:
+    """The other half of the refusal test below: the same probe through the probe role does run."""
+    sql(postgres, "SELECT pg_stat_statements_reset()")
+    outcome = bench.run(probe(sql=TRACED, operator=">", critical=5, capture_plan=True), T0)
+    assert (outcome["status"], outcome["value"]) == ("critical", 8.0)
+    assert statements_seen(postgres) >= 1  # the probe, and its EXPLAIN
+
+
+def test_a_superuser_connection_is_refused_and_no_probe_statement_is_sent(
+    superuser_bench: ProbeBench, postgres: PostgresServer
+) -> None:
+    sql(postgres, "SELECT pg_stat_statements_reset()")
+    outcome = superuser_bench.run(probe(sql=TRACED, operator=">", critical=5, capture_plan=True), T0)
+    assert outcome["status"] == "refused" and outcome["value"] is None
+    assert outcome["error"].startswith("refused: the probe login postgres is too powerful")
+    assert (
+        "superuser (rolsuper)" in outcome["error"] and 'docs/probes.md, "The probe login"' in outcome["error"]
+    )
+    assert outcome["plan_shape_hash"] is None  # not even EXPLAIN was sent
+    (row,) = superuser_bench.results()
+    assert row["status"] == "refused" and "superuser (rolsuper)" in row["error"] and row["value"] is None
+    assert statements_seen(postgres) == 0
+    assert len(superuser_bench.alerts()) == 1  # someone must hear that probes do not run
+    again = superuser_bench.run(probe(sql=TRACED, operator=">", critical=5), T0)  # a retry: same row
+    assert again["status"] == "refused" and len(superuser_bench.results()) == 1
+
+
+def test_an_inherited_pg_signal_backend_is_refused(
+    tmp_path: Path, postgres: PostgresServer, database: str
+) -> None:
+    """pg_signal_backend through an intermediate role (and without INHERIT: SET ROLE reaches it)."""
+    with psycopg.connect(postgres.dsn(), autocommit=True) as conn:
+        for role in ("probe_ops", "probe_signaller"):
+            conn.execute(f"DROP ROLE IF EXISTS {role}")
+        conn.execute("CREATE ROLE probe_ops NOLOGIN IN ROLE pg_signal_backend")
+        conn.execute("CREATE ROLE probe_signaller LOGIN NOINHERIT IN ROLE probe_ops")
+    postgres_probe_role(postgres, database, role="probe_signaller")
+    bench = make_bench(
+        tmp_path,
+        engine="postgres",
+        connect=lambda db: psycopg.connect(postgres_dsn(postgres, database, "probe_signaller")),
+    )
+    sql(postgres, "SELECT pg_stat_statements_reset()")
+    outcome = bench.run(probe(sql=TRACED, operator=">", critical=5), T0)
+    assert outcome["status"] == "refused"
+    assert "member of pg_signal_backend: cancels and terminates other sessions" in outcome["error"]
+    assert "rolsuper" not in outcome["error"]
+    assert statements_seen(postgres) == 0
+
+
+def test_allow_privileged_runs_the_superuser_probe_for_the_named_target_only(
+    superuser_bench: ProbeBench, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLANMON_PROBES_ALLOW_PRIVILEGED", "some-other-target")
+    assert superuser_bench.run(probe(sql=TRACED, operator=">", critical=5), T0)["status"] == "refused"
+    monkeypatch.setenv("PLANMON_PROBES_ALLOW_PRIVILEGED", f"some-other-target, {superuser_bench.target.name}")
+    sql(postgres, "SELECT pg_stat_statements_reset()")
+    outcome = superuser_bench.run(probe(sql=TRACED, operator=">", critical=5), T0 + STEP)
+    assert (outcome["status"], outcome["value"]) == ("critical", 8.0)
+    assert statements_seen(postgres) == 1

@@ -36,11 +36,13 @@ SAMPLE_VALUES: dict[str, object] = {
 
 
 def test_every_file_is_used_by_the_adapter() -> None:
-    """Used by the collection adapter, or by remediation (which reads forcing state before acting)."""
-    from planmon.engines.sqlserver import remediation
+    """Used by the collection adapter, by remediation (which reads forcing state before acting), or by
+    the probe login check."""
+    from planmon.engines.sqlserver import probe_privileges, remediation
 
     adapter_source = Path(sqlserver.__file__).read_text(encoding="utf-8")
     adapter_source += Path(remediation.__file__).read_text(encoding="utf-8")
+    adapter_source += Path(probe_privileges.__file__).read_text(encoding="utf-8")
     used = set(re.findall(r'"([a-z_0-9]+)"', adapter_source)) & set(NAMES)
     assert set(NAMES) == used, f"files no code uses: {set(NAMES) - used}"
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import Any
 
 from planmon.engines._base import fetch_limited, plan_document, quietly
-from planmon.engines.base import SessionPolicy
+from planmon.engines.base import ProbePrivileges, SessionPolicy
 from planmon.engines.mysql.adapter import unexplainable_reason
 from planmon.engines.mysql.dialect import DIALECT, VERSION_QUERY, flavor_of
+from planmon.engines.mysql.probe_privileges import read_privileges
 from planmon.sql import MARKER
 
 
@@ -16,14 +17,20 @@ class MySqlProbeSession:
     def __init__(self, connection: Any, policy: SessionPolicy) -> None:
         self.connection = connection
         self.closed = False
+        self._privileges: ProbePrivileges | None = None
         cursor = connection.cursor()
         try:
             cursor.execute(VERSION_QUERY)
-            flavor = flavor_of(str(cursor.fetchone()[0]))
+            self.flavor = flavor = flavor_of(str(cursor.fetchone()[0]))
             for step in DIALECT.session_setup(policy, flavor=flavor):
                 cursor.execute(step.sql, step.params)
         finally:
             cursor.close()
+
+    def privileges(self) -> ProbePrivileges:
+        if self._privileges is None:
+            self._privileges = read_privileges(self.connection, self.flavor)
+        return self._privileges
 
     def _statement(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         cursor = self.connection.cursor()

@@ -7,15 +7,27 @@ from __future__ import annotations
 from typing import Any
 
 from planmon.engines._base import fetch_limited, plan_document, quietly
-from planmon.engines.base import SessionPolicy
+from planmon.engines.base import ProbePrivileges, SessionPolicy
 from planmon.engines.postgres.adapter import explain_steps
 from planmon.engines.postgres.dialect import BEGIN, PROBE_TRANSACTION, ROLLBACK, marked
+from planmon.engines.postgres.probe_privileges import read_privileges
 
 
 class PostgresProbeSession:
     def __init__(self, connection: Any, policy: SessionPolicy) -> None:
         self.connection = connection
         self.policy = policy
+        self._privileges: ProbePrivileges | None = None
+
+    def privileges(self) -> ProbePrivileges:
+        if self._privileges is None:
+            with self.connection.cursor() as cursor:
+                self._begin(cursor)
+                try:
+                    self._privileges = read_privileges(cursor)
+                finally:
+                    quietly(cursor.execute, ROLLBACK)
+        return self._privileges
 
     def _begin(self, cursor: Any) -> None:
         cursor.execute(BEGIN)

@@ -7,20 +7,27 @@ from __future__ import annotations
 from typing import Any
 
 from planmon.engines._base import fetch_limited, plan_document
-from planmon.engines.base import SessionPolicy
+from planmon.engines.base import ProbePrivileges, SessionPolicy
 from planmon.engines.sqlserver.dialect import DIALECT
+from planmon.engines.sqlserver.probe_privileges import read_privileges
 from planmon.sql import MARKER
 
 
 class SqlServerProbeSession:
     def __init__(self, connection: Any, policy: SessionPolicy) -> None:
         self.connection = connection
+        self._privileges: ProbePrivileges | None = None
         cursor = connection.cursor()
         try:
             for step in DIALECT.session_setup(policy):
                 cursor.execute(step.sql)
         finally:
             cursor.close()
+
+    def privileges(self) -> ProbePrivileges:
+        if self._privileges is None:
+            self._privileges = read_privileges(self.connection)
+        return self._privileges
 
     def run(self, sql: str, max_rows: int) -> tuple[list[str], list[tuple[Any, ...]], bool]:
         cursor = self.connection.cursor()
