@@ -116,7 +116,10 @@ class Settings(BaseModel):
     # Alerting and housekeeping
     alert_cooldown_minutes: int = Field(240, ge=0, description="minimum gap between repeats of one alert")
     retention_days: int = Field(30, ge=1, le=3650, description="age after which collected data is purged")
-    base_url: str | None = Field(None, description="Airflow base URL used in links inside alerts")
+    base_url: str | None = Field(
+        None,
+        description="Airflow base URL: links in alerts and approvals, an allowed Origin of planmon's pages",
+    )
 
     @field_validator("collect_schedule", "probes_schedule", "analyze_schedule", "maintenance_schedule")
     @classmethod

