@@ -278,3 +278,17 @@ def test_json_and_text_columns_are_cast_so_a_null_is_never_an_int() -> None:
     compiled = statement.compile(dialect=pymssql.dialect())
     json_processor = compiled.binds["summary"].type.bind_processor(pymssql.dialect())
     assert json_processor({"cost": 1}) == '{"cost": 1}'  # serialised by the column type, not left a dict
+
+
+def test_migration_0010_adds_the_variant_and_replica_columns_in_place_on_sql_server() -> None:
+    upgrade = _migration_sql("0010_query_variants_and_replica_groups.py", "upgrade")
+    statements = [s.strip() for s in upgrade.split("GO") if s.strip()]
+    assert statements == [
+        "ALTER TABLE query ADD parent_query_key VARCHAR(200) NULL;",
+        "ALTER TABLE query ADD dispatcher_plan_key VARCHAR(200) NULL;",
+        "ALTER TABLE query ADD replica_group_id BIGINT NULL;",
+    ]
+    downgrade = _migration_sql("0010_query_variants_and_replica_groups.py", "downgrade")
+    assert "ALTER TABLE query DROP COLUMN parent_query_key;" in downgrade
+    for script in (upgrade, downgrade):
+        assert all(s is not None for s in sqlglot.parse(script.replace("GO\n", ""), read="tsql"))
