@@ -156,7 +156,12 @@ def test_without_previous_hints_the_rollback_clears() -> None:
 
 
 @pytest.mark.parametrize(
-    ("hints", "reason"), [("engine_feedback", RefusalReason.ENGINE_HINT), (None, RefusalReason.HINTS_UNKNOWN)]
+    ("hints", "reason"),
+    [
+        ("engine_feedback", RefusalReason.ENGINE_HINT),
+        (None, RefusalReason.HINTS_UNKNOWN),
+        ("two_replica_groups", RefusalReason.HINTS_UNKNOWN),  # per replica group: which one is replaced?
+    ],
 )
 def test_engine_written_or_unreadable_hints_are_never_touched(
     hints: str | None, reason: RefusalReason

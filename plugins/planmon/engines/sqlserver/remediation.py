@@ -380,6 +380,15 @@ def previous_hint(state: QueryStoreState) -> str | None:
             f"({engine[0].source_desc}, source {engine[0].source}): planmon neither replaces nor clears them",
             reason=RefusalReason.ENGINE_HINT,
         )
+    groups = {h.replica_group_id for h in state.hints}
+    if len(groups) > 1:  # hints are per replica group; which one a set_hints here replaces is not read
+        raise RemediationRefused(
+            f"query {state.query_id} has Query Store hints in replica groups "
+            f"{', '.join(str(g) for g in sorted(groups, key=str))}: planmon sets hints only where one "
+            "string is known",
+            reason=RefusalReason.HINTS_UNKNOWN,
+            hint="set the hint per replica group (sys.sp_query_store_set_hints @replica_group_id) by hand",
+        )
     texts = [h.query_hint_text for h in state.hints if h.query_hint_text]
     return texts[0] if texts else None
 
