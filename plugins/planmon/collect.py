@@ -216,9 +216,9 @@ def _collect(store: CollectionStore, adapter: EngineAdapter, run: _Run) -> Colle
         interval_stats, readings, complete = _deltas(store, run, statements)
     else:
         interval_stats, readings, complete = statements, [], len(statements) < run.settings.collect_row_limit
-    run.aspects[Aspect.RUNTIME_STATS.value] = AspectStatus(
-        AspectState.OK, detail=None if complete else f"row limit {run.settings.collect_row_limit} reached"
-    )
+    details = [*([] if complete else [f"row limit {run.settings.collect_row_limit} reached"])]
+    details += adapter.runtime_stats_notes()  # rows left out on purpose, counted (e.g. temporary ids)
+    run.aspects[Aspect.RUNTIME_STATS.value] = AspectStatus(AspectState.OK, detail="; ".join(details) or None)
     captures = store.plan_captures(run.target.id)
     if run.past_deadline():
         run.aspects[Aspect.PLANS.value] = AspectStatus(
@@ -547,6 +547,9 @@ def _queries(statements: Iterable[StatementStats]) -> list[QueryRecord]:
             database_name=stats.database_name,
             query_hash=stats.query_hash,
             query_text=stats.query_text,
+            parent_query_key=stats.parent_query_key,
+            dispatcher_plan_key=stats.dispatcher_plan_key,
+            replica_group_id=stats.replica_group_id,
         )
     return list(seen.values())
 

@@ -86,6 +86,10 @@ class RefusalReason(enum.Enum):
     WRONG_STATE = "wrong_state"  # the remediation is not in a state this step accepts
     REGRESSION_CLOSED = "regression_closed"  # the regression is no longer open
     NO_CONNECTION = "no_connection"  # the target has no remediation connection id
+    DISPATCHER_PLAN = "dispatcher_plan"  # SQL Server PSP: a dispatcher plan, never forced (force a variant's)
+    TEMPORARY_ID = "temporary_id"  # SQL Server secondary replicas: a negative placeholder query/plan id
+    ENGINE_HINT = "engine_hint"  # SQL Server: the query's Query Store hints were written by the engine
+    HINTS_UNKNOWN = "hints_unknown"  # SQL Server: the query's current Query Store hints could not be read
 
 
 class RemediationRefused(PlanmonError):

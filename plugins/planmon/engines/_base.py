@@ -412,6 +412,10 @@ class AdapterBase(abc.ABC):
         """How many statements this adapter sent to the server so far."""
         return self._sent
 
+    def runtime_stats_notes(self) -> list[str]:
+        """What the last ``runtime_stats`` read left out on purpose, counted (none by default)."""
+        return []
+
     def close(self) -> None:
         """Close every connection this adapter opened (a failing close is logged, the others close)."""
         connections, self._connections = self._connections, {}

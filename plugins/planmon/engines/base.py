@@ -112,6 +112,11 @@ class StatementStats:
     query_hash: str | None = None
     cumulative: bool = False
     counters_reset_at: datetime | None = None  # when the engine last reset these counters, if known
+    # SQL Server 2022+ parameter-sensitive plan optimisation: this query is a variant of parent_query_key,
+    # dispatched by the parent's plan dispatcher_plan_key (which records no runtime statistics)
+    parent_query_key: str | None = None
+    dispatcher_plan_key: str | None = None
+    replica_group_id: int | None = None  # SQL Server 2025 / Azure: the Query Store replica group read
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +196,10 @@ class EngineAdapter(Protocol):
 
     def index_definitions(self, database_name: str, tables: Iterable[QualifiedName]) -> list[IndexDefinition]:
         """Definitions of the indexes on these tables (no schema: any schema, or the engine's default)."""
+        ...
+
+    def runtime_stats_notes(self) -> list[str]:
+        """What the last ``runtime_stats`` read left out on purpose, counted (empty: nothing)."""
         ...
 
     def statements_sent(self) -> int:

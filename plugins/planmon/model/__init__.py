@@ -140,6 +140,9 @@ class QueryRecord:
     database_name: str = ""
     query_hash: str | None = None
     query_text: str | None = None
+    parent_query_key: str | None = None  # SQL Server PSP: the parent query of this variant
+    dispatcher_plan_key: str | None = None  # SQL Server PSP: the parent's dispatcher plan
+    replica_group_id: int | None = None  # SQL Server 2025 / Azure: the replica group its stats come from
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +385,7 @@ class Evidence:
     forcing_state: ForcingSnapshot | None = None  # read live right before a force was proposed
     undoes: int | None = None  # unforce: the remediation whose force it undoes (None: not planmon's)
     hint: str | None = None  # query_store_hint: the hint set
+    previous_hint: str | None = None  # query_store_hint: the user's hint string before (the rollback sets it)
     plan_handle: str | None = None  # evict_plan: 0x... of the plan evicted
     index: str | None = None  # recreate_index: the index the baseline plan used, its table, DDL
     table: QualifiedName | None = None
@@ -417,6 +421,7 @@ class Evidence:
             forcing_state=ForcingSnapshot.from_dict(forcing) if forcing else None,
             undoes=_optional_int(value.get("undoes")),
             hint=value.get("hint"),
+            previous_hint=value.get("previous_hint"),
             plan_handle=value.get("plan_handle"),
             index=value.get("index"),
             table=QualifiedName.from_key(table) if table else None,
@@ -428,7 +433,8 @@ class Evidence:
 
 
 _EVIDENCE_SCALARS = (
-    "query_id", "plan_id", "undoes", "hint", "plan_handle", "index", "captured_definition", "last_seen"
+    "query_id", "plan_id", "undoes", "hint", "previous_hint", "plan_handle", "index", "captured_definition",
+    "last_seen",
 )  # fmt: skip
 
 

@@ -132,7 +132,26 @@ class CollectionStore(RepositoryView):
             }
             for q in _unique(queries, lambda q: (q.database_name, q.query_key))
         ]
-        merge = {"first_seen": Merge.LEAST, "last_seen": Merge.GREATEST, "query_text": Merge.KEEP}
+        if any(
+            q.parent_query_key or q.dispatcher_plan_key or q.replica_group_id is not None for q in queries
+        ):
+            # SQL Server 2022+ variants / 2025 replica groups: written when an engine reported any
+            unique = _unique(queries, lambda q: (q.database_name, q.query_key))
+            for row, q in zip(rows, unique, strict=True):
+                row.update(
+                    parent_query_key=q.parent_query_key,
+                    dispatcher_plan_key=q.dispatcher_plan_key,
+                    replica_group_id=q.replica_group_id,
+                )
+        # a variant's parent and dispatcher never change (KEEP: a run that could not read them erases
+        # nothing); the replica group is the one the latest statistics came from
+        merge = {
+            "first_seen": Merge.LEAST,
+            "last_seen": Merge.GREATEST,
+            "query_text": Merge.KEEP,
+            "parent_query_key": Merge.KEEP,
+            "dispatcher_plan_key": Merge.KEEP,
+        }
         upsert(connection, query, rows, key=["target_id", "database_name", "query_key"], merge=merge)
         return self._query_ids(connection, target_id)
 

@@ -15,6 +15,9 @@ Conventions:
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 from sqlalchemy import (
     JSON,
     BigInteger,
@@ -34,6 +37,8 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -44,6 +49,25 @@ NAMING_CONVENTION = {
 }
 
 metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Timestamp(TypeDecorator[datetime]):
+    """A UTC timestamp without zone (``DATETIME`` / ``TIMESTAMP``); on SQL Server it is sent as ISO 8601 text.
+
+    pymssql sends a datetime as ``'YYYY-MM-DD hh:mm:ss.mmm'``, which SQL Server reads into a ``DATETIME``
+    by the session's DATEFORMAT (a British or German login swaps day and month, or fails with error 242).
+    ``YYYY-MM-DDThh:mm:ss.mmm`` is read the same under every language and DATEFORMAT; the column type
+    stays DATETIME, so no migration rewrites a table. Other backends get the datetime itself.
+    """
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        if dialect.name == "mssql" and isinstance(value, datetime):
+            return value.isoformat(sep="T", timespec="milliseconds")
+        return value
+
 
 # Id columns: BIGINT everywhere, but SQLite only auto-increments an INTEGER PRIMARY KEY.
 Id = BigInteger().with_variant(Integer(), "sqlite")
@@ -69,10 +93,10 @@ target = Table(
     Column("remediation_policy", JSON, nullable=True),
     # When cumulative counters were last read, and whether that reading was complete (under the row
     # limit): a statement missing from a complete reading did not exist then, so it counts from zero.
-    Column("counters_read_at", DateTime, nullable=True),
+    Column("counters_read_at", Timestamp, nullable=True),
     Column("counters_complete", Boolean, nullable=True),
-    Column("created_at", DateTime, nullable=False),
-    Column("updated_at", DateTime, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
     UniqueConstraint("name"),
 )
 
@@ -85,8 +109,14 @@ query = Table(
     Column("query_key", String(KEY), nullable=False),  # engine identity: query_id / queryid / DIGEST
     Column("query_hash", String(KEY), nullable=True),  # SQL Server query_hash, for grouping
     Column("query_text", Text, nullable=True),  # literals obfuscated before storing
-    Column("first_seen", DateTime, nullable=False),
-    Column("last_seen", DateTime, nullable=False),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
+    # SQL Server 2022+ parameter-sensitive plan optimisation: a variant (its own query_key) names its
+    # parent query and the parent's dispatcher plan, which records no runtime statistics (migration 0010)
+    Column("parent_query_key", String(KEY), nullable=True),
+    Column("dispatcher_plan_key", String(KEY), nullable=True),
+    # SQL Server 2025 / Azure: the Query Store replica group whose statistics are stored for the query
+    Column("replica_group_id", BigInteger, nullable=True),
     UniqueConstraint("target_id", "database_name", "query_key"),
 )
 
@@ -108,10 +138,10 @@ plan = Table(
     # The count before its last change, and when a collection saw it change: detection reports a
     # rise inside the analysed window (the level alone means nothing: it travels with restores).
     Column("force_failure_count_previous", Integer, nullable=True),
-    Column("force_failure_changed_at", DateTime, nullable=True),
+    Column("force_failure_changed_at", Timestamp, nullable=True),
     Column("last_force_failure_reason", String(64), nullable=True),
-    Column("first_seen", DateTime, nullable=False),
-    Column("last_seen", DateTime, nullable=False),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
     UniqueConstraint("target_id", "plan_key"),
     Index(None, "query_id"),
 )
@@ -126,8 +156,8 @@ runtime_stats = Table(
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("plan_id", Id, ForeignKey("plan.id"), primary_key=True, autoincrement=False),
     Column("query_id", Id, ForeignKey("query.id"), nullable=False),
-    Column("interval_start", DateTime, primary_key=True),
-    Column("interval_end", DateTime, nullable=False),
+    Column("interval_start", Timestamp, primary_key=True),
+    Column("interval_end", Timestamp, nullable=False),
     # 0 regular, 3 aborted, 4 exception (Query Store); other engines: 0
     Column("execution_type", Integer, primary_key=True, autoincrement=False, default=0),
     Column("executions", BigInteger, nullable=False),
@@ -171,7 +201,7 @@ runtime_stats_rollup = Table(
     # read uses (an id and its index would add about a fifth to each row).
     Column("plan_id", Id, ForeignKey("plan.id"), nullable=False, autoincrement=False),
     Column("grain", String(8), nullable=False),  # hour / day
-    Column("interval_start", DateTime, nullable=False),
+    Column("interval_start", Timestamp, nullable=False),
     Column("execution_type", Integer, nullable=False, autoincrement=False),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("query_id", Id, ForeignKey("query.id"), nullable=False),
@@ -197,8 +227,8 @@ collection_run = Table(
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
-    Column("interval_start", DateTime, nullable=False),
-    Column("interval_end", DateTime, nullable=False),
+    Column("interval_start", Timestamp, nullable=False),
+    Column("interval_end", Timestamp, nullable=False),
     # ok / degraded / error / not_backfillable (0009 rewrote the partial and failed of older runs)
     Column("status", String(16), nullable=False),
     Column("aspects", JSON, nullable=False, default=dict),  # aspect -> {status, hint, rows}
@@ -206,8 +236,8 @@ collection_run = Table(
     Column("plans_captured", Integer, nullable=False, default=0),
     Column("duration_ms", Float, nullable=True),
     Column("error", Text, nullable=True),  # scrubbed of secrets
-    Column("started_at", DateTime, nullable=False),
-    Column("finished_at", DateTime, nullable=True),
+    Column("started_at", Timestamp, nullable=False),
+    Column("finished_at", Timestamp, nullable=True),
     UniqueConstraint("target_id", "interval_start", "interval_end"),
 )
 
@@ -219,7 +249,7 @@ probe = Table(
     Column("definition", JSON, nullable=False),  # the validated YAML definition
     Column("source_file", String(512), nullable=True),
     Column("enabled", Boolean, nullable=False, default=True),
-    Column("updated_at", DateTime, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
     UniqueConstraint("name"),
 )
 
@@ -229,7 +259,7 @@ probe_result = Table(
     Column("id", Id, primary_key=True, autoincrement=True),
     Column("probe_id", Id, ForeignKey("probe.id"), nullable=False),
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
-    Column("run_at", DateTime, nullable=False),  # the run's logical time: the natural key
+    Column("run_at", Timestamp, nullable=False),  # the run's logical time: the natural key
     Column("value", Float, nullable=True),
     Column("status", String(16), nullable=False),  # ok / warning / critical / error / timeout / refused
     Column("duration_ms", Float, nullable=True),
@@ -262,9 +292,9 @@ regression = Table(
     Column("p_value", Float, nullable=True),
     Column("evidence", JSON, nullable=False, default=dict),
     Column("diff", JSON, nullable=True),
-    Column("first_detected", DateTime, nullable=False),
-    Column("last_detected", DateTime, nullable=False),
-    Column("resolved_at", DateTime, nullable=True),
+    Column("first_detected", Timestamp, nullable=False),
+    Column("last_detected", Timestamp, nullable=False),
+    Column("resolved_at", Timestamp, nullable=True),
     UniqueConstraint("target_id", "query_id", "kind", "open_key"),
     Index(None, "status", "severity"),
 )
@@ -281,8 +311,8 @@ alert = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
     Column("payload", JSON, nullable=False, default=dict),
-    Column("created_at", DateTime, nullable=False),
-    Column("sent_at", DateTime, nullable=True),
+    Column("created_at", Timestamp, nullable=False),
+    Column("sent_at", Timestamp, nullable=True),
     UniqueConstraint("dedup_key", "channel"),
 )
 
@@ -303,14 +333,14 @@ remediation = Table(
     Column("expected_effect", Text, nullable=True),
     Column("evidence", JSON, nullable=False, default=dict),
     Column("approved_by", String(NAME), nullable=True),
-    Column("approved_at", DateTime, nullable=True),
-    Column("applied_at", DateTime, nullable=True),
+    Column("approved_at", Timestamp, nullable=True),
+    Column("applied_at", Timestamp, nullable=True),
     Column("outcome", String(24), nullable=True),  # kept / rolled_back
     Column("outcome_reason", Text, nullable=True),
     Column("verification", JSON, nullable=True),  # post-apply vs regressed vs baseline moments
     Column("dag_run_id", String(250), nullable=True),
-    Column("created_at", DateTime, nullable=False),
-    Column("updated_at", DateTime, nullable=False),
+    Column("created_at", Timestamp, nullable=False),
+    Column("updated_at", Timestamp, nullable=False),
     # 'open' while proposed/approved/applied, the row's own id once final: with the unique constraint
     # below, at most one open remediation per regression and action on every backend (as regression)
     Column("open_key", String(32), nullable=False, server_default="open"),
@@ -324,7 +354,7 @@ audit_log = Table(
     "audit_log",
     metadata,
     Column("id", Id, primary_key=True, autoincrement=True),
-    Column("at", DateTime, nullable=False),
+    Column("at", Timestamp, nullable=False),
     Column("actor", String(NAME), nullable=False),
     Column("action", String(64), nullable=False),
     Column("target_id", Id, nullable=True),  # no FK: the log outlives what it describes
@@ -342,7 +372,7 @@ counter_snapshot = Table(
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("database_name", String(NAME), nullable=False),
     Column("query_key", String(KEY), nullable=False),
-    Column("taken_at", DateTime, nullable=False),
+    Column("taken_at", Timestamp, nullable=False),
     Column("executions", Float, nullable=False),
     Column("errors", Float, nullable=True),
     Column("cpu_us_total", Float, nullable=True),
@@ -352,7 +382,7 @@ counter_snapshot = Table(
     Column("physical_reads_total", Float, nullable=True),
     Column("rows_total", Float, nullable=True),
     Column("rows_examined_total", Float, nullable=True),
-    Column("counters_reset_at", DateTime, nullable=True),
+    Column("counters_reset_at", Timestamp, nullable=True),
     UniqueConstraint("target_id", "database_name", "query_key"),
 )
 
@@ -365,9 +395,9 @@ plan_capture = Table(
     Column("target_id", Id, ForeignKey("target.id"), nullable=False),
     Column("database_name", String(NAME), nullable=False),
     Column("query_key", String(KEY), nullable=False),
-    Column("window_start", DateTime, nullable=True),  # start of the current budget hour
+    Column("window_start", Timestamp, nullable=True),  # start of the current budget hour
     Column("captures_in_window", Integer, nullable=False, default=0),
-    Column("last_captured_at", DateTime, nullable=True),
+    Column("last_captured_at", Timestamp, nullable=True),
     Column("last_plan_key", String(KEY), nullable=True),
     Column("mean_us_at_capture", Float, nullable=True),
     Column("stdev_us_at_capture", Float, nullable=True),  # 0009: the statistics a shift is judged on
@@ -375,7 +405,7 @@ plan_capture = Table(
     Column("work_mean_at_capture", Float, nullable=True),
     Column("failures", Integer, nullable=False, default=0),
     Column("last_error", Text, nullable=True),
-    Column("retry_after", DateTime, nullable=True),
+    Column("retry_after", Timestamp, nullable=True),
     UniqueConstraint("target_id", "database_name", "query_key"),
 )
 
@@ -393,8 +423,8 @@ index_snapshot = Table(
     Column("definition_hash", String(64), nullable=False),
     Column("is_unique", Boolean, nullable=False, default=False),
     Column("is_primary", Boolean, nullable=False, default=False),
-    Column("first_seen", DateTime, nullable=False),
-    Column("last_seen", DateTime, nullable=False),
+    Column("first_seen", Timestamp, nullable=False),
+    Column("last_seen", Timestamp, nullable=False),
     UniqueConstraint("target_id", "database_name", "table_name", "index_name", "definition_hash"),
 )
 
@@ -403,7 +433,7 @@ setting = Table(
     metadata,
     Column("key", String(NAME), primary_key=True),
     Column("value", String(1024), nullable=False),
-    Column("updated_at", DateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
+    Column("updated_at", Timestamp, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
 )
 
 # Settings kept in the repository (runtime-adjustable), with their defaults.

@@ -246,6 +246,8 @@ class UIQueries(RepositoryView):
                 query.c.query_key,
                 query.c.database_name,
                 query.c.query_text,
+                query.c.parent_query_key,
+                query.c.dispatcher_plan_key,
                 base.c.plan_key.label("baseline_plan_key"),
                 base.c.shape_hash.label("baseline_shape_hash"),
                 current.c.plan_key.label("current_plan_key"),
@@ -260,6 +262,38 @@ class UIQueries(RepositoryView):
         with self._errors(f"reading regression {regression_id}"), self.engine.connect() as connection:
             row = connection.execute(statement).mappings().first()
         return dict(row) if row is not None else None
+
+    def query_variants(
+        self, target_id: int, database_name: str, parent_query_key: str
+    ) -> list[dict[str, Any]]:
+        """SQL Server PSP: the stored variants of a parent query (each its own query), with their open
+        regressions' ids; empty for any other query."""
+        open_regression = (
+            select(regression.c.id)
+            .where(regression.c.query_id == query.c.id, regression.c.status == "open")
+            .order_by(regression.c.id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        statement = (
+            select(
+                query.c.id,
+                query.c.query_key,
+                query.c.dispatcher_plan_key,
+                open_regression.label("regression_id"),
+            )
+            .where(
+                query.c.target_id == target_id,
+                query.c.database_name == database_name,
+                query.c.parent_query_key == parent_query_key,
+            )
+            .order_by(query.c.query_key)
+        )
+        with (
+            self._errors(f"reading the variants of query {parent_query_key}"),
+            self.engine.connect() as connection,
+        ):
+            return [dict(row) for row in connection.execute(statement).mappings()]
 
     def timeline(self, query_id: int, start: datetime, end: datetime) -> Timeline:
         """Per plan and interval starting in [start, end): executions and weighted CPU/duration means.

@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import JSON, Table, case, func, text
+from sqlalchemy import JSON, LargeBinary, String, Table, bindparam, case, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
@@ -66,8 +66,8 @@ def upsert(
         for batch in _batches(rows):
             connection.execute(statement, list(batch))
     elif dialect == "mssql":
-        statement = text(
-            mssql_merge_sql(table, columns=columns, key=key, rules=rules, dialect=connection.dialect)
+        statement = mssql_merge_statement(
+            table, columns=columns, key=key, rules=rules, dialect=connection.dialect
         )
         for batch in _batches(rows):
             connection.execute(statement, list(batch))
@@ -246,6 +246,31 @@ def _render_merge_sql(rule: Merge, stored: str, new: str) -> str:
     return f"CASE WHEN {new} {comparison} {stored} THEN {new} ELSE {stored} END"
 
 
+def mssql_merge_statement(
+    table: Table,
+    *,
+    columns: Sequence[str],
+    key: Sequence[str],
+    rules: Mapping[str, Merge],
+    dialect: Any,
+) -> Any:
+    """:func:`mssql_merge_sql` with every parameter bound as its column's type, so values go through
+    the column's bind processing (JSON serialised, timestamps as ISO 8601 text) as in any other insert."""
+    return text(mssql_merge_sql(table, columns=columns, key=key, rules=rules, dialect=dialect)).bindparams(
+        *(bindparam(name, type_=table.c[name].type) for name in columns)
+    )
+
+
+def _mssql_source_type(column_type: Any, dialect: Any) -> str:
+    """The type a MERGE source column is cast to: the column's own, text as NVARCHAR(max) (no silent
+    truncation by a cast: the insert into the column still fails as it would), binary as VARBINARY(max)."""
+    if isinstance(column_type, JSON | String):
+        return "NVARCHAR(max)"
+    if isinstance(column_type, LargeBinary):
+        return "VARBINARY(max)"
+    return str(column_type.compile(dialect=dialect))
+
+
 def mssql_merge_sql(
     table: Table,
     *,
@@ -257,9 +282,16 @@ def mssql_merge_sql(
     """A SQL Server ``MERGE`` upserting one row given as bound parameters named after the columns.
 
     Identifiers are quoted by the dialect; values are only ever bound (``:name``), never formatted in.
+    Each source column is cast to its column's type: a NULL sent for a DATETIME or JSON column is
+    otherwise an untyped (int) NULL, and ``COALESCE(target.x, source.x)`` / ``CASE`` then convert the
+    stored value to int (error 245 on text, 257 on datetime). A timestamp arrives as ISO 8601 ``T``
+    text (:class:`planmon.store.schema.Timestamp`), which the cast reads the same under any DATEFORMAT.
     """
     quote = dialect.identifier_preparer.quote
-    source = ", ".join(f":{name} AS {quote(name)}" for name in columns)
+    source = ", ".join(
+        f"CAST(:{name} AS {_mssql_source_type(table.c[name].type, dialect)}) AS {quote(name)}"
+        for name in columns
+    )
     match = " AND ".join(f"target.{quote(name)} = source.{quote(name)}" for name in key)
     assignments = ", ".join(
         f"target.{quote(name)} = " + _render_merge_sql(rule, f"target.{quote(name)}", f"source.{quote(name)}")

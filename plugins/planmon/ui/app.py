@@ -328,6 +328,7 @@ def regression_data(queries: UIQueries, regression_id: int) -> dict[str, Any]:
         "findings": {side: views.plan_findings(plans[side]) for side in ("baseline", "current")},
         "diff": plans,
         "remediations": remediations,
+        "variants": views.query_variants(queries, row),  # SQL Server PSP variants of the same parent
         "audit": queries.audit_entries(subjects),
     }
 

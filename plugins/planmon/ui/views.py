@@ -181,6 +181,16 @@ def statistics_rows(row: Mapping[str, Any]) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
+def query_variants(queries: UIQueries, row: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """SQL Server PSP: the variants of the regressed query's parent (the query itself marked), or of
+    the query when it is a parent; empty for a query that is no PSP query."""
+    parent = row.get("parent_query_key") or row.get("query_key")
+    variants = queries.query_variants(row["target_id"], row.get("database_name") or "", str(parent))
+    for variant in variants:
+        variant["this_query"] = variant["query_key"] == row.get("query_key")
+    return variants
+
+
 def regression_diff(queries: UIQueries, row: Mapping[str, Any]) -> dict[str, Any]:
     """The plan diff: both plans' trees side by side and the changes (stored, else computed)."""
     sides: dict[str, Any] = {}

@@ -111,3 +111,65 @@ def test_plans(adapter: Adapter) -> None:
         parse_plan(plan.body, engine="sqlserver")  # read as text, parsed whatever its depth
     for failure in failures:
         assert failure.reason
+
+
+def test_variants_replica_groups_and_temporary_ids_as_this_server_has_them(adapter: Adapter) -> None:
+    """SQL Server 2022+: PSP variants keep their own query ids and name parent and dispatcher; 2025 / Azure:
+    one replica group per database, never a negative (temporary) id."""
+    capabilities = adapter.capabilities()
+    if capabilities.details["runtime_stats_source"] != "query_store":
+        pytest.skip("Query Store is not readable here")
+    stats = adapter.runtime_stats(*_last_hour())
+    dispatchers = {record.dispatcher_plan_key for record in stats if record.dispatcher_plan_key}
+    for record in stats:
+        assert not record.query_key.startswith("-") and not (record.plan_key or "").startswith("-")
+        assert (record.parent_query_key is None) == (record.dispatcher_plan_key is None)
+        assert record.plan_key not in dispatchers  # a dispatcher plan records no runtime statistics
+        if record.parent_query_key is not None:
+            assert capabilities.details["major_version"] >= 16 or capabilities.details["engine_edition"] in (
+                5,
+                8,
+            )
+    for database in {record.database_name for record in stats}:
+        groups = {record.replica_group_id for record in stats if record.database_name == database}
+        assert len(groups) == 1, f"{database}: replica groups {groups} pooled in one read"
+
+
+def test_remediation_reads_forcing_state_on_this_version(mssql_url: str, adapter: Adapter) -> None:
+    """The version is read before any version-gated file (SQL Server 2016 has no plan_forcing_type_desc);
+    on 2022+ variants and hints are read too (hints need VIEW SERVER PERFORMANCE STATE)."""
+    from sqlalchemy.engine import make_url
+
+    from planmon.engines.sqlserver import remediation
+
+    capabilities = adapter.capabilities()
+    if capabilities.details["runtime_stats_source"] != "query_store":
+        pytest.skip("Query Store is not readable here")
+    stats = adapter.runtime_stats(*_last_hour())
+    if not stats:
+        pytest.skip("no statement in the last hour")
+    record = stats[0]
+    connection = _connector(mssql_url, Settings())(record.database_name or make_url(mssql_url).database)
+    try:
+        state = remediation.read_state(connection, int(record.query_key))
+    finally:
+        connection.close()
+    assert state.major_version == capabilities.details["major_version"]
+    assert state.plan(int(record.plan_key or 0)) is not None
+    assert not (set(p.plan_id for p in state.plans if p.query_id is None) & state.dispatcher_plan_ids)
+
+
+@pytest.mark.parametrize("language", ["British", "Deutsch", "us_english"])
+def test_iso_datetimes_are_read_the_same_under_every_login_language(mssql_url: str, language: str) -> None:
+    from planmon.engines.sqlserver.dialect import bind
+
+    moment = datetime(2026, 2, 1, 13, 4, 5, 670000)  # day 1, month 2: a swap would read 2 January
+    # (.670: a value datetime holds exactly; it rounds to 1/300 s)
+    connection = _connector(mssql_url, Settings())(None)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(f"SET LANGUAGE {language}")  # one of three fixed names above
+        cursor.execute(*bind("SELECT CAST(@at AS datetime) AS at", {"at": moment}))
+        assert cursor.fetchall()[0][0] == moment
+    finally:
+        connection.close()

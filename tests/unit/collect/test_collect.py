@@ -138,6 +138,9 @@ class FakeAdapter:
             )
         ]
 
+    def runtime_stats_notes(self) -> list[str]:
+        return []
+
     def statements_sent(self) -> int:
         return self.server.sent
 

@@ -29,6 +29,7 @@ from tests.unit.remediation.conftest import seed_sqlserver_regression
 from tests.unit.remediation.test_sqlserver import _result
 
 STATE_FILES = ("remediation_query_plans", "server_properties", "tuning_recommendations")
+NONE_HERE = ("remediation_query_variants", "query_store_query_hints")  # query 7: no PSP variant, no hints
 
 
 @dataclass
@@ -41,8 +42,11 @@ class RecordedSqlServer:
     remediation_sent: list[str] = field(default_factory=list)
 
     def answer(self, sql: str) -> list[dict[str, Any]]:
-        for name in STATE_FILES:
+        for name in NONE_HERE:
             if sql == bind(load_sql("sqlserver", name), {"query_id": 7})[0]:
+                return []
+        for name in STATE_FILES:
+            if sql == bind(load_sql("sqlserver", name), {"query_id": 7, "query_ids": [7]})[0]:
                 self.state_reads.append(name)
                 case = {"remediation_query_plans": self.plans, "server_properties": "2022"}
                 return _result(f"{name}.{case.get(name, self.recommendations)}")

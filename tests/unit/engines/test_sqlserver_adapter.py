@@ -231,6 +231,26 @@ DOCUMENTED_COLUMNS: dict[str, list[str]] = {
         "pdw_node_id",
         *_metric("page_server_reads", ("total", "last", "min", "max")),
     ],
+    # https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-query-store-query-variant
+    # (SQL Server 2022 (16.x)+; the dispatcher plan records no runtime statistics)
+    "sys.query_store_query_variant": ["query_variant_query_id", "parent_query_id", "dispatcher_plan_id"],
+    # https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-query-store-query-hints-transact-sql
+    # (SQL Server 2022 (16.x)+; source 0 is a user's hint, non-zero system-generated)
+    "sys.query_store_query_hints": [
+        "query_hint_id",
+        "query_id",
+        "replica_group_id",
+        "query_hint_text",
+        "last_query_hint_failure_reason",
+        "last_query_hint_failure_reason_desc",
+        "query_hint_failure_count",
+        "source",
+        "source_desc",
+        "comment",
+    ],
+    # https://learn.microsoft.com/sql/relational-databases/system-catalog-views/sys-query-store-replicas
+    # (SQL Server 2025 (17.x), Azure SQL Database; role_type 1 primary, 2 secondary, ...)
+    "sys.query_store_replicas": ["replica_group_id", "role_type", "replica_name"],
     # https://learn.microsoft.com/sql/relational-databases/system-dynamic-management-views/sys-dm-exec-text-query-plan-transact-sql
     "sys.dm_exec_text_query_plan": ["dbid", "objectid", "number", "encrypted", "query_plan"],
     # https://learn.microsoft.com/sql/relational-databases/system-dynamic-management-views/sys-dm-exec-sql-text-transact-sql
@@ -431,6 +451,7 @@ QUERY_STORE_SALES: dict[str | tuple[str, str | None], Answer] = {
     "tuning_recommendations_count": "three",
     "query_store_runtime_stats": "sales",
     "query_store_plans": "sales",
+    "query_store_query_variants": "none",
     "tuning_recommendations": "sales",
     "index_columns": "orders",
 }
@@ -568,7 +589,12 @@ def test_runtime_stats_sql_gets_the_window_and_limit_as_bound_values(
     adapter.runtime_stats(*WINDOW)
     [(database, text, params)] = server.executed("query_store_runtime_stats")
     assert database == "Sales"
-    assert params == {"row_limit": 5000, "window_start": WINDOW[0], "window_end": WINDOW[1]}
+    # ISO 8601 with T: read the same under every login language / DATEFORMAT (a space is not)
+    assert params == {
+        "row_limit": 5000,
+        "window_start": "2026-11-23T07:00:00.000",
+        "window_end": "2026-11-23T07:15:00.000",
+    }
     assert "2026" not in text and "5000" not in text
 
 

@@ -32,6 +32,7 @@ SAMPLE_VALUES: dict[str, object] = {
     "databases": ["Sales", "O'Brien"],
     "all_databases": 0,
     "query_id": 7,
+    "query_ids": [7, 8],
 }
 
 

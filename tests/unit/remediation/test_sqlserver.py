@@ -201,19 +201,26 @@ class _RecordedCursor:
 
 def test_read_state_reads_plans_and_apc_live_with_bound_query_id() -> None:
     connection = _RecordedConnection(
-        _result("remediation_query_plans.free"), _result("tuning_recommendations.verifying_query_7")
+        [],  # remediation_query_variants: query 7 is no PSP variant
+        _result("remediation_query_plans.free"),
+        [],  # query_store_query_hints: none
+        _result("tuning_recommendations.verifying_query_7"),
     )
     state = sqlserver.read_state(connection, 7, major_version=16)
     assert [p.plan_id for p in state.plans] == [11, 12] and state.apc_states == ["Verifying"]
-    sql, params = connection.sent[0]
-    assert "WHERE p.query_id = %(query_id)s" in sql and params == {"query_id": 7}
+    variants_sql, variants_params = connection.sent[0]
+    assert "sys.query_store_query_variant" in variants_sql and variants_params == {"query_id": 7}
+    sql, params = connection.sent[1]
+    assert "WHERE p.query_id IN (%(query_ids_0)s)" in sql and params == {"query_ids_0": 7}
 
 
 def test_unreadable_apc_state_blocks_a_force() -> None:
     """Without VIEW SERVER STATE planmon cannot know whether APC is forcing: it does not force."""
     connection = _RecordedConnection(
-        _result("remediation_query_plans.free"),
         _result("server_properties.2022"),
+        [],  # remediation_query_variants
+        _result("remediation_query_plans.free"),
+        [],  # query_store_query_hints
         PermissionError("VIEW SERVER STATE"),
     )
     state = sqlserver.read_state(connection, 7)

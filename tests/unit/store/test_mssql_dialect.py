@@ -7,12 +7,15 @@ the live test runs wherever PLANMON_TEST_MSSQL_URL points at a server (docker-co
 from __future__ import annotations
 
 import os
+import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
 import sqlglot
+from sqlalchemy import DateTime, Table
 from sqlalchemy.dialects import mssql
+from sqlalchemy.dialects.mssql import pymssql
 from sqlalchemy.engine import make_url
 from sqlalchemy.schema import CreateIndex, CreateTable
 
@@ -22,7 +25,7 @@ from planmon.store.collection import RUNTIME_STATS_COLUMNS, RUNTIME_STATS_KEY, C
 from planmon.store.connection import create_repository_engine
 from planmon.store.retention import RetentionStore
 from planmon.store.schema import metadata, runtime_stats
-from planmon.store.upsert import Merge, mssql_merge_sql
+from planmon.store.upsert import Merge, mssql_merge_sql, mssql_merge_statement
 
 SNAPSHOT = Path(__file__).resolve().parents[2] / "fixtures" / "store" / "mssql_schema.sql"
 
@@ -63,7 +66,7 @@ def test_merge_binds_values_and_holds_the_key_range() -> None:
         dialect=mssql.dialect(),
     )
     assert "WITH (HOLDLOCK)" in merge
-    assert ":executions AS executions" in merge and "'" not in merge
+    assert "CAST(:executions AS BIGINT) AS executions" in merge and "'" not in merge
 
 
 @pytest.mark.mssql
@@ -191,3 +194,101 @@ def test_migration_0009_adds_the_capture_statistics_and_renames_old_statuses_on_
         "UPDATE collection_run SET status = 'degraded' WHERE status = 'partial';",
         "UPDATE collection_run SET status = 'error' WHERE status = 'failed';",
     ]
+
+
+# -- datetimes and NULLs as SQL Server reads them ---------------------------------------------------------
+
+MOMENT = datetime(2026, 2, 1, 13, 4, 5, 678000)  # 1 February: swapped day and month would be 2 January
+
+
+def _processed(compiled: object, dialect: object) -> dict[str, object]:
+    """The values the driver gets, after each bind's type processed it (as an execution does)."""
+    values = {}
+    for name, bind in compiled.binds.items():  # type: ignore[attr-defined]
+        processor = bind.type.bind_processor(dialect)
+        values[name] = processor(bind.value) if processor else bind.value
+    return values
+
+
+def _datetime_columns(table: Table) -> list[str]:
+    return [c.name for c in table.columns if isinstance(getattr(c.type, "impl", c.type), DateTime)]
+
+
+@pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # primary keys left out on purpose
+@pytest.mark.parametrize("table", [t for t in metadata.sorted_tables if _datetime_columns(t)], ids=str)
+def test_every_datetime_the_store_sends_is_iso_8601_with_t(table: Table) -> None:
+    """'YYYY-MM-DD hh:mm:ss' is read by DATEFORMAT into DATETIME (British/German logins: day and month
+    swapped, or error 242); only the ISO 8601 T form is read the same under every setting."""
+    dialect = pymssql.dialect()
+    columns = _datetime_columns(table)
+    insert = table.insert().values({name: MOMENT for name in columns}).compile(dialect=dialect)
+    where = table.select().where(table.c[columns[0]] >= MOMENT).compile(dialect=dialect)
+    for compiled in (insert, where):
+        processed = _processed(compiled, dialect)
+        sent = [v for name, v in processed.items() if name.rsplit("_", 1)[0] in columns or name in columns]
+        assert sent and all(v == "2026-02-01T13:04:05.678" for v in sent), sent
+
+
+def test_the_merge_types_every_source_value_and_binds_through_the_column_types() -> None:
+    dialect = pymssql.dialect()
+    columns = list(RUNTIME_STATS_COLUMNS)
+    rules = {name: Merge.REPLACE for name in columns if name not in RUNTIME_STATS_KEY}
+    statement = mssql_merge_statement(
+        runtime_stats, columns=columns, key=RUNTIME_STATS_KEY, rules=rules, dialect=dialect
+    )
+    compiled = statement.compile(dialect=dialect)
+    source = re.search(r"USING \(SELECT (.*?)\) AS source", str(compiled)).group(1)  # type: ignore[union-attr]
+    items = [item.strip() for item in re.split(r",\s*(?=CAST\()", source)]
+    assert len(items) == len(columns) and all(item.startswith("CAST(") for item in items)
+    assert "AS DATETIME) AS interval_start" in source  # a NULL is typed, ISO text is read as such
+    assert "AS FLOAT) AS cpu_us_mean" in source
+    processor = compiled.binds["interval_start"].type.bind_processor(dialect)
+    assert processor(MOMENT) == "2026-02-01T13:04:05.678" and processor(None) is None
+
+
+def test_json_and_text_columns_are_cast_so_a_null_is_never_an_int() -> None:
+    from planmon.store.schema import plan
+
+    columns = [
+        "target_id",
+        "plan_key",
+        "query_id",
+        "summary",
+        "body",
+        "first_seen",
+        "last_seen",
+        "shape_hash",
+    ]
+    sql = mssql_merge_sql(
+        plan,
+        columns=columns,
+        key=["target_id", "plan_key"],
+        rules={"summary": Merge.KEEP, "body": Merge.KEEP, "shape_hash": Merge.KEEP},
+        dialect=mssql.dialect(),
+    )
+    assert "CAST(:summary AS NVARCHAR(max)) AS summary" in sql
+    assert "CAST(:body AS VARBINARY(max)) AS body" in sql
+    assert "CAST(:shape_hash AS NVARCHAR(max)) AS shape_hash" in sql
+    assert "COALESCE(target.summary, source.summary)" in sql
+    parsed = sqlglot.parse_one(sql.replace(":", "@"), read="tsql")
+    assert parsed is not None
+    statement = mssql_merge_statement(
+        plan, columns=columns, key=["target_id", "plan_key"], rules={}, dialect=mssql.dialect()
+    )
+    compiled = statement.compile(dialect=pymssql.dialect())
+    json_processor = compiled.binds["summary"].type.bind_processor(pymssql.dialect())
+    assert json_processor({"cost": 1}) == '{"cost": 1}'  # serialised by the column type, not left a dict
+
+
+def test_migration_0010_adds_the_variant_and_replica_columns_in_place_on_sql_server() -> None:
+    upgrade = _migration_sql("0010_query_variants_and_replica_groups.py", "upgrade")
+    statements = [s.strip() for s in upgrade.split("GO") if s.strip()]
+    assert statements == [
+        "ALTER TABLE query ADD parent_query_key VARCHAR(200) NULL;",
+        "ALTER TABLE query ADD dispatcher_plan_key VARCHAR(200) NULL;",
+        "ALTER TABLE query ADD replica_group_id BIGINT NULL;",
+    ]
+    downgrade = _migration_sql("0010_query_variants_and_replica_groups.py", "downgrade")
+    assert "ALTER TABLE query DROP COLUMN parent_query_key;" in downgrade
+    for script in (upgrade, downgrade):
+        assert all(s is not None for s in sqlglot.parse(script.replace("GO\n", ""), read="tsql"))

@@ -26,7 +26,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -68,6 +68,11 @@ PAGE_KB = 8  # Query Store reports memory grants in 8-KB pages
 _IN_LIST_CHUNK = 500  # values per IN (...) list: keeps each statement (and its compile) small
 _READABLE_STATES = frozenset({"READ_WRITE", "READ_ONLY", "READ_CAPTURE_SECONDARY"})
 _SQL_SERVER_2017 = 14
+_SQL_SERVER_2022 = 16  # sys.query_store_query_variant (parameter-sensitive plan optimisation)
+_SQL_SERVER_2025 = 17  # replica_group_id in runtime stats, sys.query_store_replicas
+_AZURE_SQL_DATABASE = 5  # SERVERPROPERTY('EngineEdition'); ProductVersion says 12 there
+_AZURE_SQL_MANAGED_INSTANCE = 8
+_PRIMARY_ROLE = 1  # sys.query_store_replicas.role_type
 
 # readonly_reason bits of sys.database_query_store_options and their documented meaning.
 READ_ONLY_REASONS: tuple[tuple[int, str], ...] = (
@@ -212,6 +217,7 @@ class _RuntimeKey:
     def to_stats(self, database_name: str) -> StatementStats:
         row = self.row
         execution_type = int(row.get("execution_type") or 0)
+        group = row.get("replica_group_id")
         memory_pages = self.memory_pages.mean
         text = row.get("query_sql_text")
         return StatementStats(
@@ -240,6 +246,7 @@ class _RuntimeKey:
             memory_kb_mean=None if memory_pages is None else memory_pages * PAGE_KB,
             query_text=None if text is None else strip_literals(str(text)),
             query_hash=hex_hash(row.get("query_hash")),
+            replica_group_id=None if group is None else int(group),
         )
 
 
@@ -247,15 +254,51 @@ def aggregate_runtime_rows(rows: Iterable[Mapping[str, Any]], *, database_name: 
     """Rows of ``query_store_runtime_stats.sql`` -> one StatementStats per (plan, interval, execution type).
 
     In-memory and flushed rows of the same key are combined (see :class:`Moments`); execution types 3 and
-    4 count as errors.
+    4 count as errors. Rows of different replica groups (SQL Server 2025, Azure) are never pooled.
     """
-    keys: dict[tuple[Any, Any, Any], _RuntimeKey] = {}
+    keys: dict[tuple[Any, Any, Any, Any], _RuntimeKey] = {}
     for row in rows:
-        key = (row["plan_id"], row["runtime_stats_interval_id"], row["execution_type"])
+        key = (
+            row["plan_id"],
+            row["runtime_stats_interval_id"],
+            row["execution_type"],
+            row.get("replica_group_id"),
+        )
         if key not in keys:
             keys[key] = _RuntimeKey(row=row)
         keys[key].add(row)
     return [entry.to_stats(database_name) for entry in keys.values()]
+
+
+def without_temporary_ids(rows: Iterable[Mapping[str, Any]]) -> tuple[list[Mapping[str, Any]], int]:
+    """Rows whose query_id and plan_id are real, and how many were left out.
+
+    With Query Store for secondary replicas a query or plan first seen on a secondary carries a negative
+    id until the primary persists it: a placeholder that names nothing once persisted, so planmon neither
+    stores nor forces it (the next run reads the persisted id).
+    """
+    read = list(rows)
+    kept = [row for row in read if int(row["query_id"]) >= 0 and int(row["plan_id"]) >= 0]
+    return kept, len(read) - len(kept)
+
+
+def primary_replica_group(
+    replica_rows: Sequence[Mapping[str, Any]], stats_rows: Sequence[Mapping[str, Any]]
+) -> int | None:
+    """The replica group whose runtime statistics planmon reads: the one group seen in the primary role.
+
+    A replica has a row per role it was observed in, so after a failover two groups were primary; then,
+    and when sys.query_store_replicas says nothing, the lowest group id of the statistics read is taken
+    (the caller notes the groups it left out). None: the rows carry no replica group.
+    """
+    primaries = sorted(
+        {int(r["replica_group_id"]) for r in replica_rows if r.get("role_type") == _PRIMARY_ROLE}
+    )
+    if len(primaries) == 1:
+        return primaries[0]
+    groups = sorted({int(r["replica_group_id"]) for r in stats_rows if r.get("replica_group_id") is not None})
+    candidates = [g for g in groups if g in primaries] or groups
+    return candidates[0] if candidates else (primaries[0] if primaries else None)
 
 
 def top_plans_by_cpu(stats: Sequence[StatementStats], limit: int) -> list[StatementStats]:
@@ -534,6 +577,19 @@ class ServerProbe:
         return [state.name for state in self.databases if state.query_store_readable]
 
     @property
+    def has_query_variants(self) -> bool:
+        """sys.query_store_query_variant exists: SQL Server 2022+, Azure SQL Database / Managed Instance."""
+        return self.major_version >= _SQL_SERVER_2022 or self.engine_edition in (
+            _AZURE_SQL_DATABASE,
+            _AZURE_SQL_MANAGED_INSTANCE,
+        )
+
+    @property
+    def has_replica_groups(self) -> bool:
+        """runtime stats carry replica_group_id: SQL Server 2025+, Azure SQL Database."""
+        return self.major_version >= _SQL_SERVER_2025 or self.engine_edition == _AZURE_SQL_DATABASE
+
+    @property
     def source(self) -> str:
         if self.query_store_databases:
             return QUERY_STORE
@@ -662,6 +718,10 @@ class Adapter(AdapterBase):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._probe: ServerProbe | None = None
+        self._notes: list[str] = []
+
+    def runtime_stats_notes(self) -> list[str]:
+        return list(self._notes)
 
     # connections and statements
 
@@ -769,12 +829,16 @@ class Adapter(AdapterBase):
             return state
         try:
             permission = self._query("database_permissions", database=state.name)[0]
-            state.view_database_state = bool(permission.get("has_view_database_state"))
+            # either grant reads Query Store; the 2022 one is NULL (unknown name) before SQL Server 2022
+            state.view_database_state = bool(permission.get("has_view_database_state")) or bool(
+                permission.get("has_view_database_performance_state")
+            )
             if not state.view_database_state:
                 state.problem = AspectStatus(
                     AspectState.PERMISSION_DENIED,
                     hint=f"GRANT VIEW DATABASE STATE TO [user] in database {quote_name(state.name)} "
-                    "(Query Store views need it)",
+                    "(Query Store views need it; on SQL Server 2022+ VIEW DATABASE PERFORMANCE STATE "
+                    "is enough)",
                 )
                 return state
             options = self._query("query_store_options", database=state.name)
@@ -808,14 +872,12 @@ class Adapter(AdapterBase):
             raise ValueError(f"the window must not be empty: start {start} is not before end {end}")
         probe = self._ensure_probe()
         limit = self.settings.collect_row_limit
+        self._notes = []
         if probe.source == QUERY_STORE:
             params = {"window_start": utc_naive(start), "window_end": utc_naive(end), "row_limit": limit}
             stats = self._per_database(
                 probe.query_store_databases,
-                lambda database: aggregate_runtime_rows(
-                    self._query("query_store_runtime_stats", params, database=database),
-                    database_name=database,
-                ),
+                functools.partial(self._query_store_stats, probe, params),
             )
             return top_plans_by_cpu(stats, limit)
         if probe.source == PLAN_CACHE:
@@ -831,6 +893,70 @@ class Adapter(AdapterBase):
             )
             return plan_cache_stats(rows, row_limit=limit)
         raise self._no_source_error(probe, "runtime statistics")
+
+    def _query_store_stats(
+        self, probe: ServerProbe, params: Mapping[str, Any], database: str
+    ) -> list[StatementStats]:
+        """One database's runtime stats: real ids only, one replica group, variants related to parents."""
+        name = "query_store_runtime_stats_2025" if probe.has_replica_groups else "query_store_runtime_stats"
+        rows, temporary = without_temporary_ids(self._query(name, params, database=database))
+        if temporary:
+            self._notes.append(
+                f"database {database}: {temporary} row(s) with a temporary (negative) query or plan id "
+                "from a secondary replica skipped"
+            )
+        if probe.has_replica_groups:
+            rows = self._one_replica_group(database, rows)
+        stats = aggregate_runtime_rows(rows, database_name=database)
+        return self._with_variants(database, stats) if probe.has_query_variants else stats
+
+    def _one_replica_group(self, database: str, rows: list[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+        try:
+            replicas = self._query("query_store_replicas", database=database)
+        except EngineError as exc:
+            self._raise_if_connection_level(exc)
+            replicas = []
+        group = primary_replica_group(replicas, rows)
+        kept = [
+            row
+            for row in rows
+            if row.get("replica_group_id") is None or int(row["replica_group_id"]) == group
+        ]
+        if len(kept) < len(rows):
+            others = sorted(
+                {int(row["replica_group_id"]) for row in rows} - {group} if group is not None else set()
+            )
+            self._notes.append(
+                f"database {database}: runtime stats of replica group {group} kept; {len(rows) - len(kept)} "
+                f"row(s) of replica group(s) {', '.join(map(str, others))} skipped (never pooled)"
+            )
+        return kept
+
+    def _with_variants(self, database: str, stats: list[StatementStats]) -> list[StatementStats]:
+        """Each variant's statistics name its parent query and dispatcher plan (2022+; a failure is noted)."""
+        query_ids = sorted({int(s.query_key) for s in stats if s.query_key.isdigit()})
+        relations: dict[str, tuple[str, str]] = {}
+        try:
+            for chunk in _chunks(query_ids):
+                for row in self._query(
+                    "query_store_query_variants", {"query_ids": list(chunk)}, database=database
+                ):
+                    relations[str(row["query_variant_query_id"])] = (
+                        str(row["parent_query_id"]),
+                        str(row["dispatcher_plan_id"]),
+                    )
+        except EngineError as exc:
+            self._raise_if_connection_level(exc)
+            self._notes.append(f"database {database}: query variants not read ({exc.message})")
+            return stats
+        return [
+            replace(
+                s, parent_query_key=relations[s.query_key][0], dispatcher_plan_key=relations[s.query_key][1]
+            )
+            if s.query_key in relations
+            else s
+            for s in stats
+        ]
 
     def _no_source_error(self, probe: ServerProbe, what: str) -> EngineError:
         status = runtime_stats_status(probe)

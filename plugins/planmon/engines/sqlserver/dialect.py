@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from planmon.config import Settings
@@ -64,6 +65,8 @@ def bind(sql: str, params: Mapping[str, object]) -> tuple[str, dict[str, object]
     ``%(name)s``. A list or tuple value becomes one placeholder per element (``IN (@ids)`` ->
     ``IN (%(ids_0)s, %(ids_1)s)``). No value is ever formatted into the text here: pymssql quotes each
     value itself (it has no server-side parameters). The files keep ``@`` out of literals and comments.
+    A datetime goes out as an ISO 8601 ``T`` string (:func:`iso_datetime`), the one literal form SQL
+    Server reads the same under every login language and DATEFORMAT.
     """
     bound: dict[str, object] = {}
 
@@ -76,12 +79,27 @@ def bind(sql: str, params: Mapping[str, object]) -> tuple[str, dict[str, object]
             if not value:
                 raise ValueError(f"@{name} is an empty list")
             keys = [f"{name}_{index}" for index in range(len(value))]
-            bound.update(zip(keys, value, strict=True))
+            bound.update(zip(keys, (_sendable(item) for item in value), strict=True))
             return ", ".join(f"%({key})s" for key in keys)
-        bound[name] = value
+        bound[name] = _sendable(value)
         return f"%({name})s"
 
     return _PARAMETER.sub(placeholder, sql), bound
+
+
+def iso_datetime(moment: datetime) -> str:
+    """``moment`` as ``YYYY-MM-DDThh:mm:ss.fff`` (naive: the contract's UTC), milliseconds kept.
+
+    pymssql sends a datetime as ``'YYYY-MM-DD hh:mm:ss.mmm'``, which a ``datetime`` (and a comparison
+    that converts to it) reads by the session's DATEFORMAT: a British or German login swaps day and
+    month or fails with error 242. The ISO 8601 form with ``T`` is read the same under every setting,
+    for datetime, datetime2 and datetimeoffset alike.
+    """
+    return moment.isoformat(sep="T", timespec="milliseconds")
+
+
+def _sendable(value: object) -> object:
+    return iso_datetime(value) if isinstance(value, datetime) else value
 
 
 # -- error mapping ------------------------------------------------------------------------------------
