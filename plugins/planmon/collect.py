@@ -476,7 +476,7 @@ def _plan_record(captured: CapturedPlan) -> PlanRecord:
     """A captured plan as stored: parsed once for its shape hash and a summary of its findings."""
     from planmon.plans import find_all, parse_plan, shape_hash
 
-    summary: dict[str, Any] = {}
+    summary: dict[str, Any] = {"source": captured.source}
     shape: str | None = None
     try:
         plan = parse_plan(captured.body, source=f"{captured.database_name}:{captured.query_key}")
@@ -484,13 +484,14 @@ def _plan_record(captured: CapturedPlan) -> PlanRecord:
         if statement is not None:
             shape = shape_hash(statement)
             summary = {
+                "source": captured.source,
                 "estimated_cost": statement.estimated_cost,
                 "dop": statement.dop,
                 "operator_count": statement.operator_count,
                 "findings": [f.id for f in find_all(statement, plan.engine)],
             }
     except PlanParseError as exc:
-        summary = {"parse_error": str(exc)}
+        summary = {"source": captured.source, "parse_error": str(exc)}
     plan_key = captured.plan_key or _derived_plan_key(captured.database_name, captured.query_key, shape)
     return PlanRecord(
         plan_key=plan_key,

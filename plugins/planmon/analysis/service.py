@@ -19,6 +19,7 @@ import pandas as pd
 
 from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
 from planmon.config import Settings
+from planmon.engines.base import GENERIC_PLAN_NOTE
 from planmon.errors import PlanParseError
 from planmon.model import RegressionKind
 from planmon.store.regressions import RegressionStore
@@ -238,11 +239,38 @@ def _with_diffs(repository: Repository, records: list[dict[str, Any]]) -> list[d
     pairs = {i: pair for i, record in enumerate(records) if (pair := _diff_pair(record))}
     if not pairs:
         return records
-    bodies = repository.plan_bodies({plan_id for pair in pairs.values() for plan_id in pair})
+    ids = {plan_id for pair in pairs.values() for plan_id in pair}
+    bodies = repository.plan_bodies(ids)
+    sources = _plan_sources(repository, ids)
     parsed = PlanCache(bodies)
     for i, (before_id, after_id) in pairs.items():
-        records[i]["diff"] = parsed.diff(before_id, after_id)
+        diff = parsed.diff(before_id, after_id)
+        if diff is not None:
+            diff = _with_sources(diff, sources.get(before_id), sources.get(after_id))
+        records[i]["diff"] = diff
     return records
+
+
+def _plan_sources(repository: Repository, plan_ids: set[int]) -> dict[int, str]:
+    """Where each plan's document came from (plan.summary["source"]; older plans say nothing)."""
+    plans = repository.plans(plan_ids)
+    return {
+        int(row.id): str(row.summary["source"])
+        for row in plans.itertuples()
+        if isinstance(row.summary, dict) and row.summary.get("source")
+    }
+
+
+def _with_sources(diff: dict[str, Any], before: str | None, after: str | None) -> dict[str, Any]:
+    """The diff with both plans' sources, and a note (first line of its text) when either side is
+    PostgreSQL's generic plan: a diff of estimates may point away from what the executions ran."""
+    diff = {**diff, "sources": {"baseline": before, "current": after}}
+    generic = [side for side, source in (("baseline", before), ("current", after)) if source == "generic"]
+    if generic:
+        note = f"{' and '.join(generic)}: {GENERIC_PLAN_NOTE}"
+        diff["notes"] = [note]
+        diff["text"] = f"{note}\n{diff['text']}"
+    return diff
 
 
 class PlanCache:

@@ -134,6 +134,16 @@ class CapturedPlan:
     force_failure_count: int | None = None
     last_force_failure_reason: str | None = None
     objects: tuple[QualifiedName, ...] = ()  # tables the plan touches (for index snapshots)
+    source: str = "engine"  # PLAN_SOURCES: where the document came from
+
+
+# Where a captured plan came from, stored with it (plan.summary["source"]) and shown with its diff:
+# "executed": a plan the engine ran (Query Store, the plan cache, auto_explain's log);
+# "generic": EXPLAIN of a statement with $n parameters (PostgreSQL's generic plan): an estimate, and
+# the executions (custom plans for their values) may have run another plan;
+# "explained": EXPLAIN of a statement without parameters (the plan the planner would choose now).
+PLAN_SOURCES = ("executed", "generic", "explained", "engine")
+GENERIC_PLAN_NOTE = "estimated generic plan; the executed plan may differ"
 
 
 @dataclass(frozen=True, slots=True)

@@ -732,9 +732,11 @@ def approval_body(
 def _diff_items(diff: Mapping[str, Any]) -> list[str]:
     """The stored plan diff as markdown: its shapes, then one list item per change."""
     changes = [c for c in diff.get("changes") or () if isinstance(c, Mapping) and c.get("message")]
+    notes = [f"**Note:** {_markdown_text(str(note))}" for note in diff.get("notes") or ()]
+    notes = [line for note in notes for line in (note, "")]
     if changes:
         shapes = f"Shape `{diff.get('before_hash') or '-'}` -> `{diff.get('after_hash') or '-'}`:"
-        return [shapes, "", *[f"- {_markdown_text(str(c['message']))}" for c in changes]]
+        return [*notes, shapes, "", *[f"- {_markdown_text(str(c['message']))}" for c in changes]]
     text = [line.strip() for line in str(diff.get("text") or "").splitlines() if line.strip()]
     if text:
         return [f"- {_markdown_text(line)}" for line in text]

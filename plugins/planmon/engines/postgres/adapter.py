@@ -15,12 +15,13 @@ them under that text and ``runtime_stats`` leaves them out. The queries live in
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
 import psycopg
@@ -299,6 +300,45 @@ def build_capabilities(server: ServerInfo) -> Capabilities:
     )
 
 
+EXECUTED_PLANS_VERSION_NUM = 150000  # the jsonlog log destination
+EXECUTED_PLANS_TAIL_BYTES = 8 * 1024 * 1024  # of the current server log, read per plan capture
+
+
+def auto_explain_document(message: str) -> bytes | None:
+    """The plan document of one auto_explain log message ("duration: 1.2 ms  plan:\\n{...}") in
+    EXPLAIN (FORMAT JSON)'s shape, without the statement text (it holds the executed literals)."""
+    _, marker, document = message.partition("plan:\n")
+    if not marker:
+        return None
+    try:
+        plan = json.loads(document)
+    except ValueError:
+        return None
+    if not isinstance(plan, dict) or not isinstance(plan.get("Plan"), dict):
+        return None
+    plan.pop("Query Text", None)
+    return json.dumps([plan]).encode()
+
+
+def executed_plans_unavailable(server: ServerInfo) -> str | None:
+    """Why the plans auto_explain logged cannot be read here, or None when they can."""
+    row = server.row
+    if server.version_num < EXECUTED_PLANS_VERSION_NUM:
+        return "executed plans need PostgreSQL 15+ (jsonlog); plans are EXPLAIN's estimates"
+    if row.get("auto_explain_format") is None:
+        return "auto_explain is not loaded (shared_preload_libraries): plans are EXPLAIN's estimates"
+    if row.get("auto_explain_format") != "json":
+        return "auto_explain.log_format is not json: plans are EXPLAIN's estimates"
+    if "jsonlog" not in str(row.get("log_destination") or "") or row.get("logging_collector") != "on":
+        return "the server log is not jsonlog with logging_collector on: plans are EXPLAIN's estimates"
+    if not row.get("reads_server_log"):
+        return (
+            "planmon's login cannot read the server log (EXECUTE on pg_current_logfile, pg_stat_file, "
+            "pg_read_file): plans are EXPLAIN's estimates"
+        )
+    return None
+
+
 def _details(server: ServerInfo) -> dict[str, Any]:
     row = server.row
     details: dict[str, Any] = {
@@ -311,6 +351,7 @@ def _details(server: ServerInfo) -> dict[str, Any]:
         if server.version_num >= GENERIC_PLAN_VERSION_NUM
         else "prepare_force_generic_plan",
     }
+    details["executed_plans"] = executed_plans_unavailable(server) or "auto_explain"
     if server.info is not None:
         details["pg_stat_statements_dealloc"] = int(server.info["dealloc"])
         details["pg_stat_statements_reset"] = _utc(server.info["stats_reset"])
@@ -491,13 +532,28 @@ class Adapter(AdapterBase):
         Statements left when the per-run deadline passes are skipped (neither captured nor failed).
         """
         self._require(Aspect.PLANS)
-        server_version_num = self.capabilities().details["server_version_num"]
+        details = self.capabilities().details
+        server_version_num = details["server_version_num"]
         began, sent_before = time.monotonic(), self._sent
-        texts = self._statement_texts(statements)
+        executed = self._executed_plans(statements) if details.get("executed_plans") == "auto_explain" else {}
+        texts = self._statement_texts([s for s in statements if (s.database_name, s.query_key) not in executed])
         captured: list[CapturedPlan] = []
         failed: list[PlanCaptureFailure] = []
         for database, group in _by_database(statements):
-            for outcome in self._capture_database(database, group, texts, server_version_num):
+            for statement in [s for s in group if (database, s.query_key) in executed]:
+                body = executed[(database, statement.query_key)]
+                captured.append(
+                    CapturedPlan(
+                        query_key=statement.query_key,
+                        database_name=database,
+                        body=body,
+                        body_format="pg_json",
+                        objects=self._objects(body, statement.query_key),
+                        source="executed",
+                    )
+                )
+            rest = [s for s in group if (database, s.query_key) not in executed]
+            for outcome in self._capture_database(database, rest, texts, server_version_num):
                 if isinstance(outcome, CapturedPlan):
                     captured.append(outcome)
                 else:
@@ -512,6 +568,30 @@ class Adapter(AdapterBase):
             time.monotonic() - began,
         )
         return captured, failed
+
+    def _executed_plans(self, statements: Sequence[StatementStats]) -> dict[tuple[str, str], bytes]:
+        """The newest plan auto_explain logged for each statement since its interval began (the
+        server log's last EXECUTED_PLANS_TAIL_BYTES): a plan the executions really ran. A log that
+        cannot be read leaves EXPLAIN to do the work (logged, not raised)."""
+        starts = [s.interval_start for s in statements if s.interval_start is not None]
+        since = min(starts) if starts else datetime.now(UTC) - timedelta(hours=1)
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+        keys = sorted({s.query_key for s in statements})
+        try:
+            rows = self._query(
+                "executed_plans",
+                {"queryids": keys, "since": since, "max_bytes": EXECUTED_PLANS_TAIL_BYTES},
+                action="reading executed plans from the server log",
+            )
+        except EngineError as exc:
+            log.warning("postgres target %s: executed plans not read: %s", self.target_name, exc.message)
+            return {}
+        plans: dict[tuple[str, str], bytes] = {}
+        for row in rows:  # oldest first: the newest of a statement wins
+            body = auto_explain_document(str(row["message"] or ""))
+            if body is not None:
+                plans[(str(row["database_name"]), str(row["query_key"]))] = body
+        return plans
 
     def _statement_texts(self, statements: Sequence[StatementStats]) -> dict[tuple[str, str], str]:
         """Explainable texts of ``statements``: read by runtime_stats, else fetched in one query."""
@@ -584,6 +664,7 @@ class Adapter(AdapterBase):
             body=body,
             body_format="pg_json",
             objects=self._objects(body, key),
+            source="generic" if parameter_count(text) else "explained",
         )
 
     def _explain(self, connection: psycopg.Connection[Any], steps: ExplainSteps) -> Any:
