@@ -86,6 +86,11 @@ class Settings(BaseModel):
     probe_max_rows: int = Field(1000, ge=1, le=100_000, description="most rows a probe may return")
     probes_builtin: bool = Field(True, description="run the built-in probes (connectivity, features)")
     probes_schedule: str = Field("*/5 * * * *", description="cron of planmon_probes' data intervals")
+    probe_allowed_functions: tuple[str, ...] = Field(
+        (),
+        description="functions a DBA reviewed for probes beyond the built-in allow-lists, comma-separated, "
+        "as called (schema.name for a schema-qualified one); the guard's deny families still refuse",
+    )
 
     # Remediation (docs/remediation.md; per-target rails live in the target's remediation policy)
     remediation_verify_executions: int = Field(
@@ -112,6 +117,13 @@ class Settings(BaseModel):
     alert_cooldown_minutes: int = Field(240, ge=0, description="minimum gap between repeats of one alert")
     retention_days: int = Field(30, ge=1, le=3650, description="age after which collected data is purged")
     base_url: str | None = Field(None, description="Airflow base URL used in links inside alerts")
+
+    @field_validator("probe_allowed_functions", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(name.strip() for name in value.split(",") if name.strip())
+        return value
 
     @field_validator("collect_schedule", "probes_schedule", "analyze_schedule", "maintenance_schedule")
     @classmethod
