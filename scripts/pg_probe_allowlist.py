@@ -27,10 +27,7 @@ from planmon.engines.postgres.probe_guard import DENY
 from planmon.sqlguard import denied
 
 OUT = Path(__file__).resolve().parents[1] / "plugins" / "planmon" / "engines" / "postgres"
-UNCALLABLE = "'internal', 'trigger', 'event_trigger', 'language_handler', 'fdw_handler', " \
-    "'index_am_handler', 'tsm_handler', 'table_am_handler'"  # fmt: skip
-
-FUNCTIONS = f"""
+FUNCTIONS = """
 SELECT p.proname
 FROM pg_proc AS p JOIN pg_namespace AS n ON n.oid = p.pronamespace
 WHERE n.nspname = 'pg_catalog' AND p.prokind IN ('f', 'a', 'w')
@@ -38,7 +35,8 @@ GROUP BY p.proname
 HAVING bool_and(p.provolatile IN ('i', 's'))
    AND bool_or(NOT EXISTS (
        SELECT FROM unnest(p.proargtypes::oid[] || p.prorettype) AS t(oid) JOIN pg_type AS y ON y.oid = t.oid
-       WHERE y.typname IN ({UNCALLABLE})))
+       WHERE y.typname IN ('internal', 'trigger', 'event_trigger', 'language_handler', 'fdw_handler',
+                           'index_am_handler', 'tsm_handler', 'table_am_handler')))
 ORDER BY 1
 """
 OPERATORS = """

@@ -86,8 +86,8 @@ class Settings(BaseModel):
     probe_max_rows: int = Field(1000, ge=1, le=100_000, description="most rows a probe may return")
     probes_builtin: bool = Field(True, description="run the built-in probes (connectivity, features)")
     probes_schedule: str = Field("*/5 * * * *", description="cron of planmon_probes' data intervals")
-    probe_allowed_functions: tuple[str, ...] = Field(
-        (),
+    probe_allowed_functions: tuple[str, ...] | None = Field(
+        None,
         description="functions a DBA reviewed for probes beyond the built-in allow-lists, comma-separated, "
         "as called (schema.name for a schema-qualified one); the guard's deny families still refuse",
     )
@@ -144,6 +144,11 @@ class Settings(BaseModel):
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def probe_extra_functions(self) -> tuple[str, ...]:
+        """PLANMON_PROBE_ALLOWED_FUNCTIONS as names (none when unset)."""
+        return self.probe_allowed_functions or ()
 
     @property
     def resolved_probes_dir(self) -> Path:

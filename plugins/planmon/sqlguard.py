@@ -115,7 +115,7 @@ class SqlglotProbeRules:
     qualified_functions: frozenset[str]  # allowed schema-qualified ones, ``SCHEMA.NAME`` upper case
     deny: tuple[DenyFamily, ...]
     check_text: Callable[[str], str | None]  # what the raw text alone refuses (e.g. MySQL's /*! */)
-    check_node: Callable[[exp.Expression], str | None]  # engine-specific constructs (hints, variables)
+    check_node: Callable[[exp.Expr], str | None]  # engine-specific constructs (hints, variables)
 
 
 _STATEMENT_QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
@@ -150,13 +150,13 @@ def classify_sqlglot_probe(
     return ACCEPTED
 
 
-def _kind(node: exp.Expression) -> str:
+def _kind(node: exp.Expr) -> str:
     if isinstance(node, exp.Command):
         return str(node.name).upper() or "COMMAND"
     return node.key.upper()
 
 
-def _sqlglot_construct(node: exp.Expression, rules: SqlglotProbeRules) -> str | None:
+def _sqlglot_construct(node: exp.Expr, rules: SqlglotProbeRules) -> str | None:
     if isinstance(node, exp.Into):
         return "selects INTO a table, variable or file (SELECT ... INTO writes); remove the INTO clause"
     if isinstance(node, exp.Lock):
@@ -175,7 +175,7 @@ _OPERATOR_SYNTAX = (exp.Binary, exp.Unary, exp.Connector, exp.Predicate, exp.Cas
 _CALLED = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
-def sqlglot_function_names(node: exp.Expression, dialect: str) -> tuple[str, ...]:
+def sqlglot_function_names(node: exp.Expr, dialect: str) -> tuple[str, ...]:
     """The names a function node goes by (upper case): as written for a function sqlglot does not
     know; for one it models, the dialect's own spelling first (DATE_FORMAT, not sqlglot's
     TIME_TO_STR), then sqlglot's names. () for nodes that are not calls."""
@@ -190,19 +190,32 @@ def sqlglot_function_names(node: exp.Expression, dialect: str) -> tuple[str, ...
     return ()
 
 
-def _qualifier(node: exp.Expression) -> str | None:
-    """The schema a function call is qualified with (``dbo.f()``, ``master.sys.dm_x()``: DBO, SYS)."""
+def _qualifier(node: exp.Expr) -> str | None:
+    """The schema a call is qualified with: ``dbo.f()`` -> DBO; ``FROM db.sys.dm_x()`` -> SYS (a
+    table function in another database of the same server); ``db.dbo.f()`` in an expression keeps
+    its whole qualifier, which matches no allowed schema."""
     parent = node.parent
     if isinstance(parent, exp.Dot) and parent.expression is node:
-        parts = [part.strip("`[]\"").upper() for part in parent.this.sql(dialect="").split(".")]
-        return ".".join(parts) if len(parts) > 2 else parts[-1]  # server.db.schema: no schema of ours
+        parts = [part.upper() for part in _identifier_parts(parent.this)]
+        return ".".join(parts) if len(parts) != 1 else parts[0]  # server.db.schema: no schema of ours
     if isinstance(parent, exp.Table) and parent.this is node:  # a table function: FROM sys.dm_x(...)
         schema = parent.args.get("db")
         return str(schema.name).upper() if schema else None
     return None
 
 
-def _sqlglot_function(node: exp.Expression, rules: SqlglotProbeRules, extra: frozenset[str]) -> str | None:
+def _identifier_parts(node: exp.Expr) -> list[str]:
+    """``a.b`` -> [a, b] left to right, by identifier (a quoted name with a dot stays one part)."""
+    if isinstance(node, exp.Identifier):
+        return [str(node.this)]
+    if isinstance(node, exp.Column):
+        return [str(part.this) for part in node.parts]
+    if isinstance(node, exp.Dot):
+        return _identifier_parts(node.this) + _identifier_parts(node.expression)
+    return [node.sql(dialect=""), "?"]  # anything else never names an allowed schema
+
+
+def _sqlglot_function(node: exp.Expr, rules: SqlglotProbeRules, extra: frozenset[str]) -> str | None:
     names = sqlglot_function_names(node, rules.dialect)
     if not names:
         return None
@@ -221,7 +234,10 @@ def _sqlglot_function(node: exp.Expression, rules: SqlglotProbeRules, extra: fro
         )
     if any(name in rules.functions or name in extra for name in names):
         return None
-    return f"calls {names[0]}(), which is not on the {rules.label} allow-list of read-only functions; {ASK_A_DBA}"
+    return (
+        f"calls {names[0]}(), which is not on the {rules.label} allow-list of read-only functions; "
+        f"{ASK_A_DBA}"
+    )
 
 
 def check_read_only(sql: str, *, dialect: str, source: str) -> None:

@@ -133,7 +133,7 @@ def _add(args: argparse.Namespace) -> int:
         f"{probe.name} ({engine}): {reason}"
         for probe in probes
         for engine in probe.sql
-        if (reason := guard(probe, engine, settings.probe_allowed_functions)) is not None
+        if (reason := guard(probe, engine, settings.probe_extra_functions)) is not None
     ]
     if refused:
         raise ConfigError(f"{source}: " + "; ".join(refused), hint="probes may only read")
@@ -268,6 +268,6 @@ def _run_one(stored: StoredProbe, target: Target, settings: Settings, *, record:
         connect_for(target),
         default_timeout_seconds=settings.probe_timeout_seconds,
         max_rows=settings.probe_max_rows,
-        allowed_functions=settings.probe_allowed_functions,
+        allowed_functions=settings.probe_extra_functions,
     )
     return {"probe": stored.name, "target": target.name, **outcome.as_dict()}

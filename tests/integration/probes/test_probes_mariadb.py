@@ -75,7 +75,7 @@ def test_scalar_breach_alerts_once(bench: ProbeBench, mariadb: MariaDBServer) ->
     [
         ("DELETE FROM orders", "is a DELETE statement"),
         ("UPDATE orders SET state = 'x'", "is a UPDATE statement"),
-        ("SELECT GET_LOCK('planmon', 1)", "calls get_lock()"),
+        ("SELECT GET_LOCK('planmon', 1)", "calls GET_LOCK()"),
         ("SELECT * FROM orders FOR UPDATE", "takes row locks"),
     ],
 )

@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from planmon.engines import get_engine
 from planmon.probes.builtin import builtin_probes
 from planmon.sql import MARKER, sql_root
-from planmon.engines import get_engine
 
 PROBE_FILES = sorted(sql_root().glob("*/probes/*.sql"))
 

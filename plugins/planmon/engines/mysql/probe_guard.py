@@ -18,7 +18,10 @@ from sqlglot import exp
 from planmon.sqlguard import SqlglotProbeRules, classify_sqlglot_probe, deny_family, read_names
 
 DENY = (
-    deny_family("takes, releases or inspects named locks", r"get_lock", r"release_(all_)?locks?", r"is_(free|used)_lock"),
+    deny_family(
+        "takes, releases or inspects named locks",
+        r"get_lock", r"release_(all_)?locks?", r"is_(free|used)_lock",
+    ),
     deny_family("reads a server file", r"load_file"),
     deny_family("evaluates an expression in a loop (BENCHMARK burns CPU on the target)", r"benchmark"),
     deny_family("runs an operating-system command", r"sys_exec", r"sys_eval"),
@@ -27,7 +30,9 @@ DENY = (
         r"master_pos_wait", r"source_pos_wait", r"master_gtid_wait", r"wait_for_executed_gtid_set",
         r"wait_until_sql_thread_after_gtids",
     ),
-    deny_family("reads or moves a sequence", r"nextval", r"setval", r"lastval", r"next_value_for", r"last_insert_id"),
+    deny_family(
+        "reads or moves a sequence", r"nextval", r"setval", r"lastval", r"next_value_for", r"last_insert_id"
+    ),
 )  # fmt: skip
 
 _EXECUTABLE_COMMENT = re.compile(r"/\*\s*(M?!)", re.IGNORECASE)
@@ -47,7 +52,7 @@ def _text_problem(sql: str) -> str | None:
     return None
 
 
-def _node_problem(node: exp.Expression) -> str | None:
+def _node_problem(node: exp.Expr) -> str | None:
     if isinstance(node, exp.PropertyEQ):
         return f"assigns a user variable ({node.sql(dialect='mysql')}); probes may only read"
     return None

@@ -25,7 +25,16 @@ from typing import Any
 from pglast import ast, parse_sql
 from pglast.parser import ParseError
 
-from planmon.sqlguard import ACCEPTED, ASK_A_DBA, NOT_A_QUERY, DenyFamily, deny_family, denied, read_names, refused
+from planmon.sqlguard import (
+    ACCEPTED,
+    ASK_A_DBA,
+    NOT_A_QUERY,
+    DenyFamily,
+    denied,
+    deny_family,
+    read_names,
+    refused,
+)
 
 _HERE = Path(__file__).parent
 
@@ -39,7 +48,8 @@ DENY: tuple[DenyFamily, ...] = (
     ),
     deny_family(
         "signals, cancels or controls server processes",
-        r"pg_terminate_backend", r"pg_cancel_backend", r"pg_signal_backend", r"pg_log_backend_memory_contexts",
+        r"pg_terminate_backend", r"pg_cancel_backend", r"pg_signal_backend",
+        r"pg_log_backend_memory_contexts",
         r"pg_reload_conf", r"pg_rotate_logfile.*", r"pg_promote", r"pg_wal_replay_(pause|resume)",
         r"pg_(backup_start|backup_stop|start_backup|stop_backup)",
     ),
@@ -58,7 +68,8 @@ DENY: tuple[DenyFamily, ...] = (
     deny_family(
         "writes WAL, emits messages or assigns transaction ids",
         r"pg_logical_emit_message", r"pg_notify", r"pg_switch_wal", r"pg_create_restore_point",
-        r"pg_replication_origin_(?!oid$).*", r"pg_(create|drop|copy)_.*replication_slot", r"pg_replication_slot_advance", r"pg_logical_slot_.*", r"txid_current",
+        r"pg_replication_origin_(?!oid$).*", r"pg_(create|drop|copy)_.*replication_slot",
+        r"pg_replication_slot_advance", r"pg_logical_slot_.*", r"txid_current",
         r"pg_current_xact_id", r"pg_export_snapshot",
     ),
     deny_family(
@@ -133,7 +144,8 @@ def classify_probe(sql: str, *, extra_functions: Collection[str] = ()) -> tuple[
         return refused(f"holds {len(statements)} statements; {NOT_A_QUERY}")
     statement = statements[0].stmt
     if not isinstance(statement, ast.SelectStmt):
-        return refused(f"is a {_statement_kind(statement)} statement, not a query; {NOT_A_QUERY}")
+        kind = _statement_kind(statement) if statement is not None else "empty"
+        return refused(f"is a {kind} statement, not a query; {NOT_A_QUERY}")
     judge = _Judge(allowed_functions(), frozenset(extra_functions))
     for node in _walk(statement):
         problem = judge.problem(node)
@@ -145,7 +157,9 @@ def classify_probe(sql: str, *, extra_functions: Collection[str] = ()) -> tuple[
 def _statement_kind(node: ast.Node) -> str:
     """``DeleteStmt`` -> ``DELETE``, ``VariableSetStmt`` -> ``VARIABLE SET``: a readable kind."""
     name = type(node).__name__.removesuffix("Stmt")
-    spaced = "".join(f" {c}" if c.isupper() and i and not name[i - 1].isupper() else c for i, c in enumerate(name))
+    spaced = "".join(
+        f" {c}" if c.isupper() and i and not name[i - 1].isupper() else c for i, c in enumerate(name)
+    )
     return spaced.upper()
 
 
@@ -170,31 +184,12 @@ class _Judge:
         self.extra = extra
 
     def problem(self, node: ast.Node) -> str | None:
-        kind = type(node).__name__
-        if isinstance(node, ast.SelectStmt):
-            return _select_problem(node)
-        if isinstance(node, ast.CommonTableExpr) and not isinstance(node.ctequery, ast.SelectStmt):
-            query = _statement_kind(node.ctequery)
-            return f"has a data-modifying WITH query {node.ctename!r} ({query}); {NOT_A_QUERY}"
-        if kind.endswith("Stmt"):
-            return f"contains a {_statement_kind(node)} statement; {NOT_A_QUERY}"
-        if kind not in _ALLOWED_NODES:
-            return f"uses {kind}, SQL syntax the probe guard does not allow; write the probe as a plain SELECT"
+        structural = _structure_problem(node)
+        if structural is not None:
+            return structural
         if isinstance(node, ast.FuncCall):
             return self.function_problem(_parts(node.funcname))
-        if isinstance(node, ast.A_Expr):
-            return _operator_problem(_parts(node.name))
-        if isinstance(node, ast.SubLink) and node.operName:
-            return _operator_problem(_parts(node.operName))
-        if isinstance(node, ast.SortBy) and node.useOp:
-            return _operator_problem(_parts(node.useOp))
-        if isinstance(node, ast.TypeName):
-            return _type_problem(_parts(node.names))
-        if isinstance(node, ast.RangeTableSample):
-            method = ".".join(_parts(node.method))
-            if method not in TABLESAMPLE_METHODS:
-                return f"samples with TABLESAMPLE {method}, not one of {', '.join(sorted(TABLESAMPLE_METHODS))}"
-        return None
+        return _name_problem(node)
 
     def function_problem(self, parts: tuple[str, ...]) -> str | None:
         name = parts[-1]
@@ -217,11 +212,49 @@ class _Judge:
         )
 
 
+def _structure_problem(node: ast.Node) -> str | None:
+    """Statements, INTO, locking clauses, data-modifying WITH queries, syntax not allowed."""
+    kind = type(node).__name__
+    if isinstance(node, ast.SelectStmt):
+        return _select_problem(node)
+    if isinstance(node, ast.CommonTableExpr) and not isinstance(node.ctequery, ast.SelectStmt):
+        query = _statement_kind(node.ctequery) if node.ctequery is not None else "empty"
+        return f"has a data-modifying WITH query {node.ctename!r} ({query}); {NOT_A_QUERY}"
+    if kind.endswith("Stmt"):
+        return f"contains a {_statement_kind(node)} statement; {NOT_A_QUERY}"
+    if kind not in _ALLOWED_NODES:
+        return f"uses {kind}, SQL syntax the probe guard does not allow; write the probe as a plain SELECT"
+    return None
+
+
+def _name_problem(node: ast.Node) -> str | None:
+    """Operators (also of ANY/ALL subqueries and ORDER BY ... USING), cast types, sampling methods."""
+    if isinstance(node, ast.A_Expr):
+        return _operator_problem(_parts(node.name))
+    if isinstance(node, ast.SubLink) and node.operName:
+        return _operator_problem(_parts(node.operName))
+    if isinstance(node, ast.SortBy) and node.useOp:
+        return _operator_problem(_parts(node.useOp))
+    if isinstance(node, ast.TypeName):
+        return _type_problem(_parts(node.names))
+    if isinstance(node, ast.RangeTableSample):
+        method = ".".join(_parts(node.method))
+        if method not in TABLESAMPLE_METHODS:
+            return (
+                f"samples with TABLESAMPLE {method}, a sampling method the guard does not know; "
+                "use the built-in SYSTEM or BERNOULLI"
+            )
+    return None
+
+
 def _select_problem(node: ast.SelectStmt) -> str | None:
     if node.intoClause is not None:
         return "selects INTO a new table (SELECT ... INTO writes); remove the INTO clause"
     if node.lockingClause:
-        return "takes row locks (FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE / FOR KEY SHARE); remove the locking clause"
+        return (
+            "takes row locks (FOR UPDATE / FOR NO KEY UPDATE / FOR SHARE / FOR KEY SHARE); "
+            "remove the locking clause"
+        )
     return None
 
 

@@ -38,7 +38,7 @@ READING_HINTS = frozenset(
 )  # fmt: skip
 
 
-def _node_problem(node: exp.Expression) -> str | None:
+def _node_problem(node: exp.Expr) -> str | None:
     if isinstance(node, exp.Table) and isinstance(node.this, exp.Dot):
         return (
             f"reads {node.sql('tsql')} by a four-part name, through a linked server (another server); "
@@ -66,7 +66,8 @@ _OTHER_SERVERS = re.compile(r"\b(OPENROWSET|OPENQUERY|OPENDATASOURCE|OPENXML)\s*
 def _text_problem(sql: str) -> str | None:
     found = _OTHER_SERVERS.search(sql)
     if found is not None:
-        return f"calls {found.group(1).upper()}(), which reaches another server or data source; probes may only read"
+        name = found.group(1).upper()
+        return f"calls {name}(), which reaches another server or data source; probes may only read"
     return None
 
 
