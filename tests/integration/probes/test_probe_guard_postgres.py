@@ -127,16 +127,15 @@ def write_probe(home: Path, name: str, sql: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize(("sql", "reason", "fragment"), ATTACKS, ids=[a[2] for a in ATTACKS])
+@pytest.mark.parametrize("attack", ATTACKS, ids=[a[2] for a in ATTACKS])
 def test_refused_probe_leaves_the_target_untouched(
     postgres: PostgresServer,
     home: Path,
     victim: tuple[psycopg.Connection[tuple[object, ...]], int],
     capsys: pytest.CaptureFixture[str],
-    sql: str,
-    reason: str,
-    fragment: str,
+    attack: tuple[str, str, str],
 ) -> None:
+    sql, reason, fragment = attack
     victim_conn, victim_pid = victim
     with admin(postgres) as conn:
         conn.execute("SELECT pg_stat_statements_reset()")

@@ -104,7 +104,7 @@ def test_scalar_breach_alerts_once_per_streak(bench: ProbeBench, postgres: Postg
     ("statement", "reason"),
     [
         ("DELETE FROM orders", "is a DELETE statement"),
-        ("WITH gone AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM gone", "WITH query 'gone' (DELETE)"),
+        ("WITH gone AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM gone", "'gone' (DELETE)"),
         ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity", "calls pg_terminate_backend()"),
         ("SELECT count(*) FROM orders; DROP TABLE orders", "holds 2 statements"),
     ],
