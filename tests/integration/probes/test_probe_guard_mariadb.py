@@ -129,3 +129,32 @@ def test_the_checks_see_a_kill_that_reaches_the_server(
     execute(mariadb, f"KILL {victim_id}")
     assert not alive(mariadb, victim_id)
     assert statements_seen(mariadb, f"KILL {victim_id}") == 1
+
+
+# sqlglot reads '\'' as an escaped quote; a server whose sql_mode holds NO_BACKSLASH_ESCAPES ends the
+# string at 'a\' and runs GET_LOCK. The guard refuses every backslash for this reason.
+HIDDEN_IN_STRINGS = "SELECT 'a\\', GET_LOCK('planmon_guard', 0), ' AS c -- '"
+
+
+def test_a_string_the_server_ends_earlier_than_the_guard_is_refused(
+    bench: ProbeBench, mariadb: MariaDBServer
+) -> None:
+    (mode,) = execute(mariadb, "SELECT @@GLOBAL.sql_mode")[0]
+    with_mode = ",".join(part for part in (mode, "NO_BACKSLASH_ESCAPES") if part)
+    execute(mariadb, f"SET GLOBAL sql_mode = '{with_mode}'")
+    try:
+        outcome = bench.run(probe(name="strings", sql=HIDDEN_IN_STRINGS, critical=1), T0)
+        assert outcome["status"] == "refused" and "holds a backslash" in outcome["error"]
+        assert execute(mariadb, "SELECT IS_FREE_LOCK('planmon_guard')") == [(1,)]
+
+        # control: a connection under that sql_mode runs the text as a GET_LOCK call
+        holder = mysql.connector.connect(**mariadb.connect_kwargs(DB), autocommit=True)
+        try:
+            cursor = holder.cursor()
+            cursor.execute(HIDDEN_IN_STRINGS)
+            cursor.fetchall()
+            assert execute(mariadb, "SELECT IS_FREE_LOCK('planmon_guard')") == [(0,)]
+        finally:
+            holder.close()
+    finally:
+        execute(mariadb, f"SET GLOBAL sql_mode = '{mode}'")

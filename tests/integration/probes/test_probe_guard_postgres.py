@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from planmon.cli import EXIT_ERROR, main
+from planmon.engines import get_engine
 from tests.harness.servers import PostgresServer
 
 pytestmark = pytest.mark.postgres
@@ -172,6 +173,43 @@ def test_the_checks_see_an_attack_that_reaches_the_server(
             "WHERE application_name = 'victim'"
         )
     with admin(postgres) as conn:  # the backend may need a moment to exit
+        conn.execute("SELECT pg_sleep(0.2)")
+    assert not alive(postgres, victim_pid)
+    assert calls_recorded(postgres, "terminate_backend") == 1
+    assert calls_recorded(postgres, "terminate_backend") == 1
+
+
+# pglast reads strings as the server does with standard_conforming_strings on (the default). With it
+# off, 'x\' does not end at its quote, and what the guard reads as the second string is code.
+HIDDEN_IN_STRINGS = (
+    "SELECT 'x\\' , ' , pg_terminate_backend((SELECT max(pid) FROM pg_stat_activity "
+    "WHERE application_name = $$victim$$)) , ' FROM pg_stat_activity -- '"
+)
+
+
+def test_strings_are_read_as_the_guard_read_them_when_the_database_turns_standard_strings_off(
+    postgres: PostgresServer,
+    home: Path,
+    victim: tuple[psycopg.Connection[tuple[object, ...]], int],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _victim_conn, victim_pid = victim
+    assert get_engine("postgres").classify_probe(HIDDEN_IN_STRINGS)[0]  # two string literals to pglast
+    with admin(postgres) as conn:
+        conn.execute(f"ALTER DATABASE {DB} SET standard_conforming_strings = off")
+        conn.execute("SELECT pg_stat_statements_reset()")
+    write_probe(home / "probes", "strings", HIDDEN_IN_STRINGS)
+    capsys.readouterr()
+    main(["probes", "run", "strings", "--json"])
+    (outcome,) = json.loads(capsys.readouterr().out)
+    assert outcome["status"] == "error" and "not a number" in outcome["error"], outcome  # it read 'x\'
+    assert alive(postgres, victim_pid)
+    assert calls_recorded(postgres, "terminate_backend") == 0  # its strings are constants ($n) there
+
+    # control: a session of that database (standard strings off) runs the same text as a kill
+    with admin(postgres) as conn:
+        assert conn.execute("SHOW standard_conforming_strings").fetchone() == ("off",)
+        conn.execute(HIDDEN_IN_STRINGS)
         conn.execute("SELECT pg_sleep(0.2)")
     assert not alive(postgres, victim_pid)
     assert calls_recorded(postgres, "terminate_backend") == 1

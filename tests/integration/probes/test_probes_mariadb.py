@@ -88,16 +88,20 @@ def test_write_statement_is_refused(
 
 
 def test_a_write_the_guard_cannot_see_is_stopped_by_the_read_only_transaction(
-    bench: ProbeBench, mariadb: MariaDBServer
+    bench: ProbeBench, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stored function that writes looks like any SELECT; START TRANSACTION READ ONLY refuses it."""
+    """The guard refuses a stored function; one a DBA allow-listed that writes anyway (the guard cannot
+    read its body) is refused by START TRANSACTION READ ONLY."""
     execute(
         mariadb,
         "CREATE TABLE audit (n INT) ENGINE=InnoDB",
         "CREATE FUNCTION bump() RETURNS INT MODIFIES SQL DATA "
         "BEGIN INSERT INTO audit VALUES (1); RETURN 1; END",
     )
-    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    refused = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    assert refused["status"] == "refused" and "calls BUMP()" in refused["error"]
+    monkeypatch.setenv("PLANMON_PROBE_ALLOWED_FUNCTIONS", "bump")
+    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0 + STEP)
     assert outcome["status"] == "error"
     assert "READ ONLY transaction" in outcome["error"]
     assert execute(mariadb, "SELECT COUNT(*) FROM audit") == [(0,)]

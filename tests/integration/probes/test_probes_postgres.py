@@ -121,10 +121,14 @@ def test_write_statement_is_refused_with_the_reason(
 
 
 def test_a_write_the_guard_cannot_see_is_stopped_by_the_read_only_transaction(
-    bench: ProbeBench, postgres: PostgresServer
+    bench: ProbeBench, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A user function that writes looks like any SELECT; the server's read-only transaction refuses it."""
-    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    """The guard refuses a user function; one a DBA allow-listed that writes anyway (the guard cannot
+    read its body) is refused by the server's read-only transaction."""
+    refused = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    assert refused["status"] == "refused" and "calls bump()" in refused["error"]
+    monkeypatch.setenv("PLANMON_PROBE_ALLOWED_FUNCTIONS", "bump")
+    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0 + STEP)
     assert outcome["status"] == "error"
     assert "read-only transaction" in outcome["error"]
     assert sql(postgres, "SELECT count(*) FROM audit") == [(0,)]

@@ -1,8 +1,9 @@
 """The MySQL / MariaDB probe guard: sqlglot's mysql dialect, an allow-list of built-in functions.
 
 A probe passes as one SELECT without INTO (variables, OUTFILE, DUMPFILE), locking clauses, user
-variable assignments (``@x := ...``) or executable comments (``/*! ... */``, ``/*M! ... */``: the
-server runs what sqlglot reads as a comment), calling only functions of ``probe_functions.txt``.
+variable assignments (``@x := ...``), executable comments (``/*! ... */``, ``/*M! ... */``: the
+server runs what sqlglot reads as a comment) or backslashes (whether ``\'`` ends a string depends on
+the server's sql_mode), calling only functions of ``probe_functions.txt``.
 The deny families below override that list.
 """
 
@@ -40,6 +41,12 @@ _INTO_FILE = re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b", re.IGNORECASE)
 
 
 def _text_problem(sql: str) -> str | None:
+    if "\\" in sql:
+        return (
+            "holds a backslash, which MySQL and MariaDB read as an escape in strings or not depending on "
+            "sql_mode (NO_BACKSLASH_ESCAPES), so the guard cannot know where a string ends; write the "
+            "probe without one (LIKE 'a!_%' ESCAPE '!' instead of LIKE 'a\\_%')"
+        )
     comment = _EXECUTABLE_COMMENT.search(sql)
     if comment is not None:
         return (
