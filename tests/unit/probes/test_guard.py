@@ -44,8 +44,8 @@ def _refused_cases() -> list[Any]:
     return cases
 
 
-def _accepted_cases() -> list[Any]:
-    loaded = yaml.safe_load((CORPUS / "accepted.yaml").read_text(encoding="utf-8"))
+def _accepted_cases(filename: str) -> list[Any]:
+    loaded = yaml.safe_load((CORPUS / filename).read_text(encoding="utf-8"))
     return [
         pytest.param(engine, sql, id=f"{engine}-{name}")
         for engine, probes in loaded.items()
@@ -54,7 +54,8 @@ def _accepted_cases() -> list[Any]:
 
 
 REFUSED = _refused_cases()
-ACCEPTED = _accepted_cases()
+ACCEPTED = _accepted_cases("accepted.yaml")
+SYNTAX = _accepted_cases("accepted_syntax.yaml")
 
 
 def classify_probe(engine: str, sql: str) -> tuple[bool, str]:
@@ -69,7 +70,7 @@ def test_corpus_probe_is_refused_naming_the_construct(engine: str, case: dict[st
     assert any(advice in reason for advice in ADVICE), reason
 
 
-@pytest.mark.parametrize(("engine", "sql"), ACCEPTED)
+@pytest.mark.parametrize(("engine", "sql"), ACCEPTED + SYNTAX)
 def test_monitoring_probe_is_accepted(engine: str, sql: str) -> None:
     assert classify_probe(engine, sql) == (True, "read-only query")
 

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from pglast import ast, parse_sql
+from pglast.enums.parsenodes import A_Expr_Kind
 from pglast.parser import ParseError
 
 from planmon.sqlguard import (
@@ -73,9 +74,10 @@ DENY: tuple[DenyFamily, ...] = (
         r"pg_current_xact_id", r"pg_export_snapshot",
     ),
     deny_family(
-        "changes the catalog or runs maintenance",
+        "changes the catalog, runs maintenance or is a language or wrapper internal",
         r"binary_upgrade_.*", r"pg_import_system_collations", r"pg_nextoid", r"pg_stop_making_pinned_objects",
         r"brin_.*summarize.*", r"gin_clean_pending_list", r"pg_extension_config_dump",
+        r".*_validator", r".*_handler",  # language and wrapper internals: no probe calls them
     ),
 )  # fmt: skip
 
@@ -100,6 +102,12 @@ REVIEWED_VOLATILE = frozenset(
 )  # fmt: skip
 
 TABLESAMPLE_METHODS = frozenset({"system", "bernoulli"})
+_BETWEEN = frozenset(
+    {
+        A_Expr_Kind.AEXPR_BETWEEN, A_Expr_Kind.AEXPR_NOT_BETWEEN, A_Expr_Kind.AEXPR_BETWEEN_SYM,
+        A_Expr_Kind.AEXPR_NOT_BETWEEN_SYM,
+    }
+)  # fmt: skip
 CATALOG = "pg_catalog"
 
 # Parse-tree nodes a probe may be built from (pglast class names). Anything else is refused by name:
@@ -229,12 +237,9 @@ def _structure_problem(node: ast.Node) -> str | None:
 
 def _name_problem(node: ast.Node) -> str | None:
     """Operators (also of ANY/ALL subqueries and ORDER BY ... USING), cast types, sampling methods."""
-    if isinstance(node, ast.A_Expr):
-        return _operator_problem(_parts(node.name))
-    if isinstance(node, ast.SubLink) and node.operName:
-        return _operator_problem(_parts(node.operName))
-    if isinstance(node, ast.SortBy) and node.useOp:
-        return _operator_problem(_parts(node.useOp))
+    operator = _operator_of(node)
+    if operator:
+        return _operator_problem(operator)
     if isinstance(node, ast.TypeName):
         return _type_problem(_parts(node.names))
     if isinstance(node, ast.RangeTableSample):
@@ -245,6 +250,18 @@ def _name_problem(node: ast.Node) -> str | None:
                 "use the built-in SYSTEM or BERNOULLI"
             )
     return None
+
+
+def _operator_of(node: ast.Node) -> tuple[str, ...]:
+    """The (qualified) operator a node applies, () when none or when named by a keyword (BETWEEN
+    compares with >= and <=)."""
+    if isinstance(node, ast.A_Expr) and node.kind not in _BETWEEN:
+        return _parts(node.name)
+    if isinstance(node, ast.SubLink):
+        return _parts(node.operName)
+    if isinstance(node, ast.SortBy):
+        return _parts(node.useOp)
+    return ()
 
 
 def _select_problem(node: ast.SelectStmt) -> str | None:
