@@ -296,3 +296,22 @@ def test_mutated_writes_are_never_accepted(engine: str, sql: str, data: st.DataO
     if data.draw(st.booleans()):
         mutated = f"/* leading */ {mutated}"
     assert not classify_probe(engine, mutated)[0], mutated
+
+
+WRAPPINGS = (
+    "SELECT count(*) FROM ({sql}) AS wrapped",
+    "WITH wrapped AS ({sql}) SELECT 1 FROM wrapped",
+    "SELECT 1 WHERE EXISTS ({sql})",
+    "/* a probe */ {sql}",
+    "\n\t{sql}\n",
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(REFUSED), st.sampled_from(WRAPPINGS))
+def test_corpus_probes_stay_refused_inside_subqueries_ctes_and_comments(param: Any, wrapping: str) -> None:
+    engine, case = param.values
+    if not re.match(r"\s*(SELECT|WITH|VALUES)\b", case["sql"], re.IGNORECASE) and "{sql})" in wrapping:
+        wrapping = "/* a probe */ {sql}"  # (EXECUTE stmt) in a FROM would be a table named execute
+    wrapped = wrapping.replace("{sql}", case["sql"])
+    assert not classify_probe(engine, wrapped)[0], wrapped
