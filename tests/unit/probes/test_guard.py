@@ -31,7 +31,7 @@ CLASSES = {
 # What a refusal tells the DBA to do (every reason carries one of these after naming the construct).
 ADVICE = (
     "probes may only read", "a probe is exactly one", "remove the", "use a built-in", "use the built-in",
-    "use NOLOCK", "cast to a built-in", "write the probe", "probe each server",
+    "use NOLOCK", "cast to a built-in", "write the probe", "probe each server", "end the probe",
 )  # fmt: skip
 
 
@@ -315,3 +315,20 @@ def test_corpus_probes_stay_refused_inside_subqueries_ctes_and_comments(param: A
         wrapping = "/* a probe */ {sql}"  # (EXECUTE stmt) in a FROM would be a table named execute
     wrapped = wrapping.replace("{sql}", case["sql"])
     assert not classify_probe(engine, wrapped)[0], wrapped
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from(["SELECT 1", "SELECT name FROM sys.databases", "SELECT COUNT(*) FROM sys.objects o"]),
+    st.sampled_from(["DELETE FROM t", "SHUTDOWN", "RECONFIGURE", "CHECKPOINT", "COMMIT", "KILL 52",
+                     "UPDATE t SET a = 1", "DROP TABLE t", "TRUNCATE TABLE t", "DBCC FREEPROCCACHE",
+                     "PRINT 1"]),
+    st.sampled_from([" ", "\n", " /* x */ ", "\r\n\t"]),
+    st.data(),
+)  # fmt: skip
+def test_a_second_sqlserver_statement_without_a_semicolon_is_never_accepted(
+    query: str, second: str, gap: str, data: st.DataObject
+) -> None:
+    """SQL Server needs no ';' between statements: whatever follows a SELECT may be a statement."""
+    sql = f"{query}{gap}{_random_case(data.draw, second)}"
+    assert not classify_probe("sqlserver", sql)[0], sql

@@ -2,8 +2,9 @@
 
 SQL Server has no read-only transaction, so this guard (with a login that can only read) is the
 defence: one SELECT without INTO, EXEC, dynamic SQL, other servers (OPENROWSET, OPENQUERY,
-OPENDATASOURCE), OPENXML, locking table hints, or sequences (NEXT VALUE FOR), calling only the
-functions of ``probe_functions.txt``. The deny families below override that list.
+OPENDATASOURCE), OPENXML, locking table hints, sequences (NEXT VALUE FOR), or reserved words used
+as names (``SELECT 1 DELETE FROM t`` is two statements to SQL Server, one SELECT with an alias to
+sqlglot), calling only the functions of ``probe_functions.txt``. The deny families below override that list.
 """
 
 from __future__ import annotations
@@ -38,7 +39,23 @@ READING_HINTS = frozenset(
 )  # fmt: skip
 
 
+@functools.cache
+def _reserved() -> frozenset[str]:
+    return read_names(Path(__file__).with_name("reserved_words.txt"))
+
+
 def _node_problem(node: exp.Expr) -> str | None:
+    if (
+        isinstance(node, exp.Identifier)
+        and not node.args.get("quoted")
+        and str(node.this).upper() in _reserved()
+    ):
+        word = str(node.this).upper()
+        return (
+            f"uses the reserved word {word} as a name; SQL Server reads it as the start of another "
+            f"statement (no ';' is needed there); end the probe after its query, or write [{word}] if "
+            "it is a name"
+        )
     if isinstance(node, exp.Table) and isinstance(node.this, exp.Dot):
         return (
             f"reads {node.sql('tsql')} by a four-part name, through a linked server (another server); "
