@@ -37,6 +37,7 @@ DENY = (
 )  # fmt: skip
 
 _EXECUTABLE_COMMENT = re.compile(r"/\*\s*(M?!)", re.IGNORECASE)
+_OPTIMIZER_HINT = re.compile(r"/\*\+")
 _INTO_FILE = re.compile(r"\bINTO\s+(OUTFILE|DUMPFILE)\b", re.IGNORECASE)
 
 
@@ -52,6 +53,11 @@ def _text_problem(sql: str) -> str | None:
         return (
             f"holds an executable comment /*{comment.group(1)} ... */, which MySQL and MariaDB run as SQL; "
             "write the probe without it"
+        )
+    if _OPTIMIZER_HINT.search(sql):
+        return (
+            "holds an optimizer hint comment /*+ ... */, whose SET_VAR(...) changes session variables "
+            "such as the statement timeout; write the probe without it"
         )
     into = _INTO_FILE.search(sql)
     if into is not None:

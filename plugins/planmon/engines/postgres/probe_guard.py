@@ -24,7 +24,7 @@ from typing import Any
 
 from pglast import ast, parse_sql
 from pglast.enums.parsenodes import A_Expr_Kind
-from pglast.parser import ParseError
+from pglast.parser import ParseError, scan
 
 from planmon.sqlguard import (
     ACCEPTED,
@@ -150,6 +150,9 @@ def classify_probe(sql: str, *, extra_functions: Collection[str] = ()) -> tuple[
         return refused(f"cannot be parsed as PostgreSQL SQL ({exc}); {NOT_A_QUERY}")
     if len(statements) != 1:
         return refused(f"holds {len(statements)} statements; {NOT_A_QUERY}")
+    hint = _hint_comment(sql)
+    if hint is not None:
+        return refused(hint)
     statement = statements[0].stmt
     if not isinstance(statement, ast.SelectStmt):
         kind = _statement_kind(statement) if statement is not None else "empty"
@@ -160,6 +163,18 @@ def classify_probe(sql: str, *, extra_functions: Collection[str] = ()) -> tuple[
         if problem is not None:
             return refused(problem)
     return ACCEPTED
+
+
+def _hint_comment(sql: str) -> str | None:
+    """pg_hint_plan reads ``/*+ ... */`` comments, and its ``Set(...)`` hint changes settings for the
+    statement (``Set(statement_timeout 0)`` would lift the probe's timeout)."""
+    for token in scan(sql):  # offsets in characters
+        if token.name == "C_COMMENT" and sql[token.start : token.start + 3] == "/*+":
+            return (
+                "holds a hint comment /*+ ... */, which pg_hint_plan reads and whose Set(...) changes "
+                "settings; write the probe without it"
+            )
+    return None
 
 
 def _statement_kind(node: ast.Node) -> str:
