@@ -125,10 +125,22 @@ _NEVER_INSIDE = (
 )  # fmt: skip
 
 
+TOO_DEEP = "is nested too deeply for the guard to read; write the probe with fewer nested levels"
+
+
 def classify_sqlglot_probe(
     sql: str, rules: SqlglotProbeRules, *, extra_functions: Collection[str] = ()
 ) -> tuple[bool, str]:
     """(accepted, reason) for a probe in a sqlglot dialect: one SELECT, allow-listed functions only."""
+    try:
+        return _classify_sqlglot_probe(sql, rules, extra_functions)
+    except RecursionError:  # sqlglot parses and walks recursively
+        return refused(TOO_DEEP)
+
+
+def _classify_sqlglot_probe(
+    sql: str, rules: SqlglotProbeRules, extra_functions: Collection[str]
+) -> tuple[bool, str]:
     text_problem = rules.check_text(sql)
     if text_problem is not None:
         return refused(text_problem)

@@ -332,3 +332,12 @@ def test_a_second_sqlserver_statement_without_a_semicolon_is_never_accepted(
     """SQL Server needs no ';' between statements: whatever follows a SELECT may be a statement."""
     sql = f"{query}{gap}{_random_case(data.draw, second)}"
     assert not classify_probe("sqlserver", sql)[0], sql
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_probe_nested_beyond_the_parsers_depth_is_refused_not_an_error(engine: str) -> None:
+    deep = "SELECT " + "(SELECT " * 400 + "1" + ")" * 400
+    assert classify_probe(engine, deep) == (
+        False,
+        "is nested too deeply for the guard to read; write the probe with fewer nested levels",
+    )

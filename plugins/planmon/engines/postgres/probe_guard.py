@@ -30,6 +30,7 @@ from planmon.sqlguard import (
     ACCEPTED,
     ASK_A_DBA,
     NOT_A_QUERY,
+    TOO_DEEP,
     DenyFamily,
     denied,
     deny_family,
@@ -144,25 +145,27 @@ def allowed_functions() -> frozenset[str]:
 
 def classify_probe(sql: str, *, extra_functions: Collection[str] = ()) -> tuple[bool, str]:
     """(accepted, reason) for a PostgreSQL probe; the reason of a refusal names the construct."""
+    problem = _probe_problem(sql, frozenset(extra_functions))
+    return ACCEPTED if problem is None else refused(problem)
+
+
+def _probe_problem(sql: str, extra: frozenset[str]) -> str | None:
     try:
         statements = parse_sql(sql)
     except ParseError as exc:
-        return refused(f"cannot be parsed as PostgreSQL SQL ({exc}); {NOT_A_QUERY}")
+        return f"cannot be parsed as PostgreSQL SQL ({exc}); {NOT_A_QUERY}"
     if len(statements) != 1:
-        return refused(f"holds {len(statements)} statements; {NOT_A_QUERY}")
-    hint = _hint_comment(sql)
-    if hint is not None:
-        return refused(hint)
+        return f"holds {len(statements)} statements; {NOT_A_QUERY}"
     statement = statements[0].stmt
     if not isinstance(statement, ast.SelectStmt):
         kind = _statement_kind(statement) if statement is not None else "empty"
-        return refused(f"is a {kind} statement, not a query; {NOT_A_QUERY}")
-    judge = _Judge(allowed_functions(), frozenset(extra_functions))
-    for node in _walk(statement):
-        problem = judge.problem(node)
-        if problem is not None:
-            return refused(problem)
-    return ACCEPTED
+        return f"is a {kind} statement, not a query; {NOT_A_QUERY}"
+    judge = _Judge(allowed_functions(), extra)
+    try:
+        problems = (judge.problem(node) for node in _walk(statement))
+        return _hint_comment(sql) or next((problem for problem in problems if problem is not None), None)
+    except RecursionError:  # the walk is recursive
+        return TOO_DEEP
 
 
 def _hint_comment(sql: str) -> str | None:
