@@ -5,6 +5,7 @@ deny families over every allow-list; mutations of refused probes never pass."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +17,9 @@ from hypothesis import strategies as st
 from planmon.config import load_settings
 from planmon.engines import get_engine
 from planmon.engines.postgres import probe_guard as pg_guard
+from planmon.model import Target
 from planmon.model.probes import ProbeDefinition
-from planmon.probes.runner import guard
+from planmon.probes.runner import guard, run_probe
 from planmon.sql import load_sql
 from planmon.sqlguard import classify
 
@@ -341,3 +343,29 @@ def test_a_probe_nested_beyond_the_parsers_depth_is_refused_not_an_error(engine:
         False,
         "is nested too deeply for the guard to read; write the probe with fewer nested levels",
     )
+
+
+@pytest.mark.parametrize(
+    ("engine", "sql"),
+    [
+        ("sqlserver", "SELECT * FROM OPENQUERY(remote, 'EXEC sp_who')"),
+        ("sqlserver", "SELECT 1 SHUTDOWN"),
+        ("postgres", "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"),
+        ("mysql", "SELECT GET_LOCK('x', 1)"),
+    ],
+)
+def test_a_refused_probe_never_connects_to_the_target(engine: str, sql: str) -> None:
+    """The guard runs before a connection exists: on SQL Server nothing else stands in the way."""
+
+    def no_connection(database: str | None) -> Any:
+        raise AssertionError(f"the probe connected to {database!r}")
+
+    target = Target(
+        id=1, name="t", engine=engine, conn_id="c", environment=None, tags={}, databases=(), enabled=True,  # type: ignore[arg-type]
+        remediation_mode="propose", remediation_conn_id=None, created_at=datetime(2026, 1, 1),
+        updated_at=datetime(2026, 1, 1),
+    )  # fmt: skip
+    definition = ProbeDefinition.model_validate({"name": "p", "sql": {engine: sql}, "critical": 1})
+    outcome = run_probe(definition, target, no_connection, default_timeout_seconds=5, max_rows=10)
+    assert outcome.status == "refused"
+    assert outcome.error is not None and outcome.error.startswith("refused: the SQL ")
