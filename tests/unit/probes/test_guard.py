@@ -361,7 +361,7 @@ def test_a_refused_probe_never_connects_to_the_target(engine: str, sql: str) -> 
         raise AssertionError(f"the probe connected to {database!r}")
 
     target = Target(
-        id=1, name="t", engine=engine, conn_id="c", environment=None, tags={}, databases=(), enabled=True,  # type: ignore[arg-type]
+        id=1, name="t", engine=engine, conn_id="c", environment=None, tags={}, databases=(), enabled=True,
         remediation_mode="propose", remediation_conn_id=None, created_at=datetime(2026, 1, 1),
         updated_at=datetime(2026, 1, 1),
     )  # fmt: skip
