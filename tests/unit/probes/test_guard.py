@@ -147,6 +147,9 @@ def test_a_deployment_allows_a_reviewed_user_function_by_its_qualified_name() ->
     assert not pg.classify_probe("SELECT other.orders_health()", extra_functions=["public.orders_health"])[0]
     mysql = get_engine("mysql")
     assert mysql.classify_probe("SELECT shop.health()", extra_functions=["shop.health"])[0]
+    xml_method = "SELECT qp.query_plan.value('(//@x)[1]', 'float') FROM sys.dm_exec_query_plan(0x01) AS qp"
+    assert not get_engine("sqlserver").classify_probe(xml_method)[0]
+    assert get_engine("sqlserver").classify_probe(xml_method, extra_functions=["qp.query_plan.value"])[0]
     assert get_engine("sqlserver").classify_probe("SELECT dbo.health()", extra_functions=["dbo.health"])[0]
 
 
