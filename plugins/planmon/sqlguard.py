@@ -153,13 +153,24 @@ def _classify_sqlglot_probe(
         return refused(f"holds {len(statements)} statements; {NOT_A_QUERY}")
     statement = statements[0]
     if not isinstance(statement, _STATEMENT_QUERIES):
-        return refused(f"is a {_kind(statement)} statement, not a query; {NOT_A_QUERY}")
+        return refused(
+            f"is a {_statement_kind(statement, sql, rules.dialect)} statement, not a query; {NOT_A_QUERY}"
+        )
     extra = frozenset(name.upper() for name in extra_functions)
     for node in statement.walk():
         problem = _sqlglot_construct(node, rules) or _sqlglot_function(node, rules, extra)
         if problem is not None:
             return refused(problem)
     return ACCEPTED
+
+
+def _statement_kind(statement: exp.Expr, sql: str, dialect: str) -> str:
+    """The statement's kind; for what sqlglot read as an expression (``FLUSH STATUS``: a column and
+    its alias), the word the text begins with, which is what the server reads."""
+    if isinstance(statement, (exp.Command, exp.DML, exp.DDL, *_NEVER_INSIDE)):
+        return _kind(statement)
+    tokens = sqlglot.tokenize(sql, read=dialect)
+    return tokens[0].text.upper() if tokens else _kind(statement)
 
 
 def _kind(node: exp.Expr) -> str:
