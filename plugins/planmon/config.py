@@ -91,6 +91,11 @@ class Settings(BaseModel):
         description="DANGEROUS: comma-separated target names whose probes run even through a "
         "superuser / SUPER / sysadmin login (docs/probes.md, 'The probe login')",
     )
+    probe_allowed_functions: tuple[str, ...] | None = Field(
+        None,
+        description="functions a DBA reviewed for probes beyond the built-in allow-lists, comma-separated, "
+        "as called (schema.name for a schema-qualified one); the guard's deny families still refuse",
+    )
 
     # Remediation (docs/remediation.md; per-target rails live in the target's remediation policy)
     remediation_verify_executions: int = Field(
@@ -121,17 +126,17 @@ class Settings(BaseModel):
         description="Airflow base URL: links in alerts and approvals, an allowed Origin of planmon's pages",
     )
 
-    @field_validator("collect_schedule", "probes_schedule", "analyze_schedule", "maintenance_schedule")
-    @classmethod
-    def _cron_has_five_fields(cls, value: str) -> str:
-        return valid_cron(value)
-
-    @field_validator("probes_allow_privileged", mode="before")
+    @field_validator("probe_allowed_functions", "probes_allow_privileged", mode="before")
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         if isinstance(value, str):
             return tuple(name.strip() for name in value.split(",") if name.strip())
         return value
+
+    @field_validator("collect_schedule", "probes_schedule", "analyze_schedule", "maintenance_schedule")
+    @classmethod
+    def _cron_has_five_fields(cls, value: str) -> str:
+        return valid_cron(value)
 
     @model_validator(mode="after")
     def _one_repository_source(self) -> Settings:
@@ -147,6 +152,11 @@ class Settings(BaseModel):
     @property
     def resolved_home(self) -> Path:
         return self.home.expanduser().resolve()
+
+    @property
+    def probe_extra_functions(self) -> tuple[str, ...]:
+        """PLANMON_PROBE_ALLOWED_FUNCTIONS as names (none when unset)."""
+        return self.probe_allowed_functions or ()
 
     @property
     def resolved_probes_dir(self) -> Path:

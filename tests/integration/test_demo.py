@@ -50,7 +50,7 @@ def without_system_postgres(command: list[str]) -> list[str]:
     its own with an empty tmpfs over /usr/lib/postgresql (root only), and no PostgreSQL on PATH."""
     if os.geteuid() != 0 or not shutil.which("unshare"):
         pytest.skip("hiding the system's PostgreSQL needs root and unshare")
-    hide = f"mount -t tmpfs tmpfs {SYSTEM_POSTGRES} && ! command -v initdb && exec \"$@\""
+    hide = f'mount -t tmpfs tmpfs {SYSTEM_POSTGRES} && ! command -v initdb && exec "$@"'
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", hide, "sh", *command]
 
 

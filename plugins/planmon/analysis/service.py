@@ -254,11 +254,11 @@ def _with_diffs(repository: Repository, records: list[dict[str, Any]]) -> list[d
 def _plan_sources(repository: Repository, plan_ids: set[int]) -> dict[int, str]:
     """Where each plan's document came from (plan.summary["source"]; older plans say nothing)."""
     plans = repository.plans(plan_ids)
-    return {
-        int(row.id): str(row.summary["source"])
-        for row in plans.itertuples()
-        if isinstance(row.summary, dict) and row.summary.get("source")
-    }
+    sources: dict[int, str] = {}
+    for plan_id, summary in zip(plans["id"], plans["summary"], strict=True):
+        if isinstance(summary, dict) and summary.get("source"):
+            sources[int(plan_id)] = str(summary["source"])
+    return sources
 
 
 def _with_sources(diff: dict[str, Any], before: str | None, after: str | None) -> dict[str, Any]:

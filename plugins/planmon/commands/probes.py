@@ -140,7 +140,7 @@ def _add(args: argparse.Namespace) -> int:
         f"{probe.name} ({engine}): {reason}"
         for probe in probes
         for engine in probe.sql
-        if (reason := guard(probe, engine)) is not None
+        if (reason := guard(probe, engine, settings.probe_extra_functions)) is not None
     ]
     if refused:
         raise ConfigError(f"{source}: " + "; ".join(refused), hint="probes may only read")
@@ -276,5 +276,6 @@ def _run_one(stored: StoredProbe, target: Target, settings: Settings, *, record:
         default_timeout_seconds=settings.probe_timeout_seconds,
         max_rows=settings.probe_max_rows,
         allow_privileged=target.name in settings.probes_allow_privileged,
+        allowed_functions=settings.probe_extra_functions,
     )
     return {"probe": stored.name, "target": target.name, **outcome.as_dict()}

@@ -13,7 +13,7 @@ import contextlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from typing import Any, ClassVar
 
 from planmon.config import Settings
@@ -245,6 +245,11 @@ class Engine(Dialect):
     @abc.abstractmethod
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         """The probe session on a connection already prepared for ``policy`` (sends its own setup)."""
+
+    @abc.abstractmethod
+    def classify_probe(self, sql: str, *, extra_functions: Collection[str] = ()) -> tuple[bool, str]:
+        """(accepted, reason) for a user probe's SQL: the engine's allow-list guard
+        (``engines/<engine>/probe_guard.py``); ``extra_functions`` are a deployment's reviewed additions."""
 
     def present_indexes(
         self,

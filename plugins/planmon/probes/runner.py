@@ -1,5 +1,5 @@
-"""Run one probe on one target: guard, read-only session with a statement timeout, the login's
-privilege check, evaluation, plan.
+"""Run one probe on one target: guard (the engine's allow-list guard), read-only session with a
+statement timeout, the login's privilege check, evaluation, plan.
 
 Nothing here raises for a probe's own failure: a refused statement, a login too powerful to run
 probes through, a timeout, a driver error or an unusable result is an outcome with a status
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -21,7 +22,6 @@ from planmon.model import Target
 from planmon.model.probes import ProbeDefinition
 from planmon.plans import parse_plan, shape_hash
 from planmon.probes import evaluate
-from planmon.sqlguard import classify_probe
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +52,14 @@ class ProbeOutcome:
         }
 
 
-def guard(probe: ProbeDefinition, engine: str) -> str | None:
-    """Why ``probe``'s SQL for ``engine`` is refused, or None when it is a read-only query."""
+def guard(probe: ProbeDefinition, engine: str, allowed_functions: Collection[str] = ()) -> str | None:
+    """Why ``probe``'s SQL for ``engine`` is refused, or None when the engine's guard accepts it
+    (``allowed_functions``: the deployment's PLANMON_PROBE_ALLOWED_FUNCTIONS)."""
     sql = probe.sql_for(engine)
     if sql is None:
         return f"the probe has no SQL for {engine}"
-    read_only, reason = classify_probe(sql, dialect=get_engine(engine).sqlglot_dialect)
-    return None if read_only else f"refused: the SQL {reason}"
+    accepted, reason = get_engine(engine).classify_probe(sql, extra_functions=allowed_functions)
+    return None if accepted else f"refused: the SQL {reason}"
 
 
 def run_probe(
@@ -69,6 +70,7 @@ def run_probe(
     default_timeout_seconds: float,
     max_rows: int,
     allow_privileged: bool = False,
+    allowed_functions: Collection[str] = (),
 ) -> ProbeOutcome:
     """Run ``probe`` on ``target`` once; the outcome says what happened (never raises for the probe).
 
@@ -80,7 +82,7 @@ def run_probe(
     sql = probe.sql_for(target.engine)
     if sql is None:
         raise ConfigError(f"probe {probe.name!r} has no SQL for {target.engine} (target {target.name!r})")
-    refusal = guard(probe, target.engine)
+    refusal = guard(probe, target.engine, allowed_functions)
     if refusal is not None:
         log.warning("probe %s on %s %s", probe.name, target.name, refusal)
         return ProbeOutcome(evaluate.REFUSED, error=refusal)

@@ -117,6 +117,7 @@ def record_run(
             default_timeout_seconds=settings.probe_timeout_seconds,
             max_rows=settings.probe_max_rows,
             allow_privileged=target.name in settings.probes_allow_privileged,
+            allowed_functions=settings.probe_extra_functions,
         )
     run_at = as_utc_naive(run_at)
     previous = store.previous_results(stored.id, target.id, before=run_at)

@@ -92,7 +92,7 @@ def test_scalar_breach_alerts_once(bench: ProbeBench, mariadb: MariaDBServer) ->
     [
         ("DELETE FROM orders", "is a DELETE statement"),
         ("UPDATE orders SET state = 'x'", "is a UPDATE statement"),
-        ("SELECT GET_LOCK('planmon', 1)", "calls get_lock()"),
+        ("SELECT GET_LOCK('planmon', 1)", "calls GET_LOCK()"),
         ("SELECT * FROM orders FOR UPDATE", "takes row locks"),
     ],
 )
@@ -105,9 +105,10 @@ def test_write_statement_is_refused(
 
 
 def test_a_write_the_guard_cannot_see_is_stopped_by_the_read_only_transaction(
-    bench: ProbeBench, mariadb: MariaDBServer
+    bench: ProbeBench, mariadb: MariaDBServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A stored function that writes looks like any SELECT; START TRANSACTION READ ONLY refuses it."""
+    """The guard refuses a stored function; one a DBA allow-listed that writes anyway (the guard cannot
+    read its body) is refused by START TRANSACTION READ ONLY."""
     execute(
         mariadb,
         "CREATE TABLE audit (n INT) ENGINE=InnoDB",
@@ -116,7 +117,10 @@ def test_a_write_the_guard_cannot_see_is_stopped_by_the_read_only_transaction(
         # the probe login may call it (it runs as its definer, root): only READ ONLY stands in the way
         f"GRANT EXECUTE ON FUNCTION {DB}.bump TO 'planmon_probe'@'%'",
     )
-    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    refused = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    assert refused["status"] == "refused" and "calls BUMP()" in refused["error"]
+    monkeypatch.setenv("PLANMON_PROBE_ALLOWED_FUNCTIONS", "bump")
+    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0 + STEP)
     assert outcome["status"] == "error"
     assert "READ ONLY transaction" in outcome["error"]
     assert execute(mariadb, "SELECT COUNT(*) FROM audit") == [(0,)]

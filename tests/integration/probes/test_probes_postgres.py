@@ -121,9 +121,9 @@ def test_scalar_breach_alerts_once_per_streak(bench: ProbeBench, postgres: Postg
     ("statement", "reason"),
     [
         ("DELETE FROM orders", "is a DELETE statement"),
-        ("WITH gone AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM gone", "contains DELETE"),
+        ("WITH gone AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM gone", "'gone' (DELETE)"),
         ("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity", "calls pg_terminate_backend()"),
-        ("SELECT count(*) FROM orders; DROP TABLE orders", "is a DROP statement"),
+        ("SELECT count(*) FROM orders; DROP TABLE orders", "holds 2 statements"),
     ],
 )
 def test_write_statement_is_refused_with_the_reason(
@@ -138,10 +138,14 @@ def test_write_statement_is_refused_with_the_reason(
 
 
 def test_a_write_the_guard_cannot_see_is_stopped_by_the_read_only_transaction(
-    bench: ProbeBench, postgres: PostgresServer
+    bench: ProbeBench, postgres: PostgresServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A user function that writes looks like any SELECT; the server's read-only transaction refuses it."""
-    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    """The guard refuses a user function; one a DBA allow-listed that writes anyway (the guard cannot
+    read its body) is refused by the server's read-only transaction."""
+    refused = bench.run(probe(sql="SELECT bump()", critical=1), T0)
+    assert refused["status"] == "refused" and "calls bump()" in refused["error"]
+    monkeypatch.setenv("PLANMON_PROBE_ALLOWED_FUNCTIONS", "bump")
+    outcome = bench.run(probe(sql="SELECT bump()", critical=1), T0 + STEP)
     assert outcome["status"] == "error"
     assert "read-only transaction" in outcome["error"]
     assert sql(postgres, "SELECT count(*) FROM audit") == [(0,)]

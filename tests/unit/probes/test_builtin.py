@@ -6,9 +6,9 @@ import re
 
 import pytest
 
+from planmon.engines import get_engine
 from planmon.probes.builtin import builtin_probes
-from planmon.sql import MARKER, SQLGLOT_DIALECTS, sql_root
-from planmon.sqlguard import classify_probe
+from planmon.sql import MARKER, sql_root
 
 PROBE_FILES = sorted(sql_root().glob("*/probes/*.sql"))
 
@@ -31,4 +31,4 @@ def test_probe_file_has_header_and_passes_the_probe_guard(path: object) -> None:
     for line in ("reads:", "minimum version:", "permission:"):
         assert re.search(rf"(?m)^--\s*{line}\s*\S", header), line
     engine = path.parent.parent.name  # type: ignore[attr-defined]
-    assert classify_probe(MARKER + body, dialect=SQLGLOT_DIALECTS[engine]) == (True, "read-only query")
+    assert get_engine(engine).classify_probe(MARKER + body) == (True, "read-only query")

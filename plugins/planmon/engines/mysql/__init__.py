@@ -7,11 +7,12 @@ online index rebuild and ANALYZE TABLE.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from planmon.engines._base import Engine
 from planmon.engines.base import ProbeSession, SessionPolicy
-from planmon.engines.mysql import remediation
+from planmon.engines.mysql import probe_guard, remediation
 from planmon.engines.mysql.adapter import Adapter
 from planmon.engines.mysql.dialect import MySqlDialect
 from planmon.engines.mysql.probe import MySqlProbeSession
@@ -25,6 +26,9 @@ class MySqlEngine(MySqlDialect, Engine):
 
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         return MySqlProbeSession(connection, policy)
+
+    def classify_probe(self, sql: str, *, extra_functions: Collection[str] = ()) -> tuple[bool, str]:
+        return probe_guard.classify_probe(sql, extra_functions=extra_functions)
 
 
 ENGINE = MySqlEngine()

@@ -6,11 +6,12 @@ EXPLAIN, pg_indexes); ``probe`` runs probes; ``remediation`` proposes recreate-i
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from planmon.engines._base import Engine
 from planmon.engines.base import ProbeSession, SessionPolicy
-from planmon.engines.postgres import remediation
+from planmon.engines.postgres import probe_guard, remediation
 from planmon.engines.postgres.adapter import Adapter
 from planmon.engines.postgres.dialect import PostgresDialect
 from planmon.engines.postgres.probe import PostgresProbeSession
@@ -25,6 +26,9 @@ class PostgresEngine(PostgresDialect, Engine):
 
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         return PostgresProbeSession(connection, policy)  # autocommit: it begins and rolls back itself
+
+    def classify_probe(self, sql: str, *, extra_functions: Collection[str] = ()) -> tuple[bool, str]:
+        return probe_guard.classify_probe(sql, extra_functions=extra_functions)
 
     def rolls_back_failed(self, action: Action) -> bool:
         # a failed CREATE INDEX CONCURRENTLY leaves an invalid index behind: its rollback drops it

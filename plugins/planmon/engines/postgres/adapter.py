@@ -536,7 +536,9 @@ class Adapter(AdapterBase):
         server_version_num = details["server_version_num"]
         began, sent_before = time.monotonic(), self._sent
         executed = self._executed_plans(statements) if details.get("executed_plans") == "auto_explain" else {}
-        texts = self._statement_texts([s for s in statements if (s.database_name, s.query_key) not in executed])
+        texts = self._statement_texts(
+            [s for s in statements if (s.database_name, s.query_key) not in executed]
+        )
         captured: list[CapturedPlan] = []
         failed: list[PlanCaptureFailure] = []
         for database, group in _by_database(statements):

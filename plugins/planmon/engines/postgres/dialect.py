@@ -7,7 +7,7 @@ Sessions by purpose:
 - collect: ``session_setup.sql`` (statement timeout, a short lock timeout, application_name, read-only
   transactions by default), autocommit; EXPLAINs run inside ``BEGIN READ ONLY ... ROLLBACK``;
 - probe: autocommit; each probe statement runs in ``BEGIN READ ONLY`` with transaction-local timeouts
-  (:data:`PROBE_TRANSACTION`), rolled back;
+  and ``standard_conforming_strings`` on (:data:`PROBE_TRANSACTION`), rolled back;
 - remediate: session ``lock_timeout`` and ``statement_timeout`` (bound values), autocommit, writes.
 """
 
@@ -31,9 +31,13 @@ AIRFLOW_HOOK = HookSpec(
 )
 BEGIN = f"BEGIN {MARKER} READ ONLY"  # the marker after the first keyword (adapter.MARKER_PATTERN)
 ROLLBACK = f"ROLLBACK {MARKER}"
+# standard_conforming_strings on: the server then reads backslashes in '...' as the probe guard's
+# parser (pglast) does. Off (a role or database setting), 'a\', ' ... ' would hide code in what the
+# guard reads as a string.
 PROBE_TRANSACTION = (
     f"SELECT {MARKER} set_config('statement_timeout', %(timeout)s, true), "
-    "set_config('lock_timeout', %(lock)s, true), set_config('application_name', 'planmon', true)"
+    "set_config('lock_timeout', %(lock)s, true), set_config('application_name', 'planmon', true), "
+    "set_config('standard_conforming_strings', 'on', true)"
 )
 
 

@@ -7,13 +7,13 @@ state and proposes hints, forces, evictions and UPDATE STATISTICS.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
 from planmon.engines._base import Engine
 from planmon.engines._proposals import IndexInspector
 from planmon.engines.base import ConnectionFactory, ForcingState, ProbeSession, SessionPolicy
-from planmon.engines.sqlserver import remediation
+from planmon.engines.sqlserver import probe_guard, remediation
 from planmon.engines.sqlserver.adapter import Adapter
 from planmon.engines.sqlserver.dialect import SqlServerDialect
 from planmon.engines.sqlserver.probe import SqlServerProbeSession
@@ -30,6 +30,9 @@ class SqlServerEngine(SqlServerDialect, Engine):
 
     def make_probe_session(self, connection: Any, policy: SessionPolicy) -> ProbeSession:
         return SqlServerProbeSession(connection, policy)
+
+    def classify_probe(self, sql: str, *, extra_functions: Collection[str] = ()) -> tuple[bool, str]:
+        return probe_guard.classify_probe(sql, extra_functions=extra_functions)
 
     def propose(
         self,
