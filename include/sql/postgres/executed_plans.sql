@@ -3,7 +3,7 @@
 -- the jsonlog destination (log_destination includes jsonlog, logging_collector = on): one JSON record
 -- per line, with dbname, query_id and timestamp. Only the last %(max_bytes)s bytes of the current
 -- file are read; the first line of a tail that starts mid-file and the last piece (empty, or a line
--- still being written) are dropped before any line is read as JSON.
+-- still being written) are dropped before any line is read as JSON. Rows come in the file's order.
 -- reads: pg_current_logfile(), pg_stat_file(), pg_read_file() (https://www.postgresql.org/docs/current/auto-explain.html,
 --   https://www.postgresql.org/docs/current/runtime-config-logging.html#RUNTIME-CONFIG-LOGGING-JSONLOG)
 -- minimum version: 15 (jsonlog)
@@ -27,7 +27,7 @@ pieces AS (
     CROSS JOIN LATERAL regexp_split_to_table(t.text, E'\n') WITH ORDINALITY AS x(line, n)
 ),
 entries AS MATERIALIZED (
-    SELECT p.line::jsonb AS entry
+    SELECT p.n, p.line::jsonb AS entry
     FROM pieces AS p
     WHERE p.n < p.total AND (p.n > 1 OR p.start_at = 0) AND strpos(p.line, 'plan:') > 0
 )
@@ -40,4 +40,4 @@ FROM entries AS e
 WHERE
     e.entry ->> 'query_id' = ANY(%(queryids)s::text[])
     AND (e.entry ->> 'timestamp')::timestamptz >= %(since)s
-ORDER BY logged_at
+ORDER BY e.n

@@ -226,9 +226,7 @@ def _without_nan(detection: dict[Any, Any]) -> dict[str, Any]:
 
 def _diff_pair(record: dict[str, Any]) -> tuple[int, int] | None:
     """(baseline plan id, current plan id) of a detection that gets a plan diff, else None."""
-    if record["kind"] not in DIFF_KINDS or not record["baseline_plan_id"] or not record["current_plan_id"]:
-        return None
-    return int(record["baseline_plan_id"]), int(record["current_plan_id"])
+    return _plan_pair(record) if record["kind"] in DIFF_KINDS else None
 
 
 def _with_diffs(repository: Repository, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -237,11 +235,24 @@ def _with_diffs(repository: Repository, records: list[dict[str, Any]]) -> list[d
     The batch's plan documents are read in one go and each is parsed once, however many
     detections share it."""
     pairs = {i: pair for i, record in enumerate(records) if (pair := _diff_pair(record))}
+    same = {
+        i: pair
+        for i, record in enumerate(records)
+        if record["kind"] == RegressionKind.SAME_PLAN and (pair := _plan_pair(record))
+    }
+    if not pairs and not same:
+        return records
+    sources = _plan_sources(
+        repository, {plan_id for pair in (*pairs.values(), *same.values()) for plan_id in pair}
+    )
+    for i, (before_id, after_id) in same.items():  # "same plan" judged on estimates says so
+        if "generic" in (sources.get(before_id), sources.get(after_id)):
+            records[i]["diff"] = _with_sources(
+                {"text": "", "changes": []}, sources.get(before_id), sources.get(after_id)
+            )
     if not pairs:
         return records
-    ids = {plan_id for pair in pairs.values() for plan_id in pair}
-    bodies = repository.plan_bodies(ids)
-    sources = _plan_sources(repository, ids)
+    bodies = repository.plan_bodies({plan_id for pair in pairs.values() for plan_id in pair})
     parsed = PlanCache(bodies)
     for i, (before_id, after_id) in pairs.items():
         diff = parsed.diff(before_id, after_id)
@@ -249,6 +260,12 @@ def _with_diffs(repository: Repository, records: list[dict[str, Any]]) -> list[d
             diff = _with_sources(diff, sources.get(before_id), sources.get(after_id))
         records[i]["diff"] = diff
     return records
+
+
+def _plan_pair(record: dict[str, Any]) -> tuple[int, int] | None:
+    if not record["baseline_plan_id"] or not record["current_plan_id"]:
+        return None
+    return int(record["baseline_plan_id"]), int(record["current_plan_id"])
 
 
 def _plan_sources(repository: Repository, plan_ids: set[int]) -> dict[int, str]:
@@ -269,7 +286,7 @@ def _with_sources(diff: dict[str, Any], before: str | None, after: str | None) -
     if generic:
         note = f"{' and '.join(generic)}: {GENERIC_PLAN_NOTE}"
         diff["notes"] = [note]
-        diff["text"] = f"{note}\n{diff['text']}"
+        diff["text"] = f"{note}\n{diff['text']}".rstrip("\n")
     return diff
 
 

@@ -60,6 +60,8 @@ _NODE = "\x1e"
 _ALIAS_QUALIFIER = re.compile(r"\s+as\s+(?:\[[^\]]*\]\.)*\[[^\]]*\]", re.IGNORECASE)
 _DATABASE_PREFIX = re.compile(r"\[[^\]]*\]\.(?=\[[^\]]*\]\.\[[^\]]*\]\.\[[^\]]*\])")
 _VARIABLE = re.compile(r"\[@[^\]]*\]|@@?\w+")
+# PostgreSQL's $1, $2 of a generic plan stand where a custom (executed) plan has the value's constant
+_PARAMETER = re.compile(r"(?<![\w$])\$\d+\b")
 _DIGIT = re.compile(r"\d")
 _GENERATED_NAME = re.compile(
     r"\b(Expr|Bmk|Chk|Uniq|Act|Ptn|PtnId|RowId|Union|Segment|WindowCount|IsBaseRow|Opt_Bitmap|Bitmap)\d+\b"
@@ -119,8 +121,9 @@ def _system_name_shape(match: re.Match[str]) -> str:
 
 @functools.lru_cache(maxsize=8192)  # plans repeat the same predicates; the regexes are the hash's cost
 def predicate_shape(text: str) -> str:
-    """A predicate's text reduced to its shape: no literals, variables, aliases or generated names."""
-    shaped = strip_literals(text)
+    """A predicate's text reduced to its shape: no literals, variables, parameters, aliases or
+    generated names."""
+    shaped = strip_literals(_PARAMETER.sub("?", text) if "$" in text else text)
     # each substitution runs only when its marker is present: most predicates need none of them
     if " as " in shaped.lower():
         shaped = _ALIAS_QUALIFIER.sub("", shaped)

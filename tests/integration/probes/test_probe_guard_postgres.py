@@ -79,6 +79,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, postgres: PostgresServ
     monkeypatch.setenv("PLANMON_HOME", str(tmp_path))
     monkeypatch.setenv("PLANMON_PROBES_DIR", str(tmp_path / "probes"))
     monkeypatch.setenv("PLANMON_ALERT_LOG_PATH", str(tmp_path / "alerts.log"))
+    # the guard alone must stop these, even through a superuser login: the login check (which would
+    # refuse that login before anything ran) is relaxed for this target
+    monkeypatch.setenv("PLANMON_PROBES_ALLOW_PRIVILEGED", "shop")
     monkeypatch.setenv("AIRFLOW_CONN_GUARD_PG", f"postgres://postgres@127.0.0.1:{postgres.port}/{DB}")
     (tmp_path / "probes").mkdir()
     assert main(["init"]) == 0

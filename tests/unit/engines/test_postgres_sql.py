@@ -7,6 +7,7 @@ ANALYZE; capabilities and error reasons are derived correctly from probe results
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -17,7 +18,9 @@ from planmon.engines.base import Aspect, AspectState
 from planmon.engines.postgres.adapter import (
     MARKER_PATTERN,
     ServerInfo,
+    auto_explain_document,
     build_capabilities,
+    executed_plans_unavailable,
     explain_steps,
     parameter_count,
     unexplainable_reason,
@@ -302,3 +305,50 @@ def test_pg16_details() -> None:
 )
 def test_error_reasons(error: BaseException, reason: EngineErrorReason) -> None:
     assert error_reason(error) is reason
+
+
+# ---------------------------------------------------------------------------------------------
+# Executed plans from auto_explain's log
+
+
+def test_an_auto_explain_message_becomes_a_plan_document_without_its_literals() -> None:
+    message = (
+        'duration: 9.512 ms  plan:\n{\n  "Query Text": "SELECT sum(total) FROM orders WHERE customer = 1",\n'
+        '  "Plan": {"Node Type": "Seq Scan", "Relation Name": "orders", "Filter": "(customer = 1)"}\n}'
+    )
+    body = auto_explain_document(message)
+    assert body is not None
+    (document,) = json.loads(body)
+    assert document["Plan"]["Node Type"] == "Seq Scan" and "Query Text" not in document
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        'duration: 0.1 ms  plan:\n{"Query Text": "EXPLAIN SELECT 1", "Plan": {"Node Type": "Result"}}',
+        'duration: 0.1 ms  plan:\n{"Query Text": "SELECT /* planmon */ 1", "Plan": {"Node Type": "Result"}}',
+        "duration: 0.1 ms  statement: SELECT 1",
+        'duration: 0.1 ms  plan:\n{"Query Text": "SELECT 1", "Plan": ',  # cut short
+    ],
+)
+def test_explains_planmon_s_own_statements_and_broken_messages_are_not_executed_plans(message: str) -> None:
+    assert auto_explain_document(message) is None
+
+
+@pytest.mark.parametrize(
+    ("changes", "why"),
+    [
+        ({"server_version_num": 140000}, "15+"),
+        ({"auto_explain_format": None}, "not loaded"),
+        ({"auto_explain_format": "text"}, "log_format"),
+        ({"log_destination": "stderr"}, "jsonlog"),
+        ({"logging_collector": "off"}, "jsonlog"),
+        ({"reads_server_log": False}, "pg_read_file"),
+    ],
+)
+def test_executed_plans_say_why_they_cannot_be_read(changes: dict[str, Any], why: str) -> None:
+    ready = {"auto_explain_format": "json", "log_destination": "stderr,jsonlog", "logging_collector": "on",
+             "reads_server_log": True, "server_version_num": 180000}  # fmt: skip
+    assert executed_plans_unavailable(ServerInfo(server_row(**ready))) is None
+    reason = executed_plans_unavailable(ServerInfo(server_row(**{**ready, **changes})))
+    assert reason is not None and why in reason and "EXPLAIN's estimates" in reason

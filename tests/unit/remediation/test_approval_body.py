@@ -61,3 +61,21 @@ def test_the_body_links_to_the_regression_page_when_a_base_url_is_set(repository
 
 def test_without_a_base_url_there_is_no_link(repository: Repository) -> None:
     assert "](" not in _body(repository)
+
+
+def test_a_diff_of_generic_plans_says_so_first(repository: Repository) -> None:
+    seeded = seed_with_plans(repository)
+    noted = {**DIFF, "notes": ["current: estimated generic plan; the executed plan may differ"]}
+    with repository.engine.begin() as connection:
+        connection.execute(
+            update(regression).where(regression.c.id == seeded.regression_id).values(diff=noted)
+        )
+    body = (
+        RemediationWorkflow(repository, load_settings({}), FixedConnections())
+        .propose(seeded.regression_id)
+        .body
+    )
+    diff_section = MarkdownIt("commonmark").render(body).split("<h3>Plan diff</h3>")[1]
+    assert diff_section.lstrip().startswith(
+        "<p><strong>Note:</strong> current: estimated generic plan; the executed plan may differ</p>"
+    )

@@ -277,7 +277,8 @@ def runtime_stats_status(server: ServerInfo) -> AspectStatus:
 def build_capabilities(server: ServerInfo) -> Capabilities:
     """Capabilities from the probe results (no I/O: unit-testable)."""
     runtime = runtime_stats_status(server)
-    plans = OK
+    # ok either way; the detail says when plans are EXPLAIN's estimates rather than executed ones
+    plans = AspectStatus(AspectState.OK, detail=executed_plans_unavailable(server))
     if runtime.state is not AspectState.OK:
         plans = AspectStatus(
             runtime.state, f"plans need statement texts from pg_stat_statements: {runtime.hint}"
@@ -306,7 +307,8 @@ EXECUTED_PLANS_TAIL_BYTES = 8 * 1024 * 1024  # of the current server log, read p
 
 def auto_explain_document(message: str) -> bytes | None:
     """The plan document of one auto_explain log message ("duration: 1.2 ms  plan:\\n{...}") in
-    EXPLAIN (FORMAT JSON)'s shape, without the statement text (it holds the executed literals)."""
+    EXPLAIN (FORMAT JSON)'s shape, without the statement text (it holds the executed literals); None
+    for what is not an execution's plan (an EXPLAIN, which auto_explain logs too)."""
     _, marker, document = message.partition("plan:\n")
     if not marker:
         return None
@@ -316,7 +318,9 @@ def auto_explain_document(message: str) -> bytes | None:
         return None
     if not isinstance(plan, dict) or not isinstance(plan.get("Plan"), dict):
         return None
-    plan.pop("Query Text", None)
+    text = str(plan.pop("Query Text", "") or "")
+    if MARKER in text or text.lstrip().upper().startswith("EXPLAIN"):
+        return None  # an EXPLAIN (planmon's generic plan among them) logs an estimate, not an execution
     return json.dumps([plan]).encode()
 
 
