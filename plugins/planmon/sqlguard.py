@@ -117,6 +117,29 @@ class SqlglotProbeRules:
     check_text: Callable[[str], str | None]  # what the raw text alone refuses (e.g. MySQL's /*! */)
     check_node: Callable[[exp.Expr], str | None]  # engine-specific constructs (hints, variables)
 
+    @classmethod
+    def from_allow_list(
+        cls,
+        path: Path,
+        *,
+        dialect: str,
+        label: str,
+        deny: tuple[DenyFamily, ...],
+        check_text: Callable[[str], str | None],
+        check_node: Callable[[exp.Expr], str | None],
+    ) -> SqlglotProbeRules:
+        """Rules whose allowed functions are the names in ``path`` (``SCHEMA.NAME`` ones qualified)."""
+        names = read_names(path)
+        return cls(
+            dialect=dialect,
+            label=label,
+            functions=frozenset(name for name in names if "." not in name),
+            qualified_functions=frozenset(name for name in names if "." in name),
+            deny=deny,
+            check_text=check_text,
+            check_node=check_node,
+        )
+
 
 _STATEMENT_QUERIES = (exp.Select, exp.Union, exp.Intersect, exp.Except)
 _NEVER_INSIDE = (

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from sqlglot import exp
 
-from planmon.sqlguard import SqlglotProbeRules, classify_sqlglot_probe, deny_family, read_names
+from planmon.sqlguard import SqlglotProbeRules, classify_sqlglot_probe, deny_family
 
 DENY = (
     deny_family(
@@ -73,12 +73,10 @@ def _node_problem(node: exp.Expr) -> str | None:
 
 @functools.cache
 def rules() -> SqlglotProbeRules:
-    names = read_names(Path(__file__).with_name("probe_functions.txt"))
-    return SqlglotProbeRules(
+    return SqlglotProbeRules.from_allow_list(
+        Path(__file__).with_name("probe_functions.txt"),
         dialect="mysql",
         label="MySQL/MariaDB",
-        functions=frozenset(name for name in names if "." not in name),
-        qualified_functions=frozenset(name for name in names if "." in name),
         deny=DENY,
         check_text=_text_problem,
         check_node=_node_problem,

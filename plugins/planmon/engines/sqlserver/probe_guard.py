@@ -90,12 +90,10 @@ def _text_problem(sql: str) -> str | None:
 
 @functools.cache
 def rules() -> SqlglotProbeRules:
-    names = read_names(Path(__file__).with_name("probe_functions.txt"))
-    return SqlglotProbeRules(
+    return SqlglotProbeRules.from_allow_list(
+        Path(__file__).with_name("probe_functions.txt"),
         dialect="tsql",
         label="SQL Server",
-        functions=frozenset(name for name in names if "." not in name),
-        qualified_functions=frozenset(name for name in names if "." in name),
         deny=DENY,
         check_text=_text_problem,
         check_node=_node_problem,
