@@ -68,7 +68,7 @@ DAILY_REVENUE = (
 class Traffic:
     """How many statements of each kind one burst of application traffic sends."""
 
-    order_history: int = 500  # 1,500 regressed in the analysed hour: well over the 10 s/hour impact floor
+    order_history: int = 500  # per burst: 3,000 regressed in the analysed hour (flow.REGRESSED_BURSTS)
     customer: int = 80
     product: int = 80
     daily_revenue: int = 4
