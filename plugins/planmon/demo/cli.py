@@ -108,6 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"its files are in {home} and {airflow_home}", file=sys.stderr)
         return EXIT_FAILED
     finally:
+        _close_airflow_sessions()  # before its database goes, or Airflow's exit hook prints a traceback
         metadata.metadata_down(airflow_home)  # its files stay: make airflow starts it again
     from planmon.demo.report import render_report
 
@@ -115,3 +116,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result.as_dict(), indent=2, default=str))
     return EXIT_OK
+
+
+def _close_airflow_sessions() -> None:
+    """Close Airflow's ORM sessions and engine if the demo imported Airflow (its atexit hook would
+    otherwise roll back on a connection the stopped metadata PostgreSQL already terminated)."""
+    if "airflow.settings" not in sys.modules:
+        return
+    from airflow import settings
+
+    settings.dispose_orm()
