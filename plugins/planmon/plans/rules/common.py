@@ -25,8 +25,10 @@ Rule = Callable[[PlanStatement], list[Finding]]
 _LIMITS = frozenset({"Limit", "Top"})
 _EARLY_STOP_JOINS = ("semi", "anti")
 _EXISTS_SUBPLAN = re.compile(r"\bEXISTS\s*\(\s*(SubPlan \d+)\)")
-# MariaDB marks a LIMIT that an index order serves (no filesort) on the table it reads.
-_LIMIT_PROPERTIES = ("order_by_index_limit", "r_limit", "limit")
+# MySQL/MariaDB full scans (access_type ALL, or index: the whole index in order) estimate the table's
+# row count; MariaDB writes no LIMIT into its JSON, but a full scan that read far fewer rows than the
+# table holds was stopped by the statement (ORDER BY ... LIMIT served by the index order, FirstMatch).
+_FULL_SCAN_ACCESS = frozenset({"ALL", "index"})
 _BIG = 1_000_000.0
 
 
@@ -90,7 +92,7 @@ def _inherited(node: PlanNode, ratio: float, ratios: dict[int, float]) -> bool:
 
 def _stops_input_early(ancestor: PlanNode, child: PlanNode) -> bool:
     """Whether ``ancestor`` may stop reading the branch that holds ``child`` before it is exhausted."""
-    if ancestor.physical_op in _LIMITS or any(key in ancestor.properties for key in _LIMIT_PROPERTIES):
+    if ancestor.physical_op in _LIMITS:
         return True
     kind = f"{ancestor.physical_op} {ancestor.logical_op or ''}".lower()
     inner = bool(ancestor.children) and child is not ancestor.children[0]
@@ -106,7 +108,7 @@ def _stops_input_early(ancestor: PlanNode, child: PlanNode) -> bool:
 
 def cut_short(statement: PlanStatement) -> set[int]:
     """``id()`` of every node below an operator that may stop reading it early (LIMIT / Top, the inner
-    side of a semi or anti join, an EXISTS subplan); MariaDB's order_by_index_limit on the node itself.
+    side of a semi or anti join, an EXISTS subplan), and MySQL/MariaDB full scans (``_FULL_SCAN_ACCESS``).
 
     Such a node's estimate is for reading its input to the end, its actual count for what the
     operator above asked: "estimated 200,000, actual 10" under a LIMIT 10 is the plan working.
@@ -117,7 +119,7 @@ def cut_short(statement: PlanStatement) -> set[int]:
     stack: list[tuple[PlanNode, bool]] = [(statement.root, False)]
     while stack:
         node, below_stop = stack.pop()
-        if below_stop or any(key in node.properties for key in _LIMIT_PROPERTIES):
+        if below_stop or node.properties.get("access_type") in _FULL_SCAN_ACCESS:
             marked.add(id(node))
         for child in node.children:
             stack.append((child, below_stop or _stops_input_early(node, child)))
