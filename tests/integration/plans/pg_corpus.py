@@ -265,7 +265,7 @@ QUERIES: tuple[Query, ...] = (
     _q(
         "exists_subplan",
         "SELECT * FROM customers c WHERE c.region = 1 OR EXISTS "
-        "(SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.total > 500)",
+        "(SELECT 1 FROM orders o WHERE o.customer_id = c.id AND o.total > c.region * 50)",
     ),
     _q("initplan", "SELECT * FROM orders WHERE total = (SELECT max(total) FROM orders)"),
     _q(

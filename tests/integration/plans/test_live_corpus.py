@@ -239,8 +239,8 @@ def test_pg_no_estimate_mismatch_where_the_plan_stopped_early(pg_plans: tuple[in
 
 
 def _raw_under_stop(plan: dict[str, Any]) -> set[int]:
-    """Pre-order ids (as planmon numbers nodes) of raw nodes below a Limit or a semi/anti join's
-    inner side."""
+    """Pre-order ids (as planmon numbers nodes) of raw nodes below a Limit or the inner side of a
+    nested-loop or merge semi/anti join (a hash join reads its whole inner side into the hash)."""
     marked: set[int] = set()
     stack: list[tuple[dict[str, Any], bool]] = [(plan, False)]
     number = 0
@@ -251,7 +251,7 @@ def _raw_under_stop(plan: dict[str, Any]) -> set[int]:
         number += 1
         children = node.get("Plans", [])
         stops = node["Node Type"] == "Limit"
-        semi = node.get("Join Type") in ("Semi", "Anti", "Right Semi", "Right Anti")
+        semi = node.get("Join Type") in ("Semi", "Anti") and node["Node Type"] != "Hash Join"
         for position in range(len(children) - 1, -1, -1):
             stack.append((children[position], below or stops or (semi and position > 0)))
     return marked

@@ -21,10 +21,11 @@ ROW_ESTIMATE_MIN_ROWS = 1_000.0
 Rule = Callable[[PlanStatement], list[Finding]]
 
 # Operators that stop asking their input for rows once they have enough: a LIMIT (SQL Server Top),
-# and the inner side of a semi or anti join, which stops at the first match of each outer row.
+# and the inner side of a (nested-loop or merge) semi or anti join, which stops at the first match.
 _LIMITS = frozenset({"Limit", "Top"})
 _EARLY_STOP_JOINS = ("semi", "anti")
-_EXISTS_SUBPLAN = re.compile(r"\bEXISTS\s*\(\s*(SubPlan \d+)\)")
+_EXISTS_SUBPLAN = re.compile(r"\bEXISTS\s*\(\s*SubPlan\b")
+_SUBPLAN_REFERENCE = re.compile(r"\bSubPlan\b")
 # MySQL/MariaDB full scans (access_type ALL, or index: the whole index in order) estimate the table's
 # row count; MariaDB writes no LIMIT into its JSON, but a full scan that read far fewer rows than the
 # table holds was stopped by the statement (ORDER BY ... LIMIT served by the index order, FirstMatch).
@@ -96,13 +97,19 @@ def _stops_input_early(ancestor: PlanNode, child: PlanNode) -> bool:
         return True
     kind = f"{ancestor.physical_op} {ancestor.logical_op or ''}".lower()
     inner = bool(ancestor.children) and child is not ancestor.children[0]
-    if inner and any(word in kind for word in _EARLY_STOP_JOINS):
-        return True  # the inner (probe / lookup) side of a semi or anti join
-    name = child.properties.get("Subplan Name")
-    if isinstance(name, str):
-        texts = [p.text for p in ancestor.predicates] + [str(v) for v in ancestor.properties.values()]
-        exists = {match.group(1) for text in texts for match in _EXISTS_SUBPLAN.finditer(text)}
-        return name in exists or name.startswith("EXISTS")
+    if inner and "hash" not in kind and any(word in kind for word in _EARLY_STOP_JOINS):
+        # the inner side of a nested-loop or merge semi/anti join: read up to the first match; a
+        # hash join builds its hash table from the whole inner input, so that one is not cut short
+        return True
+    if isinstance(child.properties.get("Subplan Name"), str):
+        # PostgreSQL 17+ writes EXISTS(SubPlan n); the model's predicates carry "SubPlan ?" (the
+        # number is stripped with the literals), so the subplan is an EXISTS when every subplan the
+        # operator refers to is one
+        output = ancestor.properties.get("Output")
+        outputs = output if isinstance(output, list) else []
+        texts = [p.text for p in ancestor.predicates] + [str(item) for item in outputs]
+        exists = sum(len(_EXISTS_SUBPLAN.findall(text)) for text in texts)
+        return exists > 0 and exists == sum(len(_SUBPLAN_REFERENCE.findall(text)) for text in texts)
     return False
 
 

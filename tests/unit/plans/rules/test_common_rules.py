@@ -193,3 +193,27 @@ def test_wide_ratios_print_readably() -> None:
     assert readable(12_345.0) == "12,345"
     assert readable(999_999.0, suffix="x") == "999,999x"
     assert readable(4_600_000.0, suffix="x") == "4.6e6x"
+
+
+def test_no_mismatch_in_an_exists_subplan_but_in_a_scalar_one() -> None:
+    exists = """\
+Seq Scan on customers c  (cost=0.00..100.00 rows=100 width=8) (actual time=0..1 rows=100 loops=1)
+  Filter: ((region = 1) OR EXISTS(SubPlan 1))
+  SubPlan 1
+    ->  Index Scan using ix on orders o  (cost=0.29..9 rows=5000 width=4) (actual time=0..0 rows=1 loops=100)
+          Index Cond: (customer_id = c.id)
+"""
+    assert row_estimate_mismatch(_pg(exists)) == []
+    scalar = exists.replace("EXISTS(SubPlan 1)", "((SubPlan 1) > 0)")
+    assert [f.evidence["direction"] for f in row_estimate_mismatch(_pg(scalar))] == ["over"]
+
+
+def test_the_inner_side_of_a_hash_semi_join_is_read_to_the_end() -> None:
+    hashed = """\
+Hash Semi Join  (cost=9.00..900.00 rows=100 width=8) (actual time=0..9 rows=100 loops=1)
+  Hash Cond: (c.id = o.customer_id)
+  ->  Seq Scan on customers c  (cost=0.00..35.00 rows=100 width=8) (actual time=0..0 rows=100 loops=1)
+  ->  Hash  (cost=9.00..9.00 rows=5000 width=4) (actual time=0..0 rows=3 loops=1)
+        ->  Seq Scan on orders o  (cost=0.00..9.00 rows=5000 width=4) (actual time=0..0 rows=3 loops=1)
+"""
+    assert [f.node_id for f in row_estimate_mismatch(_pg(hashed))] == [3]  # the orders scan
