@@ -154,6 +154,7 @@ QUERIES: tuple[Query, ...] = (
         "semijoin_firstmatch",
         "SELECT * FROM customers c WHERE c.region = 3 AND c.id IN (SELECT o.customer_id FROM orders o)",
         switch=_ONLY.replace("firstmatch=off", "firstmatch=on"),
+        variants=(("weedout", _ONLY, ""),),
     ),
     Query(
         "semijoin_loosescan",
@@ -164,17 +165,18 @@ QUERIES: tuple[Query, ...] = (
         "semijoin_materialization",
         SEMIJOIN_IN,
         switch=_ONLY.replace("materialization=off", "materialization=on"),
+        variants=(("no_semijoin", "semijoin=off", ""),),
     ),
     Query(
         "semijoin_weedout",
         SEMIJOIN_IN,
         switch=_ONLY,
-        variants=(("firstmatch", _ONLY.replace("firstmatch=off", "firstmatch=on"), ""),),
     ),
     Query(
         "subquery_materialization",
         "SELECT * FROM customers c WHERE c.id NOT IN (SELECT customer_id FROM orders WHERE total = 5)",
         switch="materialization=on",
+        variants=(("in_to_exists", "materialization=off", ""),),
     ),
     Query(
         "dependent_subquery",
@@ -311,10 +313,24 @@ def raw_tables(body: str) -> Counter[str]:
     )
 
 
-def raw_shape(body: str) -> Counter[tuple[str, str, str]]:
-    """The engine's own table / access type / index multiset of a plan."""
-    return Counter(
-        (str(value["table_name"]), str(value.get("access_type", "")), str(value.get("key", "")))
-        for key, value in raw_objects(json.loads(body))
-        if key == "table" and isinstance(value, dict) and "table_name" in value
-    )
+# Keys that name an operation or a strategy (semi-join strategies, join buffers, sorts ...).
+OPERATION_KEYS = frozenset(
+    {
+        "duplicates_removal", "first_match", "loose_scan", "materialized", "materialization",
+        "block-nl-join", "filesort", "temporary_table", "read_sorted_file", "window_functions_computation",
+        "recursive_union", "range-checked-for-each-record", "union_result", "index_merge", "subqueries",
+    }
+)  # fmt: skip
+
+
+def raw_shape(body: str) -> Counter[tuple[str, ...]]:
+    """The engine's own plan, as a multiset: each table with its access type and index, each operation."""
+    shape: Counter[tuple[str, ...]] = Counter()
+    for key, value in raw_objects(json.loads(body)):
+        if key == "table" and isinstance(value, dict) and "table_name" in value:
+            shape[
+                (str(value["table_name"]), str(value.get("access_type", "")), str(value.get("key", "")))
+            ] += 1
+        elif key in OPERATION_KEYS:
+            shape[(key,)] += 1
+    return shape

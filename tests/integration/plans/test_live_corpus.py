@@ -219,7 +219,7 @@ def test_pg_planner_switch_changes_hash_and_diff_names_it(pg_plans: tuple[int, l
             diff = diff_statements(base[1], other[1])
             assert {c.kind for c in diff.changes} & NAMED_CHANGES, (query.name, name, diff.as_text())
     switches = sum(len(q.switched) for q in pg_corpus.QUERIES)
-    assert changed >= switches - 2  # a switch the planner can ignore (seq scan with no index) may stay
+    assert changed >= switches - 1  # enable_seqscan=off with no index on the column: still a Seq Scan
 
 
 def test_pg_no_estimate_mismatch_where_the_plan_stopped_early(pg_plans: tuple[int, list[Parsed]]) -> None:
