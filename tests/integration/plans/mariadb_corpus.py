@@ -248,6 +248,14 @@ def setup(connect: dict[str, Any]) -> None:
         connection.close()
 
 
+def teardown(connect: dict[str, Any]) -> None:
+    connection = mysql.connector.connect(**connect)
+    try:
+        connection.cursor().execute(f"DROP DATABASE IF EXISTS {DATABASE}")
+    finally:
+        connection.close()
+
+
 def _explain(cursor: Any, options: str, sql: str, switch: str, session: tuple[str, ...]) -> str:
     cursor.execute("SET SESSION optimizer_switch = 'default'")
     cursor.execute("SET SESSION join_cache_level = DEFAULT")

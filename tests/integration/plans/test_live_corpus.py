@@ -265,9 +265,13 @@ MParsed = tuple[mariadb_corpus.Explained, PlanStatement]
 
 @pytest.fixture(scope="module")
 def maria_plans(mariadb: MariaDBServer) -> list[MParsed]:
+    """The corpus, parsed (a database of its own on the session's MariaDB, dropped afterwards)."""
     connect = mariadb.connect_kwargs()
-    mariadb_corpus.setup(connect)
-    explained = mariadb_corpus.generate(connect)
+    try:
+        mariadb_corpus.setup(connect)
+        explained = mariadb_corpus.generate(connect)
+    finally:
+        mariadb_corpus.teardown(connect)
     return [(item, _statement(item.body, "mysql")) for item in explained]
 
 
