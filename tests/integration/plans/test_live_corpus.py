@@ -371,3 +371,11 @@ def test_mariadb_no_estimate_mismatch_on_full_scans_stopped_by_a_limit(maria_pla
             if f.id == "row_estimate_mismatch" and f.evidence["direction"] == "over"
         ]
         assert over == [], query
+
+
+def test_mariadb_range_checked_join_is_no_cartesian_product(maria_plans: list[MParsed]) -> None:
+    grouped = _m_by_variant(maria_plans)
+    for options in mariadb_corpus.OPTIONS:
+        statement = grouped[("range_checked", "")][options][1]
+        assert any(n.physical_op == "Range Checked For Each Record" for n in statement.nodes())
+        assert [f for f in find_all(statement, "mysql") if f.id == "no_join_predicate"] == []

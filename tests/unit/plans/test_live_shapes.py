@@ -205,3 +205,41 @@ def test_mariadb_unknown_operation_holding_tables_is_kept() -> None:
     }
     ops = [node.physical_op for node in _maria(document).nodes()]
     assert ops == ["Query Block", "Some Future Operation", "Full Table Scan"]
+
+
+def test_mariadb_range_checked_for_each_record_is_no_cross_join() -> None:
+    """Its range is built from each outer row's values: the join condition is in the range, not in
+    attached_condition, so no_join_predicate must not read it as a cartesian product."""
+    from planmon.plans.rules import find_all
+
+    document = {
+        "query_block": {
+            "select_id": 1,
+            "nested_loop": [
+                {
+                    "table": {
+                        "table_name": "r",
+                        "access_type": "ALL",
+                        "rows": 400,
+                        "r_loops": 1,
+                        "r_rows": 400,
+                    }
+                },
+                {
+                    "range-checked-for-each-record": {
+                        "keys": ["orders_total"],
+                        "table": {"table_name": "o", "access_type": "ALL", "rows": 20000},
+                    }
+                },
+            ],
+        }
+    }
+    statement = _maria(document)
+    assert [f.id for f in find_all(statement, "mysql") if f.id == "no_join_predicate"] == []
+    plain_all = json.loads(json.dumps(document))
+    plain_all["query_block"]["nested_loop"][1] = {
+        "table": {"table_name": "o", "access_type": "ALL", "rows": 20000}
+    }
+    assert [f.id for f in find_all(_maria(plain_all), "mysql") if f.id == "no_join_predicate"] == [
+        "no_join_predicate"
+    ]

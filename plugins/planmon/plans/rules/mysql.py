@@ -130,7 +130,10 @@ def _table_names(node: PlanNode) -> set[str]:
 
 
 def _is_lookup(node: PlanNode) -> bool:
-    """A key lookup fed by the outer rows: ``ref`` names columns or ``func``, not only constants."""
+    """A key lookup fed by the outer rows: ``ref`` names columns or ``func``, not only constants; or
+    MariaDB's range checked for each record, a range on the outer row's values chosen at every row."""
+    if node.physical_op == "Range Checked For Each Record":
+        return True
     ref = node.properties.get("ref")
     return isinstance(ref, list) and any(str(item) != "const" for item in ref)
 
