@@ -8,13 +8,19 @@ probe), falling back to the set of all tables below the join.
 
 from __future__ import annotations
 
+import copy as copy_module
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from planmon.plans.fingerprint import predicate_shape, shape_hash
+from planmon.plans.fingerprint import SCHEMA_OPTIONAL, predicate_shape, shape_hash
 from planmon.plans.model import Plan, PlanNode, PlanStatement
-from planmon.plans.rules.common import ROW_ESTIMATE_RATIO, actual_rows_per_execution, estimate_ratio
+from planmon.plans.rules.common import (
+    ROW_ESTIMATE_RATIO,
+    actual_rows_per_execution,
+    estimate_ratio,
+    readable,
+)
 
 SHAPE_UNCHANGED = "shape_unchanged"
 SHAPE_CHANGED = "shape_changed"
@@ -125,6 +131,8 @@ def diff_plans(before: Plan, after: Plan) -> list[PlanDiff]:
 def diff_statements(before: PlanStatement, after: PlanStatement) -> PlanDiff:
     """What changed from ``before`` to ``after`` (two plans of the same statement)."""
     before_hash, after_hash = shape_hash(before), shape_hash(after)
+    if _drop_schemas(before, after):
+        before, after = _without_schemas(before), _without_schemas(after)
     changes: list[PlanChange] = []
     if before_hash == after_hash:
         changes.append(PlanChange(SHAPE_UNCHANGED, None, before_hash, after_hash, "plan shape unchanged"))
@@ -153,6 +161,28 @@ def diff_statements(before: PlanStatement, after: PlanStatement) -> PlanDiff:
 
 
 # --- access methods and indexes -------------------------------------------------------------------
+
+
+def _drop_schemas(before: PlanStatement, after: PlanStatement) -> bool:
+    """Whether tables are named without schema: one side is a plan that names schemas only sometimes
+    (PostgreSQL without VERBOSE) and lacks them, so ``orders`` and ``public.orders`` are one table."""
+    if not (before.properties.get(SCHEMA_OPTIONAL) or after.properties.get(SCHEMA_OPTIONAL)):
+        return False
+    return not (_names_schemas(before) and _names_schemas(after))
+
+
+def _names_schemas(statement: PlanStatement) -> bool:
+    objects = [node.object for node in statement.nodes() if node.object is not None and node.object.table]
+    return all(ref.schema for ref in objects)
+
+
+def _without_schemas(statement: PlanStatement) -> PlanStatement:
+    """A copy of the statement whose objects have no schema (the original is left as it is)."""
+    copy = copy_module.deepcopy(statement)
+    for node in copy.nodes():
+        if node.object is not None and node.object.schema:
+            node.object = replace(node.object, schema=None)
+    return copy
 
 
 def _table(node: PlanNode) -> str | None:
@@ -384,10 +414,10 @@ def _estimate_changes(before: PlanStatement, after: PlanStatement) -> list[PlanC
             PlanChange(
                 ESTIMATE_ERROR,
                 table,
-                f"{estimated:,.0f}",
-                f"{actual:,.0f}",
-                f"estimate error at node {node.node_id} ({place}): estimated {estimated:,.0f} rows, "
-                f"actual {actual:,.0f} per execution ({ratio:,.0f}x)",
+                readable(estimated),
+                readable(actual),
+                f"estimate error at node {node.node_id} ({place}): estimated {readable(estimated)} rows, "
+                f"actual {readable(actual)} per execution ({readable(ratio, suffix='x')})",
             )
         )
     return changes

@@ -43,11 +43,21 @@ HASH_BYTES = 8  # 16 hex characters: collisions between the plans of one query a
 # than a seek (SQL Server sets Lookup on the seek), backward versus forward scans. Row versus batch mode
 # (EstimatedExecutionMode) is left out on purpose: SQL Server writes a different mode for the inner side
 # of an adaptive join in the estimated and the actual version of one plan (adaptive_join*.sqlplan).
+# PostgreSQL's ON CONFLICT action and arbiter indexes: a plain INSERT ... VALUES and an upsert have the
+# same two nodes (ModifyTable over a Values Scan) and differ only there.
 SHAPE_PROPERTIES: tuple[str, ...] = (
     "Lookup",
     "ScanDirection",
     "Scan Direction",
+    "Conflict Resolution",
+    "Conflict Arbiter Indexes",
 )
+# Values that mean the same in every format an engine writes: PostgreSQL's text EXPLAIN prints no
+# direction for a Forward or a NoMovement (hash index) scan, and only the JSON says which.
+_SAME_VALUES: dict[str, str] = {"NoMovement": "Forward"}
+# Set by a parser on statements whose objects carry a schema only under some EXPLAIN options
+# (PostgreSQL names it with VERBOSE only): the schema then stays out of the hash and the diff's names.
+SCHEMA_OPTIONAL = "schema_optional"
 
 # Constraint names SQL Server generates for unnamed keys: PK__Orders__3214EC07A1B2C3D4. The hex suffix
 # differs per database (dev, prod, a restore) and, for table variables (PK__#B34636D__...), per run.
@@ -76,7 +86,8 @@ def shape_hash(statement: PlanStatement) -> str:
         digest.update(f"no-plan{_FIELD}{statement.statement_type or ''}".encode())
         return digest.hexdigest()
     # one update over every token, each followed by the node separator (same bytes as token by token)
-    tokens = "".join([f"{token}{_NODE}" for token in shape_tokens(statement.root)])
+    schemas = not statement.properties.get(SCHEMA_OPTIONAL)
+    tokens = "".join([f"{token}{_NODE}" for token in shape_tokens(statement.root, schemas=schemas)])
     digest.update(tokens.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
@@ -86,32 +97,41 @@ def statement_hashes(plan: Plan) -> list[str]:
     return [shape_hash(statement) for statement in plan.statements]
 
 
-def shape_tokens(root: PlanNode) -> Iterable[str]:
+def shape_tokens(root: PlanNode, *, schemas: bool = True) -> Iterable[str]:
     """One canonical string per operator, parents before children: the exact input of the hash.
 
     Exposed for debugging ("why did the hash change?") and tests; compare two lists to see which
-    operator differs.
+    operator differs. ``schemas=False`` leaves object schemas out (see ``SCHEMA_OPTIONAL``).
     """
     for node in root.walk():
         parallel = "P" if node.parallel else "S"
-        parts = [node.physical_op, node.logical_op or "", parallel, _object_key(node.object)]
+        parts = [node.physical_op, node.logical_op or "", parallel, _object_key(node.object, schemas)]
         properties = node.properties
         for key in SHAPE_PROPERTIES:
             if key in properties:
-                parts.append(f"{key}={properties[key]}")
+                parts.append(f"{key}={_property_shape(properties[key])}")
         for predicate in node.predicates:
             parts.append(f"{predicate.kind}={predicate_shape(predicate.text)}")
         parts.append(str(len(node.children)))
         yield _FIELD.join(parts)
 
 
-def _object_key(ref: ObjectRef | None) -> str:
+def _property_shape(value: object) -> str:
+    """A shape property as one string: JSON lists and their text form (``a, b``) alike."""
+    if isinstance(value, list):
+        return ", ".join(str(item) for item in value)
+    text = str(value)
+    return _SAME_VALUES.get(text, text)
+
+
+def _object_key(ref: ObjectRef | None, schemas: bool = True) -> str:
     if ref is None:
         return ""
     index = _unquote(ref.index or "")
     if index.startswith(("PK__", "UQ__")):  # the only names _SYSTEM_NAMED can match
         index = _SYSTEM_NAMED.sub(_system_name_shape, index)
-    return ".".join((_unquote(ref.schema or ""), _unquote(ref.table), index))
+    schema = _unquote(ref.schema or "") if schemas else ""
+    return ".".join((schema, _unquote(ref.table), index))
 
 
 def _system_name_shape(match: re.Match[str]) -> str:

@@ -121,6 +121,11 @@ _CHILD_KEYS = frozenset(
         "materialized",
         "query_specifications",
         "expression_cache",
+        "window_functions_computation",
+        "sorts",
+        "recursive_union",
+        "materialization",
+        "range-checked-for-each-record",
         *_SUBQUERY_KEYS,
     }
 )
@@ -337,6 +342,17 @@ class _Builder:
             "temporary_table": lambda value, _, depth: self.content(value, depth),
             "read_sorted_file": lambda value, _, depth: self.content(value, depth),
             "expression_cache": self.expression_cache,
+            # MariaDB: window functions sort their input (one filesort per window) in a temporary table
+            "window_functions_computation": lambda value, _, depth: [
+                self.wrapper("Window", None, value, depth)
+            ],
+            "sorts": self.sorts,
+            "recursive_union": lambda value, raw, depth: self.union(value, raw, depth, "Recursive Union"),
+            # MariaDB: an IN subquery run once into a temporary table with a unique key
+            "materialization": lambda value, _, depth: [
+                self.wrapper("Materialize", "Subquery", value, depth)
+            ],
+            "range-checked-for-each-record": self.range_checked,
         }
 
     # -- statement ---------------------------------------------------------------------------------
@@ -392,7 +408,35 @@ class _Builder:
                 nodes.extend(builder(value, raw, depth))
             elif key in _SUBQUERY_KEYS:
                 nodes.extend(self.subqueries(key, value, depth))
+            elif key not in _CHILD_KEYS and _holds_operations(value):
+                # an operation this parser has no name for: its tables and blocks still count
+                nodes.append(self.unknown_operation(key, value, depth + 1))
         return nodes
+
+    def unknown_operation(self, key: str, value: Any, depth: int) -> PlanNode:
+        node = self.wrapper(_operation_name(key), None, value if isinstance(value, dict) else {}, depth)
+        for item in value if isinstance(value, list) else []:
+            if isinstance(item, dict):
+                node.children.extend(self.content(item, depth + 1))
+        return node
+
+    def sorts(self, items: Any, _: Raw, depth: int) -> list[PlanNode]:
+        """MariaDB window functions: one ``{"filesort": ...}`` per window ordering."""
+        nodes: list[PlanNode] = []
+        for item in items if isinstance(items, list) else [items]:
+            if isinstance(item, dict):
+                nodes.extend(self.content(item, depth))
+        return nodes
+
+    def range_checked(self, raw: Any, _: Raw, depth: int) -> list[PlanNode]:
+        """MariaDB "Range checked for each record": the table is read by a range on ``keys``
+        chosen anew for every outer row (written as access_type ALL, but no full scan)."""
+        if not isinstance(raw, dict) or not isinstance(raw.get("table"), dict):
+            return self.content(raw, depth) if isinstance(raw, dict) else []
+        node = self.table(raw["table"], depth)
+        node.physical_op = "Range Checked For Each Record"
+        node.properties["range_checked_keys"] = raw.get("keys")
+        return [node]
 
     def wrapper(self, physical_op: str, logical_op: str | None, raw: Raw, depth: int) -> PlanNode:
         """An operation node (Sort, Aggregate, Union ...) over the content of ``raw``."""
@@ -463,8 +507,8 @@ class _Builder:
             node.children = [sort]
         return node
 
-    def union(self, raw: Any, _: Raw, depth: int) -> list[PlanNode]:
-        node = self.wrapper("Union", "UNION", raw, depth)
+    def union(self, raw: Any, _: Raw, depth: int, physical_op: str = "Union") -> list[PlanNode]:
+        node = self.wrapper(physical_op, "UNION", raw, depth)
         for item in raw.get("query_specifications") or []:
             node.children.extend(self.content(item, depth + 1))
         return [node]
@@ -481,7 +525,9 @@ class _Builder:
         steps: list[tuple[PlanNode, Raw, Raw]] = []  # (access node, table dict, join-buffer dict)
         for item in items:
             join = item.get("block-nl-join") if isinstance(item, dict) else None
-            table = join.get("table", {}) if isinstance(join, dict) else item.get("table", {})
+            checked = item.get("range-checked-for-each-record") if isinstance(item, dict) else None
+            holder = join if isinstance(join, dict) else checked if isinstance(checked, dict) else item
+            table = holder.get("table", {}) if isinstance(holder, dict) else {}
             for node in self.content(join if isinstance(join, dict) else item, depth + len(steps)):
                 steps.append((node, table if isinstance(table, dict) else {}, join or {}))
         if not steps:
@@ -512,6 +558,25 @@ class _Builder:
             if key in raw:
                 node.children.extend(self.subqueries(key, raw[key], depth + 1))
         return node
+
+
+def _holds_operations(value: Any) -> bool:
+    """Whether a JSON value holds a table access or a query block somewhere inside."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if "table" in item or "query_block" in item or "nested_loop" in item:
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
+def _operation_name(key: str) -> str:
+    """``some_new_operation`` -> ``Some New Operation``: the engine's own word for an unknown operation."""
+    return " ".join(word.capitalize() for word in re.split(r"[_\-\s]+", key) if word)
 
 
 def _message_node(message: str, properties: dict[str, Any]) -> PlanNode:

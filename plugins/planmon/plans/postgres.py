@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from planmon.errors import PlanParseError
+from planmon.plans.fingerprint import SCHEMA_OPTIONAL
 from planmon.plans.hygiene import (
     DEFAULT_MAX_DEPTH,
     DEFAULT_MAX_PLAN_BYTES,
@@ -977,9 +978,11 @@ def _statement(
         query_elapsed_ms=_float(document.get("Execution Time")),
         dop=_dop(nodes, document.get("Settings")),
     )
+    _unqualify_single_relation(nodes)
     skip = {"Plan", "Planning Time", "Execution Time", "Query Text", "Query Identifier"}
     statement.properties = {key: value for key, value in document.items() if key not in skip}
     statement.properties["explain_format"] = fmt
+    statement.properties[SCHEMA_OPTIONAL] = True  # only VERBOSE names the schema
     _workers_summary(statement, nodes)
     return statement
 
@@ -1065,7 +1068,7 @@ def _node(raw: RawNode, node_id: int, context: _Context) -> PlanNode:
         estimated_rows=_float(raw.get("Plan Rows")),
         estimated_cost=_float(raw.get("Total Cost")),
         parallel=bool(raw.get("Parallel Aware")) or context.under_gather,
-        predicates=_predicates(raw),
+        predicates=_predicates(raw, _own_alias(raw, context)),
         properties=_properties(raw),
     )
     if loops is not None:
@@ -1114,12 +1117,43 @@ def _object(raw: RawNode, context: _Context) -> ObjectRef | None:
     )
 
 
-def _predicates(raw: RawNode) -> list[Predicate]:
+def _predicates(raw: RawNode, alias: str | None) -> list[Predicate]:
     return [
-        Predicate(kind=kind, text=strip_literals(str(raw[key])))
+        Predicate(kind=kind, text=_unqualified(strip_literals(str(raw[key])), alias))
         for key, kind in PREDICATE_KINDS.items()
         if isinstance(raw.get(key), str) and raw[key]
     ]
+
+
+# VERBOSE qualifies every column (``orders.total``, ``"*VALUES*".column1``); without it EXPLAIN leaves
+# out the qualifier of a scan's own columns, and of every column when the query has one relation
+# (explain.c: ``useprefix``). The model keeps the form without VERBOSE, so both read and hash alike.
+def _own_alias(raw: RawNode, context: _Context) -> str | None:
+    """The alias a scan's own columns are qualified with (a Bitmap Index Scan: its heap scan's)."""
+    if "Alias" in raw:
+        return _optional_str(raw["Alias"])
+    if raw["Node Type"] == "Bitmap Index Scan" and context.relation is not None:
+        return _optional_str(context.relation.get("Alias"))
+    return None
+
+
+def _unqualified(text: str, alias: str | None) -> str:
+    if not alias or (alias + "." not in text and f'"{alias}".' not in text):
+        return text
+    quoted = re.escape(f'"{alias.replace(chr(34), chr(34) * 2)}"')
+    pattern = rf'(?<![\w$."])(?:{quoted}|{re.escape(alias)})\.(?=[\w"])'
+    return re.sub(pattern, "", text)
+
+
+def _unqualify_single_relation(nodes: list[PlanNode]) -> None:
+    """With one relation in the plan, no column is qualified without VERBOSE: drop its qualifier."""
+    aliases = {str(node.properties["Alias"]) for node in nodes if node.properties.get("Alias")}
+    if len(aliases) != 1:
+        return
+    (alias,) = aliases
+    for node in nodes:
+        if node.predicates:
+            node.predicates = [Predicate(p.kind, _unqualified(p.text, alias)) for p in node.predicates]
 
 
 def _properties(raw: RawNode) -> dict[str, Any]:

@@ -20,6 +20,26 @@ ROW_ESTIMATE_MIN_ROWS = 1_000.0
 
 Rule = Callable[[PlanStatement], list[Finding]]
 
+# Operators that stop asking their input for rows once they have enough: a LIMIT (SQL Server Top),
+# and the inner side of a (nested-loop or merge) semi or anti join, which stops at the first match.
+_LIMITS = frozenset({"Limit", "Top"})
+_EARLY_STOP_JOINS = ("semi", "anti")
+_EXISTS_SUBPLAN = re.compile(r"\bEXISTS\s*\(\s*SubPlan\b")
+_SUBPLAN_REFERENCE = re.compile(r"\bSubPlan\b")
+# MySQL/MariaDB full scans (access_type ALL, or index: the whole index in order) estimate the table's
+# row count; MariaDB writes no LIMIT into its JSON, but a full scan that read far fewer rows than the
+# table holds was stopped by the statement (ORDER BY ... LIMIT served by the index order, FirstMatch).
+_FULL_SCAN_ACCESS = frozenset({"ALL", "index"})
+_BIG = 1_000_000.0
+
+
+def readable(value: float, *, suffix: str = "") -> str:
+    """``12,345`` below a million, ``4.6e21`` above it, so a wild estimate stays readable in a message."""
+    if abs(value) < _BIG:
+        return f"{value:,.0f}{suffix}"
+    mantissa, exponent = f"{value:.1e}".split("e")
+    return f"{mantissa}e{int(exponent)}{suffix}"
+
 
 def actual_rows_per_execution(node: PlanNode) -> float | None:
     """Actual rows per execution on the same footing as the estimate (None: no actuals, or never ran).
@@ -71,10 +91,54 @@ def _inherited(node: PlanNode, ratio: float, ratios: dict[int, float]) -> bool:
     )
 
 
+def _stops_input_early(ancestor: PlanNode, child: PlanNode) -> bool:
+    """Whether ``ancestor`` may stop reading the branch that holds ``child`` before it is exhausted."""
+    if ancestor.physical_op in _LIMITS:
+        return True
+    kind = f"{ancestor.physical_op} {ancestor.logical_op or ''}".lower()
+    inner = bool(ancestor.children) and child is not ancestor.children[0]
+    if inner and "hash" not in kind and any(word in kind for word in _EARLY_STOP_JOINS):
+        # the inner side of a nested-loop or merge semi/anti join: read up to the first match; a
+        # hash join builds its hash table from the whole inner input, so that one is not cut short
+        return True
+    if isinstance(child.properties.get("Subplan Name"), str):
+        # PostgreSQL 17+ writes EXISTS(SubPlan n); the model's predicates carry "SubPlan ?" (the
+        # number is stripped with the literals), so the subplan is an EXISTS when every subplan the
+        # operator refers to is one
+        output = ancestor.properties.get("Output")
+        outputs = output if isinstance(output, list) else []
+        texts = [p.text for p in ancestor.predicates] + [str(item) for item in outputs]
+        exists = sum(len(_EXISTS_SUBPLAN.findall(text)) for text in texts)
+        return exists > 0 and exists == sum(len(_SUBPLAN_REFERENCE.findall(text)) for text in texts)
+    return False
+
+
+def cut_short(statement: PlanStatement) -> set[int]:
+    """``id()`` of every node below an operator that may stop reading it early (LIMIT / Top, the inner
+    side of a semi or anti join, an EXISTS subplan), and MySQL/MariaDB full scans (``_FULL_SCAN_ACCESS``).
+
+    Such a node's estimate is for reading its input to the end, its actual count for what the
+    operator above asked: "estimated 200,000, actual 10" under a LIMIT 10 is the plan working.
+    """
+    marked: set[int] = set()
+    if statement.root is None:
+        return marked
+    stack: list[tuple[PlanNode, bool]] = [(statement.root, False)]
+    while stack:
+        node, below_stop = stack.pop()
+        if below_stop or node.properties.get("access_type") in _FULL_SCAN_ACCESS:
+            marked.add(id(node))
+        for child in node.children:
+            stack.append((child, below_stop or _stops_input_early(node, child)))
+    return marked
+
+
 def row_estimate_mismatch(statement: PlanStatement) -> list[Finding]:
     """Operators whose actual rows per execution are >= 100x off the estimate, either way.
 
-    Only the operator where an error starts is reported, not the parents that inherit it.
+    Only the operator where an error starts is reported, not the parents that inherit it. An
+    over-estimate below an operator that stops reading early (``cut_short``: a LIMIT, the inner side
+    of a semi or anti join, an EXISTS subplan) is not reported: the ancestors say why fewer rows came.
     """
     rated = [
         (node, ratio)
@@ -84,20 +148,24 @@ def row_estimate_mismatch(statement: PlanStatement) -> list[Finding]:
     ]
     ratios = {id(node): ratio for node, ratio in rated}
     findings: list[Finding] = []
+    stopped = cut_short(statement) if rated else set()
     for node, ratio in rated:
         if ratio < ROW_ESTIMATE_RATIO or _inherited(node, ratio, ratios):
             continue
+        direction = _direction(node)
+        if direction == "over" and id(node) in stopped:
+            continue  # fewer rows than estimated because the operator above stopped asking
         actual = actual_rows_per_execution(node) or 0.0
         estimated = node.estimated_rows or 0.0
-        direction = _direction(node)
         target = f" on {node.object.qualified}" if node.object is not None else ""
         findings.append(
             Finding(
                 id="row_estimate_mismatch",
                 severity=Severity.CRITICAL if ratio >= ROW_ESTIMATE_CRITICAL_RATIO else Severity.WARNING,
                 message=(
-                    f"{node.physical_op}{target}: estimated {estimated:,.0f} rows, actual {actual:,.0f} "
-                    f"per execution ({ratio:,.0f}x {direction}estimate); check statistics and predicates"
+                    f"{node.physical_op}{target}: estimated {readable(estimated)} rows, actual "
+                    f"{readable(actual)} per execution ({readable(ratio, suffix='x')} {direction}estimate); "
+                    "check statistics and predicates"
                 ),
                 node_id=node.node_id,
                 evidence={

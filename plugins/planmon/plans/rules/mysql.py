@@ -12,6 +12,7 @@ Finding ids: ``full_scan``, ``missing_index``, ``filesort``, ``temporary_table``
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from planmon.plans.model import Finding, PlanNode, PlanStatement, Severity
@@ -129,7 +130,10 @@ def _table_names(node: PlanNode) -> set[str]:
 
 
 def _is_lookup(node: PlanNode) -> bool:
-    """A key lookup fed by the outer rows: ``ref`` names columns or ``func``, not only constants."""
+    """A key lookup fed by the outer rows: ``ref`` names columns or ``func``, not only constants; or
+    MariaDB's range checked for each record, a range on the outer row's values chosen at every row."""
+    if node.physical_op == "Range Checked For Each Record":
+        return True
     ref = node.properties.get("ref")
     return isinstance(ref, list) and any(str(item) != "const" for item in ref)
 
@@ -146,20 +150,58 @@ def _large_full_table_scan(node: PlanNode) -> float | None:
     return examined if examined >= FULL_SCAN_MIN_ROWS else None
 
 
+_COLUMN = re.compile(
+    r"(?:`(?P<qt>[^`]+)`|(?P<t>[A-Za-z_][\w$]*))\.(?:`(?P<qc>[^`]+)`|(?P<c>[A-Za-z_][\w$]*))"
+)
+
+
+def filtered_columns(node: PlanNode) -> list[str]:
+    """Columns of the node's own table that its filter (attached_condition) tests, in order of mention.
+
+    A join condition names the other table's columns too; those are left out: an index for the
+    scan has to lead with what the scan itself filters on.
+    """
+    table = node.object.table if node.object else None
+    columns: list[str] = []
+    for predicate in node.predicates:
+        if predicate.kind != "filter":
+            continue
+        for match in _COLUMN.finditer(predicate.text):
+            owner, column = match.group("qt") or match.group("t"), match.group("qc") or match.group("c")
+            if owner == table and column not in columns:
+                columns.append(column)
+    return columns
+
+
 def _full_scan(node: PlanNode) -> Finding | None:
-    """Full table scan although the optimizer had candidate indexes (stale statistics, poor selectivity)."""
+    """Full table scan although the optimizer had candidate indexes (stale statistics, poor selectivity).
+
+    The advice names the columns the scan filters on: a candidate index can serve only a join (a
+    semi-join's lookup key), and naming it would point the DBA at the wrong columns.
+    """
     examined = _large_full_table_scan(node)
     possible = node.properties.get("possible_keys")
     if examined is None or not possible:
         return None
     table = node.object.table if node.object else "?"
+    columns = filtered_columns(node)
+    advice = (
+        f"; its filter tests {', '.join(columns)}: an index leading with those columns would narrow the read"
+        if columns
+        else "; no filter on its own columns: the candidate indexes can serve only the join"
+    )
     return Finding(
         id="full_scan",
         severity=Severity.WARNING,
         node_id=node.node_id,
         message=f"full table scan of {table} ({examined:,.0f} rows examined) although indexes "
-        f"{', '.join(map(str, possible))} were candidates",
-        evidence={"table": table, "rows_examined": examined, "possible_keys": possible},
+        f"{', '.join(map(str, possible))} were candidates{advice}",
+        evidence={
+            "table": table,
+            "rows_examined": examined,
+            "possible_keys": possible,
+            "filter_columns": columns,
+        },
     )
 
 

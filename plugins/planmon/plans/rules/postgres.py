@@ -182,15 +182,18 @@ def _subtree(node: PlanNode) -> Iterator[PlanNode]:
         )
 
 
-def _is_index_lookup(inner: PlanNode) -> bool:
-    """True when the inner side is driven by an index (or a Memoize cache) rather than a full read."""
+def _is_driven_by_outer(outer: PlanNode, inner: PlanNode) -> bool:
+    """True when the inner side looks up rows of the current outer row: a Memoize cache, or an index
+    (or TID) condition that refers to the outer side. An index condition on a constant (``id < 30``)
+    reads the same rows at every loop and is no lookup at all."""
+    names = _names(outer)
     for node in _subtree(inner):
         if node.physical_op == "Memoize":
             return True
-        if node.physical_op in _INDEX_LOOKUPS and any(
-            p.kind in ("index_cond", "tid_cond") for p in node.predicates
-        ):
-            return True
+        if node.physical_op in _INDEX_LOOKUPS:
+            conditions = [p.text for p in node.predicates if p.kind in ("index_cond", "tid_cond")]
+            if conditions and mentions_any(conditions, names, quote='"'):
+                return True
     return False
 
 
@@ -204,15 +207,20 @@ def _nested_loop_large_outer(node: PlanNode) -> Finding | None:
     if loops is None or inner.actual_rows is None or loops < NESTED_LOOP_MIN_LOOPS:
         return None
     removed = (_number(inner.properties.get("Rows Removed by Filter")) or 0.0) * loops
+    # rows the join's own filter threw away were produced by the inner side at every loop too
+    join_removed = (_number(node.properties.get("Rows Removed by Join Filter")) or 0.0) * (
+        node.actual_executions or 1.0
+    )
     inner_rows = inner.actual_rows + removed
-    if inner_rows < NESTED_LOOP_MIN_INNER_ROWS or _is_index_lookup(inner):
+    inner_rows = max(inner_rows, join_removed)
+    if inner_rows < NESTED_LOOP_MIN_INNER_ROWS or _is_driven_by_outer(outer, inner):
         return None
     return Finding(
         id="nested_loop_large_outer",
         severity=Severity.WARNING,
         node_id=node.node_id,
         message=f"Nested Loop ran its inner {inner.physical_op} {loops:,.0f} times "
-        f"over {inner_rows:,.0f} rows without an index lookup; "
+        f"over {inner_rows:,.0f} rows without a lookup driven by the outer rows; "
         "a hash join or an index on the join columns would read each side once",
         evidence={
             "outer_rows": outer.actual_rows,
@@ -220,6 +228,7 @@ def _nested_loop_large_outer(node: PlanNode) -> Finding | None:
             "inner_rows": inner_rows,
             "inner_node": inner.node_id,
             "inner_op": inner.physical_op,
+            "join_filter_removed": join_removed,
         },
     )
 

@@ -9,7 +9,7 @@ import pytest
 from planmon.plans.model import Finding, PlanNode, PlanStatement, Severity, ThreadRuntime
 from planmon.plans.parse import parse_plan_file
 from planmon.plans.rules import find_all
-from planmon.plans.rules.common import actual_rows_per_execution, row_estimate_mismatch
+from planmon.plans.rules.common import actual_rows_per_execution, readable, row_estimate_mismatch
 
 
 def _statement(*nodes: PlanNode) -> PlanStatement:
@@ -143,3 +143,77 @@ def test_find_all_keeps_distinct_findings_on_one_node(monkeypatch: pytest.Monkey
     monkeypatch.setattr(rules, "_engine_find", lambda engine: engine_find)
     findings = find_all(_statement(), "sqlserver")
     assert [f.message for f in findings] == ["implicit conversion of [a]", "implicit conversion of [b]"]
+
+
+# -- stopped early (issue 18) -----------------------------------------------------------------------------
+
+LIMITED_SCAN = """Limit  (cost=0.29..0.60 rows=10 width=8) (actual time=0.010..0.020 rows=10 loops=1)
+  ->  Index Scan using ix on t  (cost=0.29..6000 rows=200000 width=8) (actual time=0..0 rows=10 loops=1)
+"""
+
+
+def _pg(text: str) -> PlanStatement:
+    from planmon.plans import postgres
+
+    return postgres.parse(text).statements[0]
+
+
+def test_no_mismatch_on_a_scan_a_limit_stopped() -> None:
+    assert row_estimate_mismatch(_pg(LIMITED_SCAN)) == []
+
+
+def test_the_same_scan_without_the_limit_is_a_mismatch() -> None:
+    unlimited = LIMITED_SCAN.split("\n", 1)[1].replace("  ->  ", "", 1)
+    (finding,) = row_estimate_mismatch(_pg(unlimited))
+    assert finding.evidence["direction"] == "over"
+
+
+def test_an_underestimate_below_a_limit_is_still_reported() -> None:
+    under = LIMITED_SCAN.replace("rows=200000", "rows=2").replace("rows=10 loops", "rows=50000 loops")
+    under = under.replace("Limit  (cost=0.29..0.60 rows=10", "Limit  (cost=0.29..0.60 rows=2")
+    assert [f.evidence["direction"] for f in row_estimate_mismatch(_pg(under))] == ["under"]
+
+
+def test_no_mismatch_on_the_inner_side_of_a_semi_join() -> None:
+    semi = """\
+Nested Loop Semi Join  (cost=0.29..900.00 rows=100 width=8) (actual time=0.01..9 rows=100 loops=1)
+  ->  Seq Scan on customers c  (cost=0.00..35.00 rows=100 width=8) (actual time=0.01..0.10 rows=100 loops=1)
+  ->  Index Scan using ix on orders o  (cost=0.29..9 rows=5000 width=4) (actual time=0..0 rows=1 loops=100)
+        Index Cond: (customer_id = c.id)
+"""
+    assert row_estimate_mismatch(_pg(semi)) == []
+    inner_join = semi.replace("Nested Loop Semi Join", "Nested Loop")
+    assert [f.node_id for f in row_estimate_mismatch(_pg(inner_join))] == [2]
+
+
+def test_wide_ratios_print_readably() -> None:
+    node = _node(3, 4.6e21, 1.0)
+    (finding,) = row_estimate_mismatch(_statement(node))
+    assert "estimated 4.6e21 rows" in finding.message and "(4.6e21x overestimate)" in finding.message
+    assert readable(12_345.0) == "12,345"
+    assert readable(999_999.0, suffix="x") == "999,999x"
+    assert readable(4_600_000.0, suffix="x") == "4.6e6x"
+
+
+def test_no_mismatch_in_an_exists_subplan_but_in_a_scalar_one() -> None:
+    exists = """\
+Seq Scan on customers c  (cost=0.00..100.00 rows=100 width=8) (actual time=0..1 rows=100 loops=1)
+  Filter: ((region = 1) OR EXISTS(SubPlan 1))
+  SubPlan 1
+    ->  Index Scan using ix on orders o  (cost=0.29..9 rows=5000 width=4) (actual time=0..0 rows=1 loops=100)
+          Index Cond: (customer_id = c.id)
+"""
+    assert row_estimate_mismatch(_pg(exists)) == []
+    scalar = exists.replace("EXISTS(SubPlan 1)", "((SubPlan 1) > 0)")
+    assert [f.evidence["direction"] for f in row_estimate_mismatch(_pg(scalar))] == ["over"]
+
+
+def test_the_inner_side_of_a_hash_semi_join_is_read_to_the_end() -> None:
+    hashed = """\
+Hash Semi Join  (cost=9.00..900.00 rows=100 width=8) (actual time=0..9 rows=100 loops=1)
+  Hash Cond: (c.id = o.customer_id)
+  ->  Seq Scan on customers c  (cost=0.00..35.00 rows=100 width=8) (actual time=0..0 rows=100 loops=1)
+  ->  Hash  (cost=9.00..9.00 rows=5000 width=4) (actual time=0..0 rows=3 loops=1)
+        ->  Seq Scan on orders o  (cost=0.00..9.00 rows=5000 width=4) (actual time=0..0 rows=3 loops=1)
+"""
+    assert [f.node_id for f in row_estimate_mismatch(_pg(hashed))] == [3]  # the orders scan

@@ -211,3 +211,22 @@ def test_rules_never_fail_on_the_corpus(corpus_dir: Path) -> None:
             assert finding.node_id is not None and finding.message
     # guards against a threshold change that silently floods (or silences) the corpus
     assert counts == {"filesort": 1, "missing_index": 1, "temporary_table": 3}
+
+
+def test_full_scan_advice_names_the_filtered_columns_not_the_join_index(fixtures_dir: Path) -> None:
+    """Semi-join: the candidate index i_o_cust serves only the join; the scan filters on o_total."""
+    statement = _statement(fixtures_dir / "mysql" / "mariadb_explain_semijoin_subquery.json")
+    (finding,) = _found(statement, "full_scan")
+    assert finding.evidence["filter_columns"] == ["o_total"]
+    assert "its filter tests o_total" in finding.message
+
+
+def test_full_scan_columns_leave_out_the_other_tables() -> None:
+    node = PlanNode(
+        node_id=1,
+        physical_op="Full Table Scan",
+        object=mysql.ObjectRef(table="o"),
+        predicates=[mysql.Predicate("filter", "o.`total` > ? and c.`id` = o.`customer_id`")],
+    )
+    assert rules.filtered_columns(node) == ["total", "customer_id"]
+    assert rules.filtered_columns(PlanNode(node_id=2, physical_op="Full Table Scan")) == []

@@ -195,3 +195,27 @@ def test_rules_never_fail_on_the_corpus(corpus_dir: Path) -> None:
                 assert finding.node_id is not None and finding.message
     # guards against a threshold change that silently floods (or silences) the corpus
     assert counts == {"seq_scan_filter": 6, "spill": 15, "nested_loop_large_outer": 2}
+
+
+# -- nested_loop_large_outer: is the inner side driven by the join? (issue 18) ----------------------------
+
+CONSTANT_INNER = """\
+Nested Loop  (cost=0.29..900000.00 rows=100 width=8) (actual time=0.02..461.0 rows=100 loops=1)
+  Join Filter: (o.customer_id = c.id)
+  Rows Removed by Join Filter: 5800000
+  ->  Seq Scan on customers c  (cost=0.00..35.00 rows=200000 width=4) (actual time=0..20 rows=200000 loops=1)
+  ->  Index Scan using pk on orders o  (cost=0.29..1 rows=29 width=8) (actual time=0..0 rows=29 loops=200000)
+        Index Cond: (id < 30)
+"""
+
+
+def test_nested_loop_with_an_index_condition_unrelated_to_the_join_is_found() -> None:
+    (finding,) = _found(postgres.parse(CONSTANT_INNER).statements[0], "nested_loop_large_outer")
+    assert finding.evidence["inner_loops"] == 200_000
+    assert finding.evidence["join_filter_removed"] == 5_800_000
+    assert "without a lookup driven by the outer rows" in finding.message
+
+
+def test_nested_loop_whose_index_condition_uses_the_outer_row_is_quiet() -> None:
+    driven = CONSTANT_INNER.replace("Index Cond: (id < 30)", "Index Cond: (customer_id = c.id)")
+    assert _found(postgres.parse(driven).statements[0], "nested_loop_large_outer") == []
