@@ -81,6 +81,12 @@ SEVERITY_SECONDS_PER_HOUR = (
     (60.0, Severity.MEDIUM),
 )  # else Severity.LOW
 _SUMS = ("n", "s1", "s2", "sm2", "r1", "x1", "cpu_rows", "intervals")
+_CONFIRM_COLUMNS = (  # what a confirmed candidate's detection row is built from (itertuples is per column)
+    *KEYS, "metric", "ratio", "impact", "t", "p", "elevated", "current_intervals", "extra_per_execution",
+    "onset", "onset_moved", "baseline_kind", "factor", "mean_base_overall",
+    *(f"{name}{side}" for side in ("", "_base") for name in
+      ("plan_id", "shape", "n", "mean", "var", "intervals", "reads_mean", "examined_mean")),
+)  # fmt: skip
 
 
 def detect(
@@ -481,7 +487,7 @@ def _find_onsets(
     hours_seen = np.datetime64(first_hour, "h") + np.arange(int(hour.max()) + 1)
     base = ~rows.current & (n > 0)
     cell = np.where(base, query * BUCKETS + hour_buckets(hours_seen)[hour], queries * BUCKETS)
-    factor_of, kind_of = day_factors(
+    factor_of, kind_of, support_of = day_factors(
         cell, n, products["s1"], products["sm2"], queries=queries, min_executions=settings.min_executions
     )
     slot_of_hour, starts = slot_index(hours_seen, window_start=window_start, window_end=window_end)
@@ -499,12 +505,19 @@ def _find_onsets(
     after = (np.arange(len(starts))[None, :] >= onset[:, None]) & (executions > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = (executions * slot_factor * after).sum(axis=1) / (executions * after).sum(axis=1)
-    weakest = np.where(after, kind_of[:, hour_buckets(starts)], len(BASELINE_KINDS)).min(axis=1)
+    slot_buckets = hour_buckets(starts)
+    weakest = np.where(after, kind_of[:, slot_buckets], len(BASELINE_KINDS)).min(axis=1)
+    # the baseline rows the expected cost after the onset rests on: each matched bucket once
+    matched = np.zeros(factor_of.shape, dtype=bool)
+    for column, bucket in enumerate(slot_buckets):
+        matched[:, bucket] |= after[:, column]
+    support = np.where(matched, support_of, 0.0).sum(axis=1)
     onset_at = pd.to_datetime(starts[onset])
     frame["onset"] = onset_at
     frame["hours"] = (pd.Timestamp(_utc_naive(window_end)) - onset_at).total_seconds().to_numpy() / 3600.0
     frame["onset_moved"] = moved
     frame["factor"] = np.where(np.isfinite(factor), factor, 1.0)
+    frame["baseline_support"] = np.where(weakest > 0, support, np.inf)  # overall: every interval counts
     frame["baseline_kind"] = np.asarray(BASELINE_KINDS)[np.minimum(weakest, len(BASELINE_KINDS) - 1)]
     keep = None
     if moved.any():
@@ -540,7 +553,10 @@ def _without_rows(own: pd.DataFrame, rows: AnalysedRows, keep: np.ndarray) -> pd
 def _onset_columns(frame: pd.DataFrame, onsets: Onsets, hours: float) -> pd.DataFrame:
     """``frame`` (one row per query or per query and plan) with its query's onset columns."""
     merged = frame.merge(onsets.frame, on=KEYS, how="left")
-    return merged.fillna({"hours": hours, "onset_moved": False, "factor": 1.0, "baseline_kind": "overall"})
+    return merged.fillna(
+        {"hours": hours, "onset_moved": False, "factor": 1.0, "baseline_kind": "overall",
+         "baseline_support": np.inf}
+    )  # fmt: skip
 
 
 # -- performance kinds -------------------------------------------------------------------------------
@@ -581,7 +597,7 @@ def _performance_regressions(
     candidates = _significant(candidates, settings, scanned=onsets.slots)
     candidates = _persistent(rows, plan_moments, candidates, shapes=shapes, settings=settings)
     knowledge = PlanKnowledge.of(plans, shapes)
-    found = [_confirm(row, settings, knowledge) for row in _records(candidates)]
+    found = [_confirm(row, settings, knowledge) for row in _records(candidates[list(_CONFIRM_COLUMNS)])]
     return found + list(sensitive.values())
 
 
@@ -594,6 +610,8 @@ def _day_aware(pairs: pd.DataFrame) -> pd.DataFrame:
         mean_base=pairs["mean_base"] * factor,
         var_base=pairs["var_base"] * factor * factor,
         var_between_base=pairs["var_between_base"] * factor * factor,
+        # a day-aware expectation rests on the matched hours' baseline intervals, not on all of them
+        intervals_base=np.minimum(pairs["intervals_base"], pairs["baseline_support"]),
     )
 
 

@@ -70,46 +70,60 @@ def day_factors(
     *,
     queries: int,
     min_executions: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(factor, kind) per (query, bucket), shapes (queries, BUCKETS), from the baseline's regular rows.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(factor, kind, support) per (query, bucket), shapes (queries, BUCKETS), from the baseline's
+    regular rows: kind 0 overall, 1 hour of day, 2 hour of day and weekday/weekend; support = the
+    baseline rows the bucket's expected cost rests on (its own, the hour's, or all of them).
 
     ``cell``: query * BUCKETS + bucket per row, ``queries * BUCKETS`` for rows that are not the
     baseline's regular ones (a spare cell, dropped); ``n``, ``weighted``, ``squares``: each row's
-    executions, executions x mean, executions x mean^2 (kind 0 overall, 1 hour of day, 2 hour of
-    day and weekday/weekend).
+    executions, executions x mean, executions x mean^2.
+
+    The hour's factor is shrunk towards 1 and the weekday/weekend factor towards the hour's, each by
+    FACTOR_SE of its own standard errors: a weekend bucket (two days of history in a week) departs
+    from the hour of day only where the weekend really differs.
     """
     size = queries * BUCKETS
     if len(cell) == 0:
-        return np.ones((queries, BUCKETS)), np.zeros((queries, BUCKETS), dtype=np.int64)
+        ones = np.ones((queries, BUCKETS))
+        return ones, np.zeros((queries, BUCKETS), dtype=np.int64), ones
     sums = [
         np.bincount(cell, weights=values, minlength=size + 1)[:size].reshape(queries, BUCKETS)
         for values in (n, weighted, squares, None)
     ]
     with np.errstate(divide="ignore", invalid="ignore"):
         log_overall = np.log(sums[1].sum(axis=1) / sums[0].sum(axis=1))[:, None]
-    by_hour = _log_factor(
-        *(s[:, :24] + s[:, 24:] for s in sums), log_overall=log_overall, min_executions=min_executions
-    )
-    by_daytype = _log_factor(*sums, log_overall=log_overall, min_executions=min_executions)
-    hour_known = np.isfinite(by_hour)
-    known = np.isfinite(by_daytype)
-    log_factor = np.where(known, by_daytype, np.tile(np.where(hour_known, by_hour, 0.0), 2))
-    kind = np.where(known, 2, np.tile(hour_known.astype(np.int64), 2))
-    return np.exp(log_factor), kind
+    hourly = [s[:, :24] + s[:, 24:] for s in sums]
+    raw_hour, se_hour, hour_known = _log_mean(*hourly, min_executions=min_executions)
+    by_hour = np.tile(np.where(hour_known, _soft(raw_hour - log_overall, se_hour), 0.0), 2)
+    hour_known = np.tile(hour_known, 2)
+    raw_day, se_day, day_known = _log_mean(*sums, min_executions=min_executions)
+    by_day = by_hour + _soft(raw_day - log_overall - by_hour, se_day)
+    log_factor = np.where(day_known & hour_known, by_day, by_hour)
+    kind = np.where(hour_known, np.where(day_known, 2, 1), 0)
+    total_rows = sums[3].sum(axis=1, keepdims=True)
+    support = np.where(kind == 2, sums[3], np.where(kind == 1, np.tile(hourly[3], 2), total_rows))
+    return np.exp(log_factor), kind, support
 
 
-def _log_factor(
-    n: np.ndarray, weighted: np.ndarray, squares: np.ndarray, rows: np.ndarray, *, log_overall: np.ndarray,
-    min_executions: int,
-) -> np.ndarray:
-    """log(bucket mean / overall mean) shrunk by FACTOR_SE standard errors; NaN without enough history."""
-    enough = (rows >= MIN_BUCKET_ROWS) & (n >= min_executions)
+def _log_mean(
+    n: np.ndarray, weighted: np.ndarray, squares: np.ndarray, rows: np.ndarray, *, min_executions: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(log of the bucket's mean, its standard error, enough history) per bucket."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_factor = np.log(weighted / n) - log_overall
+        log_mean = np.log(weighted / n)
         # relative variance of the bucket's interval means around their mean, over its rows
         spread = np.maximum(squares * n / (weighted * weighted) - 1.0, 0.0) / np.maximum(rows, 1.0)
-    shrunk = np.maximum(np.abs(log_factor) - FACTOR_SE * np.sqrt(spread), 0.0)
-    return np.where(enough & np.isfinite(shrunk), np.copysign(shrunk, log_factor), np.nan)
+    se = np.sqrt(spread)
+    known = (rows >= MIN_BUCKET_ROWS) & (n >= min_executions) & np.isfinite(log_mean) & np.isfinite(se)
+    return log_mean, se, known
+
+
+def _soft(value: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """``value`` shrunk towards 0 by FACTOR_SE standard errors (0 where it does not stand out)."""
+    with np.errstate(invalid="ignore"):
+        shrunk = np.copysign(np.maximum(np.abs(value) - FACTOR_SE * se, 0.0), value)
+    return np.where(np.isfinite(shrunk), shrunk, 0.0)
 
 
 def slot_width(window_start: datetime, window_end: datetime) -> timedelta:
