@@ -168,9 +168,12 @@ def generate(
     hours = baseline_hours + window_hours
     table = {**SCENARIOS, **EXTENDED_SCENARIOS} if extended else SCENARIOS
     weights = _weights(positive_share, scenario_weights or {}, table)
-    q = _draw_queries(rng, queries, baseline_hours, window_hours, weights, tuple(table))
+    q = _draw_queries(rng, queries, baseline_hours, window_hours, weights, names=tuple(table))
     if extended:
-        _extend(np.random.default_rng([seed, 19]), q, tuple(table), baseline_hours, window_hours, start)
+        _extend(
+            np.random.default_rng([seed, 19]), q, tuple(table),
+            baseline_hours=baseline_hours, window_hours=window_hours, start=start,
+        )  # fmt: skip
     stats = _runtime_stats(rng, q, hours, targets, start)
     plans = _plans(rng, q, stats, targets, tuple(table))
     keys = [(1 + i % targets, i + 1) for i in range(queries)]
@@ -223,6 +226,7 @@ def _draw_queries(
     baseline_hours: int,
     window_hours: int,
     weights: np.ndarray,
+    *,
     names: tuple[str, ...] = SCENARIO_NAMES,
 ) -> _Queries:
     hours = baseline_hours + window_hours
@@ -346,6 +350,7 @@ def _extend(
     rng: np.random.Generator,
     q: _Queries,
     names: tuple[str, ...],
+    *,
     baseline_hours: int,
     window_hours: int,
     start: datetime,

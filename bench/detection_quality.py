@@ -294,8 +294,8 @@ def extended(queries: int, seeds: list[int], settings: Settings, *, verbose: boo
         "right kind for >= 90% of alerts on every seed": all(f["kind_share"] >= 0.9 for _s, f in rows),
     }
     print(
-        f"\n  worst seed {worst_seed}: planmon alert F1 {worst['planmon']:.3f} vs APC {worst['APC rule']:.3f} "
-        f"vs QS {worst['QS check']:.3f}; info recall {worst['info_recall']:.3f}"
+        f"\n  worst seed {worst_seed}: planmon alert F1 {worst['planmon']:.3f} "
+        f"vs APC {worst['APC rule']:.3f} vs QS {worst['QS check']:.3f}; info recall {worst['info_recall']:.3f}"
     )
     for goal, met in goals.items():
         print(f"  goal {goal}: {'met' if met else 'NOT met'}")
@@ -317,7 +317,7 @@ def main() -> int:
         "--window-hours",
         type=int,
         default=24,
-        help="--original: analysed window (default 24); with 1 the one-interval spike fills the whole window",
+        help="--original: analysed window (default 24); with 1 a one-interval spike fills the window",
     )
     args = parser.parse_args()
     if not args.original:

@@ -113,17 +113,13 @@ def detect(
         products: dict[str, np.ndarray] = {}
         own = _plan_moments(rows, products)
         plan_moments = _with_baseline(own, baseline)
-        # the baseline side first: its best plan is what the onsets are found against
-        side = plan_moments["current"].to_numpy(bool)
-        before = _shape_moments(plan_moments[~side], shapes)
         onsets = _find_onsets(
-            rows, _baseline_shapes(before, settings), products, window_start=window_start,
-            window_end=window_end, settings=settings,
+            rows, plan_moments, products, window_start=window_start, window_end=window_end,
+            settings=settings,
         )  # fmt: skip
         if onsets.keep is not None:  # the window rows before a moved onset are neither side
             plan_moments = _with_baseline(_without_rows(own, rows, onsets.keep), baseline)
-        after = _shape_moments(plan_moments[plan_moments["current"].to_numpy(bool)], shapes)
-        moments = pd.concat([after, before], ignore_index=True)
+        moments = _shape_moments(plan_moments, shapes)
         rows = rows.narrowed(onsets.keep, onsets.row_factor)
         found += _performance_regressions(
             rows, plan_moments, moments, plans=plans, shapes=shapes, onsets=onsets, settings=settings
@@ -463,7 +459,7 @@ def _shape_moments(moments: pd.DataFrame, shapes: dict[Any, str]) -> pd.DataFram
 
 def _find_onsets(
     rows: AnalysedRows,
-    baseline: pd.DataFrame,
+    plan_moments: pd.DataFrame,
     products: dict[str, np.ndarray],
     *,
     window_start: datetime,
@@ -476,7 +472,7 @@ def _find_onsets(
     queries = len(target_ids)
     query = query_of_group[rows.group]
     frame = pd.DataFrame({"target_id": target_ids, "query_id": query_ids})
-    reference = frame.merge(baseline[[*KEYS, "mean"]], on=KEYS, how="left")["mean"].to_numpy(float)
+    reference = _best_baseline_plan(plan_moments, query_of_group, frame, settings)
     n = rows.ok_executions
     # hours since the earliest interval: the day bucket and the window slot of a row by table lookup
     unit, _count = np.datetime_data(rows.interval.dtype)
@@ -529,6 +525,26 @@ def _find_onsets(
         row_factor[current] = slot_factor[query[current], slot]
     hours = max((window_end - window_start).total_seconds() / 3600.0, 1e-9)
     return Onsets(frame=frame, keep=keep, row_factor=row_factor, slots=len(starts), window_hours=hours)
+
+
+def _best_baseline_plan(
+    plan_moments: pd.DataFrame, query_of_group: np.ndarray, queries: pd.DataFrame, settings: Settings
+) -> np.ndarray:
+    """Per query (``queries`` order): the lowest baseline plan mean with enough executions, the
+    reference the onsets are found against (NaN: none). Plan moments start with the rows' groups in
+    group order; a pre-aggregated baseline's rows follow and are matched by key."""
+    code = np.full(len(plan_moments), -1, dtype=np.int64)
+    code[: len(query_of_group)] = query_of_group
+    if len(plan_moments) > len(query_of_group):
+        known = pd.MultiIndex.from_frame(queries[KEYS])
+        code[len(query_of_group) :] = known.get_indexer(
+            pd.MultiIndex.from_frame(plan_moments.iloc[len(query_of_group) :][KEYS])
+        )
+    n = plan_moments["n"].to_numpy(float)
+    chosen = (~plan_moments["current"].to_numpy(bool)) & (n >= settings.min_executions) & (code >= 0)
+    best = np.full(len(queries), np.inf)
+    np.minimum.at(best, code[chosen], plan_moments["s1"].to_numpy(float)[chosen] / n[chosen])
+    return np.where(np.isfinite(best), best, np.nan)
 
 
 def _without_rows(own: pd.DataFrame, rows: AnalysedRows, keep: np.ndarray) -> pd.DataFrame:
