@@ -295,7 +295,8 @@ def extended(queries: int, seeds: list[int], settings: Settings, *, verbose: boo
     }
     print(
         f"\n  worst seed {worst_seed}: planmon alert F1 {worst['planmon']:.3f} "
-        f"vs APC {worst['APC rule']:.3f} vs QS {worst['QS check']:.3f}; info recall {worst['info_recall']:.3f}"
+        f"vs APC {worst['APC rule']:.3f} vs QS {worst['QS check']:.3f}; "
+        f"info recall {worst['info_recall']:.3f}"
     )
     for goal, met in goals.items():
         print(f"  goal {goal}: {'met' if met else 'NOT met'}")
