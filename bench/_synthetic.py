@@ -27,6 +27,11 @@ Positives are material: once the change has happened the extra CPU is at least 3
 hour (planmon's default floor is 10). Changes happen in the first half of the window, so the new
 behaviour runs for at least half of it. Hourly executions follow a daily cycle (Poisson around it).
 
+``generate(extended=True)`` adds EXTENDED_SCENARIOS (late_plan_change_5x and small_plan_change_3x to
+find, the latter as severity info; busy_hour_contention, weekend_heavier, heavy_tailed_noise to leave
+alone) and, for every query, a second day/night traffic cycle and weekend dips, from a random stream of
+its own (the original mix is unchanged).
+
     .venv/bin/python bench/_synthetic.py [--queries 600] [--seed 7]    # prints what it generates
 """
 
