@@ -27,6 +27,11 @@ Positives are material: once the change has happened the extra CPU is at least 3
 hour (planmon's default floor is 10). Changes happen in the first half of the window, so the new
 behaviour runs for at least half of it. Hourly executions follow a daily cycle (Poisson around it).
 
+``generate(extended=True)`` adds EXTENDED_SCENARIOS (late_plan_change_5x and small_plan_change_3x to
+find, the latter as severity info; busy_hour_contention, weekend_heavier, heavy_tailed_noise to leave
+alone) and, for every query, a second day/night traffic cycle and weekend dips, from a random stream of
+its own (the original mix is unchanged).
+
     .venv/bin/python bench/_synthetic.py [--queries 600] [--seed 7]    # prints what it generates
 """
 
@@ -68,6 +73,17 @@ SCENARIOS: dict[str, tuple[str | None, float]] = {
     "forced_old_failures": (None, 1.0),
 }
 SCENARIO_NAMES: tuple[str, ...] = tuple(SCENARIOS)
+# generate(extended=True) adds these (issue 19: late onset, small-but-real, cycles, contention, heavy tails)
+EXTENDED_SCENARIOS: dict[str, tuple[str | None, float]] = {
+    "late_plan_change_5x": ("plan_change", 1.0),  # a busy query 5x slower from 2-4 hours before the end
+    "small_plan_change_3x": ("plan_change", 1.0),  # 3x slower, but its extra CPU stays under 10 s/h
+    "busy_hour_contention": (None, 1.0),  # 1.6-2.5x dearer for 3-4 busy hours every day, no change
+    "weekend_heavier": (None, 1.0),  # 1.6-2.2x dearer on Saturdays and Sundays, no change
+    "heavy_tailed_noise": (None, 1.0),  # interval means with Student-t (df 2) noise, no change
+}
+EXTENDED_NAMES: tuple[str, ...] = (*SCENARIO_NAMES, *EXTENDED_SCENARIOS)
+INFO_TIER = frozenset({"small_plan_change_3x"})  # real regressions under the impact floor: severity info
+EXTENDED_START = datetime(2026, 1, 3)  # a Saturday: the analysed day is a Saturday too
 PLAN_CHANGE_FACTORS = {"plan_change_1.5x": 1.5, "plan_change_3x": 3.0, "plan_change_10x": 10.0}
 
 STATS_DTYPES: dict[str, str] = {
@@ -126,6 +142,7 @@ class _Queries:
     share: np.ndarray  # (n, SLOTS, T) expected share of the interval's executions on each slot
     factor: np.ndarray  # (n, SLOTS, T) CPU multiplier
     shape: np.ndarray  # (n, SLOTS) shape index per slot; equal index = same plan shape
+    traffic: np.ndarray | None = None  # (n, T) extra multiplier of executions (extended: cycles)
 
 
 def generate(
@@ -138,6 +155,7 @@ def generate(
     start: datetime = START,
     positive_share: float | None = None,
     scenario_weights: Mapping[str, float] | None = None,
+    extended: bool = False,
 ) -> SyntheticData:
     """Generate ``queries`` labelled queries; the same arguments always give the same frames.
 
@@ -145,22 +163,31 @@ def generate(
     one-interval spikes when the window is one hour: a spike lands in a given hour once a day);
     ``positive_share`` then rescales the weights so that regressions make up that share of the
     queries (default: the weights of SCENARIOS, about 36% positives).
+
+    ``extended``: add EXTENDED_SCENARIOS, stronger day/night traffic and weekend dips for every
+    query (the original mix, with the same seed, is unchanged without it).
     """
     if queries < 1 or window_hours < 1 or baseline_hours < 1:
         raise ValueError("need at least one query, one window interval and one baseline interval")
     rng = np.random.default_rng(seed)
     hours = baseline_hours + window_hours
-    weights = _weights(positive_share, scenario_weights or {})
-    q = _draw_queries(rng, queries, baseline_hours, window_hours, weights)
+    table = {**SCENARIOS, **EXTENDED_SCENARIOS} if extended else SCENARIOS
+    weights = _weights(positive_share, scenario_weights or {}, table)
+    q = _draw_queries(rng, queries, baseline_hours, window_hours, weights, names=tuple(table))
+    if extended:
+        _extend(
+            np.random.default_rng([seed, 19]), q, tuple(table),
+            baseline_hours=baseline_hours, window_hours=window_hours, start=start,
+        )  # fmt: skip
     stats = _runtime_stats(rng, q, hours, targets, start)
-    plans = _plans(rng, q, stats, targets)
+    plans = _plans(rng, q, stats, targets, tuple(table))
     keys = [(1 + i % targets, i + 1) for i in range(queries)]
-    names = [SCENARIO_NAMES[s] for s in q.scenario]
+    names = [tuple(table)[s] for s in q.scenario]
     window_start = start + timedelta(hours=baseline_hours)
     return SyntheticData(
         stats=stats,
         plans=plans,
-        labels={key: SCENARIOS[name][0] for key, name in zip(keys, names, strict=True)},
+        labels={key: table[name][0] for key, name in zip(keys, names, strict=True)},
         scenarios=dict(zip(keys, names, strict=True)),
         baseline_start=start,
         window_start=window_start,
@@ -168,16 +195,20 @@ def generate(
     )
 
 
-def _weights(positive_share: float | None, overrides: Mapping[str, float]) -> np.ndarray:
-    unknown = set(overrides) - set(SCENARIOS)
+def _weights(
+    positive_share: float | None,
+    overrides: Mapping[str, float],
+    table: Mapping[str, tuple[str | None, float]] = SCENARIOS,
+) -> np.ndarray:
+    unknown = set(overrides) - set(table)
     if unknown:
-        raise ValueError(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(SCENARIO_NAMES)}")
-    weights = np.array([overrides.get(name, weight) for name, (_kind, weight) in SCENARIOS.items()])
+        raise ValueError(f"unknown scenario(s) {sorted(unknown)}; known: {', '.join(table)}")
+    weights = np.array([overrides.get(name, weight) for name, (_kind, weight) in table.items()])
     if positive_share is None:
         return weights / weights.sum()
     if not 0.0 < positive_share < 1.0:
         raise ValueError("positive_share is a fraction strictly between 0 and 1")
-    positive = np.array([kind is not None for kind, _weight in SCENARIOS.values()])
+    positive = np.array([kind is not None for kind, _weight in table.values()])
     weights[positive] *= positive_share / weights[positive].sum()
     weights[~positive] *= (1.0 - positive_share) / weights[~positive].sum()
     return weights
@@ -185,8 +216,8 @@ def _weights(positive_share: float | None, overrides: Mapping[str, float]) -> np
 
 def _assign_scenarios(rng: np.random.Generator, n: int, weights: np.ndarray) -> np.ndarray:
     """Every scenario at least once when n allows, the rest drawn by weight, in shuffled order."""
-    first = np.arange(min(n, len(SCENARIOS)))
-    rest = rng.choice(len(SCENARIOS), size=n - len(first), p=weights)
+    first = np.arange(min(n, len(weights)))
+    rest = rng.choice(len(weights), size=n - len(first), p=weights)
     return rng.permutation(np.concatenate([first, rest]))
 
 
@@ -195,11 +226,17 @@ def _loguniform(rng: np.random.Generator, low: float, high: float, size: int) ->
 
 
 def _draw_queries(
-    rng: np.random.Generator, n: int, baseline_hours: int, window_hours: int, weights: np.ndarray
+    rng: np.random.Generator,
+    n: int,
+    baseline_hours: int,
+    window_hours: int,
+    weights: np.ndarray,
+    *,
+    names: tuple[str, ...] = SCENARIO_NAMES,
 ) -> _Queries:
     hours = baseline_hours + window_hours
     scenario = _assign_scenarios(rng, n, weights)
-    is_ = {name: scenario == index for index, name in enumerate(SCENARIO_NAMES)}
+    is_ = {name: scenario == index for index, name in enumerate(names)}
     cpu_us = _loguniform(rng, 2_000, 80_000, n)
     load = _loguniform(rng, 60.0, 400.0, n)  # CPU-seconds per hour, so that positives are material
     interval_sigma = rng.uniform(0.05, 0.25, n)
@@ -314,6 +351,55 @@ def _layout_errors(rng: np.random.Generator, q: _Queries, rise: np.ndarray, hour
     q.error_rate[rise] = np.where(after, rng.uniform(0.03, 0.2, rise.sum())[:, None], background[rise, None])
 
 
+def _extend(
+    rng: np.random.Generator,
+    q: _Queries,
+    names: tuple[str, ...],
+    *,
+    baseline_hours: int,
+    window_hours: int,
+    start: datetime,
+) -> None:
+    """The extended mix (its own random stream): cycles for every query, and EXTENDED_SCENARIOS."""
+    n, hours = len(q.scenario), baseline_hours + window_hours
+    is_ = {name: q.scenario == index for index, name in enumerate(names)}
+    t = np.arange(hours)
+    moment = np.datetime64(start, "h") + t
+    hour_of_day = (moment.astype(np.int64) % 24)[None, :]
+    weekend = ((moment.astype("datetime64[D]").astype(np.int64) + 3) % 7 >= 5)[None, :]
+    # day/night traffic (on top of the base cycle) and weekend dips, for every query
+    phase = rng.uniform(0, 24, n)[:, None]
+    night = 1.0 + rng.uniform(0.2, 0.6, n)[:, None] * np.sin(2 * np.pi * (hour_of_day + phase) / 24.0)
+    dip = np.where(weekend, rng.uniform(0.3, 0.8, n)[:, None], 1.0)
+    q.traffic = night * dip
+    # late onset: a new plan 5x slower from 2-4 hours before the window's end
+    late = is_["late_plan_change_5x"]
+    q.change[late] = baseline_hours + window_hours - rng.integers(2, 5, late.sum())
+    after = t[None, :] >= q.change[late, None]
+    q.share[late, 0, :] = ~after
+    q.share[late, 1, :] = after
+    q.factor[late, 1, :] = 5.0
+    # small but real: a 3x plan change whose extra CPU stays under 10 s/h even at the busiest hour
+    small = is_["small_plan_change_3x"]
+    q.cpu_us[small] = _loguniform(rng, 2_000, 20_000, small.sum())
+    q.rate[small] = rng.uniform(0.4, 2.0, small.sum()) * 1e6 / q.cpu_us[small]
+    after = t[None, :] >= q.change[small, None]
+    q.share[small, 0, :] = ~after
+    q.share[small, 1, :] = after
+    q.factor[small, 1, :] = 3.0
+    # busy-hour contention: 3-4 dearer hours every day; half of them end where the window ends
+    busy = np.flatnonzero(is_["busy_hour_contention"])
+    length = rng.integers(3, 5, busy.size)
+    first = np.where(rng.random(busy.size) < 0.5, 24 - length, rng.integers(0, 24, busy.size))
+    inside = (hour_of_day - first[:, None]) % 24 < length[:, None]
+    q.factor[busy] *= np.where(inside, rng.uniform(1.6, 2.5, busy.size)[:, None], 1.0)[:, None, :]
+    heavier = np.flatnonzero(is_["weekend_heavier"])
+    q.factor[heavier] *= np.where(weekend, rng.uniform(1.6, 2.2, heavier.size)[:, None], 1.0)[:, None, :]
+    tails = np.flatnonzero(is_["heavy_tailed_noise"])
+    noise = np.exp(np.clip(0.15 * rng.standard_t(2, (tails.size, hours)), -1.5, 2.5))
+    q.factor[tails] *= noise[:, None, :]
+
+
 def _runtime_stats(
     rng: np.random.Generator, q: _Queries, hours: int, targets: int, start: datetime
 ) -> pd.DataFrame:
@@ -323,6 +409,8 @@ def _runtime_stats(
     phase = rng.uniform(0, 24, n)[:, None]
     amplitude = rng.uniform(0.0, 0.6, n)[:, None]
     diurnal = 1.0 + amplitude * np.sin(2 * np.pi * (t[None, :] + phase) / 24.0)  # (n, T)
+    if q.traffic is not None:
+        diurnal = diurnal * q.traffic
     expected = q.rate[:, None, None] * diurnal[:, None, :] * q.share
     executions = rng.poisson(expected)
     query, slot, interval = np.nonzero(executions)
@@ -386,7 +474,13 @@ def _runtime_stats(
     return frame.loc[:, list(RUNTIME_STATS_COLUMNS)].astype(STATS_DTYPES)
 
 
-def _plans(rng: np.random.Generator, q: _Queries, stats: pd.DataFrame, targets: int) -> pd.DataFrame:
+def _plans(
+    rng: np.random.Generator,
+    q: _Queries,
+    stats: pd.DataFrame,
+    targets: int,
+    names: tuple[str, ...] = SCENARIO_NAMES,
+) -> pd.DataFrame:
     """One row per plan that ran; a shape hash per (query, shape); forced plans where the scenario says."""
     plan_id = np.unique(stats["plan_id"].to_numpy())
     query = (plan_id - 1) // SLOTS
@@ -394,7 +488,7 @@ def _plans(rng: np.random.Generator, q: _Queries, stats: pd.DataFrame, targets: 
     shape = q.shape[query, slot]
     salt = rng.integers(0, 2**62)
     shape_key = (query.astype(np.uint64) * np.uint64(SLOTS) + shape.astype(np.uint64)) ^ np.uint64(salt)
-    forced = (q.scenario[query] == SCENARIO_NAMES.index("forced_old_failures")) & (slot == 0)
+    forced = (q.scenario[query] == names.index("forced_old_failures")) & (slot == 0)
     failures = np.where(forced, rng.integers(3, 21, plan_id.size), 0)
     frame = pd.DataFrame(
         {

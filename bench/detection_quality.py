@@ -19,7 +19,17 @@ F1 clearly above both (here: at least 0.2 above the better baseline). The 1.5x p
 on planmon's default ratio threshold (``regression_ratio`` 1.5), so about half of them are missed by
 design; they stay labelled positive because a DBA would want them.
 
-    .venv/bin/python bench/detection_quality.py [--queries 600] [--seed 7] [--window-hours 24]
+Default run: the extended mix of issue 19 (``generate(extended=True)``: late onsets, small-but-real
+regressions under the impact floor, day/night and weekly traffic cycles, busy-hour contention, heavier
+weekends, heavy-tailed noise; the analysed day is a Saturday) over several seeds. planmon's flagged
+queries are its *alerts* (severity above info); the below-floor regressions must come out as severity
+info (info-tier recall) and never as alerts. Alert F1 is scored without the 1.5x changes (BORDERLINE:
+exactly on the threshold, a coin flip for any threshold rule) and printed with them too. Goals: alert
+F1 >= 0.95 on every seed and above both reference rules, no false alert, no alert for a below-floor
+regression, info recall >= 0.8, the right kind for >= 90% of alerts; the worst seed is quoted.
+
+    .venv/bin/python bench/detection_quality.py [--queries 600] [--seeds 1,2,3,4,5] [--verbose]
+    .venv/bin/python bench/detection_quality.py --original [--seed 7] [--window-hours 24]
 """
 
 from __future__ import annotations
@@ -38,7 +48,15 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from bench._synthetic import SCENARIO_NAMES, SCENARIOS, SyntheticData, generate  # noqa: E402
+from bench._synthetic import (  # noqa: E402
+    EXTENDED_NAMES,
+    EXTENDED_START,
+    INFO_TIER,
+    SCENARIO_NAMES,
+    SCENARIOS,
+    SyntheticData,
+    generate,
+)
 from planmon.config import Settings  # noqa: E402
 
 KEYS = ["target_id", "query_id"]
@@ -47,6 +65,9 @@ FAILED_TYPES = (3, 4)  # Query Store execution_type: aborted, exception
 APC_GAIN_SECONDS = 10.0
 QS_RATIO = 2.0
 GOAL_MARGIN = 0.2
+# the extended mix scores alerts without these: a change exactly at PLANMON_REGRESSION_RATIO (1.5) is
+# found about half the time by construction, by any threshold rule; shown, and F1 with them printed
+BORDERLINE = frozenset({"plan_change_1.5x"})
 
 Key = tuple[int, int]
 
@@ -154,7 +175,19 @@ def score(
 def run_methods(
     data: SyntheticData, settings: Settings
 ) -> tuple[dict[str, set[Key]], dict[str, dict[Key, set[str]]], float]:
-    """Flagged queries and their kinds per method, and planmon's detect() seconds."""
+    """Flagged queries and their kinds per method, and planmon's detect() seconds.
+
+    planmon's flagged queries are its *alerts* (severity above info): what interrupts a person, as
+    the reference rules' recommendations would; ``info_keys`` gives its info tier.
+    """
+    flagged, kinds, seconds, _info = run_all(data, settings)
+    return flagged, kinds, seconds
+
+
+def run_all(
+    data: SyntheticData, settings: Settings
+) -> tuple[dict[str, set[Key]], dict[str, dict[Key, set[str]]], float, set[Key]]:
+    """``run_methods`` plus the queries planmon reported with severity info."""
     from planmon.analysis.detect import detect
 
     windows = {
@@ -167,13 +200,15 @@ def run_methods(
     seconds = time.perf_counter() - started
     apc = keys_of(apc_rule(data.stats, **windows))
     qs = keys_of(query_store_check(data.stats, **windows))
-    flagged = {"planmon": keys_of(detections), "APC rule": apc, "QS check": qs}
+    alerts = detections[detections["severity"] != "info"]
+    info = keys_of(detections[detections["severity"] == "info"])
+    flagged = {"planmon": keys_of(alerts), "APC rule": apc, "QS check": qs}
     kinds = {
-        "planmon": kinds_of(detections),
+        "planmon": kinds_of(alerts),
         "APC rule": {key: {"plan_change"} for key in apc},  # it only ever sees plan changes
         "QS check": {key: {"plan_change"} for key in qs},
     }
-    return flagged, kinds, seconds
+    return flagged, kinds, seconds, info
 
 
 def report(
@@ -206,19 +241,103 @@ def report(
     return f1
 
 
+def extended_seed(queries: int, seed: int, settings: Settings, *, verbose: bool) -> dict[str, float]:
+    """One seed of the extended mix: alert F1 per method, planmon's info-tier recall, and the gates."""
+    data = generate(queries, seed, extended=True, start=EXTENDED_START)
+    flagged, kinds, _seconds, info = run_all(data, settings)
+    below_floor = {key for key, name in data.scenarios.items() if name in INFO_TIER}
+    borderline = {key for key, name in data.scenarios.items() if name in BORDERLINE}
+    alert_labels = {key: (None if key in below_floor else kind) for key, kind in data.labels.items()}
+    with_borderline = score(alert_labels, flagged["planmon"], kinds["planmon"])
+    scored = {key: kind for key, kind in alert_labels.items() if key not in borderline}
+    results = {
+        method: score(scored, keys - borderline, kinds[method]) for method, keys in flagged.items()
+    }
+    planmon = results["planmon"]
+    info_found = len(below_floor & info)
+    figures = {
+        "planmon": planmon["f1"],
+        "planmon_with_borderline": with_borderline["f1"],
+        "APC rule": results["APC rule"]["f1"],
+        "QS check": results["QS check"]["f1"],
+        "false_alerts": planmon["fp"],
+        "below_floor_alerts": len(below_floor & flagged["planmon"]),
+        "info_recall": info_found / len(below_floor) if below_floor else 1.0,
+        "info_elsewhere": len(info - below_floor - {k for k, v in data.labels.items() if v is not None}),
+        "kind_share": planmon["kind"] / planmon["tp"] if planmon["tp"] else 0.0,
+    }
+    if verbose:
+        print(f"\nseed {seed}: {len(data.labels)} queries, window {data.window_start:%a %Y-%m-%d} + 24 h")
+        print(f"  {'scenario':<22} {'label':<12} {'alerts':>7} {'info':>5} {'APC rule':>9} {'QS check':>9}")
+        for name in EXTENDED_NAMES:
+            members = [key for key, scenario in data.scenarios.items() if scenario == name]
+            label = (data.labels[members[0]] or "-") if members else "-"
+            label = f"{label} (info)" if name in INFO_TIER else label
+            cells = [f"{sum(1 for k in members if k in keys)}/{len(members)}" for keys in
+                     (flagged["planmon"], info, flagged["APC rule"], flagged["QS check"])]  # fmt: skip
+            print(f"  {name:<22} {label:<12} {cells[0]:>7} {cells[1]:>5} {cells[2]:>9} {cells[3]:>9}")
+    return figures
+
+
+def extended(queries: int, seeds: list[int], settings: Settings, *, verbose: bool) -> int:
+    """The issue-19 mix over several seeds: per-seed figures, the worst seed, and the goals."""
+    rows = [(seed, extended_seed(queries, seed, settings, verbose=verbose)) for seed in seeds]
+    print(
+        f"\n  {'seed':>4} {'planmon F1':>10} {'APC F1':>7} {'QS F1':>6} {'false':>6} {'<floor':>7} "
+        f"{'info recall':>11} {'info else':>9} {'kind':>5} {'F1 with 1.5x':>12}"
+    )
+    for seed, f in rows:
+        print(
+            f"  {seed:>4} {f['planmon']:>10.3f} {f['APC rule']:>7.3f} {f['QS check']:>6.3f} "
+            f"{f['false_alerts']:>6.0f} {f['below_floor_alerts']:>7.0f} {f['info_recall']:>11.3f} "
+            f"{f['info_elsewhere']:>9.0f} {f['kind_share']:>5.0%} {f['planmon_with_borderline']:>12.3f}"
+        )
+    worst_seed, worst = min(rows, key=lambda row: row[1]["planmon"])
+    goals = {
+        "alert F1 >= 0.95 on every seed": all(f["planmon"] >= 0.95 for _s, f in rows),
+        "above both reference rules on every seed": all(
+            f["planmon"] > max(f["APC rule"], f["QS check"]) for _s, f in rows
+        ),
+        "no false alert": all(f["false_alerts"] == 0 for _s, f in rows),
+        "no alert for a below-floor regression": all(f["below_floor_alerts"] == 0 for _s, f in rows),
+        "info-tier recall >= 0.8 on every seed": all(f["info_recall"] >= 0.8 for _s, f in rows),
+        "right kind for >= 90% of alerts on every seed": all(f["kind_share"] >= 0.9 for _s, f in rows),
+    }
+    print(
+        f"\n  worst seed {worst_seed}: planmon alert F1 {worst['planmon']:.3f} "
+        f"vs APC {worst['APC rule']:.3f} vs QS {worst['QS check']:.3f}; "
+        f"info recall {worst['info_recall']:.3f}"
+    )
+    for goal, met in goals.items():
+        print(f"  goal {goal}: {'met' if met else 'NOT met'}")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--queries", type=int, default=600)
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--seeds", default="1,2,3,4,5", help="seeds of the extended mix (comma-separated)")
+    parser.add_argument("--verbose", action="store_true", help="per-scenario table for every seed")
+    parser.add_argument(
+        "--original", action="store_true", help="the original mix instead, one seed (--seed), one report"
+    )
+    parser.add_argument("--seed", type=int, default=7, help="seed of --original")
     parser.add_argument(
         "--window-hours",
         type=int,
         default=24,
-        help="analysed window (default 24); with 1 the one-interval spike fills the whole window",
+        help="--original: analysed window (default 24); with 1 a one-interval spike fills the window",
     )
     args = parser.parse_args()
+    if not args.original:
+        seeds = [int(seed) for seed in args.seeds.split(",") if seed.strip()]
+        print(
+            f"detection quality, extended mix (issue 19): {args.queries} queries per seed, seeds "
+            f"{', '.join(map(str, seeds))}; alerts = planmon detections above severity info"
+        )
+        return extended(args.queries, seeds, Settings(), verbose=args.verbose)
     data = generate(args.queries, args.seed, window_hours=args.window_hours)
     positives = sum(1 for kind in data.labels.values() if kind is not None)
     print(

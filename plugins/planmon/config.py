@@ -58,7 +58,16 @@ class Settings(BaseModel):
     regression_ratio: float = Field(1.5, gt=1.0, description="current/baseline mean that counts as worse")
     p_value_max: float = Field(0.01, gt=0.0, lt=1.0, description="significance of Welch's test")
     impact_floor_cpu_seconds_per_hour: float = Field(
-        10.0, ge=0.0, description="extra CPU seconds per hour below which nothing is reported"
+        10.0,
+        ge=0.0,
+        description="extra CPU seconds per hour below which a regression is severity info: stored and "
+        "listed, never alerted or proposed",
+    )
+    min_extra_us_per_execution: float = Field(
+        250.0,
+        ge=0.0,
+        description="extra microseconds per execution an info regression (under the impact floor) needs; "
+        "smaller changes are not reported at all",
     )
     resolve_after_intervals: int = Field(
         4, ge=1, description="intervals back at baseline before a regression auto-resolves"

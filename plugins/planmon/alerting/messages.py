@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from planmon.model import SEVERITIES, RegressionKind
+from planmon.model import SEVERITIES, RegressionKind, Severity
 from planmon.plans.normalize import strip_literals
 
 MAX_DIFF_LINES = 12
@@ -32,8 +32,8 @@ KIND_LABELS: dict[str, str] = {
 
 
 def severity_rank(severity: str | None) -> int:
-    """0 (low) to 3 (critical); an unknown severity ranks as low, so it never suppresses others."""
-    return SEVERITIES.index(severity) if severity in SEVERITIES else 0
+    """0 (info) to 4 (critical); an unknown severity ranks as low, so it never suppresses others."""
+    return SEVERITIES.index(severity) if severity in SEVERITIES else SEVERITIES.index(Severity.LOW)
 
 
 @dataclass(frozen=True, slots=True)

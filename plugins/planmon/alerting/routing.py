@@ -45,6 +45,7 @@ class Match(_Strict):
     environment: Annotated[list[str] | None, OneOrMany] = None  # any of these target environments
     tags: Annotated[dict[str, str], TextMapping] = Field(default_factory=dict)  # every k=v ("*": present)
     kinds: Annotated[list[str] | None, OneOrMany] = None  # regression kinds
+    # low by default: ``info`` (under the impact floor) only where a route asks for it by name
     min_severity: Severity = Severity.LOW
 
     def matches(self, target: TargetInfo, *, severity: str, kind: str | None) -> bool:
@@ -146,7 +147,11 @@ class RoutingConfig(_Strict):
         return references
 
     def channels_for(self, target: TargetInfo, *, severity: str, kind: str | None = None) -> list[str]:
-        """Channel names for an alert, in route order, each once; ``default_channels`` if none matched."""
+        """Channel names for an alert, in route order, each once; ``default_channels`` if none matched.
+
+        An ``info`` regression (under the impact floor) goes only where a route selected it with
+        ``min_severity: info``: never to ``default_channels``, so by default it interrupts nobody.
+        """
         chosen: list[str] = []
         matched = False
         for route in self.routes:
@@ -156,7 +161,9 @@ class RoutingConfig(_Strict):
             chosen += [name for name in route.channels if name not in chosen]
             if route.stop:
                 break
-        return chosen if matched else list(self.default_channels)
+        if matched:
+            return chosen
+        return [] if severity == Severity.INFO else list(self.default_channels)
 
     def channel_names(self) -> list[str]:
         names = {LOG_CHANNEL} | set(self.channels)

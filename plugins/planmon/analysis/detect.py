@@ -39,7 +39,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -47,6 +47,17 @@ import numpy as np
 import pandas as pd
 
 from planmon.analysis.frames import DETECTION_COLUMNS, empty_baseline_moments, empty_detections
+from planmon.analysis.onset import (
+    BASELINE_KINDS,
+    BUCKETS,
+    MIN_ONSET_SLOTS,
+    Onsets,
+    change_points,
+    day_factors,
+    hour_buckets,
+    slot_index,
+    window_cells,
+)
 from planmon.analysis.statistics import student_t_sf_many, two_proportion_p
 from planmon.config import Settings
 from planmon.model import BASELINE_MOMENT_COLUMNS, RegressionKind, Severity
@@ -70,6 +81,12 @@ SEVERITY_SECONDS_PER_HOUR = (
     (60.0, Severity.MEDIUM),
 )  # else Severity.LOW
 _SUMS = ("n", "s1", "s2", "sm2", "r1", "x1", "cpu_rows", "intervals")
+_CONFIRM_COLUMNS = (  # what a confirmed candidate's detection row is built from (itertuples is per column)
+    *KEYS, "metric", "ratio", "impact", "t", "p", "elevated", "current_intervals", "extra_per_execution",
+    "onset", "onset_moved", "baseline_kind", "factor", "mean_base_overall",
+    *(f"{name}{side}" for side in ("", "_base") for name in
+      ("plan_id", "shape", "n", "mean", "var", "intervals", "reads_mean", "examined_mean")),
+)  # fmt: skip
 
 
 def detect(
@@ -90,16 +107,24 @@ def detect(
     Without it the baseline is summed from ``stats`` itself: the same numbers.
     """
     rows = _prepare(stats, window_start, window_end, window_start if baseline is not None else baseline_start)
-    hours = max((window_end - window_start).total_seconds() / 3600.0, 1e-9)
     found: list[dict[str, Any]] = []
     if not rows.empty:
         shapes = _shape_keys(plans)
-        plan_moments = _with_baseline(_plan_moments(rows), baseline)
+        products: dict[str, np.ndarray] = {}
+        own = _plan_moments(rows, products)
+        plan_moments = _with_baseline(own, baseline)
+        onsets = _find_onsets(
+            rows, plan_moments, products, window_start=window_start, window_end=window_end,
+            settings=settings,
+        )  # fmt: skip
+        if onsets.keep is not None:  # the window rows before a moved onset are neither side
+            plan_moments = _with_baseline(_without_rows(own, rows, onsets.keep), baseline)
         moments = _shape_moments(plan_moments, shapes)
+        rows = rows.narrowed(onsets.keep, onsets.row_factor)
         found += _performance_regressions(
-            rows, plan_moments, moments, plans=plans, shapes=shapes, hours=hours, settings=settings
+            rows, plan_moments, moments, plans=plans, shapes=shapes, onsets=onsets, settings=settings
         )
-        found += _error_regressions(plan_moments, hours, settings)
+        found += _error_regressions(plan_moments, onsets, settings)
     found += _forcing_failures(plans)
     if not found:
         return empty_detections()
@@ -180,6 +205,18 @@ class AnalysedRows:
     rows_examined_mean: np.ndarray
     failed: np.ndarray  # aborted/exception executions, or errors of regular ones
     executions: np.ndarray
+    factor: np.ndarray | None = None  # day-aware baseline factor of the row's slot (None: all 1)
+    keep: np.ndarray | None = None  # False for window rows before their query's onset (None: all kept)
+
+    def narrowed(self, keep: np.ndarray | None, factor: np.ndarray | None) -> AnalysedRows:
+        """These rows with the onset's mask and the day factors (no copy of the large arrays)."""
+        return replace(self, factor=factor, keep=keep)
+
+    def subset(self, selected: np.ndarray) -> AnalysedRows:
+        """The selected rows only (a copy; groups keep their numbers)."""
+        names = ("group", "interval", "current", "ok_executions", "metric_mean", "metric_sd", "has_cpu",
+                 "logical_reads_mean", "rows_examined_mean", "failed", "executions")  # fmt: skip
+        return replace(self, **{name: getattr(self, name)[selected] for name in names})
 
     @property
     def empty(self) -> bool:
@@ -272,7 +309,7 @@ def _finite(values: np.ndarray) -> np.ndarray:
     return values if np.isfinite(values.sum()) else np.nan_to_num(values)
 
 
-def _plan_moments(rows: AnalysedRows) -> pd.DataFrame:
+def _plan_moments(rows: AnalysedRows, products: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
     """Sums per (target, query, plan, side) that add up across plans of one shape, one row per group
     in group-number order: the only pass over the large input (performance moments of regular
     executions, and failures of all).
@@ -287,6 +324,8 @@ def _plan_moments(rows: AnalysedRows) -> pd.DataFrame:
     )
     s1 = n * metric
     sm2 = s1 * metric
+    if products is not None:  # the day-aware baseline sums the same products per hour of day
+        products.update(s1=s1, sm2=sm2)
     columns = {
         "n": n,
         "s1": s1,
@@ -415,6 +454,127 @@ def _shape_moments(moments: pd.DataFrame, shapes: dict[Any, str]) -> pd.DataFram
     return shaped
 
 
+# -- change points and day-aware baselines (planmon.analysis.onset) ----------------------------------
+
+
+def _find_onsets(
+    rows: AnalysedRows,
+    plan_moments: pd.DataFrame,
+    products: dict[str, np.ndarray],
+    *,
+    window_start: datetime,
+    window_end: datetime,
+    settings: Settings,
+) -> Onsets:
+    """Per query: its onset inside the window, its day-aware baseline factor, the rows that stay."""
+    keys = rows.group_keys
+    query_of_group, (target_ids, query_ids) = _group_codes([keys["target_id"], keys["query_id"]])
+    queries = len(target_ids)
+    query = query_of_group[rows.group]
+    frame = pd.DataFrame({"target_id": target_ids, "query_id": query_ids})
+    reference = _best_baseline_plan(plan_moments, query_of_group, frame, settings)
+    n = rows.ok_executions
+    # hours since the earliest interval: the day bucket and the window slot of a row by table lookup
+    unit, _count = np.datetime_data(rows.interval.dtype)
+    per_hour = int(np.timedelta64(1, "h").astype(f"timedelta64[{unit}]").astype(np.int64))
+    hour = rows.interval.view(np.int64) // per_hour
+    first_hour = int(hour.min())
+    hour -= first_hour
+    hours_seen = np.datetime64(first_hour, "h") + np.arange(int(hour.max()) + 1)
+    base = ~rows.current & (n > 0)
+    cell = np.where(base, query * BUCKETS + hour_buckets(hours_seen)[hour], queries * BUCKETS)
+    factor_of, kind_of, support_of = day_factors(
+        cell, n, products["s1"], products["sm2"], queries=queries, min_executions=settings.min_executions
+    )
+    slot_of_hour, starts = slot_index(hours_seen, window_start=window_start, window_end=window_end)
+    current = np.flatnonzero(rows.current)
+    slot = slot_of_hour[hour[current]]
+    counted = n[current] > 0
+    executions, weighted = window_cells(
+        query[current][counted], slot[counted], n[current][counted], rows.metric_mean[current][counted],
+        queries=queries, slots=len(starts),
+    )  # fmt: skip
+    slot_factor = factor_of[:, hour_buckets(starts)]
+    onset, moved = change_points(
+        executions, weighted, reference[:, None] * slot_factor, ratio=settings.regression_ratio
+    )
+    after = (np.arange(len(starts))[None, :] >= onset[:, None]) & (executions > 0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factor = (executions * slot_factor * after).sum(axis=1) / (executions * after).sum(axis=1)
+    slot_buckets = hour_buckets(starts)
+    weakest = np.where(after, kind_of[:, slot_buckets], len(BASELINE_KINDS)).min(axis=1)
+    # the baseline rows the expected cost after the onset rests on: each matched bucket once
+    matched = np.zeros(factor_of.shape, dtype=bool)
+    for column, bucket in enumerate(slot_buckets):
+        matched[:, bucket] |= after[:, column]
+    support = np.where(matched, support_of, 0.0).sum(axis=1)
+    onset_at = pd.to_datetime(starts[onset])
+    frame["onset"] = onset_at
+    frame["hours"] = (pd.Timestamp(_utc_naive(window_end)) - onset_at).total_seconds().to_numpy() / 3600.0
+    frame["onset_moved"] = moved
+    frame["factor"] = np.where(np.isfinite(factor), factor, 1.0)
+    frame["baseline_support"] = np.where(weakest > 0, support, np.inf)  # overall: every interval counts
+    frame["baseline_kind"] = np.asarray(BASELINE_KINDS)[np.minimum(weakest, len(BASELINE_KINDS) - 1)]
+    keep = None
+    if moved.any():
+        keep = np.ones(len(query), dtype=bool)
+        keep[current] = slot >= onset[query[current]]
+    row_factor = None
+    if not np.all(factor_of == 1.0):
+        row_factor = np.ones(len(query))
+        row_factor[current] = slot_factor[query[current], slot]
+    hours = max((window_end - window_start).total_seconds() / 3600.0, 1e-9)
+    return Onsets(frame=frame, keep=keep, row_factor=row_factor, slots=len(starts), window_hours=hours)
+
+
+def _best_baseline_plan(
+    plan_moments: pd.DataFrame, query_of_group: np.ndarray, queries: pd.DataFrame, settings: Settings
+) -> np.ndarray:
+    """Per query (``queries`` order): the lowest baseline plan mean with enough executions, the
+    reference the onsets are found against (NaN: none). Plan moments start with the rows' groups in
+    group order; a pre-aggregated baseline's rows follow and are matched by key."""
+    code = np.full(len(plan_moments), -1, dtype=np.int64)
+    code[: len(query_of_group)] = query_of_group
+    if len(plan_moments) > len(query_of_group):
+        known = pd.MultiIndex.from_frame(queries[KEYS])
+        code[len(query_of_group) :] = known.get_indexer(
+            pd.MultiIndex.from_frame(plan_moments.iloc[len(query_of_group) :][KEYS])
+        )
+    n = plan_moments["n"].to_numpy(float)
+    chosen = (~plan_moments["current"].to_numpy(bool)) & (n >= settings.min_executions) & (code >= 0)
+    best = np.full(len(queries), np.inf)
+    np.minimum.at(best, code[chosen], plan_moments["s1"].to_numpy(float)[chosen] / n[chosen])
+    return np.where(np.isfinite(best), best, np.nan)
+
+
+def _without_rows(own: pd.DataFrame, rows: AnalysedRows, keep: np.ndarray) -> pd.DataFrame:
+    """Plan moments (``_plan_moments(rows)``) less the rows ``keep`` drops: the sums of the dropped
+    rows (few) are subtracted, and the spans of the groups that lost rows are found again."""
+    dropped = rows.subset(np.flatnonzero(~keep))
+    less = _plan_moments(dropped)
+    moments = own.copy()
+    for name in ("n", "s1", "s2", "sm2", "intervals", "failed", "executions", "cpu_rows"):
+        moments[name] = moments[name].to_numpy(float) - less[name].to_numpy(float)
+    for name in ("r1", "x1"):
+        moments[name] = moments[name].to_numpy(float) - np.nan_to_num(less[name].to_numpy(float))
+    affected = np.zeros(rows.groups, dtype=bool)
+    affected[dropped.group] = True
+    selected = keep & rows.current & (rows.ok_executions > 0) & affected[rows.group]
+    first, last = _group_spans(rows, selected)
+    moments["first"] = np.where(affected, first, moments["first"].to_numpy())
+    moments["last"] = np.where(affected, last, moments["last"].to_numpy())
+    return moments
+
+
+def _onset_columns(frame: pd.DataFrame, onsets: Onsets, hours: float) -> pd.DataFrame:
+    """``frame`` (one row per query or per query and plan) with its query's onset columns."""
+    merged = frame.merge(onsets.frame, on=KEYS, how="left")
+    return merged.fillna(
+        {"hours": hours, "onset_moved": False, "factor": 1.0, "baseline_kind": "overall",
+         "baseline_support": np.inf}
+    )  # fmt: skip
+
+
 # -- performance kinds -------------------------------------------------------------------------------
 
 
@@ -425,7 +585,7 @@ def _performance_regressions(
     *,
     plans: pd.DataFrame,
     shapes: dict[Any, str],
-    hours: float,
+    onsets: Onsets,
     settings: Settings,
 ) -> list[dict[str, Any]]:
     baseline = _baseline_shapes(moments, settings)
@@ -434,22 +594,41 @@ def _performance_regressions(
         return []
     current["query_n"] = current.groupby(KEYS)["n"].transform("sum")
     current["share"] = current["n"] / current["query_n"]
-    sensitive = _parameter_sensitive(current, hours, settings)
-    dominant = current.sort_values("n", ascending=False).drop_duplicates(KEYS)
+    hours = onsets.frame[[*KEYS, "hours"]]
+    current = current.merge(hours, on=KEYS, how="left").fillna({"hours": onsets.window_hours})
+    sensitive = _parameter_sensitive(current, settings)
+    dominant = current.drop(columns="hours").sort_values("n", ascending=False).drop_duplicates(KEYS)
     pairs = dominant.merge(baseline, on=KEYS, suffixes=("", "_base"))
+    pairs = _day_aware(_onset_columns(pairs, onsets, onsets.window_hours))
     pairs = pairs[pairs["n"] >= settings.min_executions]
     pairs["ratio"] = pairs["mean"] / pairs["mean_base"].where(pairs["mean_base"] > 0)
-    pairs["impact"] = (pairs["mean"] - pairs["mean_base"]) * pairs["n"] / hours / 1e6
+    pairs["extra_per_execution"] = pairs["mean"] - pairs["mean_base"]
+    pairs["impact"] = pairs["extra_per_execution"] * pairs["n"] / pairs["hours"] / 1e6
+    material = pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour
     candidates = pairs[
         (pairs["ratio"] >= settings.regression_ratio)
-        & (pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour)
+        & (material | (pairs["extra_per_execution"] >= settings.min_extra_us_per_execution))
         & ~pd.MultiIndex.from_frame(pairs[KEYS]).isin(list(sensitive))
     ]
-    candidates = _significant(candidates, settings)
+    candidates = _significant(candidates, settings, scanned=onsets.slots)
     candidates = _persistent(rows, plan_moments, candidates, shapes=shapes, settings=settings)
     knowledge = PlanKnowledge.of(plans, shapes)
-    found = [_confirm(row, settings, knowledge) for row in _records(candidates)]
+    found = [_confirm(row, settings, knowledge) for row in _records(candidates[list(_CONFIRM_COLUMNS)])]
     return found + list(sensitive.values())
+
+
+def _day_aware(pairs: pd.DataFrame) -> pd.DataFrame:
+    """The baseline side scaled by the query's day-aware factor for the analysed part: its expected
+    cost at those hours and days (``mean_base_overall`` keeps the overall baseline mean)."""
+    factor = pairs["factor"].to_numpy(float)
+    return pairs.assign(
+        mean_base_overall=pairs["mean_base"],
+        mean_base=pairs["mean_base"] * factor,
+        var_base=pairs["var_base"] * factor * factor,
+        var_between_base=pairs["var_between_base"] * factor * factor,
+        # a day-aware expectation rests on the matched hours' baseline intervals, not on all of them
+        intervals_base=np.minimum(pairs["intervals_base"], pairs["baseline_support"]),
+    )
 
 
 def _baseline_shapes(moments: pd.DataFrame, settings: Settings) -> pd.DataFrame:
@@ -484,12 +663,16 @@ def significance(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return t, student_t_sf_many(t, df)
 
 
-def _significant(pairs: pd.DataFrame, settings: Settings) -> pd.DataFrame:
+def _significant(pairs: pd.DataFrame, settings: Settings, *, scanned: int = 1) -> pd.DataFrame:
+    """Pairs whose t-test passes; a moved onset was chosen among ``scanned`` slots, so its p-value
+    must pass ``p_value_max / scanned`` (Bonferroni: scanning onsets is that many tests)."""
     if pairs.empty:
         return pairs.assign(t=[], p=[])
     t, p = significance(pairs)
     pairs = pairs.assign(t=t, p=p)
-    return pairs[pairs["p"] <= settings.p_value_max]
+    moved = pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
+    limit = np.where(moved, settings.p_value_max / max(scanned, 1), settings.p_value_max)
+    return pairs[pairs["p"].to_numpy(float) <= limit]
 
 
 def _persistent(
@@ -511,18 +694,23 @@ def _persistent(
     groups = plan_moments.loc[plan_moments["current"], PLAN_KEYS].reset_index(names="group")
     groups["shape"] = _shapes_of(groups["plan_id"], shapes)
     limits = candidates[SHAPE_KEYS].reset_index(drop=True)
-    limits["limit"] = candidates["mean_base"].to_numpy(float) * settings.regression_ratio
+    limits["limit"] = candidates["mean_base_overall"].to_numpy(float) * settings.regression_ratio
     chosen = groups.merge(limits.reset_index(names="candidate"), on=SHAPE_KEYS)
     candidate_of_group = np.full(len(plan_moments), -1, dtype=np.int64)
     candidate_of_group[chosen["group"].to_numpy()] = chosen["candidate"].to_numpy()
     candidate = candidate_of_group[rows.group]
     picked = (candidate >= 0) & (rows.ok_executions > 0)
+    if rows.keep is not None:
+        picked &= rows.keep
     candidate = candidate[picked]
     interval_code, intervals = pd.factorize(rows.interval[picked])
     cell = candidate * len(intervals) + interval_code
     size = len(candidates) * max(len(intervals), 1)
     n = np.bincount(cell, weights=rows.ok_executions[picked], minlength=size)
-    w = np.bincount(cell, weights=(rows.ok_executions * rows.metric_mean)[picked], minlength=size)
+    weighted = rows.ok_executions * rows.metric_mean
+    if rows.factor is not None:  # each interval against its own hours' expected cost
+        weighted = weighted / rows.factor
+    w = np.bincount(cell, weights=weighted[picked], minlength=size)
     n, w = n.reshape(len(candidates), -1), w.reshape(len(candidates), -1)
     limit = limits["limit"].to_numpy(float)[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -532,6 +720,9 @@ def _persistent(
     enough = (merged["elevated"] >= np.minimum(2, merged["current_intervals"])) & (
         merged["elevated"] >= 0.5 * merged["current_intervals"]
     )
+    # after a moved onset the new behaviour must hold for MIN_ONSET_SLOTS intervals of its own: a
+    # transient plan in one interval at the window's end is a spike, not an onset
+    enough &= ~merged["onset_moved"].astype(bool) | (merged["elevated"] >= MIN_ONSET_SLOTS)
     return merged[enough]
 
 
@@ -560,6 +751,8 @@ class PlanKnowledge:
 
     def why_unknown(self, row: Any, kind: str) -> str | None:
         """Why this detection cannot say whether the plan changed, or None when it can."""
+        if not self.unknown and self.captured is None:  # every plan known and seen (Query Store export)
+            return None
         sides = [side for side, plan_id in (("baseline", row.plan_id_base), ("current", row.plan_id))
                  if plan_id in self.unknown]  # fmt: skip
         if sides:
@@ -581,23 +774,37 @@ def _confirm(row: Any, settings: Settings, knowledge: PlanKnowledge) -> dict[str
     kind = RegressionKind.SAME_PLAN if row.shape == row.shape_base else RegressionKind.PLAN_CHANGE
     unknown = knowledge.why_unknown(row, kind)
     corroboration = _corroboration(row)
+    floor = settings.impact_floor_cpu_seconds_per_hour
+    material = row.impact >= floor
     evidence = {
         "rule": f"{row.metric} mean x{row.ratio:.2f} >= {settings.regression_ratio}, t={t:.1f} p={p:.2g}, "
-        f"impact {row.impact:.1f}s/h >= {settings.impact_floor_cpu_seconds_per_hour}",
+        + (
+            f"impact {row.impact:.1f}s/h >= {floor}"
+            if material
+            else f"impact {row.impact:.1f}s/h < {floor} (info), "
+            f"+{row.extra_per_execution:.0f}us/execution >= {settings.min_extra_us_per_execution:g}"
+        ),
         "elevated_intervals": int(row.elevated),
         "current_intervals": int(row.current_intervals),
         "corroboration": corroboration,
+        "onset": row.onset.isoformat(),
+        "onset_moved": bool(row.onset_moved),  # the change began inside the window, at ``onset``
+        "baseline": {
+            "kind": str(row.baseline_kind),  # overall / hour_of_day / hour_of_day_and_daytype
+            "factor": round(float(row.factor), 4),  # expected cost at the analysed hours / overall mean
+            "overall_mean": float(row.mean_base_overall),
+        },
         "baseline_plan": _plan_evidence(row, "_base"),
         "current_plan": _plan_evidence(row, ""),
     }
-    severity = _severity(row.impact)
+    severity = _severity(row.impact) if material else Severity.INFO
     if unknown is not None:
         kind = RegressionKind.PLAN_UNKNOWN
         evidence.update(plan_unknown=True, plan_unknown_reason=unknown, hint=PLAN_UNKNOWN_HINT)
     slower_same_work = corroboration["status"] == "not_corroborated"
     if row.metric == "duration_us" and kind == RegressionKind.SAME_PLAN and slower_same_work:
         evidence["classification"] = "waits_or_blocking"  # slower, but the work done did not grow
-        severity = Severity.LOW
+        severity = Severity.LOW if material else Severity.INFO
     return _detection(row, kind, t=t, p=p, severity=severity, evidence=evidence)
 
 
@@ -617,7 +824,7 @@ def _corroboration(row: Any) -> dict[str, Any]:
 
 
 def _parameter_sensitive(
-    current: pd.DataFrame, hours: float, settings: Settings
+    current: pd.DataFrame, settings: Settings
 ) -> dict[tuple[Any, Any], dict[str, Any]]:
     """Queries whose current window alternates two or more substantial plans that differ by the ratio."""
     shared = current[
@@ -641,7 +848,7 @@ def _parameter_sensitive(
     if pairs.empty:
         return {}
     extra = shared.merge(pairs[["mean_base"]].reset_index(), on=KEYS)
-    extra["extra"] = (extra["mean"] - extra["mean_base"]) * extra["n"] / hours / 1e6
+    extra["extra"] = (extra["mean"] - extra["mean_base"]) * extra["n"] / extra["hours"] / 1e6
     pairs = pairs.join(extra.groupby(KEYS)["extra"].sum().rename("impact"))
     pairs = pairs[pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour]
     if pairs.empty:
@@ -694,7 +901,9 @@ def _sensitive_detection(key: Any, row: Any, plans: pd.DataFrame, *, t: float, p
 # -- errors and forcing --------------------------------------------------------------------------------
 
 
-def _error_regressions(plan_moments: pd.DataFrame, hours: float, settings: Settings) -> list[dict[str, Any]]:
+def _error_regressions(
+    plan_moments: pd.DataFrame, onsets: Onsets, settings: Settings
+) -> list[dict[str, Any]]:
     sides = plan_moments.groupby([*KEYS, "current"])[["failed", "executions"]].sum()
     table = sides.unstack("current").fillna(0.0)
     if table.empty or ("failed", True) not in table.columns:
@@ -714,8 +923,10 @@ def _error_regressions(plan_moments: pd.DataFrame, hours: float, settings: Setti
     columns = [
         c[rising.to_numpy()].to_numpy(float) for c in (failed_before, total_before, failed_now, total_now)
     ]
+    hours_of = onsets.frame.set_index(KEYS)["hours"]
     found = []
     for key, *counts in zip(keys, *columns, strict=True):
+        hours = float(hours_of.get(key, onsets.window_hours))
         p = two_proportion_p(*counts)
         if p <= settings.p_value_max:
             before, now = (counts[0] / counts[1] if counts[1] > 0 else 0.0), counts[2] / counts[3]

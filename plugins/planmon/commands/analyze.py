@@ -11,6 +11,7 @@ from typing import Any
 from planmon.commands._common import iso_moment, open_repository, print_json, window_arguments
 
 STATUSES = ("open", "resolved")
+SEVERITY_NAMES = ("info", "low", "medium", "high", "critical")  # planmon.model.SEVERITIES, least first
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -36,8 +37,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     analyze.add_argument("--json", action="store_true", help='print {"regressions": [...]}')
     analyze.set_defaults(handler=_analyze)
 
-    regressions = subparsers.add_parser("regressions", help="list stored regressions")
+    regressions = subparsers.add_parser(
+        "regressions",
+        help="list stored regressions",
+        description=(
+            "List stored regressions, severity info included (statistically solid, under the impact "
+            "floor PLANMON_IMPACT_FLOOR_CPU_SECONDS_PER_HOUR: known, never alerted or proposed)."
+        ),
+    )
     regressions.add_argument("--status", choices=STATUSES, help="only open or only resolved ones")
+    regressions.add_argument(
+        "--severity", action="append", choices=SEVERITY_NAMES, metavar="SEVERITY", default=[],
+        help=f"only these severities (repeatable): {', '.join(SEVERITY_NAMES)}",
+    )  # fmt: skip
     regressions.add_argument("--json", action="store_true", help='print {"regressions": [...]}')
     regressions.set_defaults(handler=_regressions)
 
@@ -86,7 +98,10 @@ def _regressions(args: argparse.Namespace) -> int:
     from planmon.store.regressions import RegressionStore
 
     with open_repository() as repository:
-        found = regressions_json(RegressionStore(repository).regressions(status=args.status))
+        frame = RegressionStore(repository).regressions(status=args.status)
+        if args.severity:
+            frame = frame[frame["severity"].isin(args.severity)]
+        found = regressions_json(frame)
     _print(found, as_json=args.json)
     return 0
 

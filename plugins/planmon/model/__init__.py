@@ -37,8 +37,12 @@ class RegressionKind(StrEnum):
 
 
 class Severity(StrEnum):
-    """How much a regression costs, least first: members compare by rank with ``rank``."""
+    """How much a regression costs, least first: members compare by rank with ``rank``.
 
+    ``info``: statistically solid but under the impact floor; stored and listed, never alerted or
+    proposed for remediation unless a routing rule selects it explicitly (docs/detection.md)."""
+
+    INFO = "info"
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"

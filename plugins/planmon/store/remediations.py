@@ -24,6 +24,7 @@ from planmon.model import (
     QualifiedName,
     RegressionContext,
     RemediationState,
+    Severity,
 )
 from planmon.store.audit import AuditEntry, append_audit
 from planmon.store.repository import RepositoryConflict, RepositoryError, RepositoryView, utcnow
@@ -252,7 +253,8 @@ class RemediationStore(RepositoryView):
 
     def remediation_candidates(self, regression_ids: Sequence[int]) -> list[int]:
         """Of these regressions, the open ones on targets whose mode is not off and that have no
-        remediation yet (a rejected or rolled-back one is not re-proposed automatically)."""
+        remediation yet (a rejected or rolled-back one is not re-proposed automatically); never an
+        ``info`` one (under the impact floor: worth knowing, not worth a change to the server)."""
         if not regression_ids:
             return []
         has_remediation = (
@@ -263,6 +265,7 @@ class RemediationStore(RepositoryView):
             .join(target, target.c.id == regression.c.target_id)
             .where(regression.c.id.in_(sorted(set(regression_ids))), regression.c.status == "open")
             .where(target.c.remediation_mode != "off", ~has_remediation)
+            .where(regression.c.severity != Severity.INFO.value)
             .order_by(regression.c.id)
         )
         with self._errors("choosing regressions to remediate"), self.engine.connect() as connection:

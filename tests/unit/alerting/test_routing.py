@@ -71,6 +71,18 @@ def test_routes_match_environment_tags_severity_and_stop(tmp_path: Path) -> None
     assert routing.digest is not None and routing.digest.hour_utc == 6
 
 
+def test_info_goes_nowhere_by_default_and_only_where_a_route_asks_for_it(tmp_path: Path) -> None:
+    assert load_routing(None).channels_for(DEV, severity="info") == []  # not even default_channels
+    routing = load_routing(_write(tmp_path, ROUTES))
+    assert routing.channels_for(PROD_OTHER, severity="info") == []  # no min_severity: low and up
+    assert routing.channels_for(PROD_OTHER, severity="low") == ["ops-hook", "log"]
+    opted_in = load_routing(
+        _write(tmp_path, "routes:\n  - match: {environment: dev, min_severity: info}\n    channels: [log]\n")
+    )
+    assert opted_in.channels_for(DEV, severity="info") == ["log"]
+    assert opted_in.channels_for(PROD_OTHER, severity="info") == []
+
+
 def test_tag_wildcard_and_kinds(tmp_path: Path) -> None:
     path = _write(
         tmp_path,

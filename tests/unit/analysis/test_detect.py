@@ -401,3 +401,78 @@ def test_a_known_plan_change_stays_a_plan_change_without_captures_in_the_window(
     data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=25_000, sd=500)
     found = run(data, cumulative_plans((7, 1, "aaa", True, False), (7, 2, "bbb", True, False)))
     assert list(found["kind"]) == ["plan_change"]
+
+
+# -- info tier, change points, day-aware baselines (issue 19) --------------------------------------
+
+
+def test_a_solid_regression_under_the_impact_floor_is_info() -> None:
+    data = baseline(7, 1, n=50, cpu=5_000, sd=500) + current(7, 2, n=50, cpu=15_000, sd=500)
+    found = run(data, plans((7, 1, "a"), (7, 2, "b")))  # 3x, p tiny, 200 executions: 2 extra CPU-s/h
+    assert list(found["kind"]) == ["plan_change"] and list(found["severity"]) == ["info"]
+    assert found.iloc[0].impact < SETTINGS.impact_floor_cpu_seconds_per_hour
+    assert "(info)" in found.iloc[0].evidence["rule"]
+
+
+def test_the_per_execution_floor_keeps_only_info_out() -> None:
+    tiny = baseline(7, 1, n=50, cpu=100) + current(7, 2, n=50, cpu=300)  # +200 us, 0.04 s/h: nothing
+    assert run(tiny, plans((7, 1, "a"), (7, 2, "b"))).empty
+    busy = baseline(7, 1, n=100_000, cpu=100, sd=5) + current(7, 2, n=100_000, cpu=300, sd=5)
+    found = run(busy, plans((7, 1, "a"), (7, 2, "b")))  # +200 us x 400k/h = 80 s/h: material
+    assert list(found["severity"]) == ["medium"]
+
+
+DAY_START = datetime(2026, 11, 21)  # a Saturday
+HOURLY = timedelta(hours=1)
+
+
+def hourly(query: int, plan_of: Any, cpu_of: Any, *, days: int = 8, n: float = 400) -> list[dict[str, Any]]:
+    """Hourly rows from DAY_START - 7 days for ``days`` days: plan and CPU per interval start."""
+    out = []
+    for h in range(days * 24):
+        t = DAY_START - timedelta(days=7) + h * HOURLY
+        cpu = cpu_of(t) * (1.0 + 0.03 * ((h * 7) % 5 - 2))
+        out += [dict(row, interval_end=t + HOURLY) for row in rows(query, plan_of(t), t, t + HOURLY, n=n,
+                                                                      cpu=cpu, sd=cpu * 0.2)]  # fmt: skip
+    return out
+
+
+def run_day(data: list[dict[str, Any]], plan_frame: pd.DataFrame) -> pd.DataFrame:
+    return detect(
+        pd.DataFrame(data), plan_frame, window_start=DAY_START, window_end=DAY_START + timedelta(days=1),
+        baseline_start=DAY_START - timedelta(days=7), settings=SETTINGS,
+    )  # fmt: skip
+
+
+def test_a_plan_change_in_the_last_hours_of_a_day_is_found_after_its_onset() -> None:
+    onset = DAY_START + 21 * HOURLY
+    data = hourly(7, lambda t: 2 if t >= onset else 1, lambda t: 50_000.0 if t >= onset else 10_000.0)
+    found = run_day(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["plan_change"] and found.iloc[0].severity != "info"
+    assert found.iloc[0].ratio == pytest.approx(5.0, rel=0.1)
+    assert found.iloc[0].evidence["onset"] == onset.isoformat() and found.iloc[0].evidence["onset_moved"]
+
+
+def test_busy_hours_that_are_always_dear_are_not_a_regression() -> None:
+    def cost(t: datetime) -> float:
+        return 25_000.0 if t.hour >= 20 else 10_000.0  # the last four hours of every day
+
+    found = run_day(hourly(7, lambda t: 1, cost), plans((7, 1, "a")))
+    assert found.empty
+    # without the day-aware baseline the same evening is 2.5x the day's mean: a false alarm
+    flat = hourly(8, lambda t: 1, lambda t: 10_000.0 if t < DAY_START else cost(t))
+    assert list(run_day(flat, plans((8, 1, "a")))["kind"]) == ["same_plan"]
+
+
+def test_a_regression_hidden_in_quiet_hours_is_found_against_those_hours() -> None:
+    onset = DAY_START + 18 * HOURLY
+
+    def cost(t: datetime) -> float:
+        normal = 4_000.0 if t.hour >= 18 else 12_000.0  # evenings are cheap
+        return normal * (2.0 if t >= onset else 1.0)  # 2x from 18:00: still under the day's mean
+
+    found = run_day(hourly(7, lambda t: 1, cost), plans((7, 1, "a")))
+    assert list(found["kind"]) == ["same_plan"]
+    evidence = found.iloc[0].evidence
+    assert evidence["baseline"]["kind"] != "overall" and evidence["baseline"]["factor"] < 0.6
+    assert found.iloc[0].ratio == pytest.approx(2.0, rel=0.15)

@@ -4,6 +4,7 @@ backfills in any order, auto-resolve after the query is back at baseline."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ from planmon.store import Repository
 from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.regressions import RegressionStore
-from tests.harness.seeds import HOUR, SLOW, seed
+from tests.harness.seeds import HOUR, SLOW, T0, seed
 
 SETTINGS = load_settings({"PLANMON_RESOLVE_AFTER_INTERVALS": "3"})
 
@@ -163,3 +164,64 @@ def test_plan_identity_comes_from_captures_where_statistics_name_no_plan(reposit
     }
     a_day_ago = now - timedelta(days=1)  # captured after that window: not seen inside it
     assert identity(a_day_ago - timedelta(hours=1), a_day_ago)[("postgres", "q1:captured")] == (True, False)
+
+
+def test_a_backfilled_day_finds_a_regression_that_began_in_its_last_three_hours(
+    repository: Repository,
+) -> None:
+    """planmon_analyze's task calls analyze_repository: over a 24-hour window (a backfill, an offline
+    day) a plan change 5x slower in the last 3 hours is found, compared after its onset."""
+    collection = CollectionStore(repository)
+    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
+    query_id = collection.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
+        ("", "42")
+    ]
+    plan_ids = collection.upsert_plans(
+        target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
+    )
+    day_start = T0 + timedelta(days=7)
+    onset = day_start + 21 * HOUR
+    rows = []
+    for hour in range(8 * 24):
+        start = T0 + hour * HOUR
+        slow = start >= onset
+        cpu = (50_000.0 if slow else 10_000.0) * (1.0 + 0.04 * ((hour * 7) % 5 - 2))  # a little noise
+        rows.append({
+            "target_id": target_id, "plan_id": plan_ids["p2" if slow else "p1"], "query_id": query_id,
+            "interval_start": start, "interval_end": start + HOUR, "executions": 600 + (hour % 3) * 20,
+            "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.3, "duration_us_mean": cpu * 1.2,
+        })  # fmt: skip
+    collection.upsert_runtime_stats(rows)
+    summary = analyze_repository(
+        repository, window_start=day_start, window_end=day_start + 24 * HOUR, settings=SETTINGS
+    )
+    assert summary.by_kind == {"plan_change": 1}
+    row = RegressionStore(repository).regressions().iloc[0]
+    assert (row.kind, row.baseline_plan_key, row.current_plan_key) == ("plan_change", "p1", "p2")
+    assert row.ratio == pytest.approx(5.0, rel=0.1)  # the part after the onset, not the diluted day
+    assert row.severity != "info"  # ~25 extra CPU-seconds per hour in those hours: over the floor
+    assert row.evidence["onset"] == onset.isoformat() and row.evidence["onset_moved"] is True
+    assert row.evidence["baseline"]["kind"] == "overall"  # the repository sums the baseline where it is
+
+
+def test_info_regressions_are_stored_and_listed_but_never_remediation_candidates(
+    repository: Repository,
+) -> None:
+    from planmon.store.remediations import RemediationStore
+
+    target_id, plan_ids = seed(repository, slow_hours=3)
+    analyze(repository, 0)
+    material = RegressionStore(repository).regressions().iloc[0]
+    query_id = int(material.query_id)
+    info = {
+        "target_id": target_id, "query_id": query_id, "kind": "same_plan", "severity": "info",
+        "metric": "cpu_us", "baseline_plan_id": plan_ids["p1"], "current_plan_id": plan_ids["p1"],
+        "baseline_mean": 10_000.0, "current_mean": 30_000.0, "ratio": 3.0, "impact": 2.0,
+        "p_value": 1e-9, "evidence": {"rule": "under the floor (info)"}, "diff": None,
+    }  # fmt: skip
+    [info_id] = RegressionStore(repository).record_regressions([info], detected_at=SLOW + HOUR)
+    listed = RegressionStore(repository).regressions()
+    assert set(listed["severity"]) == {"low", "info"}
+    assert RemediationStore(repository).remediation_candidates([int(material.id), info_id]) == [
+        int(material.id)
+    ]

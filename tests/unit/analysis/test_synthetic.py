@@ -208,3 +208,20 @@ def test_positive_share_sets_the_share_of_regressing_queries() -> None:
     assert set(few.scenarios.values()) == set(SCENARIO_NAMES)
     with pytest.raises(ValueError, match="positive_share"):
         generate(10, positive_share=1.5)
+
+
+def test_the_extended_mix_adds_its_scenarios_and_leaves_the_original_alone() -> None:
+    from bench._synthetic import EXTENDED_NAMES, EXTENDED_START, INFO_TIER
+
+    extended = generate(120, seed=3, extended=True, start=EXTENDED_START)
+    assert set(extended.scenarios.values()) == set(EXTENDED_NAMES)
+    assert extended.window_start.weekday() == 5  # a Saturday: weekend baselines matter
+    assert set(EXTENDED_NAMES) >= INFO_TIER
+    late = [k for k, name in extended.scenarios.items() if name == "late_plan_change_5x"]
+    stats = extended.stats
+    for target_id, query_id in late:  # the new plan runs only in the window's last 2-4 hours
+        rows = stats[(stats["target_id"] == target_id) & (stats["query_id"] == query_id)]
+        new_plan = rows[rows["plan_id"] == rows["plan_id"].max()]
+        assert new_plan["interval_start"].min() >= extended.window_end - timedelta(hours=4)
+    plain = generate(60, seed=3)
+    pd.testing.assert_frame_equal(plain.stats, generate(60, seed=3, extended=False).stats)
