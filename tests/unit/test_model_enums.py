@@ -8,8 +8,9 @@ from planmon.model import KINDS, SEVERITIES, RegressionKind, Severity
 
 
 def test_severities_rank_least_first() -> None:
-    assert [s.value for s in SEVERITIES] == ["low", "medium", "high", "critical"]
-    assert Severity.CRITICAL.rank > Severity.HIGH.rank > Severity.MEDIUM.rank > Severity.LOW.rank == 0
+    assert [s.value for s in SEVERITIES] == ["info", "low", "medium", "high", "critical"]
+    assert Severity.CRITICAL.rank > Severity.HIGH.rank > Severity.MEDIUM.rank > Severity.LOW.rank
+    assert Severity.LOW.rank > Severity.INFO.rank == 0  # below the impact floor: known, never interrupts
 
 
 def test_members_are_the_stored_strings() -> None:
