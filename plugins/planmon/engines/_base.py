@@ -31,6 +31,7 @@ from planmon.errors import EngineError, EngineErrorReason, scrub_secrets
 from planmon.model import (
     Action,
     EngineName,
+    Prediction,
     Proposal,
     QualifiedName,
     RegressionContext,
@@ -302,6 +303,13 @@ class Engine(Dialect):
     def rolls_back_failed(self, action: Action) -> bool:
         """True when a failed apply of ``action`` leaves something behind its rollback removes."""
         return False
+
+    def predict(
+        self, connect: ConnectionFactory | None, context: RegressionContext, record: Remediation
+    ) -> Prediction:
+        """The proposal's predicted effect, measured without changing anything on the target
+        (``connect``: the read-only collection connection, None when it does not resolve)."""
+        return Prediction.unavailable(f"no prediction is available on {self.name}")
 
     def run_statements(
         self,
