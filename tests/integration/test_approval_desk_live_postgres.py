@@ -133,8 +133,12 @@ def _answer_from_the_link(received: list[dict[str, Any]], user: str, seen: dict[
         seen["link"], seen["detail_status"], seen["detail"] = link, detail.status_code, detail.json()
         answer = client.patch(route, json={"chosen_options": ["Approve"]}, headers=headers[user])
         seen["answer_status"] = answer.status_code
-    except Exception as exc:  # reported to the test instead of hanging dag.test()
+    except Exception as exc:  # reported to the test; the approval is rejected so dag.test() ends
         seen["error"] = repr(exc)
+        from planmon.demo.approvals import approval_responder
+
+        with approval_responder(DAG_ID, choice="Reject", user=user, timeout=60) as responder:
+            responder.wait_answered(1, timeout=60)
 
 
 @pytest.mark.timeout(280, method="thread")

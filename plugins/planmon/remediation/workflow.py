@@ -352,7 +352,7 @@ class RemediationWorkflow:
         if self.connections is not None and self.connections.can_collect(context.target):
             connect = self.connections.collection(context.target)
         try:
-            return engine.predict(connect, context, record)
+            return engine.predict(connect, context, record, self.settings)
         except (PlanmonError, OSError, ValueError) as exc:
             reason = (
                 scrub_secrets(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -6,10 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
+from planmon.config import load_settings
 from planmon.engines import get_engine
 from planmon.model import Action, Evidence, PlanInfo, RegressionContext, Remediation, RemediationState
 from planmon.remediation import rails
 from tests.unit.remediation.test_sqlserver import _target
+
+SETTINGS = load_settings({})
 
 
 def _context(
@@ -54,7 +57,7 @@ def _force(action: Action = Action.FORCE_PLAN) -> Remediation:
 
 
 def test_forcing_shows_the_plans_measured_statistics_and_clean_history() -> None:
-    prediction = get_engine("sqlserver").predict(None, _context(), _force())
+    prediction = get_engine("sqlserver").predict(None, _context(), _force(), SETTINGS)
     assert prediction.available and prediction.method == "query_store" and not prediction.contradicts
     assert prediction.lines == (
         "Query Store: plan 11 measured 1.20 ms cpu_us per execution over 120 executions in the "
@@ -65,7 +68,9 @@ def test_forcing_shows_the_plans_measured_statistics_and_clean_history() -> None
 
 def test_earlier_failed_forces_contradict_the_proposal() -> None:
     ledger = [{"id": 1, "action": "force_plan", "state": "rolled_back"}]
-    prediction = get_engine("sqlserver").predict(None, _context(failures=2, ledger=ledger), _force())
+    prediction = get_engine("sqlserver").predict(
+        None, _context(failures=2, ledger=ledger), _force(), SETTINGS
+    )
     assert prediction.contradicts
     assert "force_failure_count 2, last failure NO_INDEX" in prediction.lines[1]
     assert prediction.lines[2] == "planmon forced a plan of this query before (remediation 1): rolled_back"
@@ -73,11 +78,11 @@ def test_earlier_failed_forces_contradict_the_proposal() -> None:
 
 
 def test_other_sqlserver_actions_and_mariadb_have_no_prediction() -> None:
-    hint = get_engine("sqlserver").predict(None, _context(), _force(Action.UPDATE_STATISTICS))
+    hint = get_engine("sqlserver").predict(None, _context(), _force(Action.UPDATE_STATISTICS), SETTINGS)
     assert not hint.available and "update_statistics" in hint.lines[0]
-    mariadb = get_engine("mysql").predict(None, _context(), _force(Action.RECREATE_INDEX))
+    mariadb = get_engine("mysql").predict(None, _context(), _force(Action.RECREATE_INDEX), SETTINGS)
     assert mariadb.lines == ("no prediction is available on MariaDB/MySQL: it has no hypothetical indexes",)
-    analyze = get_engine("postgres").predict(None, _context(), _force(Action.ANALYZE))
+    analyze = get_engine("postgres").predict(None, _context(), _force(Action.ANALYZE), SETTINGS)
     assert analyze.lines == ("no prediction for analyze: its effect cannot be measured before it runs",)
 
 

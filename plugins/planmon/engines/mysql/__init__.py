@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from planmon.config import Settings
 from planmon.engines._base import Engine
 from planmon.engines.base import ConnectionFactory, ProbeSession, SessionPolicy
 from planmon.engines.mysql import probe_guard, remediation
@@ -32,7 +33,11 @@ class MySqlEngine(MySqlDialect, Engine):
         return probe_guard.classify_probe(sql, extra_functions=extra_functions)
 
     def predict(
-        self, connect: ConnectionFactory | None, context: RegressionContext, record: Remediation
+        self,
+        connect: ConnectionFactory | None,
+        context: RegressionContext,
+        record: Remediation,
+        settings: Settings,
     ) -> Prediction:
         return Prediction.unavailable(
             "no prediction is available on MariaDB/MySQL: it has no hypothetical indexes"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from planmon.config import Settings
 from planmon.engines._base import Engine
 from planmon.engines.base import ConnectionFactory, ProbeSession, SessionPolicy
 from planmon.engines.postgres import predict, probe_guard, remediation
@@ -35,7 +36,11 @@ class PostgresEngine(PostgresDialect, Engine):
         return action is Action.RECREATE_INDEX
 
     def predict(
-        self, connect: ConnectionFactory | None, context: RegressionContext, record: Remediation
+        self,
+        connect: ConnectionFactory | None,
+        context: RegressionContext,
+        record: Remediation,
+        settings: Settings,
     ) -> Prediction:
         """recreate_index: the planner's choice with the index as a hypothetical one (hypopg)."""
         if record.action is not Action.RECREATE_INDEX:
@@ -46,7 +51,7 @@ class PostgresEngine(PostgresDialect, Engine):
             return Prediction.unavailable(
                 "no prediction: the target's collection connection does not resolve"
             )
-        return predict.predict_index(connect, context, record)
+        return predict.predict_index(self.collection_sessions(connect, settings), context, record)
 
 
 ENGINE = PostgresEngine()

@@ -160,12 +160,12 @@ def hypothetical_explain(connection: Any, definition: str, text: str) -> tuple[i
 
 
 def predict_index(connect: ConnectionFactory, context: RegressionContext, record: Remediation) -> Prediction:
-    """Predict a recreate_index proposal through the collection connection (read-only), or say why not."""
+    """Predict a recreate_index proposal through ``connect`` (collection sessions: read-only work,
+    autocommit, the collector's timeouts), or say why not."""
     definition = plain_definition(record.statements[0].sql) if record.statements else ""
     index_name = record.evidence.index or "the index"
     connection = connect(record.database_name or context.database_name or None)
     try:
-        connection.autocommit = True
         if not hypopg_installed(connection):
             return Prediction.unavailable(NO_HYPOPG)
         text = _statement_text(connection, context.query_key)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
+from planmon.config import Settings
 from planmon.engines._base import Engine
 from planmon.engines._proposals import IndexInspector
 from planmon.engines.base import ConnectionFactory, ForcingState, ProbeSession, SessionPolicy
@@ -65,7 +66,11 @@ class SqlServerEngine(SqlServerDialect, Engine):
         return remediation.applied_problem(applied, state) if isinstance(state, QueryStoreState) else None
 
     def predict(
-        self, connect: ConnectionFactory | None, context: RegressionContext, record: Remediation
+        self,
+        connect: ConnectionFactory | None,
+        context: RegressionContext,
+        record: Remediation,
+        settings: Settings,
     ) -> Prediction:
         """force_plan: the last good plan's measured statistics and forcing history (nothing runs)."""
         return predict.predict_force(context, record)
