@@ -19,7 +19,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 AIRFLOW_HOME_DIR := $(PROJECT_ROOT)/.airflow
 AIRFLOW_PORT     ?= 8080
 
-.PHONY: help install demo test lint typecheck unit compose-check bench airflow clean
+.PHONY: help install demo test lint typecheck unit compose-check bench airflow clean hypopg
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-14s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ install: $(VENV)/.installed ## install the locked environment into .venv
 
 demo: install ## run the main job end to end on an embedded PostgreSQL (about a minute), kept for make airflow
 	$(RUN)/python -m planmon.demo --home $(PROJECT_ROOT)/.planmon --airflow-home $(AIRFLOW_HOME_DIR) --dags $(PROJECT_ROOT)/dags
+
+hypopg: ## as root: Debian's hypopg for the system PostgreSQL 15 (remediation predictions run live in the tests)
+	apt-get install -y --no-install-recommends postgresql-15-hypopg
 
 test: install lint typecheck compose-check ## install everything and run the whole suite
 	$(RUN)/pytest

@@ -43,6 +43,17 @@ def test_airflow_runs_on_postgres_with_the_project_mounted(compose: dict[str, An
         assert service["depends_on"]["airflow-init"]["condition"] == "service_completed_successfully"
 
 
+def test_links_in_approval_messages_point_at_the_stacks_airflow(compose: dict[str, Any]) -> None:
+    """The Required Actions link (Airflow's helper) and planmon's regression links need a base URL:
+    the published API server's, the same for Airflow and planmon."""
+    published = compose["services"]["airflow-apiserver"]["ports"]
+    for name in AIRFLOW_COMPONENTS:
+        environment = compose["services"][name]["environment"]
+        assert environment["PLANMON_BASE_URL"] == environment["AIRFLOW__API__BASE_URL"]
+        port = environment["PLANMON_BASE_URL"].rsplit(":", 1)[1]
+        assert any(str(p).startswith(f"127.0.0.1:{port}:") for p in published), published
+
+
 def test_demo_database_gets_query_store_on() -> None:
     init_sql = (PROJECT_ROOT / "docker" / "mssql" / "init.sql").read_text()
     assert re.search(r"SET QUERY_STORE = ON", init_sql)

@@ -126,6 +126,18 @@ class Settings(BaseModel):
     remediation_approval_timeout_hours: float = Field(
         24.0, gt=0.0, description="approval wait before the default (Reject) applies"
     )
+    remediation_reminder_share: float = Field(
+        0.5,
+        ge=0.0,
+        lt=1.0,
+        description="share of the approval timeout after which a waiting approval is reminded (0: never)",
+    )
+    remediation_notify: bool = Field(
+        True, description="tell the approvers' channels when an approval waits, is answered or times out"
+    )
+    remediation_predict: bool = Field(
+        True, description="predict a proposal's effect without changing anything (PostgreSQL: hypopg)"
+    )
 
     # Alerting and housekeeping
     alert_cooldown_minutes: int = Field(240, ge=0, description="minimum gap between repeats of one alert")

@@ -55,11 +55,14 @@ def open_dispatcher(dag_id: str | None, run_id: str | None) -> Iterator[Dispatch
 
 
 def dispatch_alerts(dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:
-    """Retry undelivered alerts and send new, escalated and due repeated ones; return the counts."""
+    """Retry undelivered alerts and send new, escalated and due repeated ones, then remind waiting
+    approvals whose reminder is due; return the counts (the reminders' under ``reminders``)."""
     with open_dispatcher(dag_id, run_id) as dispatcher:
         result = dispatcher.dispatch()
+        reminders = dispatcher.remind_approvals()
     emit_delivery_metrics(result, with_given_up=True)
-    return result.as_dict()
+    emit_delivery_metrics(reminders)
+    return {**result.as_dict(), "reminders": reminders.as_dict()}
 
 
 def send_digest(dag_id: str | None = None, run_id: str | None = None) -> dict[str, Any]:

@@ -22,10 +22,15 @@ class RemediationApproval(ApprovalOperator):
     """The human-in-the-loop step: subject, markdown body and assigned users come from the proposal."""
 
     def execute(self, context: Any) -> Any:
+        """Show the proposal as of now (rails passed, prediction, links) and tell the approvers'
+        channels that it waits, with the exact Required Actions link (planmon.airflow.approval_desk)."""
+        from planmon.airflow.approval_desk import await_approval
+
         proposal = context["ti"].xcom_pull(task_ids=PROPOSE)
-        self.subject = proposal["subject"]
-        self.body = proposal["body"]
-        users = proposal.get("assigned_users") or []
+        described = await_approval(proposal, context, timeout=self.response_timeout)
+        self.subject = described.subject
+        self.body = described.body
+        users = described.assigned_users
         self.assigned_users = [{"id": user, "name": user} for user in users] or None
         return super().execute(context)
 
@@ -39,7 +44,11 @@ class RemediationApproval(ApprovalOperator):
                 "responded_at": _iso(event.get("responded_at")),
             }
             context["ti"].xcom_push(key=DECISION_KEY, value=decision)
-            record_answer(context["ti"].xcom_pull(task_ids=PROPOSE), decision)
+            proposal = context["ti"].xcom_pull(task_ids=PROPOSE)
+            record_answer(proposal, decision)
+            from planmon.airflow.approval_desk import announce_answer
+
+            announce_answer(proposal, decision, context, timed_out=bool(event.get("timedout")))
         return super().execute_complete(context, event)
 
 

@@ -9,6 +9,10 @@
 - Probes (:meth:`Dispatcher.send_probe_alerts`): a probe alert's key already names its streak
   (``probe:{probe}:{target}:{status}:{since}``) or plan change, so it is sent once per channel and
   never repeated; the ``alert`` row points at the ``probe_result`` that raised it.
+- Approvals (:meth:`Dispatcher.send_approval_message`, :meth:`Dispatcher.remind_approvals`): keyed
+  ``approval:{remediation}:{run}:{event}``, sent once per channel to the target policy's
+  ``approval_channels`` or where routing sends the target's alerts; a reminder goes where the
+  waiting message went, once, when its time has come and the remediation still waits.
 - Delivery: the row is written ``pending`` (attempt counted) before sending, then ``sent`` or
   ``failed`` with the scrubbed error. Pending and failed rows are retried on later runs until
   ``max_attempts``; rows out of attempts stay ``failed`` and are counted, never deleted.
@@ -20,9 +24,10 @@ import logging
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from planmon.alerting.approvals import ApprovalEvent, channels_of, reminder_from, target_of
 from planmon.alerting.channels import BrokenChannel, Channel
 from planmon.alerting.messages import (
     AlertMessage,
@@ -253,6 +258,62 @@ class Dispatcher:
             log.info("probe alerts (%d raised): %s", len(alerts), result.as_dict())
         return result
 
+    # -- approvals --------------------------------------------------------------------------------
+
+    def send_approval_message(self, message: AlertMessage) -> DispatchResult:
+        """Send an approval message (planmon.alerting.approvals) once per channel (dedup)."""
+        result = DispatchResult()
+        channels = list(channels_of(message)) or self.routing.channels_for(
+            target_of(message), severity=message.severity, kind=None
+        )
+        if not channels:
+            result.skipped["unrouted"] += 1
+            return result
+        recorded = {record.channel for record in self.store.alerts_with_key(message.dedup_key)}
+        deliveries = []
+        for channel in channels:
+            if channel in recorded:
+                result.skipped["dedup"] += 1
+                continue
+            deliveries.append(Delivery(message, channel, "new"))
+        self._deliver_all(deliveries, result)
+        log.info("approval message %s: %s", message.dedup_key, result.as_dict())
+        return result
+
+    def remind_approvals(self) -> DispatchResult:
+        """Remind each channel that heard of a still-waiting approval, once, from its reminder time
+        (``PLANMON_REMEDIATION_REMINDER_SHARE`` of the timeout) until the timeout."""
+        result = DispatchResult()
+        now = self.clock()
+        deliveries = []
+        for record, state in self.store.waiting_approvals():
+            try:
+                waiting = AlertMessage.from_dict(record.payload)
+            except (KeyError, TypeError, ValueError):
+                result.skipped["unreadable"] += 1
+                continue
+            reminder_at, timeout_at = (
+                _moment(waiting.details.get("reminder_at")),
+                _moment(waiting.details.get("timeout_at")),
+            )
+            if state != "proposed":
+                result.skipped["answered"] += 1
+            elif reminder_at is None or now < reminder_at:
+                result.skipped["not_due"] += 1
+            elif timeout_at is not None and now >= timeout_at:
+                result.skipped["timed_out"] += 1
+            else:
+                reminder = reminder_from(waiting)
+                sent = {r.channel for r in self.store.alerts_with_key(reminder.dedup_key)}
+                if record.channel in sent:
+                    result.skipped["dedup"] += 1
+                else:
+                    deliveries.append(Delivery(reminder, record.channel, ApprovalEvent.REMINDER.value))
+        self._deliver_all(deliveries, result)
+        if deliveries:
+            log.info("approval reminders: %s", result.as_dict())
+        return result
+
     # -- digest -----------------------------------------------------------------------------------
 
     def digest(self) -> DispatchResult:
@@ -344,6 +405,17 @@ class Dispatcher:
             record.attempts,
         )
         return replace(record, status="sent", sent_at=self.clock(), last_error=None)
+
+
+def _moment(value: Any) -> datetime | None:
+    """A stored ISO time as naive UTC (the repository's convention), None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _severity_of(dedup_key: str) -> str:

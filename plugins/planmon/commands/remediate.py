@@ -71,6 +71,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     policy.add_argument("--approver", action="append", metavar="USER", help="Airflow user who may approve")
     policy.add_argument("--max-per-hour", type=int, help="lower the hourly action limit for this target")
+    policy.add_argument(
+        "--approval-channel",
+        action="append",
+        metavar="CHANNEL",
+        help="alert channel (routing file name) told of this target's approvals (default: as alerts)",
+    )
     policy.add_argument("--json", action="store_true")
     policy.set_defaults(handler=_policy)
 
@@ -213,8 +219,13 @@ def _policy(args: argparse.Namespace) -> int:
             policy["assigned_users"] = args.approver
         if args.max_per_hour is not None:
             policy["max_actions_per_hour"] = args.max_per_hour
+        if args.approval_channel is not None:
+            policy["approval_channels"] = args.approval_channel
         RemediationPolicy.from_dict(policy, target=target.name)  # validate before storing
-        changed = any(v is not None for v in (args.allow, args.window, args.approver, args.max_per_hour))
+        changed = any(
+            v is not None
+            for v in (args.allow, args.window, args.approver, args.max_per_hour, args.approval_channel)
+        )
         if changed:
             store.set_policy(target.name, policy, actor="cli")
         if args.mode is not None or args.remediation_conn_id is not None:

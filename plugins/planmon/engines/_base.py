@@ -31,6 +31,7 @@ from planmon.errors import EngineError, EngineErrorReason, scrub_secrets
 from planmon.model import (
     Action,
     EngineName,
+    Prediction,
     Proposal,
     QualifiedName,
     RegressionContext,
@@ -302,6 +303,35 @@ class Engine(Dialect):
     def rolls_back_failed(self, action: Action) -> bool:
         """True when a failed apply of ``action`` leaves something behind its rollback removes."""
         return False
+
+    def predict(
+        self,
+        connect: ConnectionFactory | None,
+        context: RegressionContext,
+        record: Remediation,
+        settings: Settings,
+    ) -> Prediction:
+        """The proposal's predicted effect, measured without changing anything on the target
+        (``connect``: the read-only collection connection, None when it does not resolve)."""
+        return Prediction.unavailable(f"no prediction is available on {self.name}")
+
+    def collection_sessions(self, connect: ConnectionFactory, settings: Settings) -> ConnectionFactory:
+        """``connect`` with each new connection set up as collection sessions are (autocommit, the
+        statement and lock timeouts of PLANMON_STATEMENT_TIMEOUT_MS)."""
+        policy = SessionPolicy.collect(settings, started=time.monotonic())
+
+        def session(database: str | None) -> Any:
+            connection = connect(database)
+            try:
+                self.prepare_connection(connection, policy)
+                for step in self.session_setup(policy):
+                    _run_step(connection, step)
+            except BaseException:
+                connection.close()
+                raise
+            return connection
+
+        return session
 
     def run_statements(
         self,

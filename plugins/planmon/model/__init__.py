@@ -565,6 +565,34 @@ class PlanInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class Prediction:
+    """What a proposal is predicted to do, measured without changing anything on the target.
+
+    ``available`` False: no prediction (``lines`` says why). ``contradicts``: the measurement says the
+    proposal would not help (e.g. the planner would not use the index); ``lines`` holds the warning.
+    """
+
+    available: bool
+    lines: tuple[str, ...]
+    method: str = ""  # hypopg / query_store / none
+    contradicts: bool = False
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def unavailable(cls, reason: str) -> Prediction:
+        return cls(available=False, lines=(reason,), method="none")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "available": self.available,
+            "lines": list(self.lines),
+            "method": self.method,
+            "contradicts": self.contradicts,
+            "details": dict(self.details),
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class RegressionContext:
     """A regression with everything a proposal is built from (assembled by the store)."""
 

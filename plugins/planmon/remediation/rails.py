@@ -52,13 +52,16 @@ class RemediationPolicy:
     a list limits every mode to those actions, and in mode ``auto`` they run without approval.
     ``maintenance_windows``: empty means any time. ``assigned_users``: Airflow user ids who may
     answer the approval (empty: anyone with access to the DAG). ``max_actions_per_hour``: None uses
-    PLANMON_REMEDIATION_MAX_ACTIONS_PER_HOUR; a policy can only lower it.
+    PLANMON_REMEDIATION_MAX_ACTIONS_PER_HOUR; a policy can only lower it. ``approval_channels``: alert
+    channels (names in the routing file) that hear about this target's approvals instead of the
+    channels alert routing picks (empty: routed like alerts).
     """
 
     allowed_actions: tuple[Action, ...] | None = None
     maintenance_windows: tuple[MaintenanceWindow, ...] = ()
     assigned_users: tuple[str, ...] = ()
     max_actions_per_hour: int | None = None
+    approval_channels: tuple[str, ...] = ()
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -69,11 +72,15 @@ class RemediationPolicy:
             windows = value.pop("maintenance_windows", None) or ()
             users = value.pop("assigned_users", None) or ()
             limit = value.pop("max_actions_per_hour", None)
+            channels = value.pop("approval_channels", None) or ()
+            if isinstance(channels, str):
+                channels = (channels,)
             return cls(
                 allowed_actions=None if allowed is None else tuple(Action(a) for a in allowed),
                 maintenance_windows=tuple(_window(w) for w in windows),
                 assigned_users=tuple(str(u) for u in users),
                 max_actions_per_hour=None if limit is None else int(limit),
+                approval_channels=tuple(str(c) for c in channels),
                 extra=value,
             )
         except (ValueError, TypeError, KeyError) as exc:
@@ -92,6 +99,7 @@ class RemediationPolicy:
             "maintenance_windows": [w.as_dict() for w in self.maintenance_windows],
             "assigned_users": list(self.assigned_users),
             "max_actions_per_hour": self.max_actions_per_hour,
+            "approval_channels": list(self.approval_channels),
         }
 
     def limit(self, default: int) -> int:
@@ -195,3 +203,29 @@ def _check_ownership(rails: RailInput) -> None:
             "planmon only unforces plans it forced itself, and its ledger has no force of this plan",
             reason=RefusalReason.NOT_OURS,
         )
+
+
+def passed(rails: RailInput) -> list[str]:
+    """What each rail looked at when :func:`check` let the action through, one line each (the
+    approval body's "Rails passed"); call it after ``check`` returned."""
+    target, policy = rails.target, policy_of(rails.target)
+    limit = policy.limit(rails.max_actions_per_hour)
+    windows = policy.maintenance_windows
+    inside = next((w for w in windows if w.contains(rails.now)), None)
+    lines = [
+        f"mode {target.remediation_mode}: runs only after a person approves"
+        if needs_approval(target, rails.action)
+        else f"mode {target.remediation_mode}: {rails.action.value} is allow-listed to run without a person",
+        f"acts through the remediation connection {target.remediation_conn_id}, not the collection one",
+        "no allow-list: a person may approve any action"
+        if policy.allowed_actions is None
+        else f"{rails.action.value} is on the allow-list",
+        f"{rails.applied_last_hour} of at most {limit} action(s) applied on the target in the last hour",
+        "no maintenance windows: any time"
+        if inside is None
+        else f"inside the maintenance window {inside.start:%H:%M}-{inside.end:%H:%M} UTC",
+        "no plan of the query is forced by someone else"
+        if rails.action is not Action.UNFORCE_PLAN
+        else f"undoes planmon's own remediation {rails.undoes}",
+    ]
+    return [*lines, f"checked at {rails.now:%Y-%m-%d %H:%M} UTC"]

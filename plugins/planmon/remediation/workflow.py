@@ -29,9 +29,18 @@ from planmon.alerting.messages import RunLinks
 from planmon.config import Settings
 from planmon.engines import Engine, get_engine
 from planmon.engines.base import ConnectionFactory, ForcingState
-from planmon.errors import ConfigError, EngineError, EngineErrorReason, RefusalReason, RemediationRefused
+from planmon.errors import (
+    ConfigError,
+    EngineError,
+    EngineErrorReason,
+    PlanmonError,
+    RefusalReason,
+    RemediationRefused,
+    scrub_secrets,
+)
 from planmon.model import (
     Action,
+    Prediction,
     Proposal,
     QualifiedName,
     RegressionContext,
@@ -112,6 +121,8 @@ class Proposed:
     body: str
     assigned_users: tuple[str, ...]
     ledger_warnings: tuple[str, ...] = ()
+    prediction: Prediction | None = None
+    rails_passed: tuple[str, ...] = ()
 
     @property
     def id(self) -> int:
@@ -134,6 +145,8 @@ class Proposed:
             "body": self.body,
             "assigned_users": list(self.assigned_users),
             "ledger_warnings": list(self.ledger_warnings),
+            "prediction": self.prediction.as_dict() if self.prediction is not None else None,
+            "rails_passed": list(self.rails_passed),
         }
 
 
@@ -288,20 +301,80 @@ class RemediationWorkflow:
             record.action.value,
             "new" if created else "existing",
         )
+        return self._proposed(context, record, warnings, created=created)
+
+    def _proposed(
+        self,
+        context: RegressionContext,
+        record: Remediation,
+        warnings: Sequence[str],
+        *,
+        created: bool = False,
+        approval_url: str | None = None,
+    ) -> Proposed:
+        target = context.target
+        prediction = self.predict(context, record)
+        passed = self.rails_passed(record.id)
         return Proposed(
             remediation=record,
             created=created,
             needs_approval=rails.needs_approval(target, record.action),
-            subject=f"planmon: {record.action.value} on {target.name} for regression {regression_id}",
+            subject=f"planmon: {record.action.value} on {target.name} for regression {context.regression_id}",
             body=approval_body(
                 context,
                 record,
                 warnings,
-                regression_url=RunLinks(self.settings.base_url).regression_url(regression_id),
+                regression_url=RunLinks(self.settings.base_url).regression_url(context.regression_id),
+                approval_url=approval_url,
+                prediction=prediction,
+                rails_passed=passed,
             ),
             assigned_users=rails.policy_of(target).assigned_users,
             ledger_warnings=tuple(warnings),
+            prediction=prediction,
+            rails_passed=tuple(passed or ()),
         )
+
+    def describe(self, remediation_id: int, *, approval_url: str | None = None) -> Proposed:
+        """A stored proposal as the approver sees it now: the body with the rails that passed, the
+        prediction and the links (the approval step's body and its messages are both this)."""
+        record = self.remediation(remediation_id)
+        context = self.context(record)
+        return self._proposed(context, record, record.evidence.ledger, approval_url=approval_url)
+
+    def predict(self, context: RegressionContext, record: Remediation) -> Prediction | None:
+        """The proposal's predicted effect, measured read-only (None: predictions are switched off).
+        A prediction that fails says so instead of failing the step."""
+        if not self.settings.remediation_predict:
+            return None
+        engine = get_engine(context.target.engine)
+        connect = None
+        if self.connections is not None and self.connections.can_collect(context.target):
+            connect = self.connections.collection(context.target)
+        try:
+            return engine.predict(connect, context, record, self.settings)
+        except (PlanmonError, OSError, ValueError) as exc:
+            reason = (
+                scrub_secrets(str(exc)).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            )
+            log.warning("target %s: no prediction: %s", context.target.name, reason)
+            return Prediction.unavailable(f"no prediction: it failed ({reason})")
+        except Exception as exc:  # driver errors of any kind (psycopg, pymssql): said, never raised
+            if not engine.is_driver_error(exc):
+                raise
+            reason = engine.error_message(exc)
+            log.warning("target %s: no prediction: %s", context.target.name, reason)
+            return Prediction.unavailable(f"no prediction: it failed ({reason})")
+
+    def rails_passed(self, remediation_id: int) -> list[str] | None:
+        """What the last rails check that passed looked at (None: the rails have not run yet)."""
+        entries = [
+            e for e in self.store.audit_trail(remediation_id) if e["action"] == "remediation.rails_passed"
+        ]
+        if not entries:
+            return None
+        details = entries[-1].get("details") or {}
+        return [str(line) for line in details.get("passed") or ()] or None
 
     # -- gate ----------------------------------------------------------------------------------------
 
@@ -334,7 +407,7 @@ class RemediationWorkflow:
             context.target.id,
             actor=SYSTEM,
             action="remediation.rails_passed",
-            details={"mode": context.target.remediation_mode},
+            details={"mode": context.target.remediation_mode, "passed": rails.passed(rail_input)},
         )
         return record
 
@@ -680,8 +753,12 @@ def approval_body(
     warnings: Sequence[str],
     *,
     regression_url: str | None = None,
+    approval_url: str | None = None,
+    prediction: Prediction | None = None,
+    rails_passed: Sequence[str] | None = None,
 ) -> str:
-    """The approval task's markdown: the regression, plan diff, findings, exact SQL and rollback.
+    """The approval task's markdown: the regression, plan diff, findings, exact SQL and rollback,
+    expected and predicted effect, the rails that passed, ledger warnings and links.
 
     Markdown joins lines that are not separated by a blank line into one paragraph, so every block
     stands alone and the diff is a list (one item per change) rather than preformatted lines.
@@ -720,13 +797,48 @@ def approval_body(
         "```",
         "",
         f"**Expected effect:** {record.expected_effect}",
+        "",
+        "### Predicted effect",
+        "",
+        *_prediction_items(prediction),
+        "",
+        "### Rails passed",
+        "",
+        *(
+            [f"- {_markdown_text(line)}" for line in rails_passed]
+            if rails_passed
+            else [
+                "- not checked yet: the rails run before the approval is asked, and again right before apply"
+            ]
+        ),
     ]
     if warnings:
         lines += ["", "### Ledger", "", *[f"- {_markdown_text(warning)}" for warning in warnings]]
-    if regression_url:
-        lines += ["", f"[Regression {regression['id']} in planmon]({regression_url})"]
+    links = [
+        f"- [{label}]({url})"
+        for label, url in (
+            (f"Regression {regression['id']} in planmon", regression_url),
+            ("This approval in Airflow's Required Actions", approval_url),
+        )
+        if url
+    ]
+    if links:
+        lines += ["", "### Links", "", *links]
     lines += ["", f"Remediation id {record.id}. Reject (or no answer before the timeout) runs nothing."]
     return "\n".join(lines)
+
+
+def _prediction_items(prediction: Prediction | None) -> list[str]:
+    """The prediction as list items; a contradiction is a bold warning of its own."""
+    if prediction is None:
+        return ["- no prediction: PLANMON_REMEDIATION_PREDICT is off"]
+    items = []
+    for line in prediction.lines:
+        if line.startswith("WARNING: "):
+            items += ["", f"**Warning:** {_markdown_text(line.removeprefix('WARNING: '))}", ""]
+        else:
+            items.append(f"- {_markdown_text(line)}")
+    return items
 
 
 def _diff_items(diff: Mapping[str, Any]) -> list[str]:

@@ -16,7 +16,7 @@ from sqlalchemy import and_, func, select
 
 from planmon.errors import scrub_secrets
 from planmon.store.repository import RepositoryView
-from planmon.store.schema import alert, plan, query, regression, target
+from planmon.store.schema import alert, plan, query, regression, remediation, target
 from planmon.store.upsert import Merge, upsert
 
 ALERT_KEY = ("dedup_key", "channel")
@@ -150,6 +150,28 @@ class AlertStore(RepositoryView):
         with self._errors("counting undelivered alerts"), self.engine.connect() as connection:
             return int(connection.execute(statement.select_from(alert)).scalar_one())
 
+    def waiting_approvals(self) -> list[tuple[AlertRecord, str]]:
+        """Delivered "approval waiting" messages with the current state of their remediation."""
+        # the remediation id is parsed from the key in Python (portable across the repository engines)
+        records = self._alerts(
+            and_(alert.c.dedup_key.like("approval:%:waiting"), alert.c.status == "sent"),
+            "reading waiting approvals",
+        )
+        ids = {_approval_remediation_id(r.dedup_key) for r in records}
+        if not ids:
+            return []
+        with self._errors("reading remediation states"), self.engine.connect() as connection:
+            states = dict(
+                connection.execute(
+                    select(remediation.c.id, remediation.c.state).where(remediation.c.id.in_(sorted(ids)))
+                ).all()
+            )
+        return [
+            (record, str(states[_approval_remediation_id(record.dedup_key)]))
+            for record in records
+            if _approval_remediation_id(record.dedup_key) in states
+        ]
+
     def all_alerts(self) -> list[AlertRecord]:
         return self._alerts(None, "reading alerts")
 
@@ -171,6 +193,11 @@ class AlertStore(RepositoryView):
         rows = [record.as_row() for record in records]
         with self._errors("recording alert deliveries"), self.engine.begin() as connection:
             upsert(connection, alert, rows, key=ALERT_KEY, merge={"created_at": Merge.KEEP})
+
+
+def _approval_remediation_id(dedup_key: str) -> int:
+    """The remediation id of an ``approval:{id}:{run}:{event}`` key."""
+    return int(dedup_key.split(":", 2)[1])
 
 
 def _findings(summary: Any) -> tuple[str, ...]:

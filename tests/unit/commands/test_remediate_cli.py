@@ -80,11 +80,14 @@ def test_policy_sets_mode_and_rails(seeded_home: int, capsys: pytest.CaptureFixt
         "dba_alice",
         "--max-per-hour",
         "1",
+        "--approval-channel",
+        "dba-slack",
         "--json",
     ]
     assert main(argv) == 0
     shown = json.loads(capsys.readouterr().out)
     assert shown["mode"] == "auto" and shown["policy"]["allowed_actions"] == ["analyze"]
+    assert shown["policy"]["approval_channels"] == ["dba-slack"]
     assert shown["policy"]["maintenance_windows"] == [
         {"start": "01:00", "end": "05:00", "days": ["sat", "sun"]}
     ]

@@ -79,3 +79,51 @@ def test_a_diff_of_generic_plans_says_so_first(repository: Repository) -> None:
     assert diff_section.lstrip().startswith(
         "<p><strong>Note:</strong> current: estimated generic plan; the executed plan may differ</p>"
     )
+
+
+def _sections(body: str) -> dict[str, str]:
+    html = MarkdownIt("commonmark").render(body)
+    return {part.split("</h3>")[0]: part.split("</h3>")[1] for part in html.split("<h3>")[1:]}
+
+
+def test_rails_passed_and_the_prediction_have_their_sections(repository: Repository) -> None:
+    seeded = seed_with_plans(repository)
+    workflow = RemediationWorkflow(repository, load_settings({}), FixedConnections())
+    proposed = workflow.propose(seeded.regression_id)
+    before = _sections(proposed.body)
+    assert "not checked yet" in before["Rails passed"]
+    # no collection connection: the prediction says why there is none
+    assert "no prediction: the target's collection connection does not resolve" in before["Predicted effect"]
+    workflow.gate(proposed.id)  # the rails run (and record what they looked at)
+    after = _sections(workflow.describe(proposed.id, approval_url="https://a.test/ra").body)
+    items = [item.split("</li>")[0] for item in after["Rails passed"].split("<li>")[1:]]
+    assert items[0] == "mode approve: runs only after a person approves"
+    assert "no maintenance windows: any time" in items and items[-1].startswith("checked at ")
+    assert 'href="https://a.test/ra"' in after["Links"]
+
+
+def test_a_prediction_that_contradicts_the_proposal_is_a_warning(repository: Repository) -> None:
+    import json
+
+    from planmon.engines.postgres.predict import judge_hypothetical
+    from planmon.remediation.workflow import approval_body
+    from tests.unit.engines.test_postgres_predict import RECORDED
+
+    seeded = seed_with_plans(repository)
+    workflow = RemediationWorkflow(repository, load_settings({}), FixedConnections())
+    record = workflow.propose(seeded.regression_id).remediation
+    ignored = json.loads((RECORDED / "ignores_index.json").read_text())
+    prediction = judge_hypothetical(ignored["plan"], ignored["oid"], None, index_name="orders_note")
+    body = approval_body(workflow.context(record), record, [], prediction=prediction)
+    section = _sections(body)["Predicted effect"]
+    assert (
+        "<p><strong>Warning:</strong> the planner would not use orders_note: the prediction contradicts"
+        in section
+    )
+
+
+def test_predictions_switched_off_say_so(repository: Repository) -> None:
+    seeded = seed_with_plans(repository)
+    settings = load_settings({"PLANMON_REMEDIATION_PREDICT": "false"})
+    body = RemediationWorkflow(repository, settings, FixedConnections()).propose(seeded.regression_id).body
+    assert "no prediction: PLANMON_REMEDIATION_PREDICT is off" in _sections(body)["Predicted effect"]

@@ -10,15 +10,16 @@ from __future__ import annotations
 from collections.abc import Callable, Collection
 from typing import Any
 
+from planmon.config import Settings
 from planmon.engines._base import Engine
 from planmon.engines._proposals import IndexInspector
 from planmon.engines.base import ConnectionFactory, ForcingState, ProbeSession, SessionPolicy
-from planmon.engines.sqlserver import probe_guard, remediation
+from planmon.engines.sqlserver import predict, probe_guard, remediation
 from planmon.engines.sqlserver.adapter import Adapter
 from planmon.engines.sqlserver.dialect import SqlServerDialect
 from planmon.engines.sqlserver.probe import SqlServerProbeSession
 from planmon.engines.sqlserver.remediation import QueryStoreState
-from planmon.model import Action, Proposal, RegressionContext, Remediation
+from planmon.model import Action, Prediction, Proposal, RegressionContext, Remediation
 
 __all__ = ["ENGINE", "Adapter", "SqlServerEngine"]
 
@@ -63,6 +64,16 @@ class SqlServerEngine(SqlServerDialect, Engine):
             return None
         state = read_forcing_state()
         return remediation.applied_problem(applied, state) if isinstance(state, QueryStoreState) else None
+
+    def predict(
+        self,
+        connect: ConnectionFactory | None,
+        context: RegressionContext,
+        record: Remediation,
+        settings: Settings,
+    ) -> Prediction:
+        """force_plan: the last good plan's measured statistics and forcing history (nothing runs)."""
+        return predict.predict_force(context, record)
 
 
 ENGINE = SqlServerEngine()
