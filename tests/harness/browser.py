@@ -23,7 +23,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-INSTALL_TIMEOUT_S = 900
+from tests.harness.packages import apt_install
+
 COMMAND_TIMEOUT_S = 60
 # Injected into every page and frame before its own code runs (DevTools scripts are exempt from the
 # page's Content-Security-Policy): records each violation the page's policy reports.
@@ -45,19 +46,9 @@ def ensure_chromium() -> str:
     found = shutil.which("chromium")
     if found:
         return found
-    apt = shutil.which("apt-get")
-    if apt is None or os.geteuid() != 0:
-        raise ChromiumUnavailable(
-            "chromium is not installed and cannot be installed here (needs apt-get as root): "
-            "install Debian's `chromium` package"
-        )
-    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    for command in ([apt, "update", "-qq"], [apt, "install", "-y", "-qq", "chromium"]):
-        result = subprocess.run(
-            command, env=environment, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_S, check=False
-        )
-        if result.returncode != 0:
-            raise ChromiumUnavailable(f"`{' '.join(command)}` failed: {result.stderr.strip()[-2000:]}")
+    problem = apt_install("chromium")
+    if problem:
+        raise ChromiumUnavailable(problem)
     found = shutil.which("chromium")
     if not found:
         raise ChromiumUnavailable("apt-get installed chromium but no `chromium` binary is on PATH")
