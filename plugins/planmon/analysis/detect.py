@@ -38,10 +38,10 @@ one-interval spike is not one. A faster plan is never a regression. Kinds:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ from planmon.analysis.onset import (
     BASELINE_KINDS,
     BUCKETS,
     MIN_ONSET_SLOTS,
+    OTHER_HOURS,
     Onsets,
     change_points,
     day_factors,
@@ -60,7 +61,7 @@ from planmon.analysis.onset import (
 )
 from planmon.analysis.statistics import student_t_sf_many, two_proportion_p
 from planmon.config import Settings
-from planmon.model import BASELINE_MOMENT_COLUMNS, RegressionKind, Severity
+from planmon.model import BASELINE_BUCKET_COLUMNS, BASELINE_MOMENT_COLUMNS, RegressionKind, Severity
 
 KEYS = ["target_id", "query_id"]
 PLAN_KEYS = [*KEYS, "plan_id"]
@@ -98,13 +99,16 @@ def detect(
     baseline_start: datetime,
     settings: Settings,
     baseline: pd.DataFrame | None = None,
+    baseline_buckets: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Regressions in [window_start, window_end) against [baseline_start, window_start); see module doc.
 
     ``baseline``: the baseline window's sums per plan (BASELINE_MOMENT_COLUMNS), aggregated where the
     data is (``planmon.store.stats.StatsStore.baseline_moments``); ``stats`` then needs only the
-    analysed window's rows.
-    Without it the baseline is summed from ``stats`` itself: the same numbers.
+    analysed window's rows. ``baseline_buckets``: with ``baseline``, its sums per query and hour of
+    day (BASELINE_BUCKET_COLUMNS, ``StatsStore.baseline_buckets``) for the day-aware baseline;
+    without them a pre-aggregated baseline is compared as a whole (baseline kind ``overall``).
+    Without ``baseline`` both are summed from ``stats`` itself: the same numbers.
     """
     rows = _prepare(stats, window_start, window_end, window_start if baseline is not None else baseline_start)
     found: list[dict[str, Any]] = []
@@ -114,8 +118,8 @@ def detect(
         own = _plan_moments(rows, products)
         plan_moments = _with_baseline(own, baseline)
         onsets = _find_onsets(
-            rows, plan_moments, products, window_start=window_start, window_end=window_end,
-            settings=settings,
+            rows, plan_moments, products, buckets=baseline_buckets if baseline is not None else None,
+            window_start=window_start, window_end=window_end, settings=settings,
         )  # fmt: skip
         if onsets.keep is not None:  # the window rows before a moved onset are neither side
             plan_moments = _with_baseline(_without_rows(own, rows, onsets.keep), baseline)
@@ -160,6 +164,43 @@ def baseline_moments(
     if rows.empty:
         return empty_baseline_moments()
     return _plan_moments(rows)[list(BASELINE_MOMENT_COLUMNS)].reset_index(drop=True)
+
+
+def baseline_buckets(
+    stats: pd.DataFrame,
+    *,
+    baseline_start: datetime,
+    window_start: datetime,
+    hours: Collection[int] | None = None,
+) -> pd.DataFrame:
+    """The baseline window's sums per (target, query, plan, hour-of-day bucket) from a runtime-stats
+    frame, as ``detect`` sums them for the day-aware baseline: what ``StatsStore.baseline_buckets``
+    computes in SQL where the data is. ``hours``: the hours of day (UTC) the analysed window
+    covers; the rows of every other hour go to bucket ``OTHER_HOURS`` (None: none do)."""
+    columns = list(BASELINE_BUCKET_COLUMNS)
+    rows = _prepare(stats, window_start, window_start, baseline_start) if not stats.empty else None
+    if rows is None or rows.empty:
+        return pd.DataFrame({name: pd.Series(dtype="float64") for name in columns})
+    counted = rows.ok_executions > 0
+    n = rows.ok_executions[counted]
+    metric = rows.metric_mean[counted]
+    group = rows.group[counted]
+    bucket = hour_buckets(rows.interval[counted])
+    if hours is not None:
+        bucket = np.where(np.isin(bucket % 24, list(hours)), bucket, OTHER_HOURS)
+    frame = pd.DataFrame(
+        {
+            "target_id": rows.group_keys["target_id"][group],
+            "query_id": rows.group_keys["query_id"][group],
+            "plan_id": rows.group_keys["plan_id"][group],
+            "bucket": bucket,
+            "n": n,
+            "s1": n * metric,
+            "sm2": n * metric * metric,
+            "rows": 1.0,
+        }
+    )
+    return frame.groupby(columns[:4], as_index=False)[columns[4:]].sum()[columns]
 
 
 def _with_baseline(current: pd.DataFrame, baseline: pd.DataFrame | None) -> pd.DataFrame:
@@ -462,17 +503,21 @@ def _find_onsets(
     plan_moments: pd.DataFrame,
     products: dict[str, np.ndarray],
     *,
+    buckets: pd.DataFrame | None,
     window_start: datetime,
     window_end: datetime,
     settings: Settings,
 ) -> Onsets:
-    """Per query: its onset inside the window, its day-aware baseline factor, the rows that stay."""
+    """Per query: its onset inside the window, its day-aware baseline factor, the rows that stay.
+
+    The day factors come from the baseline rows among ``rows``, or from ``buckets`` (the
+    pre-aggregated baseline's sums per query and bucket) when the rows hold only the window."""
     keys = rows.group_keys
     query_of_group, (target_ids, query_ids) = _group_codes([keys["target_id"], keys["query_id"]])
     queries = len(target_ids)
     query = query_of_group[rows.group]
     frame = pd.DataFrame({"target_id": target_ids, "query_id": query_ids})
-    reference = _best_baseline_plan(plan_moments, query_of_group, frame, settings)
+    reference, reference_plan = _best_baseline_plan(plan_moments, query_of_group, frame, settings)
     n = rows.ok_executions
     # hours since the earliest interval: the day bucket and the window slot of a row by table lookup
     unit, _count = np.datetime_data(rows.interval.dtype)
@@ -481,10 +526,21 @@ def _find_onsets(
     first_hour = int(hour.min())
     hour -= first_hour
     hours_seen = np.datetime64(first_hour, "h") + np.arange(int(hour.max()) + 1)
-    base = ~rows.current & (n > 0)
-    cell = np.where(base, query * BUCKETS + hour_buckets(hours_seen)[hour], queries * BUCKETS)
+    reference_of_group = keys["plan_id"] == reference_plan[query_of_group]  # small: one per group
+    inputs = (
+        _row_cells(
+            rows,
+            query,
+            hour_buckets(hours_seen)[hour],
+            reference=reference_of_group,
+            products=products,
+            queries=queries,
+        )
+        if buckets is None
+        else _bucket_cells(buckets, frame, reference_plan)
+    )
     factor_of, kind_of, support_of = day_factors(
-        cell, n, products["s1"], products["sm2"], queries=queries, min_executions=settings.min_executions
+        inputs.cell, *inputs.sums, rows=inputs.rows, queries=queries, min_executions=settings.min_executions
     )
     slot_of_hour, starts = slot_index(hours_seen, window_start=window_start, window_end=window_end)
     current = np.flatnonzero(rows.current)
@@ -527,12 +583,48 @@ def _find_onsets(
     return Onsets(frame=frame, keep=keep, row_factor=row_factor, slots=len(starts), window_hours=hours)
 
 
+class _DayFactorInputs(NamedTuple):
+    """``day_factors``' inputs: a cell per row, its (n, s1, sm2), the intervals it holds (None: 1)."""
+
+    cell: np.ndarray
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray]
+    rows: np.ndarray | None
+
+
+def _row_cells(
+    rows: AnalysedRows, query: np.ndarray, bucket: np.ndarray, *, reference: np.ndarray,
+    products: dict[str, np.ndarray], queries: int,
+) -> _DayFactorInputs:  # fmt: skip
+    """``day_factors``' inputs from the rows: the baseline rows of each query's reference plan
+    (``reference``: per group, is it one) in their query's bucket cell, every other row in the
+    spare cell."""
+    n = rows.ok_executions
+    base = ~rows.current & (n > 0) & reference[rows.group]
+    cell = np.where(base, query * (BUCKETS + 1) + bucket, queries * (BUCKETS + 1))
+    return _DayFactorInputs(cell, (n, products["s1"], products["sm2"]), None)
+
+
+def _bucket_cells(
+    buckets: pd.DataFrame, queries: pd.DataFrame, reference_plan: np.ndarray
+) -> _DayFactorInputs:
+    """``day_factors``' inputs from pre-aggregated bucket sums: the cell of each bucket row of its
+    query's reference plan (the spare cell for any other), its (n, s1, sm2) and its intervals."""
+    index = pd.MultiIndex.from_frame(queries[KEYS]).get_indexer(pd.MultiIndex.from_frame(buckets[KEYS]))
+    known = index >= 0
+    mine = known & (buckets["plan_id"].to_numpy() == reference_plan[np.where(known, index, 0)])
+    bucket = buckets["bucket"].to_numpy(np.int64)
+    cell = np.where(mine, index * (BUCKETS + 1) + bucket, len(queries) * (BUCKETS + 1))
+    n, s1, sm2 = (buckets[name].to_numpy(float) for name in ("n", "s1", "sm2"))
+    return _DayFactorInputs(cell, (n, s1, sm2), buckets["rows"].to_numpy(float))
+
+
 def _best_baseline_plan(
     plan_moments: pd.DataFrame, query_of_group: np.ndarray, queries: pd.DataFrame, settings: Settings
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Per query (``queries`` order): the lowest baseline plan mean with enough executions, the
-    reference the onsets are found against (NaN: none). Plan moments start with the rows' groups in
-    group order; a pre-aggregated baseline's rows follow and are matched by key."""
+    reference the onsets are found against (NaN: none), and that plan's id (whose baseline rows
+    give the day factors; any value where the mean is NaN). Plan moments start with the rows'
+    groups in group order; a pre-aggregated baseline's rows follow and are matched by key."""
     code = np.full(len(plan_moments), -1, dtype=np.int64)
     code[: len(query_of_group)] = query_of_group
     if len(plan_moments) > len(query_of_group):
@@ -541,10 +633,19 @@ def _best_baseline_plan(
             pd.MultiIndex.from_frame(plan_moments.iloc[len(query_of_group) :][KEYS])
         )
     n = plan_moments["n"].to_numpy(float)
-    chosen = (~plan_moments["current"].to_numpy(bool)) & (n >= settings.min_executions) & (code >= 0)
-    best = np.full(len(queries), np.inf)
-    np.minimum.at(best, code[chosen], plan_moments["s1"].to_numpy(float)[chosen] / n[chosen])
-    return np.where(np.isfinite(best), best, np.nan)
+    chosen = np.flatnonzero(
+        (~plan_moments["current"].to_numpy(bool)) & (n >= settings.min_executions) & (code >= 0)
+    )
+    means = plan_moments["s1"].to_numpy(float)[chosen] / n[chosen]
+    order = np.lexsort((means, code[chosen]))  # per query, its cheapest plan first
+    query = code[chosen][order]
+    first = order[np.r_[True, query[1:] != query[:-1]]] if len(order) else order
+    best = np.full(len(queries), np.nan)
+    best[code[chosen][first]] = means[first]
+    plan_ids = plan_moments["plan_id"].to_numpy()
+    plan = np.zeros(len(queries), dtype=plan_ids.dtype)
+    plan[code[chosen][first]] = plan_ids[chosen][first]
+    return best, plan
 
 
 def _without_rows(own: pd.DataFrame, rows: AnalysedRows, keep: np.ndarray) -> pd.DataFrame:
@@ -823,9 +924,7 @@ def _corroboration(row: Any) -> dict[str, Any]:
     return {"status": "unknown", "by": None, "ratio": None}
 
 
-def _parameter_sensitive(
-    current: pd.DataFrame, settings: Settings
-) -> dict[tuple[Any, Any], dict[str, Any]]:
+def _parameter_sensitive(current: pd.DataFrame, settings: Settings) -> dict[tuple[Any, Any], dict[str, Any]]:
     """Queries whose current window alternates two or more substantial plans that differ by the ratio."""
     shared = current[
         (current["share"] >= PARAMETER_SENSITIVE_SHARE) & (current["n"] >= settings.min_executions)

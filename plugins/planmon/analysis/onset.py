@@ -28,8 +28,11 @@ from datetime import datetime, timedelta
 import numpy as np
 import pandas as pd
 
+from planmon.model import HOUR_BUCKETS, OTHER_HOURS_BUCKET
+
 WEEK_SLOTS = 168  # at most this many slots per window: hourly up to a week, coarser beyond
-BUCKETS = 48  # hour of day x (weekday, weekend)
+BUCKETS = HOUR_BUCKETS  # hour of day x (weekday, weekend)
+OTHER_HOURS = OTHER_HOURS_BUCKET  # pre-aggregated rows of hours the window does not cover: overall only
 MIN_BUCKET_ROWS = 2  # baseline rows an hour-of-day bucket needs before its factor is used
 MIN_ONSET_SLOTS = 2  # slots with data after a moved onset: one elevated slot is a spike
 FACTOR_SE = 2.0  # a day factor counts only beyond this many standard errors of its own noise
@@ -68,6 +71,7 @@ def day_factors(
     weighted: np.ndarray,
     squares: np.ndarray,
     *,
+    rows: np.ndarray | None = None,
     queries: int,
     min_executions: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -75,24 +79,29 @@ def day_factors(
     regular rows: kind 0 overall, 1 hour of day, 2 hour of day and weekday/weekend; support = the
     baseline rows the bucket's expected cost rests on (its own, the hour's, or all of them).
 
-    ``cell``: query * BUCKETS + bucket per row, ``queries * BUCKETS`` for rows that are not the
-    baseline's regular ones (a spare cell, dropped); ``n``, ``weighted``, ``squares``: each row's
-    executions, executions x mean, executions x mean^2.
+    ``cell``: query * (BUCKETS + 1) + bucket per row, bucket OTHER_HOURS for rows that count only
+    in the query's overall mean (hours the window does not cover, summed together where the data
+    is), ``queries * (BUCKETS + 1)`` for rows of no query's reference plan's baseline (a spare cell,
+    dropped); ``n``, ``weighted``, ``squares``: each row's
+    executions, executions x mean, executions x mean^2; ``rows``: the intervals each row holds
+    (None: one each; a pre-aggregated bucket holds many).
 
     The hour's factor is shrunk towards 1 and the weekday/weekend factor towards the hour's, each by
     FACTOR_SE of its own standard errors: a weekend bucket (two days of history in a week) departs
     from the hour of day only where the weekend really differs.
     """
-    size = queries * BUCKETS
+    size = queries * (BUCKETS + 1)
     if len(cell) == 0:
         ones = np.ones((queries, BUCKETS))
         return ones, np.zeros((queries, BUCKETS), dtype=np.int64), ones
-    sums = [
-        np.bincount(cell, weights=values, minlength=size + 1)[:size].reshape(queries, BUCKETS)
-        for values in (n, weighted, squares, None)
+    with_other = [
+        np.bincount(cell, weights=values, minlength=size + 1)[:size].reshape(queries, BUCKETS + 1)
+        for values in (n, weighted, squares, rows)
     ]
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_overall = np.log(sums[1].sum(axis=1) / sums[0].sum(axis=1))[:, None]
+        log_overall = np.log(with_other[1].sum(axis=1) / with_other[0].sum(axis=1))[:, None]
+    total_rows = with_other[3].sum(axis=1, keepdims=True)
+    sums = [s[:, :BUCKETS] for s in with_other]
     hourly = [s[:, :24] + s[:, 24:] for s in sums]
     raw_hour, se_hour, hour_known = _log_mean(*hourly, min_executions=min_executions)
     by_hour = np.tile(np.where(hour_known, _soft(raw_hour - log_overall, se_hour), 0.0), 2)
@@ -101,7 +110,6 @@ def day_factors(
     by_day = by_hour + _soft(raw_day - log_overall - by_hour, se_day)
     log_factor = np.where(day_known & hour_known, by_day, by_hour)
     kind = np.where(hour_known, np.where(day_known, 2, 1), 0)
-    total_rows = sums[3].sum(axis=1, keepdims=True)
     support = np.where(kind == 2, sums[3], np.where(kind == 1, np.tile(hourly[3], 2), total_rows))
     return np.exp(log_factor), kind, support
 
@@ -146,6 +154,15 @@ def slot_index(
     return slot, start + step * np.arange(slots)
 
 
+def hours_of_day(window_start: datetime, window_end: datetime) -> frozenset[int] | None:
+    """The hours of day (UTC) whose day factors the window's slots use, or None when that is all 24
+    (what to ask the repository for: ``StatsStore.baseline_buckets``' ``hours``)."""
+    _slot, starts = slot_index(np.array([], dtype="datetime64[us]"), window_start=window_start,
+                               window_end=window_end)  # fmt: skip
+    hours = frozenset(int(hour) for hour in hour_buckets(starts) % 24)
+    return hours if len(hours) < 24 else None
+
+
 def window_cells(
     query: np.ndarray, slot: np.ndarray, n: np.ndarray, metric: np.ndarray, *, queries: int, slots: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -176,8 +193,8 @@ def change_points(
     best = np.argmax(np.where(allowed, suffix, -np.inf), axis=1)
     after = np.arange(slots)[None, :] >= best[:, None]
     with np.errstate(divide="ignore", invalid="ignore"):
-        lifted = (weighted * after).sum(axis=1) / (
-            np.where(has, executions * expected, 0.0) * after
-        ).sum(axis=1)
+        lifted = (weighted * after).sum(axis=1) / (np.where(has, executions * expected, 0.0) * after).sum(
+            axis=1
+        )
     moved = (best > 0) & (lifted >= ratio)
     return np.where(moved, best, 0), moved

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from planmon.analysis.detect import ERROR_RATE_FLOOR, KEYS, detect
+from planmon.analysis.onset import hours_of_day
 from planmon.config import Settings
 from planmon.engines.base import GENERIC_PLAN_NOTE
 from planmon.errors import PlanParseError
@@ -98,8 +99,9 @@ def analyze_repository(
     """Detect regressions of the named (else all enabled) targets in [window_start, window_end).
 
     Targets are analysed in batches of ``settings.analyze_batch_targets``, so memory follows the
-    batch, not the fleet: per batch the repository sums the baseline window (one GROUP BY where the
-    data is) and only the analysed window's rows are read.
+    batch, not the fleet: per batch the repository sums the baseline window where the data is (one
+    GROUP BY per plan, one per query and hour of day for the day-aware baseline) and only the
+    analysed window's rows are read.
     """
     start, end = as_utc_naive(window_start), as_utc_naive(window_end)
     base = as_utc_naive(baseline_start) if baseline_start else start - timedelta(days=settings.baseline_days)
@@ -147,6 +149,7 @@ def _analyze_batch(
     """One batch of targets: detect, store, auto-resolve."""
     stats_store = StatsStore(repository)
     baseline = stats_store.baseline_moments(base, start, target_ids=target_ids)
+    buckets = stats_store.baseline_buckets(base, start, target_ids=target_ids, hours=hours_of_day(start, end))
     current = stats_store.window_rows(start, end, target_ids=target_ids)
     plans = _with_plan_identity(
         _with_forcing_before(repository.plans_frame(target_ids), start, end), start, end
@@ -159,6 +162,7 @@ def _analyze_batch(
         baseline_start=base,
         settings=settings,
         baseline=baseline,
+        baseline_buckets=buckets,
     )
     records = _with_diffs(repository, [_without_nan(row) for row in detections.to_dict("records")])
     ids = RegressionStore(repository).record_regressions(records, detected_at=end)

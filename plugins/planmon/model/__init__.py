@@ -189,6 +189,16 @@ BASELINE_MOMENT_COLUMNS: tuple[str, ...] = (
     "cpu_rows",
 )
 
+# The day-aware baseline's sums per query, plan and hour-of-day bucket (planmon.analysis.onset.hour_buckets:
+# hour of day in UTC, +24 on Saturdays and Sundays; OTHER_HOURS for hours the analysed window does not
+# cover), over the rows the moments count (collected and hourly grains): n, s1 = sum(n * mean),
+# sm2 = sum(n * mean^2) as above; rows: intervals held.
+HOUR_BUCKETS = 48  # hour of day x (weekday, weekend)
+OTHER_HOURS_BUCKET = HOUR_BUCKETS  # the bucket of the hours an analysed window does not cover
+BASELINE_BUCKET_COLUMNS: tuple[str, ...] = (
+    "target_id", "query_id", "plan_id", "bucket", "n", "s1", "sm2", "rows",
+)  # fmt: skip
+
 
 # -- identifiers ----------------------------------------------------------------------------------
 

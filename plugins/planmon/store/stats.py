@@ -17,18 +17,34 @@ moment of history lives in exactly one grain.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Float, and_, case, cast, delete, func, insert, literal, or_, select, text, union_all
+from sqlalchemy import (
+    Float,
+    Integer,
+    and_,
+    case,
+    cast,
+    delete,
+    extract,
+    func,
+    insert,
+    literal,
+    literal_column,
+    or_,
+    select,
+    text,
+    union_all,
+)
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.elements import ColumnElement
 
-from planmon.model import BASELINE_MOMENT_COLUMNS
+from planmon.model import BASELINE_BUCKET_COLUMNS, BASELINE_MOMENT_COLUMNS, OTHER_HOURS_BUCKET
 from planmon.store import partitions
 from planmon.store.repository import RepositoryView, as_utc_naive
 from planmon.store.schema import runtime_stats, runtime_stats_rollup
@@ -79,6 +95,38 @@ class StatsStore(RepositoryView):
             rows = connection.execute(statement).all()
         frame = pd.DataFrame(rows, columns=list(BASELINE_MOMENT_COLUMNS))
         for name in BASELINE_MOMENT_COLUMNS[3:]:
+            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        return frame
+
+    def baseline_buckets(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        target_ids: Sequence[int],
+        hours: Collection[int] | None = None,
+    ) -> pd.DataFrame:
+        """Per (target, query, plan, hour-of-day bucket): the day-aware baseline's sums over rows of
+        the collected and hourly grains starting in [start, end) (``BASELINE_BUCKET_COLUMNS``; daily
+        rollups have no hour of day and count only in ``baseline_moments``). ``hours``: the hours of
+        day (UTC) the analysed window covers; the rows of every other hour are summed into one
+        bucket, ``OTHER_HOURS_BUCKET`` (None: every hour is its own), so an hourly analysis ships a few
+        rows per plan, not 48."""
+        source = _all_grains(
+            as_utc_naive(start), as_utc_naive(end), target_ids=target_ids, hourly_or_finer=True
+        ).subquery("rows")
+        statement = select(*_bucket_sums(source, hours)).group_by(
+            source.c.target_id, source.c.query_id, source.c.plan_id, literal_column("bucket")
+        )
+        with (
+            self._errors("summing the baseline's runtime stats by hour of day"),
+            self.engine.connect() as connection,
+        ):
+            _for_the_baseline_sums(connection)
+            rows = connection.execute(statement).all()
+        frame = pd.DataFrame(rows, columns=list(BASELINE_BUCKET_COLUMNS))
+        frame["bucket"] = pd.to_numeric(frame["bucket"]).astype("int64")
+        for name in BASELINE_BUCKET_COLUMNS[4:]:
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
         return frame
 
@@ -309,9 +357,10 @@ def _all_grains(
     *,
     target_ids: Sequence[int],
     query_ids: Sequence[int] | None = None,
+    hourly_or_finer: bool = False,
 ) -> Any:
-    """Rows of runtime_stats and of every rollup grain starting in [start, end), in the pooling
-    shape (``_pool_source``)."""
+    """Rows of runtime_stats and of every rollup grain (``hourly_or_finer``: of the hourly one
+    only) starting in [start, end), in the pooling shape (``_pool_source``)."""
 
     def condition(table: Any) -> ColumnElement[bool]:
         terms = [
@@ -321,12 +370,53 @@ def _all_grains(
         ]
         if query_ids is not None:
             terms.append(table.c.query_id.in_(list(query_ids)))
+        if hourly_or_finer and table is runtime_stats_rollup:
+            terms.append(table.c.grain == "hour")
         return and_(*terms)
 
     return union_all(
         _pool_source(runtime_stats, condition(runtime_stats), rollup=False),
         _pool_source(runtime_stats_rollup, condition(runtime_stats_rollup), rollup=True),
     )
+
+
+def _counted(source: Any) -> ColumnElement[bool]:
+    """A row whose executions count in the moments: regular, with a metric value, executed."""
+    regular = or_(source.c.execution_type == 0, source.c.execution_type.is_(None))
+    return and_(regular, _metric(source).is_not(None), source.c.executions > 0)
+
+
+def _hour_bucket(interval_start: Any, hours: Collection[int] | None) -> ColumnElement[Any]:
+    """``planmon.analysis.onset.hour_buckets`` in SQL: hour of day (UTC), +24 on Saturdays and
+    Sundays (``extract(dow)`` is 0 on Sunday, 6 on Saturday in PostgreSQL and SQLite alike); rows
+    of an hour not in ``hours`` go to OTHER_HOURS_BUCKET."""
+    hour = cast(extract("hour", interval_start), Integer)
+    bucket = hour + case((extract("dow", interval_start).in_([0, 6]), 24), else_=0)
+    if hours is not None:
+        bucket = case((hour.in_(sorted(hours)), bucket), else_=OTHER_HOURS_BUCKET)
+    return bucket.label("bucket")
+
+
+def _bucket_sums(source: Any, hours: Collection[int] | None) -> list[ColumnElement[Any]]:
+    """The day-aware baseline's sums per (target, query, plan, bucket) (BASELINE_BUCKET_COLUMNS),
+    of the rows ``_moment_sums`` counts: what ``planmon.analysis.onset.day_factors`` reads."""
+    metric = _metric(source)
+    n = cast(source.c.executions, Float)
+    counted = _counted(source)
+
+    def total(expression: ColumnElement[Any], label: str) -> ColumnElement[Any]:
+        return func.sum(case((counted, expression), else_=0.0)).label(label)
+
+    return [
+        source.c.target_id,
+        source.c.query_id,
+        source.c.plan_id,
+        _hour_bucket(source.c.interval_start, hours),
+        total(n, "n"),
+        total(n * metric, "s1"),
+        total(n * source.c.metric_mean_sq, "sm2"),
+        total(cast(source.c.source_rows, Float), "rows"),
+    ]
 
 
 def _moment_sums(source: Any) -> list[ColumnElement[Any]]:
@@ -341,7 +431,7 @@ def _moment_sums(source: Any) -> list[ColumnElement[Any]]:
         0.0,
     )
     regular = or_(source.c.execution_type == 0, source.c.execution_type.is_(None))
-    counted = and_(regular, metric.is_not(None), source.c.executions > 0)
+    counted = _counted(source)
     n = cast(source.c.executions, Float)
 
     def total(expression: ColumnElement[Any], label: str, *, otherwise: Any = 0.0) -> ColumnElement[Any]:

@@ -201,7 +201,8 @@ def test_a_backfilled_day_finds_a_regression_that_began_in_its_last_three_hours(
     assert row.ratio == pytest.approx(5.0, rel=0.1)  # the part after the onset, not the diluted day
     assert row.severity != "info"  # ~25 extra CPU-seconds per hour in those hours: over the floor
     assert row.evidence["onset"] == onset.isoformat() and row.evidence["onset_moved"] is True
-    assert row.evidence["baseline"]["kind"] == "overall"  # the repository sums the baseline where it is
+    # the day-aware baseline of the repository's bucket sums: this flat week has no daily cycle
+    assert row.evidence["baseline"]["factor"] == pytest.approx(1.0, abs=0.05)
 
 
 def test_info_regressions_are_stored_and_listed_but_never_remediation_candidates(
@@ -225,3 +226,46 @@ def test_info_regressions_are_stored_and_listed_but_never_remediation_candidates
     assert RemediationStore(repository).remediation_candidates([int(material.id), info_id]) == [
         int(material.id)
     ]
+
+
+def test_an_hourly_analysis_compares_each_hour_with_the_same_hours_of_its_baseline(
+    repository: Repository,
+) -> None:
+    """planmon_analyze's hourly window against the repository's day-aware baseline: a query that is
+    3x dearer from 09:00 to 12:00 every day is normal at 10:00, and a query whose night is cheap is
+    found when its night triples although it is still under its day's mean."""
+    collection = CollectionStore(repository)
+    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
+    queries = collection.upsert_queries(target_id, [QueryRecord("busy"), QueryRecord("night")])
+    plans = collection.upsert_plans(target_id, [
+        PlanRecord("b1", "busy", shape_hash="a"), PlanRecord("n1", "night", shape_hash="b"),
+        PlanRecord("n2", "night", shape_hash="c"),
+    ])  # fmt: skip
+    day_seven = T0 + timedelta(days=7)
+    changed = day_seven + 2 * HOUR  # the night query's new plan, 3x its night cost, from 02:00
+    rows = []
+    for hour in range(8 * 24):
+        start = T0 + hour * HOUR
+        of_day = start.hour
+        noise = 1.0 + 0.04 * ((hour * 7) % 5 - 2)
+        busy = 30_000.0 if 9 <= of_day < 12 else 10_000.0
+        night = (3_000.0 if of_day < 6 else 10_000.0) * (3.0 if start >= changed else 1.0)
+        for key, plan, cpu in (("busy", "b1", busy), ("night", "n2" if start >= changed else "n1", night)):
+            rows.append({
+                "target_id": target_id, "plan_id": plans[plan], "query_id": queries[("", key)],
+                "interval_start": start, "interval_end": start + HOUR, "executions": 3000,
+                "cpu_us_mean": cpu * noise, "cpu_us_stdev": cpu * 0.2, "duration_us_mean": cpu * 1.1,
+            })  # fmt: skip
+    collection.upsert_runtime_stats(rows)
+    night_hour = day_seven + 2 * HOUR
+    analyze_repository(repository, window_start=night_hour, window_end=night_hour + HOUR, settings=SETTINGS)
+    [row] = RegressionStore(repository).regressions().itertuples()
+    assert row.query_id == queries[("", "night")]
+    assert (row.kind, row.baseline_plan_key, row.current_plan_key) == ("plan_change", "n1", "n2")
+    assert row.ratio == pytest.approx(3.0, rel=0.15)  # against its nights (this one 8% under), not x1.0
+    assert row.evidence["baseline"]["kind"] != "overall"
+    assert row.evidence["baseline"]["factor"] == pytest.approx(0.3 / 0.825, rel=0.1)  # night / overall
+    busy_hour = day_seven + 10 * HOUR
+    analyze_repository(repository, window_start=busy_hour, window_end=busy_hour + HOUR, settings=SETTINGS)
+    found = RegressionStore(repository).regressions()
+    assert list(found["query_id"]) == [queries[("", "night")]]  # the busy hour is the busy query's normal

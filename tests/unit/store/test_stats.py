@@ -9,17 +9,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
-from planmon.analysis.detect import baseline_moments, detect
+from planmon.analysis.detect import baseline_buckets, baseline_moments, detect
+from planmon.analysis.onset import hours_of_day
 from planmon.config import Settings
-from planmon.model import BASELINE_MOMENT_COLUMNS, PlanRecord, QueryRecord, TargetSpec
+from planmon.model import (
+    BASELINE_BUCKET_COLUMNS,
+    BASELINE_MOMENT_COLUMNS,
+    PlanRecord,
+    QueryRecord,
+    TargetSpec,
+)
 from planmon.store import Repository
 from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.partitions import partitions
 from planmon.store.retention import RetentionStore
-from planmon.store.schema import runtime_stats
+from planmon.store.schema import query, runtime_stats
 from planmon.store.stats import StatsStore
 from tests.harness.servers import PostgresServer
 from tests.unit.store.conftest import fresh_postgres_url
@@ -29,12 +36,15 @@ T0 = datetime(2026, 11, 1)
 WINDOW_START = T0 + timedelta(days=7)
 WINDOW_END = WINDOW_START + timedelta(hours=6)
 QUARTER = timedelta(minutes=15)
+BUSY_HOURS = 4
 
 
 def _seed(repository: Repository, *, queries: int = 6, seed: int = 7) -> tuple[list[int], pd.DataFrame]:
     """Two targets, ``queries`` queries each with two plans, 15-minute rows over the baseline and the
     window: SQL Server-like rows (CPU, aborted executions), PostgreSQL-like ones (duration only,
-    some without reads), a regressed plan in the window. Returns target ids and the rows stored."""
+    some without reads), a regressed plan in the window, and a last query 2.5x dearer every day in
+    the first BUSY_HOURS hours (which the window starts with). Returns target ids and the rows
+    stored."""
     collection = CollectionStore(repository)
     rng = np.random.default_rng(seed)
     rows: list[dict[str, Any]] = []
@@ -52,6 +62,8 @@ def _seed(repository: Repository, *, queries: int = 6, seed: int = 7) -> tuple[l
             for q in range(queries):
                 plan = f"p{q}b" if current and q % 2 == 0 else f"p{q}a"
                 mean = 1000.0 * (q + 1) * (4.0 if plan.endswith("b") else 1.0) * rng.uniform(0.8, 1.2)
+                if q == queries - 1 and moment.hour < BUSY_HOURS:  # a daily cycle: dearer after midnight
+                    mean *= 2.5
                 cpu = engine == "sqlserver"
                 for execution_type in (0, 3) if cpu and q == 1 else (0,):
                     rows.append({
@@ -96,6 +108,38 @@ def test_the_repository_sums_the_baseline_exactly_as_the_detector(repository: Re
     _assert_moments_equal(sums, expected)
 
 
+def _assert_buckets_equal(actual: pd.DataFrame, expected: pd.DataFrame) -> None:
+    keys = ["target_id", "query_id", "plan_id", "bucket"]
+    actual = actual.sort_values(keys).reset_index(drop=True)
+    expected = expected.sort_values(keys).reset_index(drop=True)
+    assert list(actual.columns) == list(BASELINE_BUCKET_COLUMNS)
+    for name in BASELINE_BUCKET_COLUMNS:
+        np.testing.assert_allclose(
+            actual[name].to_numpy(float), expected[name].to_numpy(float), rtol=1e-9, err_msg=name
+        )
+
+
+@pytest.mark.parametrize("hours", [None, frozenset({0, 1, 23})], ids=["every-hour", "window-hours"])
+def test_the_repository_sums_the_day_buckets_exactly_as_the_detector(
+    repository: Repository, hours: frozenset[int] | None
+) -> None:
+    target_ids, stored = _seed(repository)
+    sums = StatsStore(repository).baseline_buckets(T0, WINDOW_START, target_ids=target_ids, hours=hours)
+    expected = baseline_buckets(stored, baseline_start=T0, window_start=WINDOW_START, hours=hours)
+    # 12 plans that ran in the baseline, in 48 buckets (7 days: weekdays and a weekend), or 6 + 1
+    assert len(sums) == 12 * (48 if hours is None else 2 * len(hours) + 1)
+    _assert_buckets_equal(sums, expected)
+
+
+def test_roll_up_to_hours_keeps_the_day_buckets(repository: Repository) -> None:
+    target_ids, _stored = _seed(repository, queries=2)
+    store = StatsStore(repository)
+    before = store.baseline_buckets(T0, WINDOW_START, target_ids=target_ids)
+    summary = store.roll_up(now=WINDOW_END, fine_days=2, hourly_days=30)
+    assert summary.hour_buckets > 0 and summary.day_buckets == 0
+    _assert_buckets_equal(store.baseline_buckets(T0, WINDOW_START, target_ids=target_ids), before)
+
+
 def test_detection_from_sums_and_window_rows_equals_detection_from_every_row(repository: Repository) -> None:
     target_ids, stored = _seed(repository)
     store = StatsStore(repository)
@@ -103,15 +147,39 @@ def test_detection_from_sums_and_window_rows_equals_detection_from_every_row(rep
     windows = {"window_start": WINDOW_START, "window_end": WINDOW_END, "baseline_start": T0}
     settings = Settings(impact_floor_cpu_seconds_per_hour=0.0)
     everything = detect(stored, plans, settings=settings, **windows)
-    split = detect(
-        store.window_rows(WINDOW_START, WINDOW_END, target_ids=target_ids),
-        plans,
-        settings=settings,
-        baseline=store.baseline_moments(T0, WINDOW_START, target_ids=target_ids),
-        **windows,
+    window = store.window_rows(WINDOW_START, WINDOW_END, target_ids=target_ids)
+    baseline = store.baseline_moments(T0, WINDOW_START, target_ids=target_ids)
+    buckets = store.baseline_buckets(
+        T0, WINDOW_START, target_ids=target_ids, hours=hours_of_day(WINDOW_START, WINDOW_END)
     )
+    split = detect(window, plans, settings=settings, baseline=baseline, baseline_buckets=buckets, **windows)
     assert len(everything) >= 4  # the regressed plans of both targets are found
     pd.testing.assert_frame_equal(_detections(split), _detections(everything))
+
+    def baselines(found: pd.DataFrame) -> list[tuple[str, float, float]]:
+        evidence = found.sort_values(["target_id", "query_id", "kind"])["evidence"]
+        return [
+            (e["baseline"]["kind"], e["baseline"]["factor"], e["baseline"]["overall_mean"]) for e in evidence
+        ]
+
+    kinds, numbers = zip(*((kind, (factor, mean)) for kind, factor, mean in baselines(split)), strict=True)
+    expected_kinds, expected = zip(
+        *((kind, (factor, mean)) for kind, factor, mean in baselines(everything)), strict=True
+    )
+    assert kinds == expected_kinds
+    np.testing.assert_allclose(np.array(numbers), np.array(expected), rtol=1e-6)
+    # the daily cycle of the last query is its normal: found only against a baseline without hours
+    cycling = set(stored.loc[stored["query_id"].isin(_last_queries(repository, target_ids)), "query_id"])
+    assert not cycling & set(split["query_id"])
+    overall = detect(window, plans, settings=settings, baseline=baseline, **windows)
+    assert cycling <= set(overall["query_id"])
+
+
+def _last_queries(repository: Repository, target_ids: list[int]) -> set[int]:
+    """The query ids of each target's last query (the one with a daily cycle)."""
+    statement = select(query.c.id).where(query.c.query_key == "q5", query.c.target_id.in_(target_ids))
+    with repository.engine.connect() as connection:
+        return {int(row[0]) for row in connection.execute(statement)}
 
 
 def test_roll_up_keeps_the_baseline_sums_and_every_execution(repository: Repository) -> None:
