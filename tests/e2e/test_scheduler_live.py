@@ -290,19 +290,7 @@ def _backfill(
 ) -> dict[str, Any]:
     """Backfill planmon_analyze over [start, end] reprocessing completed runs; wait until it and what
     it triggers are done; the repository's state afterwards."""
-    before = {b["id"] for b in cluster.api("GET", "/backfills", dag_id=ANALYZE)["backfills"]}
-    cluster.airflow(
-        "backfill", "create", "--dag-id", ANALYZE, "--from-date", start.isoformat() + "+00:00",
-        "--to-date", end.isoformat() + "+00:00", "--reprocess-behavior", "completed",
-    )  # fmt: skip
-    backfills = cluster.api("GET", "/backfills", dag_id=ANALYZE)["backfills"]
-    created = [b for b in backfills if b["id"] not in before]
-    assert len(created) == 1, backfills
-
-    def completed() -> bool:
-        return cluster.api("GET", f"/backfills/{created[0]['id']}")["completed_at"] is not None
-
-    _wait_until(f"backfill {created[0]['id']} completed", completed, timeout=QUIET_TIMEOUT_S)
+    cluster.backfill(ANALYZE, start, end, timeout=QUIET_TIMEOUT_S)
     _wait_quiet(cluster, (ANALYZE, ALERT, REMEDIATE))
     runs = [r for r in cluster.dag_runs(ANALYZE) if r["run_type"] == "backfill"]
     assert len(runs) >= 2 and all(r["state"] == "success" for r in runs), runs

@@ -35,6 +35,7 @@ import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,25 @@ class AirflowCluster:
     def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
         path = f"/dags/{dag_id}/dagRuns/{urllib.parse.quote(run_id, safe='')}/taskInstances"
         return list(self.api("GET", path, limit=100)["task_instances"])
+
+    def backfill(self, dag_id: str, start: datetime, end: datetime, *, timeout: float) -> int:
+        """Backfill ``dag_id`` over the data intervals starting in [start, end] (UTC-naive),
+        reprocessing completed runs; wait until the scheduler completed it; its id."""
+        before = {b["id"] for b in self.api("GET", "/backfills", dag_id=dag_id)["backfills"]}
+        self.airflow(
+            "backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat() + "+00:00",
+            "--to-date", end.isoformat() + "+00:00", "--reprocess-behavior", "completed",
+        )  # fmt: skip
+        backfills = self.api("GET", "/backfills", dag_id=dag_id)["backfills"]
+        created = [b["id"] for b in backfills if b["id"] not in before]
+        if len(created) != 1:
+            raise ClusterError(f"backfill create made {len(created)} backfills of {dag_id}: {backfills}")
+        deadline = time.monotonic() + timeout
+        while self.api("GET", f"/backfills/{created[0]}")["completed_at"] is None:
+            if time.monotonic() > deadline:
+                raise ClusterError(f"backfill {created[0]} of {dag_id} not completed after {timeout:.0f} s")
+            time.sleep(2.0)
+        return int(created[0])
 
     def health(self) -> dict[str, Any]:
         return dict(self._call("GET", "/api/v2/monitor/health", None, token=None))

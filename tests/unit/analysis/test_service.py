@@ -18,7 +18,7 @@ from planmon.store import Repository
 from planmon.store.collection import CollectionStore
 from planmon.store.connection import create_repository_engine
 from planmon.store.regressions import RegressionStore
-from tests.harness.seeds import HOUR, SLOW, T0, seed
+from tests.harness.seeds import HOUR, SLOW, T0, seed, seed_late_plan_change
 
 SETTINGS = load_settings({"PLANMON_RESOLVE_AFTER_INTERVALS": "3"})
 
@@ -171,27 +171,8 @@ def test_a_backfilled_day_finds_a_regression_that_began_in_its_last_three_hours(
 ) -> None:
     """planmon_analyze's task calls analyze_repository: over a 24-hour window (a backfill, an offline
     day) a plan change 5x slower in the last 3 hours is found, compared after its onset."""
-    collection = CollectionStore(repository)
-    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
-    query_id = collection.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
-        ("", "42")
-    ]
-    plan_ids = collection.upsert_plans(
-        target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
-    )
     day_start = T0 + timedelta(days=7)
-    onset = day_start + 21 * HOUR
-    rows = []
-    for hour in range(8 * 24):
-        start = T0 + hour * HOUR
-        slow = start >= onset
-        cpu = (50_000.0 if slow else 10_000.0) * (1.0 + 0.04 * ((hour * 7) % 5 - 2))  # a little noise
-        rows.append({
-            "target_id": target_id, "plan_id": plan_ids["p2" if slow else "p1"], "query_id": query_id,
-            "interval_start": start, "interval_end": start + HOUR, "executions": 600 + (hour % 3) * 20,
-            "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.3, "duration_us_mean": cpu * 1.2,
-        })  # fmt: skip
-    collection.upsert_runtime_stats(rows)
+    onset = seed_late_plan_change(repository, day_start=day_start)
     summary = analyze_repository(
         repository, window_start=day_start, window_end=day_start + 24 * HOUR, settings=SETTINGS
     )
