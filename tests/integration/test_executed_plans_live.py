@@ -1,5 +1,5 @@
 """Live on PostgreSQL 15 and 18: a skewed parameter moves the executions of one statement from the
-index to a Seq Scan while EXPLAIN's generic plan still says Index Scan. With auto_explain logging
+index to a Seq Scan (or a Bitmap Heap Scan) while EXPLAIN's generic plan still says Index Scan. With auto_explain logging
 JSON to jsonlog, planmon captures the executed plans and reports a plan_change whose diff shows the
 Seq Scan; without it, the generic plans are marked as such ("the executed plan may differ")."""
 
@@ -110,7 +110,11 @@ def test_with_auto_explain_the_diff_is_of_the_executed_plans(major: str, tmp_pat
     assert "executed" in sources
     assert regression["kind"] == "plan_change", regression
     diff = regression["diff"] or ""
-    assert "Seq Scan" in diff and GENERIC_PLAN_NOTE not in diff, diff
+    # the hot customer's executions read half the table: a Seq Scan, or a Bitmap Heap Scan where the
+    # planner's sampled statistics make that cheaper (seen on 18 under load); never the Index Scan
+    # EXPLAIN's generic plan keeps
+    moved = "Index Scan on orders_customer -> Seq Scan" in diff or "-> Bitmap Heap Scan" in diff
+    assert moved and GENERIC_PLAN_NOTE not in diff, diff
 
 
 def test_without_auto_explain_the_generic_plans_are_marked(major: str, tmp_path: Path) -> None:
