@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import String, bindparam, cast, insert, select, update
 from sqlalchemy.engine import Connection
 
 from planmon.store.audit import AuditEntry, append_audit
@@ -74,16 +74,17 @@ class RegressionStore(RepositoryView):
     ) -> int:
         """Close these open regressions (the query is back at its baseline); return how many closed."""
         resolved_at = as_utc_naive(resolved_at)
-        closed: list[int] = []
+        if not regression_ids:
+            return 0
         with self._errors("resolving regressions"), self.engine.begin() as connection:
-            for regression_id in regression_ids:
-                result = connection.execute(
-                    update(regression)
-                    .where((regression.c.id == regression_id) & (regression.c.status == "open"))
-                    .values(status="resolved", open_key=str(regression_id), resolved_at=resolved_at)
-                )
-                if result.rowcount:
-                    closed.append(regression_id)
+            # one statement for the batch; a closed row's open_key is its id (frees the open slot)
+            result = connection.execute(
+                update(regression)
+                .where(regression.c.id.in_(list(regression_ids)) & (regression.c.status == "open"))
+                .values(status="resolved", open_key=cast(regression.c.id, String), resolved_at=resolved_at)
+                .returning(regression.c.id)
+            )
+            closed = sorted(int(row[0]) for row in result)
             append_audit(
                 connection,
                 *(
