@@ -1,7 +1,8 @@
 """Live on PostgreSQL 15 and 18: a skewed parameter moves the executions of one statement from the
-index to a Seq Scan (or a Bitmap Heap Scan) while EXPLAIN's generic plan still says Index Scan. With auto_explain logging
-JSON to jsonlog, planmon captures the executed plans and reports a plan_change whose diff shows the
-Seq Scan; without it, the generic plans are marked as such ("the executed plan may differ")."""
+index to a Seq Scan (or a Bitmap Heap Scan) while EXPLAIN's generic plan still says Index Scan. With
+auto_explain logging JSON to jsonlog, planmon captures the executed plans and reports a plan_change
+whose diff shows the move; without it, the generic plans are marked as such ("the executed plan may
+differ")."""
 
 from __future__ import annotations
 
