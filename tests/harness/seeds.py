@@ -14,8 +14,8 @@ T0 = datetime(2026, 11, 10, 0, 0)  # baseline days start here; the slowdown star
 SLOW = T0 + timedelta(days=7)
 
 
-def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -> tuple[int, dict[str, int]]:
-    """Plan p1 for a week at 10 ms CPU, then plan p2 at 40 ms for ``slow_hours``, then p1 again."""
+def _sales_query(repository: Repository) -> tuple[int, int, dict[str, int]]:
+    """Target ``sales`` (SQL Server), its query 42 and the query's plans p1 and p2 (shapes a, b)."""
     collection = CollectionStore(repository)
     target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
     query_id = collection.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
@@ -24,6 +24,13 @@ def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -
     plan_ids = collection.upsert_plans(
         target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
     )
+    return target_id, query_id, plan_ids
+
+
+def seed(repository: Repository, *, slow_hours: int, recovered_hours: int = 0) -> tuple[int, dict[str, int]]:
+    """Plan p1 for a week at 10 ms CPU, then plan p2 at 40 ms for ``slow_hours``, then p1 again."""
+    collection = CollectionStore(repository)
+    target_id, query_id, plan_ids = _sales_query(repository)
     rows: list[dict[str, Any]] = []
 
     def add(start: datetime, hours: int, plan: str, cpu: float) -> None:
@@ -47,13 +54,7 @@ def seed_late_plan_change(repository: Repository, *, day_start: datetime) -> dat
     most of that day, then plan p2 5x slower from 21:00 (the day's last 3 hours); hourly rows, a
     little noise. Returns the onset (``day_start`` + 21 h)."""
     collection = CollectionStore(repository)
-    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
-    query_id = collection.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT ? FROM t")])[
-        ("", "42")
-    ]
-    plan_ids = collection.upsert_plans(
-        target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
-    )
+    target_id, query_id, plan_ids = _sales_query(repository)
     first, onset = day_start - timedelta(days=7), day_start + 21 * HOUR
     rows = []
     for hour in range(8 * 24):
