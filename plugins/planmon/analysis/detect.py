@@ -503,6 +503,9 @@ def _find_onsets(
         factor = (executions * slot_factor * after).sum(axis=1) / (executions * after).sum(axis=1)
     slot_buckets = hour_buckets(starts)
     weakest = np.where(after, kind_of[:, slot_buckets], len(BASELINE_KINDS)).min(axis=1)
+    # no hour or day stood out of its noise after the onset (every shrunk factor exactly 1): the
+    # expected cost is the overall baseline mean, which every baseline interval supports
+    weakest[np.where(after, slot_factor == 1.0, True).all(axis=1)] = 0
     # the baseline rows the expected cost after the onset rests on: each matched bucket once
     matched = np.zeros(factor_of.shape, dtype=bool)
     for column, bucket in enumerate(slot_buckets):

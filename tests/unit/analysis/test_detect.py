@@ -476,3 +476,20 @@ def test_a_regression_hidden_in_quiet_hours_is_found_against_those_hours() -> No
     evidence = found.iloc[0].evidence
     assert evidence["baseline"]["kind"] != "overall" and evidence["baseline"]["factor"] < 0.6
     assert found.iloc[0].ratio == pytest.approx(2.0, rel=0.15)
+
+
+def test_a_late_change_against_a_flat_baseline_is_tested_against_every_baseline_interval() -> None:
+    """No hour or day stands out in the baseline: the expectation is the overall mean (kind overall),
+    and the t-test counts all its intervals, not only the matched hours' few (issue 19)."""
+    onset = DAY_START + 22 * HOURLY  # the last two hours
+
+    def noisy(t: datetime) -> float:  # some days dearer than others, every hour alike: no cycle
+        return 10_000.0 * (0.8, 1.2, 1.0, 0.9, 1.1, 1.15, 0.85, 1.0)[(t - DAY_START).days + 7]
+
+    data = hourly(7, lambda t: 2 if t >= onset else 1, lambda t: noisy(t) * (5.0 if t >= onset else 1.0))
+    found = run_day(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["plan_change"]
+    evidence = found.iloc[0].evidence
+    assert evidence["onset"] == onset.isoformat() and evidence["onset_moved"]
+    assert evidence["baseline"] == {"kind": "overall", "factor": 1.0, "overall_mean": pytest.approx(
+        found.iloc[0].baseline_mean)}
