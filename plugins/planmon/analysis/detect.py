@@ -629,8 +629,10 @@ def _day_aware(pairs: pd.DataFrame) -> pd.DataFrame:
         mean_base=pairs["mean_base"] * factor,
         var_base=pairs["var_base"] * factor * factor,
         var_between_base=pairs["var_between_base"] * factor * factor,
-        # a day-aware expectation rests on the matched hours' baseline intervals, not on all of them
+        # a day-aware expectation rests on the matched hours' baseline intervals, not on all of them;
+        # its between-interval variance is estimated from all of them (significance: after an onset)
         intervals_base=np.minimum(pairs["intervals_base"], pairs["baseline_support"]),
+        variance_intervals_base=pairs["intervals_base"],
     )
 
 
@@ -651,18 +653,34 @@ def significance(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     conditions (load, cache, blocking), so they are not independent samples of the plan's cost. The
     current side uses the larger of its own and the baseline's between-interval variance (its few
     intervals understate the noise the baseline shows).
+
+    After a moved onset (``onset_moved``) the compared part is the 2-4 most elevated intervals the
+    onset scan chose, so its own variance (1-3 degrees of freedom) says little: the current side's is
+    at least the baseline's *relative* spread at the level the part runs at (a plan's interval means
+    spread in proportion to its cost), which is the baseline's own variance under "no change" and
+    only more conservative above it; and the degrees of freedom are those of the variance estimates
+    (all the baseline's intervals, ``variance_intervals_base``, plus the part's), not the few matched
+    hours a day-aware expectation rests on (docs/detection.md, "Change points inside the window").
     """
     between_b = pairs["var_between_base"].to_numpy(float)
     between_c = np.maximum(pairs["var_between"].to_numpy(float), between_b)
     k_b = np.maximum(pairs["intervals_base"].to_numpy(float), 1.0)
     k_c = np.maximum(pairs["intervals"].to_numpy(float), 1.0)
+    df = np.maximum(k_b + k_c - 2.0, 1.0)
+    moved = pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
+    if moved.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.maximum(pairs["mean"].to_numpy(float) / pairs["mean_base"].to_numpy(float), 1.0)
+        level = np.where(np.isfinite(level), level, 1.0)
+        between_c = np.where(moved, np.maximum(between_c, between_b * level * level), between_c)
+        k_variance = np.maximum(pairs["variance_intervals_base"].to_numpy(float), 1.0)
+        df = np.where(moved, np.maximum(k_variance + k_c - 2.0, 1.0), df)
     se2 = between_b / k_b + between_c / k_c
     se2 += pairs["var_base"].to_numpy(float) / pairs["n_base"].to_numpy(float)
     se2 += pairs["var"].to_numpy(float) / pairs["n"].to_numpy(float)
     diff = pairs["mean"].to_numpy(float) - pairs["mean_base"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se2 > 0, diff / np.sqrt(se2), np.where(diff > 0, np.inf, 0.0))
-    df = np.maximum(k_b + k_c - 2.0, 1.0)
     return t, student_t_sf_many(t, df)
 
 

@@ -483,13 +483,38 @@ def test_a_late_change_against_a_flat_baseline_is_tested_against_every_baseline_
     and the t-test counts all its intervals, not only the matched hours' few (issue 19)."""
     onset = DAY_START + 22 * HOURLY  # the last two hours
 
-    def noisy(t: datetime) -> float:  # some days dearer than others, every hour alike: no cycle
-        return 10_000.0 * (0.8, 1.2, 1.0, 0.9, 1.1, 1.15, 0.85, 1.0)[(t - DAY_START).days + 7]
-
-    data = hourly(7, lambda t: 2 if t >= onset else 1, lambda t: noisy(t) * (5.0 if t >= onset else 1.0))
+    data = hourly(7, lambda t: 2 if t >= onset else 1, lambda t: _day_noise(t) * (5.0 if t >= onset else 1.0))
     found = run_day(data, plans((7, 1, "a"), (7, 2, "b")))
     assert list(found["kind"]) == ["plan_change"]
     evidence = found.iloc[0].evidence
     assert evidence["onset"] == onset.isoformat() and evidence["onset_moved"]
-    assert evidence["baseline"] == {"kind": "overall", "factor": 1.0, "overall_mean": pytest.approx(
-        found.iloc[0].baseline_mean)}
+    assert evidence["baseline"] == {
+        "kind": "overall",
+        "factor": 1.0,
+        "overall_mean": pytest.approx(found.iloc[0].baseline_mean),
+    }
+
+
+def _day_noise(t: datetime) -> float:
+    """10 ms, some days dearer than others (+-20%), every hour of a day alike."""
+    return 10_000.0 * (0.8, 1.2, 1.0, 0.9, 1.1, 1.15, 0.85, 1.0)[(t - DAY_START).days + 7]
+
+
+def test_a_late_change_that_swings_is_tested_with_the_baseline_variance_degrees_of_freedom() -> None:
+    """Weekends are cheaper (a day-aware expectation on the matched hours' 4 baseline intervals); the
+    last two hours run 2.2x and 7.8x. Their own variance has 1 degree of freedom, the baseline's ~180:
+    the t-test counts the latter, not the 4 intervals the expectation rests on (issue 19)."""
+    onset = DAY_START + 22 * HOURLY
+    # per day from the baseline's Saturday: Saturday, Sunday, Monday, ..., the Saturday analysed
+    day_cost = (0.8, 0.8, 0.9, 1.2, 1.0, 1.1, 1.0, 0.8)
+
+    def cost(t: datetime) -> float:
+        late = (2.2, 7.8)[t.hour - 22] if t >= onset else 1.0
+        return 10_000.0 * day_cost[(t - DAY_START).days + 7] * late
+
+    found = run_day(hourly(7, lambda t: 2 if t >= onset else 1, cost), plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["plan_change"]
+    evidence = found.iloc[0].evidence
+    assert evidence["onset"] == onset.isoformat()
+    assert evidence["baseline"]["kind"] == "hour_of_day_and_daytype"
+    assert found.iloc[0].p_value <= SETTINGS.p_value_max / 24
