@@ -82,7 +82,8 @@ SEVERITY_SECONDS_PER_HOUR = (
 )  # else Severity.LOW
 _SUMS = ("n", "s1", "s2", "sm2", "r1", "x1", "cpu_rows", "intervals")
 _CONFIRM_COLUMNS = (  # what a confirmed candidate's detection row is built from (itertuples is per column)
-    *KEYS, "metric", "ratio", "impact", "t", "p", "elevated", "current_intervals", "extra_per_execution",
+    *KEYS, "metric", "ratio", "ratio_limit", "impact", "t", "p", "elevated", "current_intervals",
+    "extra_per_execution",
     "onset", "onset_moved", "baseline_kind", "factor", "mean_base_overall",
     *(f"{name}{side}" for side in ("", "_base") for name in
       ("plan_id", "shape", "n", "mean", "var", "intervals", "reads_mean", "examined_mean")),
@@ -608,16 +609,30 @@ def _performance_regressions(
     pairs["extra_per_execution"] = pairs["mean"] - pairs["mean_base"]
     pairs["impact"] = pairs["extra_per_execution"] * pairs["n"] / pairs["hours"] / 1e6
     material = pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour
+    knowledge = PlanKnowledge.of(plans, shapes)
+    pairs["ratio_limit"] = _ratio_limits(pairs, knowledge, settings)
     candidates = pairs[
-        (pairs["ratio"] >= settings.regression_ratio)
+        (pairs["ratio"] >= pairs["ratio_limit"])
         & (material | (pairs["extra_per_execution"] >= settings.min_extra_us_per_execution))
         & ~pd.MultiIndex.from_frame(pairs[KEYS]).isin(list(sensitive))
     ]
     candidates = _significant(candidates, settings, scanned=onsets.slots)
-    candidates = _persistent(rows, plan_moments, candidates, shapes=shapes, settings=settings)
-    knowledge = PlanKnowledge.of(plans, shapes)
+    candidates = _persistent(rows, plan_moments, candidates, shapes=shapes)
     found = [_confirm(row, settings, knowledge) for row in _records(candidates[list(_CONFIRM_COLUMNS)])]
     return found + list(sensitive.values())
+
+
+def _ratio_limits(pairs: pd.DataFrame, knowledge: PlanKnowledge, settings: Settings) -> np.ndarray:
+    """Per pair, the ratio its mean must reach: ``plan_change_ratio`` where the dominant shape differs
+    from the baseline plan's and planmon knows both plans (a plan change: a discrete event with a
+    cheap, verifiable remedy), else ``regression_ratio`` (same-plan drift, or a plan planmon never
+    captured, where it cannot claim that the plan changed)."""
+    changed = pairs["shape"].to_numpy() != pairs["shape_base"].to_numpy()
+    if knowledge.unknown:
+        unknown = list(knowledge.unknown)
+        either = pairs["plan_id"].isin(unknown).to_numpy() | pairs["plan_id_base"].isin(unknown).to_numpy()
+        changed &= ~either
+    return np.where(changed, settings.plan_change_ratio, settings.regression_ratio)
 
 
 def _day_aware(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -702,20 +717,21 @@ def _persistent(
     candidates: pd.DataFrame,
     *,
     shapes: dict[Any, str],
-    settings: Settings,
 ) -> pd.DataFrame:
     """Candidates elevated in at least half of the current intervals (two, when there are two or more).
 
     Per candidate shape and current interval, the execution-weighted mean of the regular rows,
-    against the ratio over the baseline mean. Rows are picked through their group number, so only
-    the candidates' rows are touched.
+    against the candidate's ratio (``ratio_limit``: the plan change ratio or the regression ratio)
+    over the baseline mean. Rows are picked through their group number, so only the candidates' rows
+    are touched.
     """
     if candidates.empty:
         return candidates.assign(elevated=[], current_intervals=[])
     groups = plan_moments.loc[plan_moments["current"], PLAN_KEYS].reset_index(names="group")
     groups["shape"] = _shapes_of(groups["plan_id"], shapes)
     limits = candidates[SHAPE_KEYS].reset_index(drop=True)
-    limits["limit"] = candidates["mean_base_overall"].to_numpy(float) * settings.regression_ratio
+    ratio = candidates["ratio_limit"].to_numpy(float)
+    limits["limit"] = candidates["mean_base_overall"].to_numpy(float) * ratio
     chosen = groups.merge(limits.reset_index(names="candidate"), on=SHAPE_KEYS)
     candidate_of_group = np.full(len(plan_moments), -1, dtype=np.int64)
     candidate_of_group[chosen["group"].to_numpy()] = chosen["candidate"].to_numpy()
@@ -797,8 +813,10 @@ def _confirm(row: Any, settings: Settings, knowledge: PlanKnowledge) -> dict[str
     corroboration = _corroboration(row)
     floor = settings.impact_floor_cpu_seconds_per_hour
     material = row.impact >= floor
+    plan_change_gate = row.ratio_limit < settings.regression_ratio  # a known plan change's lower ratio
+    which = "plan change ratio" if plan_change_gate else "regression ratio"
     evidence = {
-        "rule": f"{row.metric} mean x{row.ratio:.2f} >= {settings.regression_ratio}, t={t:.1f} p={p:.2g}, "
+        "rule": f"{row.metric} mean x{row.ratio:.2f} >= {row.ratio_limit:g} ({which}), t={t:.1f} p={p:.2g}, "
         + (
             f"impact {row.impact:.1f}s/h >= {floor}"
             if material

@@ -403,6 +403,39 @@ def test_a_known_plan_change_stays_a_plan_change_without_captures_in_the_window(
     assert list(found["kind"]) == ["plan_change"]
 
 
+# -- the plan change ratio (issue 19) ---------------------------------------------------------------
+
+
+def test_a_known_plan_change_counts_from_the_plan_change_ratio_a_same_plan_slowdown_does_not() -> None:
+    base = baseline(7, 1, n=200, cpu=10_000, sd=500)
+    changed = run(base + current(7, 2, n=200, cpu=13_000, sd=500), plans((7, 1, "aaa"), (7, 2, "bbb")))
+    assert list(changed["kind"]) == ["plan_change"] and changed.iloc[0].ratio == pytest.approx(1.3)
+    assert ">= 1.25 (plan change ratio)" in changed.iloc[0].evidence["rule"]
+    same_shape = run(base + current(7, 2, n=200, cpu=13_000, sd=500), plans((7, 1, "aaa"), (7, 2, "aaa")))
+    assert same_shape.empty  # load and data drift move the same plan's cost: 1.5x needed
+    same_plan = run(base + current(7, 1, n=200, cpu=13_000, sd=500), plans((7, 1, "aaa")))
+    assert same_plan.empty
+    slower = run(base + current(7, 1, n=200, cpu=16_000, sd=500), plans((7, 1, "aaa")))
+    assert list(slower["kind"]) == ["same_plan"]
+    assert ">= 1.5 (regression ratio)" in slower.iloc[0].evidence["rule"]
+
+
+def test_a_small_change_from_a_plan_never_captured_needs_the_regression_ratio() -> None:
+    """planmon cannot claim a plan change when it never saw the baseline's plan: 1.3x is not enough."""
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=13_000, sd=500)
+    frame = cumulative_plans((7, 1, None, False, False), (7, 2, "bbb", True, True))
+    assert run(data, frame).empty
+    known = cumulative_plans((7, 1, "aaa", True, False), (7, 2, "bbb", True, True))
+    assert list(run(data, known)["kind"]) == ["plan_change"]
+    slower = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=16_000, sd=500)
+    assert list(run(slower, frame)["kind"]) == ["plan_unknown"]
+
+
+def test_a_plan_change_under_the_plan_change_ratio_is_not_a_regression() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=12_000, sd=500)
+    assert run(data, plans((7, 1, "aaa"), (7, 2, "bbb"))).empty  # 1.2x: a recompile's usual spread
+
+
 # -- info tier, change points, day-aware baselines (issue 19) --------------------------------------
 
 
