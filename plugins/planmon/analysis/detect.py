@@ -600,7 +600,7 @@ def _performance_regressions(
     current["share"] = current["n"] / current["query_n"]
     hours = onsets.frame[[*KEYS, "hours"]]
     current = current.merge(hours, on=KEYS, how="left").fillna({"hours": onsets.window_hours})
-    sensitive = _parameter_sensitive(current, settings)
+    sensitive = _parameter_sensitive(current, settings, last_good=baseline.set_index(KEYS)["mean"])
     dominant = current.drop(columns="hours").sort_values("n", ascending=False).drop_duplicates(KEYS)
     pairs = dominant.merge(baseline, on=KEYS, suffixes=("", "_base"))
     pairs = _day_aware(_onset_columns(pairs, onsets, onsets.window_hours))
@@ -863,9 +863,12 @@ def _corroboration(row: Any) -> dict[str, Any]:
 
 
 def _parameter_sensitive(
-    current: pd.DataFrame, settings: Settings
+    current: pd.DataFrame, settings: Settings, *, last_good: pd.Series | None = None
 ) -> dict[tuple[Any, Any], dict[str, Any]]:
-    """Queries whose current window alternates two or more substantial plans that differ by the ratio."""
+    """Queries whose current window alternates two or more substantial plans that differ by the ratio,
+    the slowest also the ratio above the query's last good plan (``last_good``: its baseline mean per
+    query, where it has one): a plan that happened to run cheap in the window does not make the other
+    one, at its usual cost, a regression."""
     shared = current[
         (current["share"] >= PARAMETER_SENSITIVE_SHARE) & (current["n"] >= settings.min_executions)
     ]
@@ -875,8 +878,10 @@ def _parameter_sensitive(
     best = ordered.drop_duplicates(KEYS, keep="first")
     worst = ordered.drop_duplicates(KEYS, keep="last")
     pairs = best.merge(worst, on=KEYS, suffixes=("_base", "")).set_index(KEYS)
+    reference = pd.Series(np.nan, index=pairs.index) if last_good is None else last_good.reindex(pairs.index)
     alternating = (
-        (pairs["shape"] != pairs["shape_base"])
+        (reference.isna() | (pairs["mean"] >= reference * settings.regression_ratio))
+        & (pairs["shape"] != pairs["shape_base"])
         & (pairs["mean"] >= pairs["mean_base"] * settings.regression_ratio)
         & (pairs["first"] < pairs["last_base"])
         & (pairs["first_base"] < pairs["last"])

@@ -166,6 +166,18 @@ def test_alternating_plans_are_parameter_sensitive() -> None:
     assert found.iloc[0].ratio == pytest.approx(8.0)
 
 
+def test_alternating_plans_must_also_be_slower_than_the_last_good_plan() -> None:
+    """Both plans cost 20-22 ms in the baseline; in the window one runs at 27 ms and the other,
+    luckily, at 13 ms: 2x apart, but the slow one is 1.35x the last good plan, no regression."""
+    data = (
+        baseline(7, 1, n=600, cpu=20_000, sd=200)
+        + baseline(7, 2, n=400, cpu=22_000, sd=200)
+        + current(7, 1, n=600, cpu=27_000, sd=200)
+        + current(7, 2, n=400, cpu=13_000, sd=200)
+    )
+    assert run(data, plans((7, 1, "a"), (7, 2, "b"))).empty
+
+
 def test_rising_error_share_is_error_prone() -> None:
     data = (
         baseline(7, 1, n=1000, cpu=1_000)
