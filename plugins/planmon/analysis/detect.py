@@ -894,7 +894,10 @@ def _parameter_sensitive(
     extra = shared.merge(pairs[["mean_base"]].reset_index(), on=KEYS)
     extra["extra"] = (extra["mean"] - extra["mean_base"]) * extra["n"] / extra["hours"] / 1e6
     pairs = pairs.join(extra.groupby(KEYS)["extra"].sum().rename("impact"))
-    pairs = pairs[pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour]
+    # under the impact floor it is severity info, as the other performance kinds: when the slowest
+    # plan costs at least min_extra_us_per_execution more per execution than the fastest
+    material = pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour
+    pairs = pairs[material | (pairs["mean"] - pairs["mean_base"] >= settings.min_extra_us_per_execution)]
     if pairs.empty:
         return {}
     t, p = significance(pairs)
@@ -905,15 +908,25 @@ def _parameter_sensitive(
     found: dict[tuple[Any, Any], dict[str, Any]] = {}
     for key, row in zip(pairs.index, _records(pairs), strict=True):
         found[(key[0], key[1])] = _sensitive_detection(
-            key, row, plans_of[key], t=float(row.t), p=float(row.p)
+            key, row, plans_of[key], t=float(row.t), p=float(row.p), settings=settings
         )
     return found
 
 
-def _sensitive_detection(key: Any, row: Any, plans: pd.DataFrame, *, t: float, p: float) -> dict[str, Any]:
+def _sensitive_detection(
+    key: Any, row: Any, plans: pd.DataFrame, *, t: float, p: float, settings: Settings
+) -> dict[str, Any]:
+    floor = settings.impact_floor_cpu_seconds_per_hour
+    material = row.impact >= floor
     evidence = {
         "rule": f"{len(plans)} plans alternate, each >= {PARAMETER_SENSITIVE_SHARE:.0%} of executions, "
-        f"slowest x{row.mean / row.mean_base:.2f} the fastest",
+        f"slowest x{row.mean / row.mean_base:.2f} the fastest, "
+        + (
+            f"impact {row.impact:.1f}s/h >= {floor}"
+            if material
+            else f"impact {row.impact:.1f}s/h < {floor} (info), "
+            f"+{row.mean - row.mean_base:.0f}us/execution >= {settings.min_extra_us_per_execution:g}"
+        ),
         "plans": [
             {"plan_id": _native(r.plan_id), "shape": r.shape, "executions": float(r.n), "mean": float(r.mean),
              "share": float(r.share)}
@@ -937,7 +950,7 @@ def _sensitive_detection(key: Any, row: Any, plans: pd.DataFrame, *, t: float, p
         "impact": float(row.impact),
         "t_statistic": float(t),
         "p_value": float(p),
-        "severity": _severity(float(row.impact)),
+        "severity": _severity(float(row.impact)) if material else Severity.INFO,
         "evidence": evidence,
     }
 

@@ -178,6 +178,25 @@ def test_alternating_plans_must_also_be_slower_than_the_last_good_plan() -> None
     assert run(data, plans((7, 1, "a"), (7, 2, "b"))).empty
 
 
+def test_alternating_plans_under_the_impact_floor_are_info() -> None:
+    """40 executions an hour at 10 ms, 32 at 80 ms: +70 ms per execution, but 2.2 CPU-seconds an hour."""
+    data = (
+        baseline(7, 1, n=20, cpu=10_000, sd=100)
+        + current(7, 1, n=10, cpu=10_000, sd=100)
+        + current(7, 2, n=8, cpu=80_000, sd=1_000)
+    )
+    found = run(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["parameter_sensitive"] and list(found["severity"]) == ["info"]
+    assert found.iloc[0].impact < SETTINGS.impact_floor_cpu_seconds_per_hour
+    assert "(info), +70000us/execution >= 250" in found.iloc[0].evidence["rule"]
+    tiny = (
+        baseline(7, 1, n=100, cpu=100, sd=1)
+        + current(7, 1, n=60, cpu=100, sd=1)
+        + current(7, 2, n=40, cpu=300, sd=1)
+    )
+    assert run(tiny, plans((7, 1, "a"), (7, 2, "b"))).empty  # +200 us per execution: nothing
+
+
 def test_rising_error_share_is_error_prone() -> None:
     data = (
         baseline(7, 1, n=1000, cpu=1_000)
