@@ -14,8 +14,10 @@ per plan *shape* (plans with the same shape hash are one plan; a recompile is no
 - the baseline plan is the best plan (lowest mean) with enough executions in the baseline window.
 
 A regression needs all of: enough executions on both sides; current/baseline mean at or over the
-ratio threshold; a significant t-test whose standard error includes the between-interval variance
-(executions within an interval are not independent samples of a plan's cost); an impact (extra
+ratio threshold (``plan_change_ratio`` for a known plan change: the shape changed and both plans are
+known; else ``regression_ratio``); a significant t-test whose standard error includes the
+between-interval variance (executions within an interval are not independent samples of a plan's
+cost); an impact (extra
 metric-seconds per hour at the current execution rate) over the floor; and persistence (at least
 half of the current window's intervals elevated, and two of them when there are two or more), so a
 one-interval spike is not one. A faster plan is never a regression. Kinds:
@@ -29,7 +31,7 @@ one-interval spike is not one. A faster plan is never a regression. Kinds:
   and planmon does not know whether the plan changed (evidence ``plan_unknown``, reason, hint);
 - ``parameter_sensitive``: two or more plans *alternate* in the current window (their spans of
   intervals overlap: one replacing the other is a plan change), each with a substantial share,
-  the slowest the ratio slower than the fastest;
+  the slowest the ratio slower than the fastest and than the query's last good plan;
 - ``error_prone``: the share of aborted/failed executions rose (two-proportion test + floors);
 - ``forced_plan_failure``: ``force_failure_count`` rose during the window (plans frame column
   ``force_failure_count_before`` holds the value at the window start; its level never counts).
