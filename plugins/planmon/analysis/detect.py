@@ -17,10 +17,9 @@ A regression needs all of: enough executions on both sides; current/baseline mea
 ratio threshold (``plan_change_ratio`` for a known plan change: the shape changed and both plans are
 known; else ``regression_ratio``); a significant t-test whose standard error includes the
 between-interval variance (executions within an interval are not independent samples of a plan's
-cost); an impact (extra
-metric-seconds per hour at the current execution rate) over the floor; and persistence (at least
-half of the current window's intervals elevated, and two of them when there are two or more), so a
-one-interval spike is not one. A faster plan is never a regression. Kinds:
+cost); an impact (extra metric-seconds per hour at the current execution rate) over the floor; and
+persistence (at least half of the current window's intervals elevated, and two of them when there
+are two or more), so a one-interval spike is not one. A faster plan is never a regression. Kinds:
 
 - ``plan_change``: the current dominant plan's shape differs from the baseline plan's;
 - ``same_plan``: same shape, slower (data growth, statistics, blocking); only when both plans are
