@@ -28,9 +28,10 @@ hour (planmon's default floor is 10). Changes happen in the first half of the wi
 behaviour runs for at least half of it. Hourly executions follow a daily cycle (Poisson around it).
 
 ``generate(extended=True)`` adds EXTENDED_SCENARIOS (late_plan_change_5x and small_plan_change_3x to
-find, the latter as severity info; busy_hour_contention, weekend_heavier, heavy_tailed_noise to leave
-alone) and, for every query, a second day/night traffic cycle and weekend dips, from a random stream of
-its own (the original mix is unchanged).
+find, the latter as severity info; busy_hour_contention, weekend_heavier, heavy_tailed_noise and
+neutral_plan_change, a new shape at 0.85-1.15x the CPU, to leave alone) and, for every query, a
+second day/night traffic cycle and weekend dips, from a random stream of its own (the original mix
+is unchanged).
 
     .venv/bin/python bench/_synthetic.py [--queries 600] [--seed 7]    # prints what it generates
 """
@@ -80,6 +81,7 @@ EXTENDED_SCENARIOS: dict[str, tuple[str | None, float]] = {
     "busy_hour_contention": (None, 1.0),  # 1.6-2.5x dearer for 3-4 busy hours every day, no change
     "weekend_heavier": (None, 1.0),  # 1.6-2.2x dearer on Saturdays and Sundays, no change
     "heavy_tailed_noise": (None, 1.0),  # interval means with Student-t (df 2) noise, no change
+    "neutral_plan_change": (None, 1.0),  # a new shape takes over in the window at 0.85-1.15x the CPU
 }
 EXTENDED_NAMES: tuple[str, ...] = (*SCENARIO_NAMES, *EXTENDED_SCENARIOS)
 INFO_TIER = frozenset({"small_plan_change_3x"})  # real regressions under the impact floor: severity info
@@ -398,6 +400,13 @@ def _extend(
     tails = np.flatnonzero(is_["heavy_tailed_noise"])
     noise = np.exp(np.clip(0.15 * rng.standard_t(2, (tails.size, hours)), -1.5, 2.5))
     q.factor[tails] *= noise[:, None, :]
+    # a recompile to an equivalent plan: a new shape (slot 1) takes over at the change, in the window's
+    # first half as for the positives, and costs 0.85-1.15x; as busy and material as the positives
+    neutral = is_["neutral_plan_change"]
+    after = t[None, :] >= q.change[neutral, None]
+    q.share[neutral, 0, :] = ~after
+    q.share[neutral, 1, :] = after
+    q.factor[neutral, 1, :] = rng.uniform(0.85, 1.15, neutral.sum())[:, None]
 
 
 def _runtime_stats(

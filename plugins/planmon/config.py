@@ -56,6 +56,12 @@ class Settings(BaseModel):
     baseline_days: int = Field(7, ge=1, le=90, description="baseline window before the analysed window")
     min_executions: int = Field(20, ge=1, description="executions needed on each side of a comparison")
     regression_ratio: float = Field(1.5, gt=1.0, description="current/baseline mean that counts as worse")
+    plan_change_ratio: float = Field(
+        1.25,
+        gt=1.0,
+        description="current/baseline mean that counts as worse when both plans are known and the shape "
+        "changed (a plan change); at most PLANMON_REGRESSION_RATIO",
+    )
     p_value_max: float = Field(0.01, gt=0.0, lt=1.0, description="significance of Welch's test")
     impact_floor_cpu_seconds_per_hour: float = Field(
         10.0,
@@ -163,6 +169,12 @@ class Settings(BaseModel):
     def _one_repository_source(self) -> Settings:
         if self.repository_url and self.repository_conn_id:
             raise ValueError("set PLANMON_REPOSITORY_URL or PLANMON_REPOSITORY_CONN_ID, not both")
+        if self.plan_change_ratio > self.regression_ratio:
+            raise ValueError(
+                f"PLANMON_PLAN_CHANGE_RATIO ({self.plan_change_ratio}) must be at most "
+                f"PLANMON_REGRESSION_RATIO ({self.regression_ratio}): a known plan change needs no more "
+                "evidence than any slowdown; lower it, or raise PLANMON_REGRESSION_RATIO"
+            )
         if self.stats_hourly_days < self.stats_fine_days:
             raise ValueError(
                 f"PLANMON_STATS_HOURLY_DAYS ({self.stats_hourly_days}) must be at least "

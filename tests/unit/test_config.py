@@ -39,6 +39,16 @@ def test_repository_url_and_conn_id_are_exclusive() -> None:
         load_settings({"PLANMON_REPOSITORY_URL": "sqlite://", "PLANMON_REPOSITORY_CONN_ID": "repo"})
 
 
+def test_the_plan_change_ratio_is_above_1_and_at_most_the_regression_ratio() -> None:
+    assert load_settings({}).plan_change_ratio == 1.25
+    with pytest.raises(ConfigError, match=r"PLANMON_PLAN_CHANGE_RATIO \(1.6\) must be at most PLANMON_REG"):
+        load_settings({"PLANMON_PLAN_CHANGE_RATIO": "1.6"})
+    with pytest.raises(ConfigError, match="PLANMON_PLAN_CHANGE_RATIO: Input should be greater than 1"):
+        load_settings({"PLANMON_PLAN_CHANGE_RATIO": "1"})
+    both = {"PLANMON_PLAN_CHANGE_RATIO": "1.6", "PLANMON_REGRESSION_RATIO": "2"}
+    assert load_settings(both).plan_change_ratio == 1.6
+
+
 def test_test_variables_are_not_settings() -> None:
     assert (
         load_settings({"PLANMON_CORPUS": "/x", "PLANMON_TEST_MSSQL_URL": "mssql://h/db"}).baseline_days == 7

@@ -14,11 +14,12 @@ per plan *shape* (plans with the same shape hash are one plan; a recompile is no
 - the baseline plan is the best plan (lowest mean) with enough executions in the baseline window.
 
 A regression needs all of: enough executions on both sides; current/baseline mean at or over the
-ratio threshold; a significant t-test whose standard error includes the between-interval variance
-(executions within an interval are not independent samples of a plan's cost); an impact (extra
-metric-seconds per hour at the current execution rate) over the floor; and persistence (at least
-half of the current window's intervals elevated, and two of them when there are two or more), so a
-one-interval spike is not one. A faster plan is never a regression. Kinds:
+ratio threshold (``plan_change_ratio`` for a known plan change: the shape changed and both plans are
+known; else ``regression_ratio``); a significant t-test whose standard error includes the
+between-interval variance (executions within an interval are not independent samples of a plan's
+cost); an impact (extra metric-seconds per hour at the current execution rate) over the floor; and
+persistence (at least half of the current window's intervals elevated, and two of them when there
+are two or more), so a one-interval spike is not one. A faster plan is never a regression. Kinds:
 
 - ``plan_change``: the current dominant plan's shape differs from the baseline plan's;
 - ``same_plan``: same shape, slower (data growth, statistics, blocking); only when both plans are
@@ -29,7 +30,7 @@ one-interval spike is not one. A faster plan is never a regression. Kinds:
   and planmon does not know whether the plan changed (evidence ``plan_unknown``, reason, hint);
 - ``parameter_sensitive``: two or more plans *alternate* in the current window (their spans of
   intervals overlap: one replacing the other is a plan change), each with a substantial share,
-  the slowest the ratio slower than the fastest;
+  the slowest the ratio slower than the fastest and than the query's last good plan;
 - ``error_prone``: the share of aborted/failed executions rose (two-proportion test + floors);
 - ``forced_plan_failure``: ``force_failure_count`` rose during the window (plans frame column
   ``force_failure_count_before`` holds the value at the window start; its level never counts).
@@ -83,7 +84,8 @@ SEVERITY_SECONDS_PER_HOUR = (
 )  # else Severity.LOW
 _SUMS = ("n", "s1", "s2", "sm2", "r1", "x1", "cpu_rows", "intervals")
 _CONFIRM_COLUMNS = (  # what a confirmed candidate's detection row is built from (itertuples is per column)
-    *KEYS, "metric", "ratio", "impact", "t", "p", "elevated", "current_intervals", "extra_per_execution",
+    *KEYS, "metric", "ratio", "ratio_limit", "impact", "t", "p", "elevated", "current_intervals",
+    "extra_per_execution",
     "onset", "onset_moved", "baseline_kind", "factor", "mean_base_overall",
     *(f"{name}{side}" for side in ("", "_base") for name in
       ("plan_id", "shape", "n", "mean", "var", "intervals", "reads_mean", "examined_mean")),
@@ -559,6 +561,9 @@ def _find_onsets(
         factor = (executions * slot_factor * after).sum(axis=1) / (executions * after).sum(axis=1)
     slot_buckets = hour_buckets(starts)
     weakest = np.where(after, kind_of[:, slot_buckets], len(BASELINE_KINDS)).min(axis=1)
+    # no hour or day stood out of its noise after the onset (every shrunk factor exactly 1): the
+    # expected cost is the overall baseline mean, which every baseline interval supports
+    weakest[np.where(after, slot_factor == 1.0, True).all(axis=1)] = 0
     # the baseline rows the expected cost after the onset rests on: each matched bucket once
     matched = np.zeros(factor_of.shape, dtype=bool)
     for column, bucket in enumerate(slot_buckets):
@@ -697,7 +702,7 @@ def _performance_regressions(
     current["share"] = current["n"] / current["query_n"]
     hours = onsets.frame[[*KEYS, "hours"]]
     current = current.merge(hours, on=KEYS, how="left").fillna({"hours": onsets.window_hours})
-    sensitive = _parameter_sensitive(current, settings)
+    sensitive = _parameter_sensitive(current, settings, last_good=baseline.set_index(KEYS)["mean"])
     dominant = current.drop(columns="hours").sort_values("n", ascending=False).drop_duplicates(KEYS)
     pairs = dominant.merge(baseline, on=KEYS, suffixes=("", "_base"))
     pairs = _day_aware(_onset_columns(pairs, onsets, onsets.window_hours))
@@ -706,16 +711,30 @@ def _performance_regressions(
     pairs["extra_per_execution"] = pairs["mean"] - pairs["mean_base"]
     pairs["impact"] = pairs["extra_per_execution"] * pairs["n"] / pairs["hours"] / 1e6
     material = pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour
+    knowledge = PlanKnowledge.of(plans, shapes)
+    pairs["ratio_limit"] = _ratio_limits(pairs, knowledge, settings)
     candidates = pairs[
-        (pairs["ratio"] >= settings.regression_ratio)
+        (pairs["ratio"] >= pairs["ratio_limit"])
         & (material | (pairs["extra_per_execution"] >= settings.min_extra_us_per_execution))
         & ~pd.MultiIndex.from_frame(pairs[KEYS]).isin(list(sensitive))
     ]
     candidates = _significant(candidates, settings, scanned=onsets.slots)
-    candidates = _persistent(rows, plan_moments, candidates, shapes=shapes, settings=settings)
-    knowledge = PlanKnowledge.of(plans, shapes)
+    candidates = _persistent(rows, plan_moments, candidates, shapes=shapes)
     found = [_confirm(row, settings, knowledge) for row in _records(candidates[list(_CONFIRM_COLUMNS)])]
     return found + list(sensitive.values())
+
+
+def _ratio_limits(pairs: pd.DataFrame, knowledge: PlanKnowledge, settings: Settings) -> np.ndarray:
+    """Per pair, the ratio its mean must reach: ``plan_change_ratio`` where the dominant shape differs
+    from the baseline plan's and planmon knows both plans (a plan change: a discrete event with a
+    cheap, verifiable remedy), else ``regression_ratio`` (same-plan drift, or a plan planmon never
+    captured, where it cannot claim that the plan changed)."""
+    changed = pairs["shape"].to_numpy() != pairs["shape_base"].to_numpy()
+    if knowledge.unknown:
+        unknown = list(knowledge.unknown)
+        either = pairs["plan_id"].isin(unknown).to_numpy() | pairs["plan_id_base"].isin(unknown).to_numpy()
+        changed &= ~either
+    return np.where(changed, settings.plan_change_ratio, settings.regression_ratio)
 
 
 def _day_aware(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -727,8 +746,10 @@ def _day_aware(pairs: pd.DataFrame) -> pd.DataFrame:
         mean_base=pairs["mean_base"] * factor,
         var_base=pairs["var_base"] * factor * factor,
         var_between_base=pairs["var_between_base"] * factor * factor,
-        # a day-aware expectation rests on the matched hours' baseline intervals, not on all of them
+        # a day-aware expectation rests on the matched hours' baseline intervals, not on all of them;
+        # its between-interval variance is estimated from all of them (significance: after an onset)
         intervals_base=np.minimum(pairs["intervals_base"], pairs["baseline_support"]),
+        variance_intervals_base=pairs["intervals_base"],
     )
 
 
@@ -749,18 +770,34 @@ def significance(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     conditions (load, cache, blocking), so they are not independent samples of the plan's cost. The
     current side uses the larger of its own and the baseline's between-interval variance (its few
     intervals understate the noise the baseline shows).
+
+    After a moved onset (``onset_moved``) the compared part is the 2-4 most elevated intervals the
+    onset scan chose, so its own variance (1-3 degrees of freedom) says little: the current side's is
+    at least the baseline's *relative* spread at the level the part runs at (a plan's interval means
+    spread in proportion to its cost), which is the baseline's own variance under "no change" and
+    only more conservative above it; and the degrees of freedom are those of the variance estimates
+    (all the baseline's intervals, ``variance_intervals_base``, plus the part's), not the few matched
+    hours a day-aware expectation rests on (docs/detection.md, "Change points inside the window").
     """
     between_b = pairs["var_between_base"].to_numpy(float)
     between_c = np.maximum(pairs["var_between"].to_numpy(float), between_b)
     k_b = np.maximum(pairs["intervals_base"].to_numpy(float), 1.0)
     k_c = np.maximum(pairs["intervals"].to_numpy(float), 1.0)
+    df = np.maximum(k_b + k_c - 2.0, 1.0)
+    moved = pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
+    if moved.any():
+        with np.errstate(divide="ignore", invalid="ignore"):
+            level = np.maximum(pairs["mean"].to_numpy(float) / pairs["mean_base"].to_numpy(float), 1.0)
+        level = np.where(np.isfinite(level), level, 1.0)
+        between_c = np.where(moved, np.maximum(between_c, between_b * level * level), between_c)
+        k_variance = np.maximum(pairs["variance_intervals_base"].to_numpy(float), 1.0)
+        df = np.where(moved, np.maximum(k_variance + k_c - 2.0, 1.0), df)
     se2 = between_b / k_b + between_c / k_c
     se2 += pairs["var_base"].to_numpy(float) / pairs["n_base"].to_numpy(float)
     se2 += pairs["var"].to_numpy(float) / pairs["n"].to_numpy(float)
     diff = pairs["mean"].to_numpy(float) - pairs["mean_base"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         t = np.where(se2 > 0, diff / np.sqrt(se2), np.where(diff > 0, np.inf, 0.0))
-    df = np.maximum(k_b + k_c - 2.0, 1.0)
     return t, student_t_sf_many(t, df)
 
 
@@ -782,20 +819,21 @@ def _persistent(
     candidates: pd.DataFrame,
     *,
     shapes: dict[Any, str],
-    settings: Settings,
 ) -> pd.DataFrame:
     """Candidates elevated in at least half of the current intervals (two, when there are two or more).
 
     Per candidate shape and current interval, the execution-weighted mean of the regular rows,
-    against the ratio over the baseline mean. Rows are picked through their group number, so only
-    the candidates' rows are touched.
+    against the candidate's ratio (``ratio_limit``: the plan change ratio or the regression ratio)
+    over the baseline mean. Rows are picked through their group number, so only the candidates' rows
+    are touched.
     """
     if candidates.empty:
         return candidates.assign(elevated=[], current_intervals=[])
     groups = plan_moments.loc[plan_moments["current"], PLAN_KEYS].reset_index(names="group")
     groups["shape"] = _shapes_of(groups["plan_id"], shapes)
     limits = candidates[SHAPE_KEYS].reset_index(drop=True)
-    limits["limit"] = candidates["mean_base_overall"].to_numpy(float) * settings.regression_ratio
+    ratio = candidates["ratio_limit"].to_numpy(float)
+    limits["limit"] = candidates["mean_base_overall"].to_numpy(float) * ratio
     chosen = groups.merge(limits.reset_index(names="candidate"), on=SHAPE_KEYS)
     candidate_of_group = np.full(len(plan_moments), -1, dtype=np.int64)
     candidate_of_group[chosen["group"].to_numpy()] = chosen["candidate"].to_numpy()
@@ -877,8 +915,10 @@ def _confirm(row: Any, settings: Settings, knowledge: PlanKnowledge) -> dict[str
     corroboration = _corroboration(row)
     floor = settings.impact_floor_cpu_seconds_per_hour
     material = row.impact >= floor
+    plan_change_gate = row.ratio_limit < settings.regression_ratio  # a known plan change's lower ratio
+    which = "plan change ratio" if plan_change_gate else "regression ratio"
     evidence = {
-        "rule": f"{row.metric} mean x{row.ratio:.2f} >= {settings.regression_ratio}, t={t:.1f} p={p:.2g}, "
+        "rule": f"{row.metric} mean x{row.ratio:.2f} >= {row.ratio_limit:g} ({which}), t={t:.1f} p={p:.2g}, "
         + (
             f"impact {row.impact:.1f}s/h >= {floor}"
             if material
@@ -924,8 +964,13 @@ def _corroboration(row: Any) -> dict[str, Any]:
     return {"status": "unknown", "by": None, "ratio": None}
 
 
-def _parameter_sensitive(current: pd.DataFrame, settings: Settings) -> dict[tuple[Any, Any], dict[str, Any]]:
-    """Queries whose current window alternates two or more substantial plans that differ by the ratio."""
+def _parameter_sensitive(
+    current: pd.DataFrame, settings: Settings, *, last_good: pd.Series | None = None
+) -> dict[tuple[Any, Any], dict[str, Any]]:
+    """Queries whose current window alternates two or more substantial plans that differ by the ratio,
+    the slowest also the ratio above the query's last good plan (``last_good``: its baseline mean per
+    query, where it has one): a plan that happened to run cheap in the window does not make the other
+    one, at its usual cost, a regression."""
     shared = current[
         (current["share"] >= PARAMETER_SENSITIVE_SHARE) & (current["n"] >= settings.min_executions)
     ]
@@ -935,8 +980,10 @@ def _parameter_sensitive(current: pd.DataFrame, settings: Settings) -> dict[tupl
     best = ordered.drop_duplicates(KEYS, keep="first")
     worst = ordered.drop_duplicates(KEYS, keep="last")
     pairs = best.merge(worst, on=KEYS, suffixes=("_base", "")).set_index(KEYS)
+    reference = pd.Series(np.nan, index=pairs.index) if last_good is None else last_good.reindex(pairs.index)
     alternating = (
-        (pairs["shape"] != pairs["shape_base"])
+        (reference.isna() | (pairs["mean"] >= reference * settings.regression_ratio))
+        & (pairs["shape"] != pairs["shape_base"])
         & (pairs["mean"] >= pairs["mean_base"] * settings.regression_ratio)
         & (pairs["first"] < pairs["last_base"])
         & (pairs["first_base"] < pairs["last"])
@@ -949,7 +996,10 @@ def _parameter_sensitive(current: pd.DataFrame, settings: Settings) -> dict[tupl
     extra = shared.merge(pairs[["mean_base"]].reset_index(), on=KEYS)
     extra["extra"] = (extra["mean"] - extra["mean_base"]) * extra["n"] / extra["hours"] / 1e6
     pairs = pairs.join(extra.groupby(KEYS)["extra"].sum().rename("impact"))
-    pairs = pairs[pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour]
+    # under the impact floor it is severity info, as the other performance kinds: when the slowest
+    # plan costs at least min_extra_us_per_execution more per execution than the fastest
+    material = pairs["impact"] >= settings.impact_floor_cpu_seconds_per_hour
+    pairs = pairs[material | (pairs["mean"] - pairs["mean_base"] >= settings.min_extra_us_per_execution)]
     if pairs.empty:
         return {}
     t, p = significance(pairs)
@@ -960,15 +1010,25 @@ def _parameter_sensitive(current: pd.DataFrame, settings: Settings) -> dict[tupl
     found: dict[tuple[Any, Any], dict[str, Any]] = {}
     for key, row in zip(pairs.index, _records(pairs), strict=True):
         found[(key[0], key[1])] = _sensitive_detection(
-            key, row, plans_of[key], t=float(row.t), p=float(row.p)
+            key, row, plans_of[key], t=float(row.t), p=float(row.p), settings=settings
         )
     return found
 
 
-def _sensitive_detection(key: Any, row: Any, plans: pd.DataFrame, *, t: float, p: float) -> dict[str, Any]:
+def _sensitive_detection(
+    key: Any, row: Any, plans: pd.DataFrame, *, t: float, p: float, settings: Settings
+) -> dict[str, Any]:
+    floor = settings.impact_floor_cpu_seconds_per_hour
+    material = row.impact >= floor
     evidence = {
         "rule": f"{len(plans)} plans alternate, each >= {PARAMETER_SENSITIVE_SHARE:.0%} of executions, "
-        f"slowest x{row.mean / row.mean_base:.2f} the fastest",
+        f"slowest x{row.mean / row.mean_base:.2f} the fastest, "
+        + (
+            f"impact {row.impact:.1f}s/h >= {floor}"
+            if material
+            else f"impact {row.impact:.1f}s/h < {floor} (info), "
+            f"+{row.mean - row.mean_base:.0f}us/execution >= {settings.min_extra_us_per_execution:g}"
+        ),
         "plans": [
             {"plan_id": _native(r.plan_id), "shape": r.shape, "executions": float(r.n), "mean": float(r.mean),
              "share": float(r.share)}
@@ -992,7 +1052,7 @@ def _sensitive_detection(key: Any, row: Any, plans: pd.DataFrame, *, t: float, p
         "impact": float(row.impact),
         "t_statistic": float(t),
         "p_value": float(p),
-        "severity": _severity(float(row.impact)),
+        "severity": _severity(float(row.impact)) if material else Severity.INFO,
         "evidence": evidence,
     }
 

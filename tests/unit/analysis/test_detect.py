@@ -166,6 +166,37 @@ def test_alternating_plans_are_parameter_sensitive() -> None:
     assert found.iloc[0].ratio == pytest.approx(8.0)
 
 
+def test_alternating_plans_must_also_be_slower_than_the_last_good_plan() -> None:
+    """Both plans cost 20-22 ms in the baseline; in the window one runs at 27 ms and the other,
+    luckily, at 13 ms: 2x apart, but the slow one is 1.35x the last good plan, no regression."""
+    data = (
+        baseline(7, 1, n=600, cpu=20_000, sd=200)
+        + baseline(7, 2, n=400, cpu=22_000, sd=200)
+        + current(7, 1, n=600, cpu=27_000, sd=200)
+        + current(7, 2, n=400, cpu=13_000, sd=200)
+    )
+    assert run(data, plans((7, 1, "a"), (7, 2, "b"))).empty
+
+
+def test_alternating_plans_under_the_impact_floor_are_info() -> None:
+    """40 executions an hour at 10 ms, 32 at 80 ms: +70 ms per execution, but 2.2 CPU-seconds an hour."""
+    data = (
+        baseline(7, 1, n=20, cpu=10_000, sd=100)
+        + current(7, 1, n=10, cpu=10_000, sd=100)
+        + current(7, 2, n=8, cpu=80_000, sd=1_000)
+    )
+    found = run(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["parameter_sensitive"] and list(found["severity"]) == ["info"]
+    assert found.iloc[0].impact < SETTINGS.impact_floor_cpu_seconds_per_hour
+    assert "(info), +70000us/execution >= 250" in found.iloc[0].evidence["rule"]
+    tiny = (
+        baseline(7, 1, n=100, cpu=100, sd=1)
+        + current(7, 1, n=60, cpu=100, sd=1)
+        + current(7, 2, n=40, cpu=300, sd=1)
+    )
+    assert run(tiny, plans((7, 1, "a"), (7, 2, "b"))).empty  # +200 us per execution: nothing
+
+
 def test_rising_error_share_is_error_prone() -> None:
     data = (
         baseline(7, 1, n=1000, cpu=1_000)
@@ -403,6 +434,39 @@ def test_a_known_plan_change_stays_a_plan_change_without_captures_in_the_window(
     assert list(found["kind"]) == ["plan_change"]
 
 
+# -- the plan change ratio (issue 19) ---------------------------------------------------------------
+
+
+def test_a_known_plan_change_counts_from_the_plan_change_ratio_a_same_plan_slowdown_does_not() -> None:
+    base = baseline(7, 1, n=200, cpu=10_000, sd=500)
+    changed = run(base + current(7, 2, n=200, cpu=13_000, sd=500), plans((7, 1, "aaa"), (7, 2, "bbb")))
+    assert list(changed["kind"]) == ["plan_change"] and changed.iloc[0].ratio == pytest.approx(1.3)
+    assert ">= 1.25 (plan change ratio)" in changed.iloc[0].evidence["rule"]
+    same_shape = run(base + current(7, 2, n=200, cpu=13_000, sd=500), plans((7, 1, "aaa"), (7, 2, "aaa")))
+    assert same_shape.empty  # load and data drift move the same plan's cost: 1.5x needed
+    same_plan = run(base + current(7, 1, n=200, cpu=13_000, sd=500), plans((7, 1, "aaa")))
+    assert same_plan.empty
+    slower = run(base + current(7, 1, n=200, cpu=16_000, sd=500), plans((7, 1, "aaa")))
+    assert list(slower["kind"]) == ["same_plan"]
+    assert ">= 1.5 (regression ratio)" in slower.iloc[0].evidence["rule"]
+
+
+def test_a_small_change_from_a_plan_never_captured_needs_the_regression_ratio() -> None:
+    """planmon cannot claim a plan change when it never saw the baseline's plan: 1.3x is not enough."""
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=13_000, sd=500)
+    frame = cumulative_plans((7, 1, None, False, False), (7, 2, "bbb", True, True))
+    assert run(data, frame).empty
+    known = cumulative_plans((7, 1, "aaa", True, False), (7, 2, "bbb", True, True))
+    assert list(run(data, known)["kind"]) == ["plan_change"]
+    slower = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=16_000, sd=500)
+    assert list(run(slower, frame)["kind"]) == ["plan_unknown"]
+
+
+def test_a_plan_change_under_the_plan_change_ratio_is_not_a_regression() -> None:
+    data = baseline(7, 1, n=200, cpu=10_000, sd=500) + current(7, 2, n=200, cpu=12_000, sd=500)
+    assert run(data, plans((7, 1, "aaa"), (7, 2, "bbb"))).empty  # 1.2x: a recompile's usual spread
+
+
 # -- info tier, change points, day-aware baselines (issue 19) --------------------------------------
 
 
@@ -476,3 +540,45 @@ def test_a_regression_hidden_in_quiet_hours_is_found_against_those_hours() -> No
     evidence = found.iloc[0].evidence
     assert evidence["baseline"]["kind"] != "overall" and evidence["baseline"]["factor"] < 0.6
     assert found.iloc[0].ratio == pytest.approx(2.0, rel=0.15)
+
+
+def test_a_late_change_against_a_flat_baseline_is_tested_against_every_baseline_interval() -> None:
+    """No hour or day stands out in the baseline: the expectation is the overall mean (kind overall),
+    and the t-test counts all its intervals, not only the matched hours' few (issue 19)."""
+    onset = DAY_START + 22 * HOURLY  # the last two hours
+
+    data = hourly(7, lambda t: 2 if t >= onset else 1, lambda t: _day_noise(t) * (5.0 if t >= onset else 1.0))
+    found = run_day(data, plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["plan_change"]
+    evidence = found.iloc[0].evidence
+    assert evidence["onset"] == onset.isoformat() and evidence["onset_moved"]
+    assert evidence["baseline"] == {
+        "kind": "overall",
+        "factor": 1.0,
+        "overall_mean": pytest.approx(found.iloc[0].baseline_mean),
+    }
+
+
+def _day_noise(t: datetime) -> float:
+    """10 ms, some days dearer than others (+-20%), every hour of a day alike."""
+    return 10_000.0 * (0.8, 1.2, 1.0, 0.9, 1.1, 1.15, 0.85, 1.0)[(t - DAY_START).days + 7]
+
+
+def test_a_late_change_that_swings_is_tested_with_the_baseline_variance_degrees_of_freedom() -> None:
+    """Weekends are cheaper (a day-aware expectation on the matched hours' 4 baseline intervals); the
+    last two hours run 2.2x and 7.8x. Their own variance has 1 degree of freedom, the baseline's ~180:
+    the t-test counts the latter, not the 4 intervals the expectation rests on (issue 19)."""
+    onset = DAY_START + 22 * HOURLY
+    # per day from the baseline's Saturday: Saturday, Sunday, Monday, ..., the Saturday analysed
+    day_cost = (0.8, 0.8, 0.9, 1.2, 1.0, 1.1, 1.0, 0.8)
+
+    def cost(t: datetime) -> float:
+        late = (2.2, 7.8)[t.hour - 22] if t >= onset else 1.0
+        return 10_000.0 * day_cost[(t - DAY_START).days + 7] * late
+
+    found = run_day(hourly(7, lambda t: 2 if t >= onset else 1, cost), plans((7, 1, "a"), (7, 2, "b")))
+    assert list(found["kind"]) == ["plan_change"]
+    evidence = found.iloc[0].evidence
+    assert evidence["onset"] == onset.isoformat()
+    assert evidence["baseline"]["kind"] == "hour_of_day_and_daytype"
+    assert found.iloc[0].p_value <= SETTINGS.p_value_max / 24

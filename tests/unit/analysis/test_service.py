@@ -250,3 +250,35 @@ def test_an_hourly_analysis_compares_each_hour_with_the_same_hours_of_its_baseli
     analyze_repository(repository, window_start=busy_hour, window_end=busy_hour + HOUR, settings=SETTINGS)
     found = RegressionStore(repository).regressions()
     assert list(found["query_id"]) == [queries[("", "night")]]  # the busy hour is the busy query's normal
+
+
+def test_a_small_plan_change_stays_open_while_the_new_plan_still_runs(repository: Repository) -> None:
+    """A 1.3x plan change is detected at PLANMON_PLAN_CHANGE_RATIO; quiet hours (too few executions to
+    detect anything) still at 1.3x are not back at baseline, as they would be under the 1.5 ratio."""
+    collection = CollectionStore(repository)
+    target_id = repository.add_target(TargetSpec(name="sales", engine="sqlserver", conn_id="c")).id
+    query_id = collection.upsert_queries(target_id, [QueryRecord("42", query_text="SELECT 1")])[("", "42")]
+    plan_ids = collection.upsert_plans(
+        target_id, [PlanRecord("p1", "42", shape_hash="a"), PlanRecord("p2", "42", shape_hash="b")]
+    )
+
+    def hours(first: int, count: int, plan: str, cpu: float, executions: int) -> list[dict[str, Any]]:
+        return [
+            {"target_id": target_id, "plan_id": plan_ids[plan], "query_id": query_id,
+             "interval_start": SLOW + h * HOUR, "interval_end": SLOW + (h + 1) * HOUR,
+             "executions": executions, "cpu_us_mean": cpu, "cpu_us_stdev": cpu * 0.05,
+             "duration_us_mean": cpu * 1.1}
+            for h in range(first, first + count)
+        ]  # fmt: skip
+
+    collection.upsert_runtime_stats(
+        hours(-7 * 24, 7 * 24, "p1", 10_000.0, 6000)
+        + hours(0, 1, "p2", 13_000.0, 6000)  # 1.3x, 18 extra CPU-seconds in the hour
+        + hours(1, 4, "p2", 13_000.0, 10)  # still 1.3x, but too quiet to detect
+        + hours(5, 3, "p1", 10_000.0, 10)  # the good plan is back
+    )
+    first = analyze(repository, 0)
+    assert first.by_kind == {"plan_change": 1}
+    for hour in range(1, 5):
+        assert analyze(repository, hour).resolved == 0, hour
+    assert analyze(repository, 7).resolved == 1

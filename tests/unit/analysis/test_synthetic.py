@@ -223,5 +223,19 @@ def test_the_extended_mix_adds_its_scenarios_and_leaves_the_original_alone() -> 
         rows = stats[(stats["target_id"] == target_id) & (stats["query_id"] == query_id)]
         new_plan = rows[rows["plan_id"] == rows["plan_id"].max()]
         assert new_plan["interval_start"].min() >= extended.window_end - timedelta(hours=4)
+    shapes = extended.plans.groupby("query_id")["shape_hash"].nunique()
+    for (target_id, query_id), name in extended.scenarios.items():
+        if name != "neutral_plan_change":
+            continue
+        rows = stats[
+            (stats["target_id"] == target_id)
+            & (stats["query_id"] == query_id)
+            & (stats["execution_type"] == 0)
+        ]
+        assert shapes[query_id] == 2  # another shape ...
+        mean = rows.groupby("plan_id")["cpu_us_mean"].mean()
+        assert 0.7 <= mean.iloc[1] / mean.iloc[0] <= 1.4  # ... at about the same CPU
+        new_plan = rows[rows["plan_id"] == rows["plan_id"].max()]
+        assert new_plan["interval_start"].min() >= extended.window_start
     plain = generate(60, seed=3)
     pd.testing.assert_frame_equal(plain.stats, generate(60, seed=3, extended=False).stats)
