@@ -72,6 +72,7 @@ CORROBORATION_RATIO = 1.2  # duration-only engines: reads/rows examined up by 20
 ERROR_RATE_FLOOR = 0.01  # an error rate under 1% in the current window is noise, not a regression
 ERROR_COUNT_FLOOR = 10  # ... and so are fewer than 10 failed executions
 ERROR_RATE_RISE = 2.0  # the error rate at least doubled
+PLAN_CHANGE_MARGIN_SE = 1.0  # a plan change's mean is the plan change ratio over its baseline by 1 SE
 PLAN_UNKNOWN_HINT = (
     "capture plans for this query: see the target's plans aspect (overview, `planmon collect`), whose "
     "hint names the setting, consumer or grant missing (docs/collection.md), and "
@@ -553,9 +554,11 @@ def _find_onsets(
         queries=queries, slots=len(starts),
     )  # fmt: skip
     slot_factor = factor_of[:, hour_buckets(starts)]
-    onset, moved = change_points(
-        executions, weighted, reference[:, None] * slot_factor, ratio=settings.regression_ratio
-    )
+    expected = reference[:, None] * slot_factor
+    onset, moved = _at_plan_takeover(
+        *change_points(executions, weighted, expected, ratio=settings.regression_ratio),
+        rows=rows, query=query, current=current, slot=slot, reference_plan=reference_plan,
+    )  # fmt: skip
     after = (np.arange(len(starts))[None, :] >= onset[:, None]) & (executions > 0)
     with np.errstate(divide="ignore", invalid="ignore"):
         factor = (executions * slot_factor * after).sum(axis=1) / (executions * after).sum(axis=1)
@@ -586,6 +589,46 @@ def _find_onsets(
         row_factor[current] = slot_factor[query[current], slot]
     hours = max((window_end - window_start).total_seconds() / 3600.0, 1e-9)
     return Onsets(frame=frame, keep=keep, row_factor=row_factor, slots=len(starts), window_hours=hours)
+
+
+def _at_plan_takeover(
+    onset: np.ndarray, moved: np.ndarray, *, rows: AnalysedRows, query: np.ndarray, current: np.ndarray,
+    slot: np.ndarray, reference_plan: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Moved onsets put back to where the plan running after them took over, when that is not the
+    baseline's reference plan and it was already the query's busiest plan in the slots just
+    before: the change at the onset is then no change of plan, and a plan change is compared from
+    the plan's takeover (a new plan at 1.2x since the morning whose last hours run dearer is a 1.2x
+    plan, not a plan change in the evening). The reference plan's own onset stays: that is the
+    same plan getting slower.
+
+    Per moved query: the plan with the most executions after the onset; walking back from the
+    onset, every slot with data whose busiest plan is that plan joins it (slots without data are
+    skipped). Only the moved queries' window rows are read."""
+    if not moved.any():
+        return onset, moved
+    mine = moved[query[current]] & (rows.ok_executions[current] > 0)  # ``slot`` is per ``current`` row
+    picked = current[mine]
+    frame = pd.DataFrame({"query": query[picked], "slot": slot[mine], "group": rows.group[picked],
+                          "n": rows.ok_executions[picked]})  # fmt: skip
+    per_slot = frame.groupby(["query", "slot", "group"], sort=False, as_index=False)["n"].sum()
+    per_slot["onset"] = onset[per_slot["query"].to_numpy()]
+    after = per_slot[per_slot["slot"] >= per_slot["onset"]]
+    dominant = after.groupby(["query", "group"], as_index=False)["n"].sum().sort_values("n")
+    dominant = dominant.drop_duplicates("query", keep="last").set_index("query")["group"]
+    plan_of_group = rows.group_keys["plan_id"]
+    dominant = dominant[plan_of_group[dominant.to_numpy()] != reference_plan[dominant.index.to_numpy()]]
+    before = per_slot[(per_slot["slot"] < per_slot["onset"]) & per_slot["query"].isin(dominant.index)]
+    busiest = before.sort_values("n").drop_duplicates(["query", "slot"], keep="last")
+    busiest = busiest.sort_values(["query", "slot"], ascending=[True, False])  # back from the onset
+    other = busiest["group"].to_numpy() != dominant.reindex(busiest["query"]).to_numpy()
+    joined = busiest[~pd.Series(other, index=busiest.index).groupby(busiest["query"]).cummax()]
+    taken = joined.groupby("query")["slot"].min()
+    onset, moved = onset.copy(), moved.copy()
+    numbers = taken.index.to_numpy()
+    onset[numbers] = taken.to_numpy()
+    moved[numbers] = onset[numbers] > 0
+    return onset, moved
 
 
 class _DayFactorInputs(NamedTuple):
@@ -810,7 +853,31 @@ def _significant(pairs: pd.DataFrame, settings: Settings, *, scanned: int = 1) -
     pairs = pairs.assign(t=t, p=p)
     moved = pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
     limit = np.where(moved, settings.p_value_max / max(scanned, 1), settings.p_value_max)
-    return pairs[pairs["p"].to_numpy(float) <= limit]
+    passed = pairs["p"].to_numpy(float) <= limit
+    if "ratio_limit" in pairs:
+        passed &= _beyond_the_plan_change_ratio(pairs, settings)
+    return pairs[passed]
+
+
+def _beyond_the_plan_change_ratio(pairs: pd.DataFrame, settings: Settings) -> np.ndarray:
+    """Per pair: True, or, where the lower plan change ratio applies, whether the mean is
+    significantly above that ratio times the baseline (the same t-test against the scaled baseline).
+
+    The plan change ratio sits close to what an equivalent plan's interval noise reaches: a new plan
+    at 1.15x whose window happens to average 1.28x passes "at least 1.25x" and "slower than the
+    baseline", but not "slower than 1.25x the baseline". The regression ratio is far enough from that
+    noise to keep the plain comparison."""
+    lowered = pairs["ratio_limit"].to_numpy(float) < settings.regression_ratio
+    if not lowered.any():
+        return np.ones(len(pairs), dtype=bool)
+    ratio = pairs["ratio_limit"].to_numpy(float)
+    scaled = pairs.assign(
+        mean_base=pairs["mean_base"] * ratio,
+        var_base=pairs["var_base"] * ratio * ratio,
+        var_between_base=pairs["var_between_base"] * ratio * ratio,
+    )
+    t, _p = significance(scaled)
+    return ~lowered | (t >= PLAN_CHANGE_MARGIN_SE)
 
 
 def _persistent(

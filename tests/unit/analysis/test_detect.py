@@ -582,3 +582,38 @@ def test_a_late_change_that_swings_is_tested_with_the_baseline_variance_degrees_
     assert evidence["onset"] == onset.isoformat()
     assert evidence["baseline"]["kind"] == "hour_of_day_and_daytype"
     assert found.iloc[0].p_value <= SETTINGS.p_value_max / 24
+
+
+def test_a_plan_running_since_the_morning_is_compared_from_its_takeover_not_from_a_dear_evening() -> None:
+    """A new plan at 1.2x from 08:00 whose last three hours run 1.7x: the plan did not change in the
+    evening, so the plan change is compared from 08:00 (1.2x: no regression), not claimed at 21:00."""
+    takeover, evening = DAY_START + 8 * HOURLY, DAY_START + 21 * HOURLY
+
+    def cost(t: datetime) -> float:
+        return 10_000.0 * (1.7 if t >= evening else 1.2 if t >= takeover else 1.0)
+
+    found = run_day(hourly(7, lambda t: 2 if t >= takeover else 1, cost), plans((7, 1, "a"), (7, 2, "b")))
+    assert found.empty, found[["kind", "ratio", "evidence"]].to_dict("records")
+    # the same evening on the baseline's own plan is that plan getting slower, found from 21:00
+    same = run_day(hourly(8, lambda t: 1, lambda t: 10_000.0 * (1.7 if t >= evening else 1.0)),
+                   plans((8, 1, "a")))  # fmt: skip
+    assert list(same["kind"]) == ["same_plan"] and same.iloc[0].evidence["onset"] == evening.isoformat()
+
+
+def test_a_plan_change_near_the_plan_change_ratio_must_clear_it_by_a_standard_error() -> None:
+    """1.27x on a plan whose interval means spread 30%: over 1.25, but not by a standard error (an
+    equivalent plan's noise reaches that far); the same 1.27x with a tight spread is a plan change."""
+
+    def spread(t: datetime, wide: float) -> float:
+        return 1.0 + wide * ((t.hour * 5 + t.day) % 7 - 3) / 3  # repeatable noise of +-``wide``
+
+    def data(query: int, wide: float) -> list[dict[str, Any]]:
+        return hourly(
+            query, lambda t: 2 if t >= DAY_START else 1,
+            lambda t: 10_000.0 * spread(t, wide) * (1.27 if t >= DAY_START else 1.0), n=2000,
+        )  # fmt: skip
+
+    noisy = run_day(data(7, 0.3), plans((7, 1, "a"), (7, 2, "b")))
+    assert noisy.empty, noisy[["kind", "ratio", "t_statistic"]].to_dict("records")
+    tight = run_day(data(8, 0.02), plans((8, 1, "a"), (8, 2, "b")))
+    assert list(tight["kind"]) == ["plan_change"] and tight.iloc[0].ratio == pytest.approx(1.27, rel=0.03)
