@@ -15,7 +15,8 @@ per plan *shape* (plans with the same shape hash are one plan; a recompile is no
 
 A regression needs all of: enough executions on both sides; current/baseline mean at or over the
 ratio threshold (``plan_change_ratio`` for a known plan change: the shape changed and both plans are
-known; else ``regression_ratio``); a significant t-test whose standard error includes the
+known, and then cleared by PLAN_CHANGE_MARGIN_SE standard errors; else ``regression_ratio``); a
+significant t-test whose standard error includes the
 between-interval variance (executions within an interval are not independent samples of a plan's
 cost); an impact (extra metric-seconds per hour at the current execution rate) over the floor; and
 persistence (at least half of the current window's intervals elevated, and two of them when there
