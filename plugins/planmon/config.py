@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from planmon.errors import ConfigError
+from planmon.model import RegressionKind
 
 ENV_PREFIX = "PLANMON_"
 
@@ -164,6 +165,13 @@ class Settings(BaseModel):
     @classmethod
     def _cron_has_five_fields(cls, value: str) -> str:
         return valid_cron(value)
+
+    def ratio_of_kind(self, kind: str) -> float:
+        """The ratio a stored regression of ``kind`` was detected at, so whatever judges it over
+        (auto-resolution, a remediation's verification) uses the same: ``plan_change_ratio`` for
+        ``plan_change`` (detection gives that kind only where it knows both plans), else
+        ``regression_ratio``."""
+        return self.plan_change_ratio if kind == RegressionKind.PLAN_CHANGE else self.regression_ratio
 
     @model_validator(mode="after")
     def _one_repository_source(self) -> Settings:

@@ -408,8 +408,7 @@ def _back_to_baseline(row: Any, history: pd.DataFrame, settings: Settings) -> bo
             return False
         # a plan change was detected at the lower plan change ratio: it is back only under that ratio,
         # else a 1.3x plan change would resolve at once while it still runs
-        plan_change = row.kind == RegressionKind.PLAN_CHANGE
-        ratio = settings.plan_change_ratio if plan_change else settings.regression_ratio
+        ratio = settings.ratio_of_kind(str(row.kind))
         return bool((history["mean"].dropna() < row.baseline_mean * ratio).all())
     if row.kind == RegressionKind.ERROR_PRONE:
         return bool((history["failure_share"].fillna(0.0) < ERROR_RATE_FLOOR).all())

@@ -95,8 +95,11 @@ def judge(
     regressed: Moments,
     minutes_since_apply: float,
     settings: Settings,
+    kind: str = "",
 ) -> Verdict:
-    """Wait for N executions or M minutes, then keep only what is significantly better."""
+    """Wait for N executions or M minutes, then keep only what is significantly better.
+    ``kind``: the regression's, for the ratio ``back_at_baseline`` is judged by (the one it was
+    detected at: ``Settings.ratio_of_kind``)."""
     executions = 0.0 if post is None else post.n
     enough = executions >= settings.remediation_verify_executions
     if not enough and minutes_since_apply < settings.remediation_verify_minutes:
@@ -114,7 +117,7 @@ def judge(
         )
         return Verdict(Outcome.INSUFFICIENT, reason, post, regressed, baseline)
     _, _, p = welch(post, regressed)  # p that the regressed mean is larger than the post-apply mean
-    back = post.mean <= baseline.mean * settings.regression_ratio
+    back = post.mean <= baseline.mean * settings.ratio_of_kind(kind)
     summary = (
         f"post-apply mean {post.mean:.0f} over {executions:.0f} executions vs regressed "
         f"{regressed.mean:.0f} and baseline {baseline.mean:.0f} (p={p:.2g})"

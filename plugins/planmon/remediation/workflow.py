@@ -634,8 +634,9 @@ class RemediationWorkflow:
         baseline, regressed = regression_moments(context.regression, self.settings)
         minutes = (moment - record.applied_at).total_seconds() / 60.0
         verdict = judge(
-            post, baseline=baseline, regressed=regressed, minutes_since_apply=minutes, settings=self.settings
-        )
+            post, baseline=baseline, regressed=regressed, minutes_since_apply=minutes, settings=self.settings,
+            kind=str(context.regression.get("kind") or ""),
+        )  # fmt: skip
         log.info("remediation %d: %s", remediation_id, verdict.reason)
         return verdict
 
