@@ -100,7 +100,7 @@ def analyze_repository(
 
     Targets are analysed in batches of ``settings.analyze_batch_targets``, so memory follows the
     batch, not the fleet: per batch the repository sums the baseline window where the data is (one
-    GROUP BY per plan, one per query and hour of day for the day-aware baseline) and only the
+    GROUP BY per plan and hour of day, for the moments and the day-aware baseline) and only the
     analysed window's rows are read.
     """
     start, end = as_utc_naive(window_start), as_utc_naive(window_end)
@@ -148,8 +148,7 @@ def _analyze_batch(
 ) -> AnalysisSummary:
     """One batch of targets: detect, store, auto-resolve."""
     stats_store = StatsStore(repository)
-    baseline = stats_store.baseline_moments(base, start, target_ids=target_ids)
-    buckets = stats_store.baseline_buckets(base, start, target_ids=target_ids, hours=hours_of_day(start, end))
+    baseline = stats_store.baseline_sums(base, start, target_ids=target_ids, hours=hours_of_day(start, end))
     current = stats_store.window_rows(start, end, target_ids=target_ids)
     plans = _with_plan_identity(
         _with_forcing_before(repository.plans_frame(target_ids), start, end), start, end
@@ -161,8 +160,8 @@ def _analyze_batch(
         window_end=end,
         baseline_start=base,
         settings=settings,
-        baseline=baseline,
-        baseline_buckets=buckets,
+        baseline=baseline.moments,
+        baseline_buckets=baseline.buckets,
     )
     records = _with_diffs(repository, [_without_nan(row) for row in detections.to_dict("records")])
     ids = RegressionStore(repository).record_regressions(records, detected_at=end)

@@ -78,25 +78,62 @@ class RollupSummary:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class BaselineSums:
+    """The baseline window summed where the data is: per plan (``BASELINE_MOMENT_COLUMNS``) and per
+    plan and hour-of-day bucket (``BASELINE_BUCKET_COLUMNS``), what ``detect``'s ``baseline`` and
+    ``baseline_buckets`` take."""
+
+    moments: pd.DataFrame
+    buckets: pd.DataFrame
+
+
 class StatsStore(RepositoryView):
     """Runtime stats of every grain: the analysis reads and the roll-up."""
 
     # -- reads -------------------------------------------------------------------------------------
 
-    def baseline_moments(self, start: datetime, end: datetime, *, target_ids: Sequence[int]) -> pd.DataFrame:
-        """Per (target, query, plan): the detector's sums over rows of every grain starting in
-        [start, end), computed by the repository (see ``BASELINE_MOMENT_COLUMNS``)."""
+    def baseline_sums(
+        self,
+        start: datetime,
+        end: datetime,
+        *,
+        target_ids: Sequence[int],
+        hours: Collection[int] | None = None,
+    ) -> BaselineSums:
+        """The baseline's sums over rows of every grain starting in [start, end), computed by the
+        repository in one ``GROUP BY`` (target, query, plan, hour-of-day bucket): per plan, the
+        detector's moments (``BASELINE_MOMENT_COLUMNS``), and per plan and bucket the day-aware
+        baseline's (``BASELINE_BUCKET_COLUMNS``).
+
+        ``hours``: the hours of day (UTC) the analysed window covers; the rows of every other hour
+        are summed into one bucket, ``OTHER_HOURS_BUCKET`` (None: every hour is its own), so an
+        hourly analysis reads a few groups per plan, not 48. Daily rollups have no hour of day: they
+        count in the moments only."""
         source = _all_grains(as_utc_naive(start), as_utc_naive(end), target_ids=target_ids).subquery("rows")
-        statement = select(*_moment_sums(source)).group_by(
-            source.c.target_id, source.c.query_id, source.c.plan_id
+        statement = select(*_moment_sums(source), _hour_bucket(source, hours)).group_by(
+            source.c.target_id, source.c.query_id, source.c.plan_id, literal_column("bucket")
         )
         with self._errors("summing the baseline's runtime stats"), self.engine.connect() as connection:
             _for_the_baseline_sums(connection)
             rows = connection.execute(statement).all()
-        frame = pd.DataFrame(rows, columns=list(BASELINE_MOMENT_COLUMNS))
-        for name in BASELINE_MOMENT_COLUMNS[3:]:
+        frame = pd.DataFrame(rows, columns=[*BASELINE_MOMENT_COLUMNS, "bucket"])
+        for name in (*BASELINE_MOMENT_COLUMNS[3:], "bucket"):
             frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-        return frame
+        keys = list(BASELINE_MOMENT_COLUMNS[:3])
+        moments = frame.groupby(keys, as_index=False, sort=False)[list(BASELINE_MOMENT_COLUMNS[3:])].sum(
+            min_count=1  # r1, x1 stay NULL where never known
+        )
+        moments = moments.fillna(
+            {name: 0.0 for name in BASELINE_MOMENT_COLUMNS[3:] if name not in ("r1", "x1")}
+        )
+        hourly = frame[frame["bucket"] >= 0].rename(columns={"intervals": "rows"})
+        buckets = hourly.assign(bucket=hourly["bucket"].astype("int64"))[list(BASELINE_BUCKET_COLUMNS)]
+        return BaselineSums(moments[list(BASELINE_MOMENT_COLUMNS)], buckets.reset_index(drop=True))
+
+    def baseline_moments(self, start: datetime, end: datetime, *, target_ids: Sequence[int]) -> pd.DataFrame:
+        """Per (target, query, plan): the detector's sums (``baseline_sums``' moments)."""
+        return self.baseline_sums(start, end, target_ids=target_ids, hours=()).moments
 
     def baseline_buckets(
         self,
@@ -106,29 +143,9 @@ class StatsStore(RepositoryView):
         target_ids: Sequence[int],
         hours: Collection[int] | None = None,
     ) -> pd.DataFrame:
-        """Per (target, query, plan, hour-of-day bucket): the day-aware baseline's sums over rows of
-        the collected and hourly grains starting in [start, end) (``BASELINE_BUCKET_COLUMNS``; daily
-        rollups have no hour of day and count only in ``baseline_moments``). ``hours``: the hours of
-        day (UTC) the analysed window covers; the rows of every other hour are summed into one
-        bucket, ``OTHER_HOURS_BUCKET`` (None: every hour is its own), so an hourly analysis ships a few
-        rows per plan, not 48."""
-        source = _all_grains(
-            as_utc_naive(start), as_utc_naive(end), target_ids=target_ids, hourly_or_finer=True
-        ).subquery("rows")
-        statement = select(*_bucket_sums(source, hours)).group_by(
-            source.c.target_id, source.c.query_id, source.c.plan_id, literal_column("bucket")
-        )
-        with (
-            self._errors("summing the baseline's runtime stats by hour of day"),
-            self.engine.connect() as connection,
-        ):
-            _for_the_baseline_sums(connection)
-            rows = connection.execute(statement).all()
-        frame = pd.DataFrame(rows, columns=list(BASELINE_BUCKET_COLUMNS))
-        frame["bucket"] = pd.to_numeric(frame["bucket"]).astype("int64")
-        for name in BASELINE_BUCKET_COLUMNS[4:]:
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-        return frame
+        """Per (target, query, plan, hour-of-day bucket): the day-aware baseline's sums
+        (``baseline_sums``' buckets)."""
+        return self.baseline_sums(start, end, target_ids=target_ids, hours=hours).buckets
 
     def window_rows(
         self,
@@ -348,6 +365,7 @@ def _pool_source(table: Any, condition: ColumnElement[bool], *, rollup: bool) ->
         *(table.c[name] for name in SHARED_COLUMNS),
         (table.c.source_rows if rollup else literal(1)).label("source_rows"),
         (table.c.metric_mean_sq if rollup else metric * metric).label("metric_mean_sq"),
+        (table.c.grain if rollup else literal("fine")).label("grain"),
     ).where(condition)
 
 
@@ -357,10 +375,9 @@ def _all_grains(
     *,
     target_ids: Sequence[int],
     query_ids: Sequence[int] | None = None,
-    hourly_or_finer: bool = False,
 ) -> Any:
-    """Rows of runtime_stats and of every rollup grain (``hourly_or_finer``: of the hourly one
-    only) starting in [start, end), in the pooling shape (``_pool_source``)."""
+    """Rows of runtime_stats and of every rollup grain starting in [start, end), in the pooling
+    shape (``_pool_source``)."""
 
     def condition(table: Any) -> ColumnElement[bool]:
         terms = [
@@ -370,8 +387,6 @@ def _all_grains(
         ]
         if query_ids is not None:
             terms.append(table.c.query_id.in_(list(query_ids)))
-        if hourly_or_finer and table is runtime_stats_rollup:
-            terms.append(table.c.grain == "hour")
         return and_(*terms)
 
     return union_all(
@@ -386,37 +401,15 @@ def _counted(source: Any) -> ColumnElement[bool]:
     return and_(regular, _metric(source).is_not(None), source.c.executions > 0)
 
 
-def _hour_bucket(interval_start: Any, hours: Collection[int] | None) -> ColumnElement[Any]:
+def _hour_bucket(source: Any, hours: Collection[int] | None) -> ColumnElement[Any]:
     """``planmon.analysis.onset.hour_buckets`` in SQL: hour of day (UTC), +24 on Saturdays and
     Sundays (``extract(dow)`` is 0 on Sunday, 6 on Saturday in PostgreSQL and SQLite alike); rows
-    of an hour not in ``hours`` go to OTHER_HOURS_BUCKET."""
-    hour = cast(extract("hour", interval_start), Integer)
-    bucket = hour + case((extract("dow", interval_start).in_([0, 6]), 24), else_=0)
+    of an hour not in ``hours`` go to OTHER_HOURS_BUCKET, daily rollups (no hour) to -1."""
+    hour = cast(extract("hour", source.c.interval_start), Integer)
+    bucket = hour + case((extract("dow", source.c.interval_start).in_([0, 6]), 24), else_=0)
     if hours is not None:
         bucket = case((hour.in_(sorted(hours)), bucket), else_=OTHER_HOURS_BUCKET)
-    return bucket.label("bucket")
-
-
-def _bucket_sums(source: Any, hours: Collection[int] | None) -> list[ColumnElement[Any]]:
-    """The day-aware baseline's sums per (target, query, plan, bucket) (BASELINE_BUCKET_COLUMNS),
-    of the rows ``_moment_sums`` counts: what ``planmon.analysis.onset.day_factors`` reads."""
-    metric = _metric(source)
-    n = cast(source.c.executions, Float)
-    counted = _counted(source)
-
-    def total(expression: ColumnElement[Any], label: str) -> ColumnElement[Any]:
-        return func.sum(case((counted, expression), else_=0.0)).label(label)
-
-    return [
-        source.c.target_id,
-        source.c.query_id,
-        source.c.plan_id,
-        _hour_bucket(source.c.interval_start, hours),
-        total(n, "n"),
-        total(n * metric, "s1"),
-        total(n * source.c.metric_mean_sq, "sm2"),
-        total(cast(source.c.source_rows, Float), "rows"),
-    ]
+    return case((source.c.grain == "day", -1), else_=bucket).label("bucket")
 
 
 def _moment_sums(source: Any) -> list[ColumnElement[Any]]:
