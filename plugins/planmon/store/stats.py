@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import (
     Float,
@@ -112,15 +113,20 @@ class StatsStore(RepositoryView):
         hourly analysis reads a few groups per plan, not 48. Daily rollups have no hour of day: they
         count in the moments only."""
         source = _all_grains(as_utc_naive(start), as_utc_naive(end), target_ids=target_ids).subquery("rows")
-        statement = select(*_moment_sums(source), _hour_bucket(source, hours)).group_by(
+        bucket = _hour_bucket(source, hours, dialect=self.engine.dialect.name)
+        statement = select(*_moment_sums(source), bucket).group_by(
             source.c.target_id, source.c.query_id, source.c.plan_id, literal_column("bucket")
         )
         with self._errors("summing the baseline's runtime stats"), self.engine.connect() as connection:
             _for_the_baseline_sums(connection)
             rows = connection.execute(statement).all()
-        frame = pd.DataFrame(rows, columns=[*BASELINE_MOMENT_COLUMNS, "bucket"])
-        for name in (*BASELINE_MOMENT_COLUMNS[3:], "bucket"):
-            frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
+        names = [*BASELINE_MOMENT_COLUMNS, "bucket"]
+        values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+        # column by column: a DataFrame of Row objects infers every value's type (a fifth of the read)
+        frame = pd.DataFrame(
+            {name: np.array(column, dtype=np.int64 if name in KEY_COLUMNS else float)
+             for name, column in zip(names, values, strict=True)}
+        )  # fmt: skip
         keys = list(BASELINE_MOMENT_COLUMNS[:3])
         moments = frame.groupby(keys, as_index=False, sort=False)[list(BASELINE_MOMENT_COLUMNS[3:])].sum(
             min_count=1  # r1, x1 stay NULL where never known
@@ -402,12 +408,20 @@ def _counted(source: Any) -> ColumnElement[bool]:
     return and_(regular, _metric(source).is_not(None), source.c.executions > 0)
 
 
-def _hour_bucket(source: Any, hours: Collection[int] | None) -> ColumnElement[Any]:
+def _hour_bucket(source: Any, hours: Collection[int] | None, *, dialect: str) -> ColumnElement[Any]:
     """``planmon.analysis.onset.hour_buckets`` in SQL: hour of day (UTC), +24 on Saturdays and
-    Sundays (``extract(dow)`` is 0 on Sunday, 6 on Saturday in PostgreSQL and SQLite alike); rows
-    of an hour not in ``hours`` go to OTHER_HOURS_BUCKET, daily rollups (no hour) to -1."""
-    hour = cast(extract("hour", source.c.interval_start), Integer)
-    bucket = hour + case((extract("dow", source.c.interval_start).in_([0, 6]), 24), else_=0)
+    Sundays (day of week 0 is Sunday, 6 Saturday in PostgreSQL and SQLite alike); rows of an hour not
+    in ``hours`` go to OTHER_HOURS_BUCKET, daily rollups (no hour) to -1.
+
+    PostgreSQL: ``date_part`` (double precision), not ``EXTRACT`` (numeric since 14, about a fifth
+    slower over the baseline's rows); SQLite: ``EXTRACT`` (SQLAlchemy renders ``strftime``)."""
+    start = source.c.interval_start
+    weekday: ColumnElement[Any]
+    if dialect == "postgresql":
+        hour, weekday = cast(func.date_part("hour", start), Integer), func.date_part("dow", start)
+    else:
+        hour, weekday = cast(extract("hour", start), Integer), extract("dow", start)
+    bucket = hour + case((weekday.in_([0, 6]), 24), else_=0)
     if hours is not None:
         bucket = case((hour.in_(sorted(hours)), bucket), else_=OTHER_HOURS_BUCKET)
     return case((source.c.grain == "day", -1), else_=bucket).label("bucket")
