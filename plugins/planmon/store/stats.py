@@ -104,43 +104,50 @@ class StatsStore(RepositoryView):
         hours: Collection[int] | None = None,
     ) -> BaselineSums:
         """The baseline's sums over rows of every grain starting in [start, end), computed by the
-        repository in one ``GROUP BY`` (target, query, plan, hour-of-day bucket): per plan, the
-        detector's moments (``BASELINE_MOMENT_COLUMNS``), and per plan and bucket the day-aware
-        baseline's (``BASELINE_BUCKET_COLUMNS``).
+        repository: per plan, the detector's moments (``BASELINE_MOMENT_COLUMNS``, one ``GROUP BY``
+        over the index range), and per plan and hour-of-day bucket the day-aware baseline's
+        (``BASELINE_BUCKET_COLUMNS``).
 
-        ``hours``: the hours of day (UTC) the analysed window covers; the rows of every other hour
-        are summed into one bucket, ``OTHER_HOURS_BUCKET`` (None: every hour is its own), so an
-        hourly analysis reads a few groups per plan, not 48. Daily rollups have no hour of day: they
-        count in the moments only."""
-        source = _all_grains(as_utc_naive(start), as_utc_naive(end), target_ids=target_ids).subquery("rows")
-        bucket = _hour_bucket(source, hours, dialect=self.engine.dialect.name)
-        statement = select(*_moment_sums(source), bucket).group_by(
+        ``hours``: the hours of day (UTC) the analysed window covers. The buckets then read only the
+        rows of those hours (one index range per baseline day and hour: an hourly analysis reads a
+        24th of the baseline again), and every other hour is one bucket, ``OTHER_HOURS_BUCKET``: the
+        plan's moments less its window-hour buckets. None: every row is read into its own bucket.
+        Daily rollups have no hour of day: they count in the moments, so in the other hours."""
+        start, end = as_utc_naive(start), as_utc_naive(end)
+        moments = self._baseline_moments(start, end, target_ids=target_ids)
+        if hours is not None and not hours:
+            return BaselineSums(moments, _other_hours(_empty_buckets(), moments))
+        source = _all_grains(
+            start, end, target_ids=target_ids, ranges=_hour_ranges(start, end, hours), hourly_or_finer=True
+        ).subquery("rows")
+        bucket = _hour_bucket(source, dialect=self.engine.dialect.name)
+        statement = select(*_moment_sums(source)[:5], *_bucket_sums(source), bucket).group_by(
             source.c.target_id, source.c.query_id, source.c.plan_id, literal_column("bucket")
+        )
+        names = [*BASELINE_BUCKET_COLUMNS[:3], "n", "s1", "sm2", "rows", "bucket"]
+        with (
+            self._errors("summing the baseline's runtime stats by hour of day"),
+            self.engine.connect() as connection,
+        ):
+            _for_the_baseline_sums(connection)
+            buckets = _columns(connection.execute(statement).all(), names, ints=(*names[:3], "bucket"))
+        buckets = buckets[list(BASELINE_BUCKET_COLUMNS)]
+        return BaselineSums(moments, buckets if hours is None else _other_hours(buckets, moments))
+
+    def _baseline_moments(self, start: datetime, end: datetime, *, target_ids: Sequence[int]) -> pd.DataFrame:
+        source = _all_grains(start, end, target_ids=target_ids).subquery("rows")
+        statement = select(*_moment_sums(source)).group_by(
+            source.c.target_id, source.c.query_id, source.c.plan_id
         )
         with self._errors("summing the baseline's runtime stats"), self.engine.connect() as connection:
             _for_the_baseline_sums(connection)
             rows = connection.execute(statement).all()
-        names = [*BASELINE_MOMENT_COLUMNS, "bucket"]
-        values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
-        # column by column: a DataFrame of Row objects infers every value's type (a fifth of the read)
-        frame = pd.DataFrame(
-            {name: np.array(column, dtype=np.int64 if name in KEY_COLUMNS else float)
-             for name, column in zip(names, values, strict=True)}
-        )  # fmt: skip
-        keys = list(BASELINE_MOMENT_COLUMNS[:3])
-        moments = frame.groupby(keys, as_index=False, sort=False)[list(BASELINE_MOMENT_COLUMNS[3:])].sum(
-            min_count=1  # r1, x1 stay NULL where never known
-        )
-        moments = moments.fillna(
-            {name: 0.0 for name in BASELINE_MOMENT_COLUMNS[3:] if name not in ("r1", "x1")}
-        )
-        hourly = frame[frame["bucket"] >= 0].rename(columns={"intervals": "rows"})
-        buckets = hourly.assign(bucket=hourly["bucket"].astype("int64"))[list(BASELINE_BUCKET_COLUMNS)]
-        return BaselineSums(moments[list(BASELINE_MOMENT_COLUMNS)], buckets.reset_index(drop=True))
+        names = list(BASELINE_MOMENT_COLUMNS)
+        return _columns(rows, names, ints=names[:3])
 
     def baseline_moments(self, start: datetime, end: datetime, *, target_ids: Sequence[int]) -> pd.DataFrame:
         """Per (target, query, plan): the detector's sums (``baseline_sums``' moments)."""
-        return self.baseline_sums(start, end, target_ids=target_ids, hours=()).moments
+        return self._baseline_moments(as_utc_naive(start), as_utc_naive(end), target_ids=target_ids)
 
     def baseline_buckets(
         self,
@@ -372,7 +379,6 @@ def _pool_source(table: Any, condition: ColumnElement[bool], *, rollup: bool) ->
         *(table.c[name] for name in SHARED_COLUMNS),
         (table.c.source_rows if rollup else literal(1)).label("source_rows"),
         (table.c.metric_mean_sq if rollup else metric * metric).label("metric_mean_sq"),
-        (table.c.grain if rollup else literal("fine")).label("grain"),
     ).where(condition)
 
 
@@ -382,9 +388,12 @@ def _all_grains(
     *,
     target_ids: Sequence[int],
     query_ids: Sequence[int] | None = None,
+    ranges: Sequence[tuple[datetime, datetime]] | None = None,
+    hourly_or_finer: bool = False,
 ) -> Any:
-    """Rows of runtime_stats and of every rollup grain starting in [start, end), in the pooling
-    shape (``_pool_source``)."""
+    """Rows of runtime_stats and of every rollup grain (``hourly_or_finer``: of the hourly one only)
+    starting in [start, end), in the pooling shape (``_pool_source``); ``ranges``: only those
+    starting in one of these [lo, hi) (index ranges)."""
 
     def condition(table: Any) -> ColumnElement[bool]:
         terms = [
@@ -394,6 +403,19 @@ def _all_grains(
         ]
         if query_ids is not None:
             terms.append(table.c.query_id.in_(list(query_ids)))
+        if ranges is not None:
+            terms.append(
+                or_(
+                    *(
+                        and_(table.c.interval_start >= low, table.c.interval_start < high)
+                        for low, high in ranges
+                    )
+                )
+                if ranges
+                else literal(False)
+            )
+        if hourly_or_finer and table is runtime_stats_rollup:
+            terms.append(table.c.grain == "hour")
         return and_(*terms)
 
     return union_all(
@@ -408,23 +430,79 @@ def _counted(source: Any) -> ColumnElement[bool]:
     return and_(regular, _metric(source).is_not(None), source.c.executions > 0)
 
 
-def _hour_bucket(source: Any, hours: Collection[int] | None, *, dialect: str) -> ColumnElement[Any]:
-    """``planmon.analysis.onset.hour_buckets`` in SQL: hour of day (UTC), +24 on Saturdays and
-    Sundays (day of week 0 is Sunday, 6 Saturday in PostgreSQL and SQLite alike); rows of an hour not
-    in ``hours`` go to OTHER_HOURS_BUCKET, daily rollups (no hour) to -1.
+def _columns(rows: Sequence[Any], names: Sequence[str], *, ints: Sequence[str]) -> pd.DataFrame:
+    """A frame of result rows built column by column (a DataFrame of Row objects infers every
+    value's type: a fifth of the baseline's read); ``ints`` are int64, the rest float (NULL: NaN)."""
+    values = list(zip(*rows, strict=True)) if rows else [()] * len(names)
+    return pd.DataFrame(
+        {name: np.array(column, dtype=np.int64 if name in ints else float)
+         for name, column in zip(names, values, strict=True)}
+    )  # fmt: skip
 
-    PostgreSQL: ``date_part`` (double precision), not ``EXTRACT`` (numeric since 14, about a fifth
-    slower over the baseline's rows); SQLite: ``EXTRACT`` (SQLAlchemy renders ``strftime``)."""
+
+def _empty_buckets() -> pd.DataFrame:
+    return pd.DataFrame({name: pd.Series(dtype="float64") for name in BASELINE_BUCKET_COLUMNS})
+
+
+def _other_hours(buckets: pd.DataFrame, moments: pd.DataFrame) -> pd.DataFrame:
+    """``buckets`` and, per plan, one OTHER_HOURS_BUCKET row: its moments less its buckets (every
+    hour the window does not cover, and the daily rollups)."""
+    keys = list(BASELINE_BUCKET_COLUMNS[:3])
+    total = moments[[*keys, "n", "s1", "sm2", "intervals"]].rename(columns={"intervals": "rows"})
+    covered = buckets.groupby(keys, as_index=False)[["n", "s1", "sm2", "rows"]].sum()
+    other = total.merge(covered, on=keys, how="left", suffixes=("", "_covered")).fillna(0.0)
+    for name in ("n", "s1", "sm2", "rows"):
+        other[name] = (other[name] - other[f"{name}_covered"]).clip(lower=0.0)
+    other = other[(other["n"] > 0) | (other["rows"] > 0)].assign(bucket=OTHER_HOURS_BUCKET)
+    parts = [frame[list(BASELINE_BUCKET_COLUMNS)] for frame in (buckets, other) if len(frame)]
+    if not parts:
+        return _empty_buckets()
+    combined = pd.concat(parts, ignore_index=True)
+    return combined.astype({name: "int64" for name in (*keys, "bucket")})
+
+
+def _hour_ranges(
+    start: datetime, end: datetime, hours: Collection[int] | None
+) -> list[tuple[datetime, datetime]] | None:
+    """[lo, hi) of every hour of day in ``hours`` on every day of [start, end), clipped to it (None:
+    no narrowing, every hour)."""
+    if hours is None:
+        return None
+    ranges = []
+    day = start.replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        for hour in sorted(hours):
+            low, high = max(day + timedelta(hours=hour), start), min(day + timedelta(hours=hour + 1), end)
+            if low < high:
+                ranges.append((low, high))
+        day += timedelta(days=1)
+    return ranges
+
+
+def _bucket_sums(source: Any) -> list[ColumnElement[Any]]:
+    """The day-aware baseline's sums beyond ``n`` and ``s1`` (``_moment_sums``' first five): the
+    squared-mean term and the intervals, of the rows the moments count."""
+    counted = _counted(source)
+    n = cast(source.c.executions, Float)
+    return [
+        func.sum(case((counted, n * source.c.metric_mean_sq), else_=0.0)).label("sm2"),
+        func.sum(case((counted, cast(source.c.source_rows, Float)), else_=0.0)).label("rows"),
+    ]
+
+
+def _hour_bucket(source: Any, *, dialect: str) -> ColumnElement[Any]:
+    """``planmon.analysis.onset.hour_buckets`` in SQL: hour of day (UTC), +24 on Saturdays and
+    Sundays (day of week 0 is Sunday, 6 Saturday in PostgreSQL and SQLite alike).
+
+    PostgreSQL: ``date_part`` (double precision), not ``EXTRACT`` (numeric since 14, slower over
+    the baseline's rows); SQLite: ``EXTRACT`` (SQLAlchemy renders ``strftime``)."""
     start = source.c.interval_start
     weekday: ColumnElement[Any]
     if dialect == "postgresql":
         hour, weekday = cast(func.date_part("hour", start), Integer), func.date_part("dow", start)
     else:
         hour, weekday = cast(extract("hour", start), Integer), extract("dow", start)
-    bucket = hour + case((weekday.in_([0, 6]), 24), else_=0)
-    if hours is not None:
-        bucket = case((hour.in_(sorted(hours)), bucket), else_=OTHER_HOURS_BUCKET)
-    return case((source.c.grain == "day", -1), else_=bucket).label("bucket")
+    return (hour + case((weekday.in_([0, 6]), 24), else_=0)).label("bucket")
 
 
 def _moment_sums(source: Any) -> list[ColumnElement[Any]]:
