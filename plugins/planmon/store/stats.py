@@ -1,8 +1,9 @@
 """Runtime stats as analysis reads them, and their rollups as they age.
 
 Analysis never ships the baseline window's rows: :meth:`StatsStore.baseline_sums` sums them per
-plan and hour-of-day bucket with one ``GROUP BY`` over the ``(target_id, interval_start)`` index
-range, and only the analysed window is read row by row (:meth:`StatsStore.window_rows`). The sums
+plan with one ``GROUP BY`` over the ``(target_id, interval_start)`` index range (and per plan and
+hour-of-day bucket over the ranges of the hours the window covers), and only the analysed window is
+read row by row (:meth:`StatsStore.window_rows`). The sums
 are the detector's (``planmon.model.BASELINE_MOMENT_COLUMNS`` per plan, ``BASELINE_BUCKET_COLUMNS``
 per plan and bucket) and they add up across grains, so rolled-up history gives the same baseline as
 the rows it replaced.
