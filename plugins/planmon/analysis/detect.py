@@ -110,7 +110,7 @@ def detect(
     ``baseline``: the baseline window's sums per plan (BASELINE_MOMENT_COLUMNS), aggregated where the
     data is (``planmon.store.stats.StatsStore.baseline_moments``); ``stats`` then needs only the
     analysed window's rows. ``baseline_buckets``: with ``baseline``, its sums per query and hour of
-    day (BASELINE_BUCKET_COLUMNS, ``StatsStore.baseline_buckets``) for the day-aware baseline;
+    day (BASELINE_BUCKET_COLUMNS, ``StatsStore.baseline_sums``) for the day-aware baseline;
     without them a pre-aggregated baseline is compared as a whole (baseline kind ``overall``).
     Without ``baseline`` both are summed from ``stats`` itself: the same numbers.
     """
@@ -828,7 +828,7 @@ def significance(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     k_b = np.maximum(pairs["intervals_base"].to_numpy(float), 1.0)
     k_c = np.maximum(pairs["intervals"].to_numpy(float), 1.0)
     df = np.maximum(k_b + k_c - 2.0, 1.0)
-    moved = pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
+    moved = _onset_moved(pairs)
     if moved.any():
         with np.errstate(divide="ignore", invalid="ignore"):
             level = np.maximum(pairs["mean"].to_numpy(float) / pairs["mean_base"].to_numpy(float), 1.0)
@@ -845,6 +845,11 @@ def significance(pairs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return t, student_t_sf_many(t, df)
 
 
+def _onset_moved(pairs: pd.DataFrame) -> np.ndarray:
+    """Per pair: did its onset move into the window (False where the frame has no onsets)."""
+    return pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
+
+
 def _significant(pairs: pd.DataFrame, settings: Settings, *, scanned: int = 1) -> pd.DataFrame:
     """Pairs whose t-test passes; a moved onset was chosen among ``scanned`` slots, so its p-value
     must pass ``p_value_max / scanned`` (Bonferroni: scanning onsets is that many tests)."""
@@ -852,7 +857,7 @@ def _significant(pairs: pd.DataFrame, settings: Settings, *, scanned: int = 1) -
         return pairs.assign(t=[], p=[])
     t, p = significance(pairs)
     pairs = pairs.assign(t=t, p=p)
-    moved = pairs["onset_moved"].to_numpy(bool) if "onset_moved" in pairs else np.zeros(len(pairs), bool)
+    moved = _onset_moved(pairs)
     limit = np.where(moved, settings.p_value_max / max(scanned, 1), settings.p_value_max)
     passed = pairs["p"].to_numpy(float) <= limit
     if "ratio_limit" in pairs:
@@ -861,13 +866,14 @@ def _significant(pairs: pd.DataFrame, settings: Settings, *, scanned: int = 1) -
 
 
 def _beyond_the_plan_change_ratio(pairs: pd.DataFrame, settings: Settings) -> np.ndarray:
-    """Per pair: True, or, where the lower plan change ratio applies, whether the mean is
-    significantly above that ratio times the baseline (the same t-test against the scaled baseline).
+    """Per pair: True, or, where the lower plan change ratio applies, whether the mean is at least
+    PLAN_CHANGE_MARGIN_SE standard errors above that ratio times the baseline (the t statistic of
+    the same test against the scaled baseline).
 
     The plan change ratio sits close to what an equivalent plan's interval noise reaches: a new plan
     at 1.15x whose window happens to average 1.28x passes "at least 1.25x" and "slower than the
-    baseline", but not "slower than 1.25x the baseline". The regression ratio is far enough from that
-    noise to keep the plain comparison."""
+    baseline", but not "over 1.25x the baseline by a standard error". The regression ratio is far
+    enough from that noise to keep the plain comparison."""
     lowered = pairs["ratio_limit"].to_numpy(float) < settings.regression_ratio
     if not lowered.any():
         return np.ones(len(pairs), dtype=bool)

@@ -156,7 +156,7 @@ def slot_index(
 
 def hours_of_day(window_start: datetime, window_end: datetime) -> frozenset[int] | None:
     """The hours of day (UTC) whose day factors the window's slots use, or None when that is all 24
-    (what to ask the repository for: ``StatsStore.baseline_buckets``' ``hours``)."""
+    (what to ask the repository for: ``StatsStore.baseline_sums``' ``hours``)."""
     _slot, starts = slot_index(np.array([], dtype="datetime64[us]"), window_start=window_start,
                                window_end=window_end)  # fmt: skip
     hours = frozenset(int(hour) for hour in hour_buckets(starts) % 24)

@@ -100,8 +100,8 @@ def analyze_repository(
 
     Targets are analysed in batches of ``settings.analyze_batch_targets``, so memory follows the
     batch, not the fleet: per batch the repository sums the baseline window where the data is (one
-    GROUP BY per plan and hour of day, for the moments and the day-aware baseline) and only the
-    analysed window's rows are read.
+    GROUP BY per plan, one per plan and hour of day over the hours the window covers, for the
+    day-aware baseline) and only the analysed window's rows are read.
     """
     start, end = as_utc_naive(window_start), as_utc_naive(window_end)
     base = as_utc_naive(baseline_start) if baseline_start else start - timedelta(days=settings.baseline_days)

@@ -190,9 +190,9 @@ BASELINE_MOMENT_COLUMNS: tuple[str, ...] = (
 )
 
 # The day-aware baseline's sums per query, plan and hour-of-day bucket (planmon.analysis.onset.hour_buckets:
-# hour of day in UTC, +24 on Saturdays and Sundays; OTHER_HOURS for hours the analysed window does not
-# cover), over the rows the moments count (collected and hourly grains): n, s1 = sum(n * mean),
-# sm2 = sum(n * mean^2) as above; rows: intervals held.
+# hour of day in UTC, +24 on Saturdays and Sundays; OTHER_HOURS_BUCKET for the hours the analysed window
+# does not cover, and the daily rollups, which have no hour), over the rows the moments count:
+# n, s1 = sum(n * mean), sm2 = sum(n * mean^2) as above; rows: intervals held.
 HOUR_BUCKETS = 48  # hour of day x (weekday, weekend)
 OTHER_HOURS_BUCKET = HOUR_BUCKETS  # the bucket of the hours an analysed window does not cover
 BASELINE_BUCKET_COLUMNS: tuple[str, ...] = (

@@ -3,10 +3,10 @@
 Analysis never ships the baseline window's rows: :meth:`StatsStore.baseline_sums` sums them per
 plan with one ``GROUP BY`` over the ``(target_id, interval_start)`` index range (and per plan and
 hour-of-day bucket over the ranges of the hours the window covers), and only the analysed window is
-read row by row (:meth:`StatsStore.window_rows`). The sums
-are the detector's (``planmon.model.BASELINE_MOMENT_COLUMNS`` per plan, ``BASELINE_BUCKET_COLUMNS``
-per plan and bucket) and they add up across grains, so rolled-up history gives the same baseline as
-the rows it replaced.
+read row by row (:meth:`StatsStore.window_rows`). The sums are the detector's
+(``planmon.model.BASELINE_MOMENT_COLUMNS`` per plan, ``BASELINE_BUCKET_COLUMNS`` per plan and
+bucket) and they add up across grains, so rolled-up history gives the same baseline as the rows it
+replaced.
 
 Rollups (:meth:`StatsStore.roll_up`): runtime stats rows older than ``stats_fine_days`` are pooled
 into one row per plan, hour and execution type, and hourly rows older than ``stats_hourly_days``
@@ -122,7 +122,9 @@ class StatsStore(RepositoryView):
             start, end, target_ids=target_ids, ranges=_hour_ranges(start, end, hours), hourly_or_finer=True
         ).subquery("rows")
         bucket = _hour_bucket(source, dialect=self.engine.dialect.name)
-        statement = select(*_moment_sums(source)[:5], *_bucket_sums(source), bucket).group_by(
+        sums = {column.name: column for column in _moment_sums(source)}  # the moments' own sums
+        picked = [sums[name] for name in (*BASELINE_BUCKET_COLUMNS[:3], "n", "s1", "sm2", "intervals")]
+        statement = select(*picked, bucket).group_by(
             source.c.target_id, source.c.query_id, source.c.plan_id, literal_column("bucket")
         )
         names = [*BASELINE_BUCKET_COLUMNS[:3], "n", "s1", "sm2", "rows", "bucket"]
@@ -425,12 +427,6 @@ def _all_grains(
     )
 
 
-def _counted(source: Any) -> ColumnElement[bool]:
-    """A row whose executions count in the moments: regular, with a metric value, executed."""
-    regular = or_(source.c.execution_type == 0, source.c.execution_type.is_(None))
-    return and_(regular, _metric(source).is_not(None), source.c.executions > 0)
-
-
 def _columns(rows: Sequence[Any], names: Sequence[str], *, ints: Sequence[str]) -> pd.DataFrame:
     """A frame of result rows built column by column (a DataFrame of Row objects infers every
     value's type: a fifth of the baseline's read); ``ints`` are int64, the rest float (NULL: NaN)."""
@@ -480,17 +476,6 @@ def _hour_ranges(
     return ranges
 
 
-def _bucket_sums(source: Any) -> list[ColumnElement[Any]]:
-    """The day-aware baseline's sums beyond ``n`` and ``s1`` (``_moment_sums``' first five): the
-    squared-mean term and the intervals, of the rows the moments count."""
-    counted = _counted(source)
-    n = cast(source.c.executions, Float)
-    return [
-        func.sum(case((counted, n * source.c.metric_mean_sq), else_=0.0)).label("sm2"),
-        func.sum(case((counted, cast(source.c.source_rows, Float)), else_=0.0)).label("rows"),
-    ]
-
-
 def _hour_bucket(source: Any, *, dialect: str) -> ColumnElement[Any]:
     """``planmon.analysis.onset.hour_buckets`` in SQL: hour of day (UTC), +24 on Saturdays and
     Sundays (day of week 0 is Sunday, 6 Saturday in PostgreSQL and SQLite alike).
@@ -518,7 +503,7 @@ def _moment_sums(source: Any) -> list[ColumnElement[Any]]:
         0.0,
     )
     regular = or_(source.c.execution_type == 0, source.c.execution_type.is_(None))
-    counted = _counted(source)
+    counted = and_(regular, metric.is_not(None), source.c.executions > 0)
     n = cast(source.c.executions, Float)
 
     def total(expression: ColumnElement[Any], label: str, *, otherwise: Any = 0.0) -> ColumnElement[Any]:

@@ -155,12 +155,19 @@ def test_duration_only_slowdown_with_more_reads_is_corroborated() -> None:
     assert hit.kind == "plan_change" and hit.evidence["corroboration"]["status"] == "corroborated"
 
 
-def test_alternating_plans_are_parameter_sensitive() -> None:
-    data = (
-        baseline(7, 1, n=100, cpu=10_000, sd=100)
-        + current(7, 1, n=60, cpu=10_000, sd=100)
-        + current(7, 2, n=40, cpu=80_000, sd=1_000)
+def alternating(base: float, fast: float, slow: float, *, cpu: float = 10_000, slow_cpu: float = 80_000,
+                sd: float = 100, slow_sd: float = 1_000) -> list[dict[str, Any]]:  # fmt: skip
+    """Query 7: plan 1 in the baseline (``base`` executions per row); in the window plan 1 (``fast``)
+    alternating with plan 2 (``slow``, at ``slow_cpu``)."""
+    return (
+        baseline(7, 1, n=base, cpu=cpu, sd=sd)
+        + current(7, 1, n=fast, cpu=cpu, sd=sd)
+        + current(7, 2, n=slow, cpu=slow_cpu, sd=slow_sd)
     )
+
+
+def test_alternating_plans_are_parameter_sensitive() -> None:
+    data = alternating(100, 60, 40)
     found = run(data, plans((7, 1, "a"), (7, 2, "b")))
     assert list(found["kind"]) == ["parameter_sensitive"]
     assert found.iloc[0].ratio == pytest.approx(8.0)
@@ -180,20 +187,11 @@ def test_alternating_plans_must_also_be_slower_than_the_last_good_plan() -> None
 
 def test_alternating_plans_under_the_impact_floor_are_info() -> None:
     """40 executions an hour at 10 ms, 32 at 80 ms: +70 ms per execution, but 2.2 CPU-seconds an hour."""
-    data = (
-        baseline(7, 1, n=20, cpu=10_000, sd=100)
-        + current(7, 1, n=10, cpu=10_000, sd=100)
-        + current(7, 2, n=8, cpu=80_000, sd=1_000)
-    )
-    found = run(data, plans((7, 1, "a"), (7, 2, "b")))
+    found = run(alternating(20, 10, 8), plans((7, 1, "a"), (7, 2, "b")))
     assert list(found["kind"]) == ["parameter_sensitive"] and list(found["severity"]) == ["info"]
     assert found.iloc[0].impact < SETTINGS.impact_floor_cpu_seconds_per_hour
     assert "(info), +70000us/execution >= 250" in found.iloc[0].evidence["rule"]
-    tiny = (
-        baseline(7, 1, n=100, cpu=100, sd=1)
-        + current(7, 1, n=60, cpu=100, sd=1)
-        + current(7, 2, n=40, cpu=300, sd=1)
-    )
+    tiny = alternating(100, 60, 40, cpu=100, slow_cpu=300, sd=1, slow_sd=1)
     assert run(tiny, plans((7, 1, "a"), (7, 2, "b"))).empty  # +200 us per execution: nothing
 
 
